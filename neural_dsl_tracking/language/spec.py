@@ -1,0 +1,187 @@
+"""The validated specification a `.neural` file parses into.
+
+These pydantic models are the contract between the language front end and everything
+downstream (compiler, config generation). Layer parameters keep their DSL names
+(Keras-style: ``units``, ``filters``, ``kernel_size``...); positional arguments are
+mapped to those names by the layer catalogue, so downstream code never sees positions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class SourcePos(_Strict):
+    """Where a construct starts in the source text (1-based)."""
+
+    line: int
+    column: int
+
+
+# ---------------------------------------------------------------- HPO values
+
+
+class ChoiceHPO(_Strict):
+    """``HPO(choice(a, b, ...))``: one of the listed values."""
+
+    kind: Literal["choice"] = "choice"
+    options: list["ParamValue"]
+
+
+class RangeHPO(_Strict):
+    """``HPO(range(start, stop, step=s))``: a linear range, ``stop`` included when on the grid."""
+
+    kind: Literal["range"] = "range"
+    start: float
+    stop: float
+    step: float | None = None
+
+
+class LogRangeHPO(_Strict):
+    """``HPO(log_range(low, high))``: sampled log-uniformly between ``low`` and ``high``."""
+
+    kind: Literal["log_range"] = "log_range"
+    low: float
+    high: float
+
+
+HPOValue = Annotated[Union[ChoiceHPO, RangeHPO, LogRangeHPO], Field(discriminator="kind")]
+
+
+class CallValue(_Strict):
+    """A call written as a value, e.g. ``ExponentialDecay(0.1, 1000, 0.96)``."""
+
+    kind: Literal["call"] = "call"
+    name: str
+    args: list["ParamValue"] = Field(default_factory=list)
+    kwargs: dict[str, "ParamValue"] = Field(default_factory=dict)
+
+
+ParamValue = Union[
+    None,
+    bool,
+    int,
+    float,
+    str,
+    list["ParamValue"],
+    ChoiceHPO,
+    RangeHPO,
+    LogRangeHPO,
+    CallValue,
+]
+"""A parameter value: scalars, tuples (stored as lists), HPO expressions, calls."""
+
+
+# ---------------------------------------------------------------- network parts
+
+
+class LayerSpec(_Strict):
+    """One layer after macro and repeat expansion.
+
+    ``children`` holds the layers of a nested ``{ }`` block (``ResidualConnection``,
+    ``TransformerEncoder { ... }``). ``device`` is the ``@ "cuda:0"`` placement.
+    """
+
+    type: str
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    children: list["LayerSpec"] = Field(default_factory=list)
+    device: str | None = None
+    pos: SourcePos | None = None
+
+
+class InputSpec(_Strict):
+    """The declared input shape; ``None`` marks a dynamic dimension (batch or length)."""
+
+    shape: list[int | None]
+    pos: SourcePos | None = None
+
+
+class ScheduleSpec(_Strict):
+    """A learning-rate schedule given as the optimizer's ``learning_rate``."""
+
+    type: Literal["ExponentialDecay"] = "ExponentialDecay"
+    initial_learning_rate: ParamValue
+    decay_steps: ParamValue
+    decay_rate: ParamValue
+    staircase: bool = False
+
+
+class OptimizerSpec(_Strict):
+    """Optimizer name (as written, e.g. ``Adam``/``adam``) and its parameters.
+
+    When ``learning_rate`` was a schedule, ``params["learning_rate"]`` holds the
+    schedule's initial rate and ``schedule`` the schedule itself.
+    """
+
+    type: str
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    schedule: ScheduleSpec | None = None
+
+
+class TrainSpec(_Strict):
+    """The ``train { }`` section."""
+
+    epochs: ParamValue = 10
+    batch_size: ParamValue = 32
+    validation_split: ParamValue = 0.2
+    search_method: str | None = None
+    extra: dict[str, ParamValue] = Field(default_factory=dict)
+
+
+class ExecutionSpec(_Strict):
+    """The ``execute { }`` / ``execution { }`` section."""
+
+    device: str = "auto"
+    extra: dict[str, ParamValue] = Field(default_factory=dict)
+
+
+class ModelSpec(_Strict):
+    """One ``network Name { ... }`` block, fully expanded and validated."""
+
+    name: str
+    input: InputSpec
+    layers: list[LayerSpec]
+    loss: str | None = None
+    optimizer: OptimizerSpec | None = None
+    metrics: list[str] = Field(default_factory=list)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    plugins: dict[str, SerializeAsAny[BaseModel]] = Field(default_factory=dict)
+    """Validated plugin blocks by keyword, e.g. ``plugins["tracking"]``."""
+    pos: SourcePos | None = None
+
+    @property
+    def tracking(self) -> Any:
+        """The network's TrackingSpec, or None when the file declares no tracking."""
+        return self.plugins.get("tracking")
+
+
+class NeuralFile(_Strict):
+    """Everything a `.neural` file declares: one or more networks."""
+
+    path: str
+    networks: list[ModelSpec]
+
+    def network(self, name: str | None = None) -> ModelSpec:
+        """The network called ``name``, or the only/first one when ``name`` is None."""
+        if name is None:
+            return self.networks[0]
+        for net in self.networks:
+            if net.name == name:
+                return net
+        raise KeyError(name)
+
+
+def to_jsonable(model: BaseModel) -> dict[str, Any]:
+    """The spec as plain JSON data, defaults filled, source positions dropped."""
+    return model.model_dump(mode="json", exclude={"pos"}, exclude_none=False)
+
+
+for _model in (ChoiceHPO, CallValue, LayerSpec):
+    _model.model_rebuild()

@@ -1,0 +1,76 @@
+"""TrackingSpec: the validated content of a ``tracking < ... >`` block.
+
+The same model validates the block in a `.neural` file and the ``tracking`` section of
+a Hydra-composed run config, so a key means the same thing in both places
+(``mlflow.tracking_uri`` in the DSL is ``tracking.mlflow.tracking_uri=...`` in Hydra).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+BACKENDS = ("local", "mlflow", "wandb", "tensorboard")
+Backend = Literal["local", "mlflow", "wandb", "tensorboard"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MlflowOptions(_Section):
+    """Where the MLflow mirror writes."""
+
+    tracking_uri: str | None = None
+    experiment: str | None = None
+
+
+class WandbOptions(_Section):
+    """Where the W&B mirror writes; ``mode`` None means W&B's own default (``WANDB_MODE``)."""
+
+    project: str | None = None
+    entity: str | None = None
+    mode: Literal["offline", "online", "disabled"] | None = None
+
+
+class TensorboardOptions(_Section):
+    """Where the TensorBoard mirror writes; None means ``<store>/tensorboard/<run id>``."""
+
+    log_dir: str | None = None
+
+
+class TrackingSpec(_Section):
+    """Fields, types and defaults of the tracking block (see docs/language.md)."""
+
+    backend: list[Backend] = Field(default_factory=lambda: ["local"])
+    experiment: str | None = None
+    run_name: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    visualize_every: int = Field(default=10, ge=0)
+    version_artifacts: bool = True
+    log_every: int = Field(default=1, ge=1)
+    checkpoint_every: int = Field(default=1, ge=0)
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    store: str = "neural_experiments"
+    mlflow: MlflowOptions = Field(default_factory=MlflowOptions)
+    wandb: WandbOptions = Field(default_factory=WandbOptions)
+    tensorboard: TensorboardOptions = Field(default_factory=TensorboardOptions)
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [value]
+        return value
+
+    @field_validator("backend")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @property
+    def mirrors(self) -> list[str]:
+        """The backends other than the embedded store, which always records."""
+        return [name for name in self.backend if name != "local"]
