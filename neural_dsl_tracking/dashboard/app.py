@@ -1,0 +1,64 @@
+"""The Dash application: layout, callbacks, the artifact download route, optional auth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dash import Dash
+
+from neural_dsl_tracking.dashboard import callbacks, layout
+from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
+from neural_dsl_tracking.dashboard.downsample import DEFAULT_MAX_POINTS
+from neural_dsl_tracking.dashboard.security import Credentials, require_basic_auth
+from neural_dsl_tracking.errors import TrackingError
+
+ASSETS = Path(__file__).with_name("assets")
+
+
+def create_app(
+    base_dir: str | Path = "neural_experiments",
+    store: str | None = None,
+    *,
+    credentials: Credentials | None = None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    data: DashboardData | None = None,
+) -> Dash:
+    """The dashboard as a Dash app (serve ``app.server`` with any WSGI server)."""
+    data = data or DashboardData(base_dir, store, max_points=max_points)
+    app = Dash(
+        __name__,
+        title="Neural experiments",
+        update_title=None,
+        assets_folder=str(ASSETS),
+        suppress_callback_exceptions=True,
+        serve_locally=True,
+    )
+    app.layout = lambda: layout.page(data)
+    callbacks.register(app, data)
+    add_download_route(app.server, data)
+    if credentials is not None:
+        require_basic_auth(app.server, credentials)
+    app.server.config["NEURAL_DASHBOARD_DATA"] = data
+    return app
+
+
+def add_download_route(server: Any, data: DashboardData) -> None:
+    """``/artifacts/<run_id>/<version>/<name>``: one stored version, its checksum verified.
+
+    The path on disk always comes from the store's own record of the version; nothing
+    in the URL is ever used as a file path.
+    """
+    from flask import abort, send_file
+
+    @server.route("/artifacts/<run_id>/<int:version>/<path:name>")
+    def download_artifact(run_id: str, version: int, name: str) -> Any:
+        try:
+            found = data.artifact_version(run_id, name, version)
+        except StoreUnavailable:
+            abort(404)
+        except TrackingError as error:
+            abort(404, description=str(error))
+        filename = Path(str(found.metadata.get("filename") or "")).name or f"{found.name}-v{found.version}"
+        return send_file(Path(found.path), as_attachment=True, download_name=filename,
+                         mimetype="application/octet-stream", etag=found.sha256, max_age=0)

@@ -1,0 +1,168 @@
+"""The dashboard's read-only view of the store, with a cache of downsampled series.
+
+Everything goes through ``ExperimentManager``; nothing here writes to the store. A
+series is read once per (run, key, number of points): a finished run's series is read
+and downsampled once, a live one again only when new points were flushed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neural_dsl_tracking.dashboard.downsample import DEFAULT_MAX_POINTS, bucket_size_for, bucketize
+from neural_dsl_tracking.errors import NeuralError, TrackingError
+
+_STORE_FILE = "store.db"
+
+
+@dataclass(frozen=True)
+class DrawnSeries:
+    """One metric of one run as drawn: the kept points and the per-bucket statistics."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    times: np.ndarray
+    bucket_size: int
+    bucket_steps: np.ndarray  # step of each bucket's last point
+    bucket_times: np.ndarray
+    bucket_means: np.ndarray
+    bucket_counts: np.ndarray
+    count: int  # points in the stored series
+    last_step: int  # step of the last stored point (-1 when empty)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.steps, self.values, self.times, self.bucket_steps, self.bucket_times,
+                  self.bucket_means, self.bucket_counts)
+        return sum(array.nbytes for array in arrays)
+
+
+def draw(steps: np.ndarray, values: np.ndarray, times: np.ndarray, bucket_size: int) -> DrawnSeries:
+    """Downsample raw arrays with buckets of ``bucket_size`` points."""
+    buckets = bucketize(values, bucket_size)
+    return DrawnSeries(
+        steps=steps[buckets.keep],
+        values=values[buckets.keep],
+        times=times[buckets.keep],
+        bucket_size=bucket_size,
+        bucket_steps=steps[buckets.last],
+        bucket_times=times[buckets.last],
+        bucket_means=buckets.mean,
+        bucket_counts=buckets.count,
+        count=int(steps.size),
+        last_step=int(steps[-1]) if steps.size else -1,
+    )
+
+
+class StoreUnavailable(NeuralError):
+    """The store does not exist (yet) or cannot be opened; the page explains why."""
+
+
+class DashboardData:
+    """Runs, downsampled series and artifacts of one store, for the dashboard."""
+
+    def __init__(
+        self,
+        base_dir: str | Path = "neural_experiments",
+        store: str | None = None,
+        *,
+        max_points: int = DEFAULT_MAX_POINTS,
+        cache_bytes: int = 512 * 1024 * 1024,
+    ) -> None:
+        self.location = str(store) if store else str(base_dir)
+        self._base_dir = Path(base_dir)
+        self._store = store
+        self.max_points = max_points
+        self._cache_bytes = cache_bytes
+        self._cache: OrderedDict[tuple[str, str, int], DrawnSeries] = OrderedDict()
+        self._cached_bytes = 0
+        self._lock = threading.Lock()
+        self._manager: Any = None
+
+    # -- the store ---------------------------------------------------------------------
+    def manager(self) -> Any:
+        """The ``ExperimentManager``, opened on first use; ``StoreUnavailable`` if absent."""
+        if self._manager is not None:
+            return self._manager
+        if not self._store and not (self._base_dir / _STORE_FILE).is_file():
+            raise StoreUnavailable(f"no experiment store at {self._base_dir.resolve()}")
+        from neural_dsl_tracking.tracking import ExperimentManager
+
+        try:
+            manager = ExperimentManager(base_dir=str(self._base_dir), store=self._store)
+        except TrackingError as error:
+            raise StoreUnavailable(str(error)) from error
+        with self._lock:
+            if self._manager is None:
+                self._manager = manager
+        return self._manager
+
+    def runs(self) -> list[Any]:
+        """Every run, most recent first."""
+        records = self.manager().list_experiments()
+        return sorted(records, key=lambda run: run.start_time, reverse=True)
+
+    # -- metric series -------------------------------------------------------------------
+    def series(self, run_id: str, key: str, count: int) -> DrawnSeries:
+        """The downsampled series of ``key``; ``count`` (points stored) keys the cache."""
+        cache_key = (run_id, key, int(count))
+        with self._lock:
+            cached = self._cache.get(cache_key)
+            if cached is not None:
+                self._cache.move_to_end(cache_key)
+                return cached
+        history = self.manager().get_metric_history(run_id, key)
+        drawn = draw(history.steps, history.values, history.timestamps,
+                     bucket_size_for(len(history), self.max_points))
+        self._remember(cache_key, drawn)
+        return drawn
+
+    def points_after(self, run_id: str, key: str, after_step: int, seen: int) -> tuple[np.ndarray, ...]:
+        """Points logged after the first ``seen`` ones (steps, values, times)."""
+        history = self.manager().get_metric_history(run_id, key)
+        start = min(int(seen), len(history))
+        if start and int(history.steps[start - 1]) != after_step:
+            start = int(np.searchsorted(history.steps, after_step, side="right"))
+        return history.steps[start:], history.values[start:], history.timestamps[start:]
+
+    def _remember(self, cache_key: tuple[str, str, int], drawn: DrawnSeries) -> None:
+        with self._lock:
+            stale = [key for key in self._cache if key[:2] == cache_key[:2]]
+            for key in stale:
+                self._cached_bytes -= self._cache.pop(key).nbytes
+            self._cache[cache_key] = drawn
+            self._cached_bytes += drawn.nbytes
+            while self._cached_bytes > self._cache_bytes and len(self._cache) > 1:
+                _, evicted = self._cache.popitem(last=False)
+                self._cached_bytes -= evicted.nbytes
+
+    def warm(self, stop: threading.Event | None = None) -> int:
+        """Read and downsample every series ahead of the first page; returns how many."""
+        done = 0
+        for run in self.runs():
+            for key, summary in run.metrics.items():
+                if stop is not None and stop.is_set():
+                    return done
+                self.series(run.run_id, key, summary.get("count", 0))
+                done += 1
+        return done
+
+    # -- artifacts -----------------------------------------------------------------------
+    def artifact_versions(self, run_id: str) -> list[Any]:
+        """Every version of every artifact of the run, by name then version."""
+        manager = self.manager()
+        run = manager.get_experiment(run_id)
+        versions = []
+        for name in run.artifacts:
+            versions.extend(manager.list_artifact_versions(run_id, name))
+        return sorted(versions, key=lambda item: (item.name, item.version))
+
+    def artifact_version(self, run_id: str, name: str, version: int) -> Any:
+        """One artifact version, its object verified against its SHA-256."""
+        return self.manager().get_artifact_version(run_id, name, version)

@@ -1,0 +1,82 @@
+"""Serving the dashboard from a terminal: startup report, background warm-up, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
+from neural_dsl_tracking.dashboard.security import Credentials, check_exposure
+from neural_dsl_tracking.dashboard.tables import format_time
+from neural_dsl_tracking.errors import NeuralError
+
+RECENT_RUNS_SHOWN = 5
+
+
+def launch_comparison_ui(
+    base_dir: str | Path = "neural_experiments",
+    store: str | None = None,
+    port: int = 8052,
+    host: str = "127.0.0.1",
+    *,
+    auth: str | None = None,
+    no_auth: bool = False,
+    warm: bool = True,
+    out: TextIO | None = None,
+) -> int:
+    """Serve the comparison dashboard until Ctrl-C; returns 0.
+
+    ``host`` other than loopback needs ``auth="USER:PASSWORD"`` (HTTP basic) or
+    ``no_auth=True``. ``warm`` reads and downsamples every series in the background so
+    the first charts draw from the cache.
+    """
+    from werkzeug.serving import make_server
+
+    from neural_dsl_tracking.dashboard.app import create_app
+
+    out = out or sys.stdout
+    credentials = Credentials.parse(auth) if auth else None
+    check_exposure(host, credentials, no_auth)
+    data = DashboardData(base_dir, store)
+    app = create_app(credentials=credentials, data=data)
+    try:
+        server = make_server(host, port, app.server, threaded=True)
+    except OSError as error:
+        raise NeuralError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"Neural experiments dashboard: http://{shown_host}:{server.server_port}/", file=out)
+    report_runs(data, out)
+    print("Press Ctrl-C to stop.", file=out, flush=True)
+    stop = threading.Event()
+    if warm:
+        threading.Thread(target=_warm, args=(data, stop), name="dashboard-warm", daemon=True).start()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopped", file=out, flush=True)
+    finally:
+        stop.set()
+        server.server_close()
+    return 0
+
+
+def report_runs(data: DashboardData, out: TextIO) -> None:
+    """How many runs the store holds and the most recent ones (or why there are none)."""
+    try:
+        runs = data.runs()
+    except StoreUnavailable as error:
+        print(f"{error}; the page explains how to create one.", file=out)
+        return
+    print(f"store {data.location}: {len(runs)} runs", file=out)
+    for run in runs[:RECENT_RUNS_SHOWN]:
+        print(f"  {format_time(run.start_time)}  {run.status:<11} {run.experiment} / {run.run_name}"
+              f"  ({run.run_id})", file=out)
+
+
+def _warm(data: DashboardData, stop: threading.Event) -> None:
+    try:
+        data.warm(stop)
+    except (StoreUnavailable, NeuralError):
+        pass

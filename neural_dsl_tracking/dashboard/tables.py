@@ -1,0 +1,131 @@
+"""Table contents computed from run records (pure functions, no Dash).
+
+Everything returned here is plain text or numbers; the layout renders it as text.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+from neural_dsl_tracking.tracking.values import metric_mode
+
+MISSING = "—"
+
+
+def default_direction(key: str) -> str:
+    """``"max"`` for accuracy-like metrics, ``"min"`` for losses and the rest (the store's rule)."""
+    return metric_mode(key)
+
+
+def best_value(metrics: Mapping[str, Mapping[str, Any]], key: str, direction: str) -> float | None:
+    """The run's best value of ``key``: its minimum or maximum, ``None`` if never logged."""
+    summary = metrics.get(key)
+    if not summary:
+        return None
+    value = summary.get("max" if direction == "max" else "min")
+    return None if value is None else float(value)
+
+
+def epoch_seconds(value: Any) -> float | None:
+    """A time given as datetime, ISO text or epoch seconds, as epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    if isinstance(value, str):
+        return epoch_seconds(datetime.fromisoformat(value))
+    return float(value)
+
+
+def format_time(value: Any) -> str:
+    """Local wall time, to the second."""
+    seconds = epoch_seconds(value)
+    if seconds is None:
+        return MISSING
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration_seconds(start: Any, end: Any, now: float | None = None) -> float | None:
+    """Run duration; a run without an end time is measured up to ``now``."""
+    began = epoch_seconds(start)
+    if began is None:
+        return None
+    finished = epoch_seconds(end)
+    return max(0.0, (finished if finished is not None else (now or time.time())) - began)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1h 02m 03s`` style."""
+    if seconds is None:
+        return MISSING
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def format_value(value: Any) -> str:
+    """A parameter or metric value as text; floats with up to 6 significant digits."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
+    return str(value)
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts flattened to dotted keys (``optimizer.lr``)."""
+    flat: dict[str, Any] = {}
+    for name, value in params.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{key}."))
+        else:
+            flat[key] = value
+    return flat
+
+
+@dataclass(frozen=True)
+class ParamRow:
+    """One hyperparameter across runs: text per run and whether the runs disagree."""
+
+    name: str
+    values: list[str]
+    differs: bool
+
+
+def hyperparameter_rows(params_per_run: Sequence[Mapping[str, Any]], only_differences: bool) -> list[ParamRow]:
+    """Rows of the side-by-side hyperparameter table, sorted by name."""
+    flat = [flatten(params) for params in params_per_run]
+    names = sorted({name for params in flat for name in params})
+    rows = []
+    for name in names:
+        texts = [format_value(params.get(name)) if name in params else MISSING for params in flat]
+        differs = len(set(texts)) > 1
+        if differs or not only_differences:
+            rows.append(ParamRow(name, texts, differs))
+    return rows
+
+
+def unique_labels(runs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Display label per run id: the run name, with a short id when names collide."""
+    pairs = list(runs)
+    counts: dict[str, int] = {}
+    for _, name in pairs:
+        counts[name] = counts.get(name, 0) + 1
+    return {run_id: name if counts[name] == 1 else f"{name} ({run_id[:8]})" for run_id, name in pairs}

@@ -1,0 +1,217 @@
+"""The content of each tab for a list of selected runs (Dash components, text only)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+from urllib.parse import quote
+
+from dash import dcc, html
+
+from neural_dsl_tracking.dashboard.data import DashboardData, DrawnSeries
+from neural_dsl_tracking.dashboard.figures import Axis, CurveData, color_for, metric_figure, parallel_figure, x_values
+from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
+from neural_dsl_tracking.dashboard.tables import (
+    MISSING,
+    best_value,
+    flatten,
+    format_duration,
+    format_time,
+    format_value,
+    hyperparameter_rows,
+    unique_labels,
+)
+
+DIFFERS_STYLE = {"backgroundColor": "#fff3cd"}
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def select_hint() -> html.P:
+    """Shown in a tab when no run is selected."""
+    return html.P("Select one or more runs in the table above.", className="hint")
+
+
+def run_colors(all_runs: Sequence[Any]) -> dict[str, str]:
+    """A colour per run, stable as new runs arrive (by start order)."""
+    ordered = sorted(all_runs, key=lambda run: (run.start_time, run.run_id))
+    return {run.run_id: color_for(position) for position, run in enumerate(ordered)}
+
+
+def run_labels(runs: Sequence[Any]) -> dict[str, str]:
+    """Legend and column labels: run names, disambiguated by id when they collide."""
+    return unique_labels((run.run_id, run.run_name) for run in runs)
+
+
+def smoothed_curve(drawn: DrawnSeries, weight: float) -> tuple[Any, EmaState]:
+    """The smoothed values at each bucket end, and where the average stopped."""
+    return smooth(drawn.bucket_means, drawn.bucket_counts, weight)
+
+
+def trace_meta(run: Any, key: str, drawn: DrawnSeries, kind: str, ema: EmaState | None = None) -> dict[str, Any]:
+    """What the live updater must know about one drawn trace to extend it later."""
+    meta = {"run": run.run_id, "kind": kind, "count": drawn.count, "last_step": drawn.last_step,
+            "bucket": drawn.bucket_size, "start": run.start_time.timestamp()}
+    if ema is not None:
+        meta["ema"] = [ema.accumulator, ema.seen]
+    return meta
+
+
+def metrics_view(
+    data: DashboardData, runs: Sequence[Any], colors: dict[str, str], weight: float, x_mode: str, log_y: bool
+) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
+    """One graph per metric key, and the trace bookkeeping for live updates."""
+    labels = run_labels(runs)
+    keys = sorted({key for run in runs for key in run.metrics})
+    graphs: list[Any] = []
+    drawn_meta: dict[str, list[dict[str, Any]]] = {}
+    for key in keys:
+        curves, metas = [], []
+        for run in runs:
+            summary = run.metrics.get(key)
+            if not summary:
+                continue
+            drawn = data.series(run.run_id, key, summary.get("count", 0))
+            start = run.start_time.timestamp()
+            x = x_values(drawn.steps, drawn.times, x_mode, start)
+            if weight > 0:
+                smoothed, ema = smoothed_curve(drawn, weight)
+                curves.append(CurveData(run.run_id, labels[run.run_id], colors[run.run_id], x, drawn.values,
+                                        x_values(drawn.bucket_steps, drawn.bucket_times, x_mode, start), smoothed))
+                metas += [trace_meta(run, key, drawn, "raw"), trace_meta(run, key, drawn, "smoothed", ema)]
+            else:
+                curves.append(CurveData(run.run_id, labels[run.run_id], colors[run.run_id], x, drawn.values))
+                metas.append(trace_meta(run, key, drawn, "raw"))
+        drawn_meta[key] = metas
+        graphs.append(dcc.Graph(id={"type": "metric-graph", "key": key}, className="metric-graph",
+                                figure=metric_figure(key, curves, x_mode, log_y), config=GRAPH_CONFIG))
+    if not graphs:
+        graphs = [html.P("The selected runs have logged no metrics yet.", className="hint")]
+    return graphs, drawn_meta
+
+
+def hyperparameters_view(runs: Sequence[Any], only_differences: bool) -> html.Table:
+    """Runs side by side; rows whose values differ are highlighted."""
+    labels = run_labels(runs)
+    rows = hyperparameter_rows([run.hyperparameters for run in runs], only_differences)
+    header = html.Tr([html.Th("parameter")] + [html.Th(labels[run.run_id]) for run in runs])
+    body = [
+        html.Tr(
+            [html.Td(row.name, className="param-name")] + [html.Td(text) for text in row.values],
+            className="differs" if row.differs else "same",
+            style=DIFFERS_STYLE if row.differs else None,
+        )
+        for row in rows
+    ]
+    if not body:
+        body = [html.Tr(html.Td("No hyperparameters differ." if only_differences else "No hyperparameters logged.",
+                                colSpan=len(runs) + 1))]
+    return html.Table(className="data-table", id="hyperparameters-table",
+                      children=[html.Thead(header), html.Tbody(body)])
+
+
+def best_view(runs: Sequence[Any], maximised: Sequence[str]) -> html.Table:
+    """The best value per run for each metric; the best run of each metric in bold."""
+    labels = run_labels(runs)
+    keys = sorted({key for run in runs for key in run.metrics})
+    directions = {key: "max" if key in maximised else "min" for key in keys}
+    best = {key: [best_value(run.metrics, key, directions[key]) for run in runs] for key in keys}
+    winners = {key: _winner(values, directions[key]) for key, values in best.items()}
+    header = html.Tr([html.Th("run")] + [
+        html.Th(f"{key} {'↑ max' if directions[key] == 'max' else '↓ min'}") for key in keys
+    ])
+    body = []
+    for position, run in enumerate(runs):
+        cells = [html.Td(labels[run.run_id])]
+        for key in keys:
+            winner = winners[key] == position
+            cells.append(html.Td(format_value(best[key][position]), className="best-cell" if winner else None,
+                                 style={"fontWeight": "bold", "backgroundColor": "#d4edda"} if winner else None))
+        body.append(html.Tr(cells))
+    return html.Table(className="data-table", id="best-table", children=[html.Thead(header), html.Tbody(body)])
+
+
+def _winner(values: Sequence[float | None], direction: str) -> int | None:
+    present = [(value, position) for position, value in enumerate(values) if value is not None and value == value]
+    if not present:
+        return None
+    return (max(present) if direction == "max" else min(present))[1]
+
+
+def summary_view(runs: Sequence[Any], maximised: Sequence[str], colors: dict[str, str]) -> html.Div:
+    """A card per run: status, duration, best values, tags, artifact count."""
+    labels = run_labels(runs)
+    cards = []
+    for run in runs:
+        bests = [
+            html.Li(f"{key}: {format_value(best_value(run.metrics, key, 'max' if key in maximised else 'min'))}")
+            for key in sorted(run.metrics)
+        ]
+        cards.append(
+            html.Div(
+                className="run-card",
+                style={"borderTop": f"4px solid {colors[run.run_id]}"},
+                children=[
+                    html.H3(labels[run.run_id]),
+                    html.P(f"{run.experiment} · {run.run_id}", className="run-id"),
+                    html.P(run.status, className=f"status status-{run.status}"),
+                    html.P(f"started {format_time(run.start_time)}, duration {format_duration(run.duration)}"),
+                    html.Ul(bests or [html.Li("no metrics")], className="bests"),
+                    html.P("tags: " + (", ".join(run.tags) if run.tags else MISSING), className="tags"),
+                    html.P(f"{len(run.artifacts)} artifacts", className="artifact-count"),
+                ],
+            )
+        )
+    return html.Div(className="cards", children=cards)
+
+
+def parallel_view(runs: Sequence[Any], metric: str | None, maximised: Sequence[str]) -> Any:
+    """Hyperparameters and one metric, one line per run."""
+    flat = [flatten(run.hyperparameters) for run in runs]
+    names = sorted({name for params in flat for name in params})
+    varying = [name for name in names if len({format_value(params.get(name)) for params in flat}) > 1]
+    axes = [Axis(name, [_axis_value(params.get(name)) for params in flat]) for name in (varying or names)]
+    direction = "max" if metric in maximised else "min"
+    metric_values = [best_value(run.metrics, metric, direction) if metric else None for run in runs]
+    label = f"{metric} ({direction})" if metric else "metric"
+    if metric:
+        axes.append(Axis(label, metric_values))
+    if not axes:
+        return html.P("The selected runs have no hyperparameters or metrics to compare.", className="hint")
+    return dcc.Graph(id="parallel-graph", figure=parallel_figure(axes, metric_values, label), config=GRAPH_CONFIG)
+
+
+def _axis_value(value: Any) -> Any:
+    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return format_value(value)
+
+
+def artifacts_view(data: DashboardData, runs: Sequence[Any]) -> html.Table:
+    """Every version of every artifact of the selected runs, with a download link."""
+    labels = run_labels(runs)
+    header = html.Tr([html.Th(name) for name in
+                      ("run", "artifact", "version", "size", "SHA-256", "aliases", "created", "download")])
+    body = []
+    for run in runs:
+        for version in data.artifact_versions(run.run_id):
+            href = f"/artifacts/{quote(run.run_id, safe='')}/{version.version}/{quote(version.name, safe='')}"
+            body.append(html.Tr(className="artifact-row", children=[
+                html.Td(labels[run.run_id]),
+                html.Td(version.name),
+                html.Td(f"v{version.version}"),
+                html.Td(_size(version.size), title=f"{version.size} bytes"),
+                html.Td(version.sha256, className="sha"),
+                html.Td(", ".join(version.aliases)),
+                html.Td(format_time(version.created_at)),
+                html.Td(html.A("download", href=href, className="download")),
+            ]))
+    if not body:
+        body = [html.Tr(html.Td("The selected runs have no artifacts.", colSpan=8))]
+    return html.Table(className="data-table", id="artifacts-table", children=[html.Thead(header), html.Tbody(body)])
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
