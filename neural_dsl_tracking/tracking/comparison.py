@@ -1,0 +1,172 @@
+"""Comparing runs: matplotlib figures per metric, and an export folder with an HTML report."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neural_dsl_tracking.tracking.records import MetricHistory, RunRecord
+from neural_dsl_tracking.tracking.values import metric_mode
+from neural_dsl_tracking.tracking.visualizer import (
+    downsample_minmax,
+    new_figure,
+    plot_metric,
+    safe_filename,
+    save_png,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+HTML_MAX_POINTS = 5000
+
+Histories = dict[str, dict[str, MetricHistory]]  # run_id -> key -> history
+
+
+def run_label(record: RunRecord) -> str:
+    return f"{record.run_name} ({record.run_id[:8]})"
+
+
+def comparison_figures(records: list[RunRecord], histories: Histories,
+                       metrics: list[str]) -> dict[str, Figure]:
+    """One matplotlib figure per metric with a line per run."""
+    figures = {}
+    for key in metrics:
+        figure = new_figure()
+        ax = figure.add_subplot()
+        for record in records:
+            history = histories[record.run_id].get(key)
+            if history is not None and len(history):
+                plot_metric(ax, history, label=run_label(record), mark_extremes=False)
+        ax.set_title(key)
+        ax.legend(fontsize=8)
+        figure.tight_layout()
+        figures[key] = figure
+    return figures
+
+
+def save_figures(figures: dict[str, Figure], out_dir: Path) -> list[Path]:
+    return [save_png(fig, out_dir / f"compare_{safe_filename(key)}.png") for key, fig in figures.items()]
+
+
+def differing_params(records: list[RunRecord]) -> list[str]:
+    """Hyperparameter names whose values are not the same in every run."""
+    keys = sorted({k for r in records for k in r.hyperparameters})
+    missing = object()
+    return [k for k in keys
+            if len({json.dumps(r.hyperparameters.get(k, missing), default=str, sort_keys=True)
+                    for r in records}) > 1]
+
+
+def summary(records: list[RunRecord], metrics: list[str]) -> dict[str, Any]:
+    """The JSON summary of a comparison: runs, differing parameters, best run per metric."""
+    best: dict[str, Any] = {}
+    for key in metrics:
+        scored = [(r.metrics[key]["best"], r) for r in records
+                  if key in r.metrics and _finite(r.metrics[key]["best"])]
+        if scored:
+            pick = min if metric_mode(key) == "min" else max
+            value, record = pick(scored, key=lambda item: item[0])
+            best[key] = {"run_id": record.run_id, "run_name": record.run_name, "value": value,
+                         "mode": metric_mode(key)}
+    return {"runs": [asdict(r) for r in records], "differing_params": differing_params(records),
+            "metrics": metrics, "best": best}
+
+
+def export(records: list[RunRecord], histories: Histories, metrics: list[str],
+           out_dir: Path) -> Path:
+    """Write metrics.csv, summary.json, compare_*.png and report.html into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "metrics.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run_id", "run_name", "metric", "step", "value", "timestamp"])
+        for record in records:
+            for key, h in histories[record.run_id].items():
+                writer.writerows(zip([record.run_id] * len(h), [record.run_name] * len(h),
+                                     [key] * len(h), h.steps.tolist(),
+                                     map(repr, h.values.tolist()), h.timestamps.tolist()))
+    data = summary(records, metrics)
+    (out_dir / "summary.json").write_text(
+        json.dumps(_jsonable(data), indent=2, allow_nan=False), encoding="utf-8")
+    figures = comparison_figures(records, histories, metrics)
+    save_figures(figures, out_dir)
+    (out_dir / "report.html").write_text(_report_html(records, histories, metrics, data),
+                                         encoding="utf-8")
+    return out_dir
+
+
+def _report_html(records: list[RunRecord], histories: Histories, metrics: list[str],
+                 data: dict[str, Any]) -> str:
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from plotly.offline import get_plotlyjs
+
+    charts = []
+    for key in metrics:
+        fig = go.Figure()
+        for record in records:
+            h = histories[record.run_id].get(key)
+            if h is None or not len(h):
+                continue
+            x, y = downsample_minmax(h.steps, h.values, HTML_MAX_POINTS // 2)
+            fig.add_trace(go.Scattergl(x=x.tolist(), y=[_plotly_number(v) for v in y.tolist()],
+                                       mode="lines", name=run_label(record)))
+        fig.update_layout(title=key, xaxis_title="step", yaxis_title=key, height=420,
+                          margin=dict(l=60, r=20, t=50, b=50))
+        charts.append(pio.to_html(fig, full_html=False, include_plotlyjs=False))
+    differing = data["differing_params"]
+    head = ["run", "experiment", "status", "duration (s)", *differing,
+            *[f"{k} (best)" for k in metrics]]
+    rows = []
+    for r in records:
+        cells = [run_label(r), r.experiment, r.status,
+                 "" if r.duration is None else f"{r.duration:.1f}",
+                 *[json.dumps(r.hyperparameters.get(k), default=str) for k in differing],
+                 *[_fmt(r.metrics.get(k, {}).get("best")) for k in metrics]]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    table = ("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    return (
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+        f"<title>Run comparison: {html.escape(', '.join(r.run_name for r in records))}</title>"
+        "<style>body{font-family:sans-serif;margin:24px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}th{background:#f3f3f3}"
+        "</style>"
+        f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
+        f"<h1>Run comparison</h1><p>Generated {html.escape(datetime.now().isoformat(timespec='seconds'))}; "
+        "parameters shown are those that differ between runs.</p>"
+        f"{table}<h2>Metrics</h2>{''.join(charts)}</body></html>")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _fmt(value: Any) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def _plotly_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    return value

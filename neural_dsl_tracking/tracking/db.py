@@ -1,0 +1,196 @@
+"""One database connection over sqlite3 or psycopg, with short retried transactions.
+
+SQL is written once with ``?`` placeholders and portable types; this layer adapts it to
+the dialect. SQLite runs in WAL mode with a long busy timeout and ``BEGIN IMMEDIATE``
+write transactions, so several processes can write one file; PostgreSQL transactions
+are retried on serialization failures and deadlocks.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from neural_dsl_tracking.errors import TrackingError
+
+T = TypeVar("T")
+
+SQLITE_FILE = "store.db"
+_RETRIES = 60
+_POSTGRES_PREFIXES = ("postgresql+psycopg://", "postgresql://", "postgres://")
+
+
+def is_database_url(location: str) -> bool:
+    """True for a PostgreSQL URL, False for a directory path."""
+    return str(location).startswith(_POSTGRES_PREFIXES)
+
+
+class StoreAbsent(TrackingError):
+    """Opening for reading found no store (reading never creates one)."""
+
+
+class Cursor:
+    """What a transaction body receives: ``execute``, ``executemany``, ``one``, ``all``."""
+
+    def __init__(self, raw: Any, adapt: Callable[[str], str]) -> None:
+        self._raw = raw
+        self._adapt = adapt
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._raw.execute(self._adapt(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(row) for row in rows]
+        if rows:
+            self._raw.executemany(self._adapt(sql), rows)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        self._raw.execute(self._adapt(sql), tuple(params))
+        return list(self._raw.fetchall())
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        self._raw.execute(self._adapt(sql), tuple(params))
+        return self._raw.fetchone()
+
+
+class Database:
+    """A single connection shared by the threads of one process, guarded by a lock."""
+
+    dialect: str
+    location: str
+
+    def __init__(self, location: str, *, create: bool) -> None:
+        self.location = _redact(str(location)) if is_database_url(str(location)) else str(location)
+        self._lock = threading.RLock()
+        if is_database_url(self.location):
+            self.dialect = "postgresql"
+            self._conn = _connect_postgres(str(location))
+        else:
+            self.dialect = "sqlite"
+            self._conn = _connect_sqlite(Path(self.location), create=create)
+        self.blob = "BYTEA" if self.dialect == "postgresql" else "BLOB"
+
+    def _adapt(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+
+    def write(self, body: Callable[[Cursor], T], *, lock_key: int | None = None) -> T:
+        """Run ``body`` in one write transaction, retrying when the database is busy."""
+        for attempt in range(_RETRIES):
+            with self._lock:
+                try:
+                    return self._write_once(body, lock_key)
+                except Exception as error:  # noqa: BLE001 - classified just below
+                    if not self._is_transient(error) or attempt == _RETRIES - 1:
+                        raise self._as_tracking_error(error) from error
+            time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 7)) * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")
+
+    def read(self, body: Callable[[Cursor], T]) -> T:
+        """Run ``body`` for reading (one consistent snapshot on PostgreSQL)."""
+        for attempt in range(_RETRIES):
+            with self._lock:
+                try:
+                    if self.dialect == "postgresql":
+                        with self._conn.transaction(), self._conn.cursor() as raw:
+                            return body(Cursor(raw, self._adapt))
+                    raw = self._conn.cursor()
+                    try:
+                        return body(Cursor(raw, self._adapt))
+                    finally:
+                        raw.close()
+                except Exception as error:  # noqa: BLE001
+                    if not self._is_transient(error) or attempt == _RETRIES - 1:
+                        raise self._as_tracking_error(error) from error
+            time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 7)))
+        raise AssertionError("unreachable")
+
+    def _write_once(self, body: Callable[[Cursor], T], lock_key: int | None) -> T:
+        if self.dialect == "postgresql":
+            with self._conn.transaction(), self._conn.cursor() as raw:
+                if lock_key is not None:
+                    raw.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+                return body(Cursor(raw, self._adapt))
+        raw = self._conn.cursor()
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            result = body(Cursor(raw, self._adapt))
+            raw.execute("COMMIT")
+            return result
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            raise
+        finally:
+            raw.close()
+
+    def _is_transient(self, error: Exception) -> bool:
+        if isinstance(error, sqlite3.OperationalError):
+            text = str(error).lower()
+            return "locked" in text or "busy" in text
+        if self.dialect == "postgresql":
+            import psycopg
+
+            return isinstance(error, (psycopg.errors.SerializationFailure,
+                                      psycopg.errors.DeadlockDetected))
+        return False
+
+    def _as_tracking_error(self, error: Exception) -> Exception:
+        if isinstance(error, TrackingError):
+            return error
+        if isinstance(error, sqlite3.Error) or type(error).__module__.startswith("psycopg"):
+            return TrackingError(f"experiment store {self.location}: {error}")
+        return error
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _connect_sqlite(directory: Path, *, create: bool) -> sqlite3.Connection:
+    path = directory / SQLITE_FILE
+    if create:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrackingError(f"cannot create the experiment store {directory}: {error}") from None
+    elif not path.exists():
+        raise StoreAbsent(f"no experiment store at {directory} (no {SQLITE_FILE})")
+    try:
+        conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 60000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as error:
+        raise TrackingError(f"cannot open the experiment store {path}: {error}") from None
+    if str(mode).lower() != "wal":
+        raise TrackingError(f"cannot put the experiment store {path} in WAL mode (got {mode})")
+    return conn
+
+
+def _connect_postgres(url: str) -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise TrackingError(
+            "a PostgreSQL store needs psycopg: pip install 'neural-dsl-tracking[postgres]'"
+        ) from None
+    conninfo = "postgresql://" + url.split("://", 1)[1]
+    try:
+        return psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+    except psycopg.Error as error:
+        raise TrackingError(f"cannot connect to the experiment store {_redact(url)}: {error}") from None
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    scheme, rest = url.split("://", 1)
+    if "@" in rest:
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{creds}@{host}"
+    return url

@@ -1,0 +1,129 @@
+"""ExperimentManager: list, read, compare, export and delete recorded runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking import comparison
+from neural_dsl_tracking.tracking.db import StoreAbsent
+from neural_dsl_tracking.tracking.records import ArtifactVersion, MetricHistory, RunRecord
+from neural_dsl_tracking.tracking.store import Store, store_locations
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+class ExperimentManager:
+    """Read access (and deletion) for one store; reading never creates anything."""
+
+    def __init__(self, base_dir: str | Path = "neural_experiments", store: str | None = None, *,
+                 crash_after: float | None = None) -> None:
+        self.base_dir = Path(base_dir)
+        self.store_location = store
+        self.crash_after = crash_after
+        self._store: Store | None = None
+        self.files_dir = store_locations(base_dir, store)[1]
+
+    def _open(self) -> Store | None:
+        if self._store is None:
+            try:
+                self._store = Store(self.base_dir, self.store_location, create=False)
+            except StoreAbsent:
+                return None
+        return self._store
+
+    def _require(self, run_id: str) -> tuple[Store, str]:
+        store = self._open()
+        if store is None:
+            location = self.store_location or self.base_dir
+            raise TrackingError(f"no run {run_id!r}: there is no experiment store at {location}")
+        return store, store.resolve_run_id(run_id)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # ---- reading ----------------------------------------------------------------------
+    def list_experiments(self, experiment: str | None = None, status: str | None = None,
+                         tag: str | None = None) -> list[RunRecord]:
+        """Runs, newest first, optionally filtered by experiment name, status and tag."""
+        store = self._open()
+        if store is None:
+            return []
+        return store.list_runs(experiment=experiment, status=status, tag=tag,
+                               crash_after=self.crash_after)
+
+    def get_experiment(self, run_id: str) -> RunRecord:
+        """One run by id (or unique id prefix, or unique run name); TrackingError if absent."""
+        store, full_id = self._require(run_id)
+        return store.get_run(full_id, crash_after=self.crash_after)
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        store, full_id = self._require(run_id)
+        return store.metric_keys(full_id)
+
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
+        """Every point of ``key`` as numpy arrays; TrackingError if the run never logged it."""
+        store, full_id = self._require(run_id)
+        history = store.metric_history(full_id, key)
+        if not len(history) and key not in store.metric_keys(full_id):
+            known = ", ".join(store.metric_keys(full_id)) or "none"
+            raise TrackingError(f"run {full_id[:8]} has no metric {key!r} (metrics: {known})")
+        return history
+
+    def list_artifact_versions(self, run_id: str, name: str | None = None) -> list[ArtifactVersion]:
+        store, full_id = self._require(run_id)
+        return store.artifact_versions(full_id, name)
+
+    def get_artifact_version(self, run_id: str, name: str, ref: int | str = -1, *,
+                             verify: bool = True) -> ArtifactVersion:
+        """A version by number, negative index or alias, checksum verified."""
+        store, full_id = self._require(run_id)
+        found = store.find_artifact_version(full_id, name, ref)
+        if verify:
+            store.objects.verify(found.sha256, found.size, f"{name} v{found.version}")
+        return found
+
+    # ---- comparing --------------------------------------------------------------------
+    def _gather(self, run_ids: list[str], metrics: list[str] | None
+                ) -> tuple[list[RunRecord], comparison.Histories, list[str]]:
+        if not run_ids:
+            raise TrackingError("name at least one run to compare")
+        records = [self.get_experiment(run_id) for run_id in run_ids]
+        store = self._open()
+        assert store is not None
+        if metrics is None:
+            metrics = sorted({key for r in records for key in r.metrics})
+        else:
+            unknown = [m for m in metrics if not any(m in r.metrics for r in records)]
+            if unknown:
+                raise TrackingError(f"no run among those compared has metric(s) {', '.join(unknown)}")
+        histories = {r.run_id: {key: store.metric_history(r.run_id, key)
+                                for key in metrics if key in r.metrics} for r in records}
+        return records, histories, list(metrics)
+
+    def compare_experiments(self, run_ids: list[str], metrics: list[str] | None = None,
+                            out_dir: str | Path | None = None) -> dict[str, Figure]:
+        """A figure per metric with one line per run; PNGs saved to ``out_dir`` (default:
+        ``<store>/comparisons/<run ids>/``)."""
+        records, histories, metrics = self._gather(list(run_ids), metrics)
+        figures = comparison.comparison_figures(records, histories, metrics)
+        if out_dir is None:
+            out_dir = self.files_dir / "comparisons" / "_".join(r.run_id[:8] for r in records)
+        comparison.save_figures(figures, Path(out_dir))
+        return figures
+
+    def export_comparison(self, run_ids: list[str], out_dir: str | Path,
+                          metrics: list[str] | None = None) -> Path:
+        """A folder with metrics.csv, summary.json, PNG plots and a self-contained report.html."""
+        records, histories, metrics = self._gather(list(run_ids), metrics)
+        return comparison.export(records, histories, metrics, Path(out_dir))
+
+    # ---- deleting ---------------------------------------------------------------------
+    def delete_experiment(self, run_id: str) -> int:
+        """Delete a run, its plots, and artifact objects no other run uses; returns bytes freed."""
+        store, full_id = self._require(run_id)
+        return store.delete_run(full_id)

@@ -1,0 +1,86 @@
+"""Plain records the tracking engine hands out: runs, metric histories, artifact versions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RUN_STATUSES = ("running", "completed", "failed", "interrupted", "crashed")
+FINAL_STATUSES = ("completed", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class MetricHistory:
+    """Every logged point of one metric of one run, in logging order."""
+
+    key: str
+    steps: np.ndarray  # int64
+    values: np.ndarray  # float64 (NaN and +-inf kept)
+    timestamps: np.ndarray  # float64, seconds since the epoch
+
+    def __len__(self) -> int:
+        return int(self.steps.shape[0])
+
+
+@dataclass(frozen=True)
+class ArtifactVersion:
+    """One version of a named artifact; ``path`` is its read-only content-addressed object."""
+
+    name: str
+    version: int
+    sha256: str
+    size: int
+    created_at: datetime
+    path: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """The per-run, per-key summary kept up to date by every flush."""
+
+    latest: float
+    best: float | None
+    min: float | None
+    max: float | None
+    count: int
+    latest_step: int
+    max_step: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The RunRecord.metrics entry: latest, best, min, max, count."""
+        return {"latest": self.latest, "best": self.best, "min": self.min, "max": self.max,
+                "count": self.count}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the store knows about one run (times are timezone-aware UTC datetimes)."""
+
+    run_id: str
+    experiment: str
+    run_name: str
+    status: str
+    start_time: datetime
+    end_time: datetime | None
+    hyperparameters: dict[str, Any]
+    tags: list[str]
+    metrics: dict[str, dict[str, Any]]
+    artifacts: list[str]
+    mirror_failures: list[tuple[str, str]] = field(default_factory=list)
+    heartbeat: datetime | None = None
+    config: dict[str, Any] | None = None
+    source_file: str | None = None
+    source_sha256: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (or to the last heartbeat while running or crashed)."""
+        end = self.end_time or self.heartbeat
+        return None if end is None else max(0.0, (end - self.start_time).total_seconds())

@@ -1,0 +1,106 @@
+"""The store's schema as numbered migrations; opening a store applies the missing ones."""
+
+from __future__ import annotations
+
+import time
+
+from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking.db import Cursor, Database
+
+_MIGRATION_LOCK = 0x6E65757261  # advisory lock id on PostgreSQL ("neura")
+
+# Each migration is a list of statements; ``{blob}`` is BLOB on SQLite, BYTEA on PostgreSQL.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE experiments (
+            name TEXT PRIMARY KEY,
+            created_at DOUBLE PRECISION NOT NULL)""",
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            experiment TEXT NOT NULL REFERENCES experiments(name),
+            run_name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            start_time DOUBLE PRECISION NOT NULL,
+            end_time DOUBLE PRECISION,
+            heartbeat DOUBLE PRECISION NOT NULL,
+            config TEXT,
+            source_file TEXT,
+            source_sha256 TEXT)""",
+        "CREATE INDEX runs_by_experiment ON runs (experiment, start_time)",
+        """CREATE TABLE run_tags (
+            run_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (run_id, tag))""",
+        "CREATE INDEX run_tags_by_tag ON run_tags (tag)",
+        """CREATE TABLE params (
+            run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (run_id, key))""",
+        """CREATE TABLE metric_chunks (
+            run_id TEXT NOT NULL, key TEXT NOT NULL, seq BIGINT NOT NULL,
+            n_points BIGINT NOT NULL,
+            steps {blob} NOT NULL, vals {blob} NOT NULL, times {blob} NOT NULL,
+            PRIMARY KEY (run_id, key, seq))""",
+        """CREATE TABLE metric_summary (
+            run_id TEXT NOT NULL, key TEXT NOT NULL,
+            n_points BIGINT NOT NULL,
+            latest DOUBLE PRECISION, latest_step BIGINT NOT NULL,
+            latest_time DOUBLE PRECISION NOT NULL,
+            min_value DOUBLE PRECISION, max_value DOUBLE PRECISION,
+            max_step BIGINT NOT NULL,
+            PRIMARY KEY (run_id, key))""",
+        """CREATE TABLE artifact_versions (
+            run_id TEXT NOT NULL, name TEXT NOT NULL, version BIGINT NOT NULL,
+            sha256 TEXT NOT NULL, size BIGINT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, filename TEXT, metadata TEXT NOT NULL,
+            PRIMARY KEY (run_id, name, version))""",
+        "CREATE INDEX artifact_versions_by_sha ON artifact_versions (sha256)",
+        """CREATE TABLE artifact_aliases (
+            run_id TEXT NOT NULL, name TEXT NOT NULL, alias TEXT NOT NULL,
+            version BIGINT NOT NULL, PRIMARY KEY (run_id, name, alias))""",
+        """CREATE TABLE mirror_failures (
+            run_id TEXT NOT NULL, backend TEXT NOT NULL, message TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX mirror_failures_by_run ON mirror_failures (run_id)",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(cur: Cursor) -> int:
+    row = cur.one("SELECT MAX(version) FROM schema_migrations")
+    return int(row[0] or 0) if row else 0
+
+
+def migrate(db: Database) -> int:
+    """Bring the store's schema up to SCHEMA_VERSION; returns the version it had before."""
+
+    def body(cur: Cursor) -> int:
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version BIGINT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+        found = current_version(cur)
+        if found > SCHEMA_VERSION:
+            raise TrackingError(
+                f"the experiment store {db.location} has schema version {found}, newer than "
+                f"this neural-dsl-tracking understands ({SCHEMA_VERSION}); upgrade the package"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                cur.execute(statement.format(blob=db.blob))
+            cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        (version, time.time()))
+        return found
+
+    return db.write(body, lock_key=_MIGRATION_LOCK)
+
+
+def installed_version(db: Database) -> int | None:
+    """The store's schema version, or None when it has no schema at all (cheap read, no lock)."""
+
+    def body(cur: Cursor) -> int | None:
+        if db.dialect == "postgresql":
+            exists = cur.one("SELECT to_regclass('schema_migrations') IS NOT NULL")[0]
+        else:
+            exists = cur.one("SELECT COUNT(*) FROM sqlite_master "
+                             "WHERE type = 'table' AND name = 'schema_migrations'")[0]
+        return current_version(cur) if exists else None
+
+    return db.read(body)

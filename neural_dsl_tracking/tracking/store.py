@@ -1,0 +1,466 @@
+"""The experiment store: runs, parameters, chunked metric series, artifact versions.
+
+One class serves an embedded store (a directory with ``store.db`` in WAL mode and
+``objects/``) and a PostgreSQL database (``postgresql+psycopg://...``; the files then live
+under ``base_dir``). Metric series are kept as chunks of little-endian int64/float64
+arrays, so reading 100k points is a handful of blob reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking.db import Cursor, Database, StoreAbsent, is_database_url
+from neural_dsl_tracking.tracking.objects import ObjectStore
+from neural_dsl_tracking.tracking.records import (
+    ArtifactVersion,
+    MetricHistory,
+    MetricSummary,
+    RunRecord,
+)
+from neural_dsl_tracking.tracking.schema import SCHEMA_VERSION, installed_version, migrate
+from neural_dsl_tracking.tracking.values import metric_mode
+
+STEP_DTYPE = np.dtype("<i8")
+FLOAT_DTYPE = np.dtype("<f8")
+CHUNK_POINTS = 65536  # largest chunk written
+MERGE_BELOW = 4096  # a tail chunk smaller than this is extended instead of starting a new one
+DEFAULT_CRASH_AFTER = 30.0
+CRASH_AFTER_ENV = "NEURAL_TRACKING_CRASH_AFTER"
+
+Series = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, values, timestamps
+
+
+def crash_after_default() -> float:
+    """Seconds without a heartbeat after which a running run is reported crashed."""
+    try:
+        return float(os.environ.get(CRASH_AFTER_ENV, DEFAULT_CRASH_AFTER))
+    except ValueError:
+        return DEFAULT_CRASH_AFTER
+
+
+def store_locations(base_dir: str | Path, store: str | Path | None) -> tuple[str, Path]:
+    """(database location, files directory): a URL keeps files in base_dir, a path is both."""
+    if store is not None and is_database_url(str(store)):
+        return str(store), Path(base_dir)
+    directory = Path(store if store is not None else base_dir)
+    return str(directory), directory
+
+
+def utc(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+
+def to_json(value: Any) -> str:
+    """JSON text for parameters and config; numpy/torch scalars via ``.item()``."""
+    return json.dumps(value, default=_json_default, allow_nan=True, sort_keys=False)
+
+
+def _json_default(value: Any) -> Any:
+    for method in ("item", "tolist"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            try:
+                return convert()
+            except (ValueError, RuntimeError, TypeError):
+                continue
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+class Store:
+    """Read and write access to one experiment store."""
+
+    def __init__(self, base_dir: str | Path = "neural_experiments", store: str | Path | None = None,
+                 *, create: bool = True) -> None:
+        location, files_dir = store_locations(base_dir, store)
+        self.files_dir = files_dir
+        self.objects = ObjectStore(files_dir / "objects")
+        self.db = Database(location, create=create)
+        self.location = self.db.location
+        version = installed_version(self.db)
+        if version is None and not create:
+            self.db.close()
+            raise StoreAbsent(f"no experiment store at {self.location}")
+        if version != SCHEMA_VERSION:
+            migrate(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.files_dir / "runs" / run_id
+
+    # ---- runs -------------------------------------------------------------------------
+    def create_run(self, *, experiment: str, run_name: str | None, tags: Iterable[str] = (),
+                   config: dict | None = None, source_file: str | None = None,
+                   source_sha256: str | None = None, run_id: str | None = None,
+                   start_time: float | None = None, status: str = "running") -> str:
+        run_id = run_id or uuid.uuid4().hex
+        now = time.time() if start_time is None else start_time
+        name = run_name or f"{experiment}-{run_id[:8]}"
+
+        def body(cur: Cursor) -> None:
+            cur.execute("INSERT INTO experiments (name, created_at) VALUES (?, ?) "
+                        "ON CONFLICT (name) DO NOTHING", (experiment, now))
+            cur.execute(
+                "INSERT INTO runs (run_id, experiment, run_name, status, start_time, heartbeat, "
+                "config, source_file, source_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, experiment, name, status, now, time.time(),
+                 None if config is None else to_json(config), source_file, source_sha256))
+            cur.executemany("INSERT INTO run_tags (run_id, tag) VALUES (?, ?) "
+                            "ON CONFLICT DO NOTHING", [(run_id, str(t)) for t in dict.fromkeys(tags)])
+
+        self.db.write(body)
+        return run_id
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark an existing run running again (resuming it)."""
+
+        def body(cur: Cursor) -> None:
+            cur.execute("UPDATE runs SET status = 'running', end_time = NULL, heartbeat = ? "
+                        "WHERE run_id = ?", (time.time(), run_id))
+
+        self.db.write(body)
+
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> None:
+        rows = [(run_id, str(t)) for t in dict.fromkeys(tags)]
+        self.db.write(lambda cur: cur.executemany(
+            "INSERT INTO run_tags (run_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", rows))
+
+    def set_status(self, run_id: str, status: str, end_time: float | None = None) -> None:
+        now = time.time()
+        self.db.write(lambda cur: cur.execute(
+            "UPDATE runs SET status = ?, end_time = ?, heartbeat = ? WHERE run_id = ?",
+            (status, end_time if end_time is not None else now, now, run_id)))
+
+    def heartbeat(self, run_id: str) -> None:
+        self.db.write(lambda cur: cur.execute(
+            "UPDATE runs SET heartbeat = ? WHERE run_id = ?", (time.time(), run_id)))
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        rows = [(run_id, str(key), to_json(value)) for key, value in params.items()]
+        self.db.write(lambda cur: cur.executemany(
+            "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", rows))
+
+    def record_mirror_failure(self, run_id: str, backend: str, message: str) -> None:
+        self.db.write(lambda cur: cur.execute(
+            "INSERT INTO mirror_failures (run_id, backend, message, created_at) "
+            "VALUES (?, ?, ?, ?)", (run_id, str(backend), str(message), time.time())))
+
+    def run_exists(self, run_id: str) -> bool:
+        return self.db.read(lambda cur: cur.one(
+            "SELECT 1 FROM runs WHERE run_id = ?", (run_id,))) is not None
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A full run id from an id, a unique id prefix, or a unique run name."""
+        ref = str(ref).strip()
+
+        def body(cur: Cursor) -> list[str]:
+            if cur.one("SELECT 1 FROM runs WHERE run_id = ?", (ref,)):
+                return [ref]
+            found: list[str] = []
+            if re.fullmatch(r"[0-9a-f]{1,32}", ref):
+                found = [r[0] for r in cur.all(
+                    "SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY run_id", (ref + "%",))]
+            if not found:
+                found = [r[0] for r in cur.all(
+                    "SELECT run_id FROM runs WHERE run_name = ? ORDER BY run_id", (ref,))]
+            return found
+
+        found = self.db.read(body)
+        if not found:
+            raise TrackingError(f"no run {ref!r} in the experiment store {self.location}")
+        if len(found) > 1:
+            shown = ", ".join(f[:12] for f in found[:5])
+            raise TrackingError(f"run {ref!r} is ambiguous in {self.location}: {shown} ...")
+        return found[0]
+
+    def get_run(self, run_id: str, crash_after: float | None = None) -> RunRecord:
+        records = self._records("r.run_id = ?", (run_id,), crash_after)
+        if not records:
+            raise TrackingError(f"no run {run_id!r} in the experiment store {self.location}")
+        return records[0]
+
+    def list_runs(self, experiment: str | None = None, status: str | None = None,
+                  tag: str | None = None, crash_after: float | None = None) -> list[RunRecord]:
+        clauses, args = ["1 = 1"], []
+        if experiment is not None:
+            clauses.append("r.experiment = ?")
+            args.append(experiment)
+        if tag is not None:
+            clauses.append("r.run_id IN (SELECT run_id FROM run_tags WHERE tag = ?)")
+            args.append(tag)
+        records = self._records(" AND ".join(clauses), tuple(args), crash_after)
+        if status is not None:
+            records = [r for r in records if r.status == status]
+        return records
+
+    def _records(self, where: str, args: tuple, crash_after: float | None) -> list[RunRecord]:
+        crash_after = crash_after_default() if crash_after is None else crash_after
+        sub = f"SELECT r.run_id FROM runs r WHERE {where}"
+
+        def body(cur: Cursor) -> list[RunRecord]:
+            runs = cur.all(
+                "SELECT r.run_id, r.experiment, r.run_name, r.status, r.start_time, r.end_time, "
+                "r.heartbeat, r.config, r.source_file, r.source_sha256 FROM runs r "
+                f"WHERE {where} ORDER BY r.start_time DESC, r.run_id", args)
+            if not runs:
+                return []
+            params: dict[str, dict] = {}
+            for rid, key, value in cur.all(
+                    f"SELECT run_id, key, value FROM params WHERE run_id IN ({sub}) "
+                    "ORDER BY run_id, key", args):
+                params.setdefault(rid, {})[key] = json.loads(value)
+            tags: dict[str, list] = {}
+            for rid, tag in cur.all(f"SELECT run_id, tag FROM run_tags WHERE run_id IN ({sub}) "
+                                    "ORDER BY run_id, tag", args):
+                tags.setdefault(rid, []).append(tag)
+            metrics: dict[str, dict] = {}
+            for row in cur.all(
+                    "SELECT run_id, key, n_points, latest, latest_step, min_value, max_value, "
+                    f"max_step FROM metric_summary WHERE run_id IN ({sub}) ORDER BY run_id, key",
+                    args):
+                metrics.setdefault(row[0], {})[row[1]] = _summary(row[1], row[2:]).as_dict()
+            artifacts: dict[str, list] = {}
+            for rid, name in cur.all(
+                    f"SELECT DISTINCT run_id, name FROM artifact_versions WHERE run_id IN ({sub}) "
+                    "ORDER BY run_id, name", args):
+                artifacts.setdefault(rid, []).append(name)
+            failures: dict[str, list] = {}
+            for rid, backend, message in cur.all(
+                    "SELECT run_id, backend, message FROM mirror_failures "
+                    f"WHERE run_id IN ({sub}) ORDER BY created_at", args):
+                failures.setdefault(rid, []).append((backend, message))
+            now = time.time()
+            out = []
+            for (rid, experiment, name, status, start, end, beat, config, src, sha) in runs:
+                if status == "running" and now - beat > crash_after:
+                    status = "crashed"
+                out.append(RunRecord(
+                    run_id=rid, experiment=experiment, run_name=name, status=status,
+                    start_time=utc(start), end_time=utc(end),
+                    hyperparameters=params.get(rid, {}), tags=tags.get(rid, []),
+                    metrics=metrics.get(rid, {}), artifacts=artifacts.get(rid, []),
+                    mirror_failures=failures.get(rid, []), heartbeat=utc(beat),
+                    config=None if config is None else json.loads(config),
+                    source_file=src, source_sha256=sha))
+            return out
+
+        return self.db.read(body)
+
+    def delete_run(self, run_id: str) -> int:
+        """Remove a run and its rows; frees objects no other version uses. Returns bytes freed."""
+
+        def body(cur: Cursor) -> list[str]:
+            shas = [r[0] for r in cur.all(
+                "SELECT DISTINCT sha256 FROM artifact_versions WHERE run_id = ?", (run_id,))]
+            for table in ("artifact_aliases", "artifact_versions", "metric_chunks",
+                          "metric_summary", "params", "run_tags", "mirror_failures", "runs"):
+                cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            return shas
+
+        freed = self.free_unreferenced(self.db.write(body))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        return freed
+
+    def free_unreferenced(self, shas: Iterable[str]) -> int:
+        """Delete the objects among ``shas`` that no artifact version uses; returns bytes freed."""
+        shas = list(dict.fromkeys(shas))
+        unused = self.db.read(lambda cur: [sha for sha in shas if cur.one(
+            "SELECT 1 FROM artifact_versions WHERE sha256 = ? LIMIT 1", (sha,)) is None])
+        return sum(self.objects.delete(sha) for sha in unused)
+
+    # ---- metrics ----------------------------------------------------------------------
+    def append_metrics(self, run_id: str, series: dict[str, Series]) -> None:
+        """Append points per key and update the summaries, in one transaction."""
+
+        def body(cur: Cursor) -> None:
+            for key, (steps, values, times) in series.items():
+                if len(steps):
+                    self._append_chunks(cur, run_id, key, steps, values, times)
+                    self._update_summary(cur, run_id, key, steps, values, times)
+            cur.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ?", (time.time(), run_id))
+
+        self.db.write(body)
+
+    def _append_chunks(self, cur: Cursor, run_id: str, key: str, steps: np.ndarray,
+                       values: np.ndarray, times: np.ndarray) -> None:
+        tail = cur.one("SELECT seq, n_points FROM metric_chunks WHERE run_id = ? AND key = ? "
+                       "ORDER BY seq DESC LIMIT 1", (run_id, key))
+        seq = 0
+        if tail is not None:
+            seq = int(tail[0]) + 1
+            if int(tail[1]) < MERGE_BELOW:
+                old = cur.one("SELECT steps, vals, times FROM metric_chunks "
+                              "WHERE run_id = ? AND key = ? AND seq = ?", (run_id, key, tail[0]))
+                steps = np.concatenate([np.frombuffer(old[0], STEP_DTYPE), steps])
+                values = np.concatenate([np.frombuffer(old[1], FLOAT_DTYPE), values])
+                times = np.concatenate([np.frombuffer(old[2], FLOAT_DTYPE), times])
+                seq = int(tail[0])
+        rows = []
+        for start in range(0, len(steps), CHUNK_POINTS):
+            part = slice(start, start + CHUNK_POINTS)
+            rows.append((run_id, key, seq, len(steps[part]),
+                         steps[part].astype(STEP_DTYPE, copy=False).tobytes(),
+                         values[part].astype(FLOAT_DTYPE, copy=False).tobytes(),
+                         times[part].astype(FLOAT_DTYPE, copy=False).tobytes()))
+            seq += 1
+        cur.executemany(
+            "INSERT INTO metric_chunks (run_id, key, seq, n_points, steps, vals, times) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key, seq) DO UPDATE SET "
+            "n_points = excluded.n_points, steps = excluded.steps, vals = excluded.vals, "
+            "times = excluded.times", rows)
+
+    def _update_summary(self, cur: Cursor, run_id: str, key: str, steps: np.ndarray,
+                        values: np.ndarray, times: np.ndarray) -> None:
+        known = values[~np.isnan(values)]
+        low = float(known.min()) if known.size else None
+        high = float(known.max()) if known.size else None
+        latest = float(values[-1])
+        cur.execute(
+            "INSERT INTO metric_summary (run_id, key, n_points, latest, latest_step, latest_time, "
+            "min_value, max_value, max_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, key) DO UPDATE SET "
+            "n_points = metric_summary.n_points + excluded.n_points, "
+            "latest = excluded.latest, latest_step = excluded.latest_step, "
+            "latest_time = excluded.latest_time, "
+            "min_value = CASE WHEN excluded.min_value IS NULL THEN metric_summary.min_value "
+            "WHEN metric_summary.min_value IS NULL OR excluded.min_value < metric_summary.min_value "
+            "THEN excluded.min_value ELSE metric_summary.min_value END, "
+            "max_value = CASE WHEN excluded.max_value IS NULL THEN metric_summary.max_value "
+            "WHEN metric_summary.max_value IS NULL OR excluded.max_value > metric_summary.max_value "
+            "THEN excluded.max_value ELSE metric_summary.max_value END, "
+            "max_step = CASE WHEN excluded.max_step > metric_summary.max_step "
+            "THEN excluded.max_step ELSE metric_summary.max_step END",
+            (run_id, key, int(len(steps)), None if latest != latest else latest,
+             int(steps[-1]), float(times[-1]), low, high, int(steps.max())))
+
+    def metric_history(self, run_id: str, key: str) -> MetricHistory:
+        rows = self.db.read(lambda cur: cur.all(
+            "SELECT steps, vals, times FROM metric_chunks WHERE run_id = ? AND key = ? "
+            "ORDER BY seq", (run_id, key)))
+        if not rows:
+            empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
+            return MetricHistory(key, empty_i, empty_f, empty_f.copy())
+        steps = np.concatenate([np.frombuffer(r[0], STEP_DTYPE) for r in rows]).astype(np.int64)
+        values = np.concatenate([np.frombuffer(r[1], FLOAT_DTYPE) for r in rows]).astype(np.float64)
+        times = np.concatenate([np.frombuffer(r[2], FLOAT_DTYPE) for r in rows]).astype(np.float64)
+        return MetricHistory(key, steps, values, times)
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        return [r[0] for r in self.db.read(lambda cur: cur.all(
+            "SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key", (run_id,)))]
+
+    def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
+        rows = self.db.read(lambda cur: cur.all(
+            "SELECT key, n_points, latest, latest_step, min_value, max_value, max_step "
+            "FROM metric_summary WHERE run_id = ?", (run_id,)))
+        return {row[0]: _summary(row[0], row[1:]) for row in rows}
+
+    # ---- artifacts --------------------------------------------------------------------
+    def add_artifact_version(self, run_id: str, name: str, *, sha256: str, size: int,
+                             filename: str | None, metadata: dict, aliases: Iterable[str],
+                             replace: bool = False, created_at: float | None = None) -> int:
+        """Record a new version (``replace`` drops the earlier ones); returns its number."""
+        created = time.time() if created_at is None else created_at
+        aliases = list(dict.fromkeys(["latest", *aliases]))
+
+        def body(cur: Cursor) -> int:
+            if replace:
+                cur.execute("DELETE FROM artifact_aliases WHERE run_id = ? AND name = ?",
+                            (run_id, name))
+                cur.execute("DELETE FROM artifact_versions WHERE run_id = ? AND name = ?",
+                            (run_id, name))
+            row = cur.one("SELECT MAX(version) FROM artifact_versions WHERE run_id = ? AND name = ?",
+                          (run_id, name))
+            version = int(row[0] or 0) + 1
+            cur.execute(
+                "INSERT INTO artifact_versions (run_id, name, version, sha256, size, created_at, "
+                "filename, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, name, version, sha256, size, created, filename, to_json(metadata)))
+            cur.executemany(
+                "INSERT INTO artifact_aliases (run_id, name, alias, version) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, name, alias) DO UPDATE SET version = excluded.version",
+                [(run_id, name, alias, version) for alias in aliases])
+            return version
+
+        return self.db.write(body)
+
+    def artifact_versions(self, run_id: str, name: str | None = None) -> list[ArtifactVersion]:
+        where, args = ("v.run_id = ?", (run_id,)) if name is None else (
+            "v.run_id = ? AND v.name = ?", (run_id, name))
+
+        def body(cur: Cursor) -> list[ArtifactVersion]:
+            aliases: dict[tuple[str, int], list[str]] = {}
+            for alias_name, version, alias in cur.all(
+                    f"SELECT v.name, v.version, v.alias FROM artifact_aliases v WHERE {where} "
+                    "ORDER BY v.alias", args):
+                aliases.setdefault((alias_name, int(version)), []).append(alias)
+            rows = cur.all(
+                "SELECT v.name, v.version, v.sha256, v.size, v.created_at, v.metadata, v.filename "
+                f"FROM artifact_versions v WHERE {where} ORDER BY v.name, v.version", args)
+            return [ArtifactVersion(
+                name=r[0], version=int(r[1]), sha256=r[2], size=int(r[3]),
+                created_at=utc(r[4]), path=self.objects.path(r[2]),
+                metadata={**json.loads(r[5]), **({"filename": r[6]} if r[6] else {})},
+                aliases=tuple(aliases.get((r[0], int(r[1])), ())), run_id=run_id) for r in rows]
+
+        return self.db.read(body)
+
+    def set_alias(self, run_id: str, name: str, alias: str, version: int) -> None:
+        self.db.write(lambda cur: cur.execute(
+            "INSERT INTO artifact_aliases (run_id, name, alias, version) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (run_id, name, alias) DO UPDATE SET version = excluded.version",
+            (run_id, name, alias, version)))
+
+    def find_artifact_version(self, run_id: str, name: str, ref: int | str = -1) -> ArtifactVersion:
+        """A version by number (1, 2, ...), negative index (-1 newest) or alias."""
+        versions = self.artifact_versions(run_id, name)
+        if not versions:
+            raise TrackingError(f"run {run_id[:8]} has no artifact named {name!r}")
+        if isinstance(ref, str) and not re.fullmatch(r"-?\d+", ref.strip()):
+            for version in versions:
+                if ref in version.aliases:
+                    return version
+            known = sorted({a for v in versions for a in v.aliases})
+            raise TrackingError(f"artifact {name!r} has no alias {ref!r} (aliases: {', '.join(known)})")
+        number = int(ref)
+        if number < 0:
+            if -number > len(versions):
+                raise TrackingError(
+                    f"artifact {name!r} has {len(versions)} versions; index {number} is out of range")
+            return versions[number]
+        for version in versions:
+            if version.version == number:
+                return version
+        raise TrackingError(f"artifact {name!r} has no version {number} "
+                            f"(versions: {', '.join(str(v.version) for v in versions)})")
+
+
+def _summary(key: str, row: tuple) -> MetricSummary:
+    count, latest, latest_step, low, high, max_step = row
+    low = None if low is None else float(low)
+    high = None if high is None else float(high)
+    return MetricSummary(
+        latest=_nan_if_none(latest) if count else float("nan"),
+        best=low if metric_mode(key) == "min" else high,
+        min=low, max=high, count=int(count), latest_step=int(latest_step),
+        max_step=int(max_step))

@@ -1,0 +1,318 @@
+"""ExperimentTracker: what a training run logs through.
+
+``log_metrics`` validates and appends to memory only; a background writer flushes to the
+store (see ``writer.py``), a background visualizer redraws plots, and mirrors (MLflow,
+W&B, TensorBoard) are fed from each flushed batch.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from itertools import repeat
+from pathlib import Path
+from typing import Any, Iterable
+
+from neural_dsl_tracking.errors import NeuralError, TrackingError
+from neural_dsl_tracking.tracking import lifecycle
+from neural_dsl_tracking.tracking.objects import hash_file
+from neural_dsl_tracking.tracking.records import FINAL_STATUSES, ArtifactVersion, MetricHistory
+from neural_dsl_tracking.tracking.store import Series, Store
+from neural_dsl_tracking.tracking.values import clean_metrics, to_step
+from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, safe_filename
+from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
+
+MIRROR_FINISH_TIMEOUT = 30.0
+
+
+class ExperimentTracker:
+    """One run of an experiment: hyperparameters, metrics, artifacts, figures, plots."""
+
+    def __init__(self, experiment_name: str, base_dir: str | Path = "neural_experiments", *,
+                 store: str | None = None, backend: str | list[str] = "local",
+                 backend_options: dict | None = None, run_name: str | None = None,
+                 tags: list[str] | None = None, auto_visualize: bool = True,
+                 visualize_every: int = 10, run_id: str | None = None,
+                 config: dict | None = None, source_file: str | Path | None = None,
+                 flush_interval: float = FLUSH_INTERVAL) -> None:
+        if not isinstance(experiment_name, str) or not experiment_name.strip():
+            raise TrackingError("experiment_name must be a non-empty string")
+        if isinstance(visualize_every, bool) or not isinstance(visualize_every, int) \
+                or visualize_every < 0:
+            raise TrackingError(f"visualize_every must be an integer >= 0, got {visualize_every!r}")
+        self._store = Store(base_dir, store, create=True)
+        self._finished = False
+        self.status = "running"
+        if run_id is not None:
+            self.run_id = self._resume(run_id, tags or [])
+        else:
+            source_sha = None
+            if source_file is not None:
+                if not Path(source_file).is_file():
+                    raise TrackingError(f"source file {source_file} does not exist")
+                source_sha = hash_file(Path(source_file))
+            self.run_id = self._store.create_run(
+                experiment=experiment_name, run_name=run_name, tags=tags or [], config=config,
+                source_file=None if source_file is None else str(source_file),
+                source_sha256=source_sha)
+            self._next_step = 0
+        record = self._store.get_run(self.run_id)
+        self.experiment_name = record.experiment
+        self.run_name = record.run_name
+        self.run_dir = self._store.run_dir(self.run_id)
+        (self.run_dir / "plots").mkdir(parents=True, exist_ok=True)
+
+        self._mirrors = self._open_mirrors(backend, backend_options or {}, record.tags)
+        self._writer = MetricWriter(self._store, self.run_id, interval=flush_interval,
+                                    on_flushed=self._mirror_metrics if self._mirrors else None)
+        self._pending = self._writer.pending
+        self._visualize_every = visualize_every if auto_visualize else 0
+        self._auto_visualize = auto_visualize
+        self._log_calls = 0
+        self._visualizer = MetricVisualizer(self.run_dir / "plots", self._load_histories)
+        self._writer.start()
+        if self._visualize_every:
+            self._visualizer.start()
+        lifecycle.register(self)
+
+    def _resume(self, run_id: str, tags: list[str]) -> str:
+        if not self._store.run_exists(run_id):
+            raise TrackingError(f"cannot resume run {run_id!r}: it is not in the experiment "
+                                f"store {self._store.location}")
+        self._store.reopen_run(run_id)
+        if tags:
+            self._store.add_tags(run_id, tags)
+        summaries = self._store.metric_summaries(run_id)
+        self._next_step = max((s.max_step for s in summaries.values()), default=-1) + 1
+        return run_id
+
+    # ---- context manager --------------------------------------------------------------
+    def __enter__(self) -> "ExperimentTracker":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> bool:  # type: ignore[no-untyped-def]
+        if kind is None:
+            self.finish("completed")
+        elif issubclass(kind, KeyboardInterrupt):
+            self.finish("interrupted")
+        else:
+            self.finish("failed")
+        return False
+
+    # ---- logging ----------------------------------------------------------------------
+    def log_hyperparameters(self, params: dict[str, Any]) -> None:
+        """Record hyperparameters (JSON values; numpy/torch scalars become numbers)."""
+        self._check_open()
+        if not isinstance(params, dict):
+            raise TypeError(f"hyperparameters must be a dict, got {type(params).__name__}")
+        self._store.log_params(self.run_id, params)
+        if self._mirrors:
+            self._mirrors.params(dict(params))
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        """Append one point per metric at ``step`` (next step if None). Memory only; fast."""
+        if self._finished:
+            raise TrackingError(f"run {self.run_id[:8]} is finished; metrics can no longer be logged")
+        values = dict(metrics)
+        for key, value in values.items():
+            if type(value) is not float or type(key) is not str:
+                values = clean_metrics(values)
+                break
+        if step is None:
+            step = self._next_step
+        elif type(step) is not int:
+            step = to_step(step)
+        self._next_step = step + 1
+        self._pending.append((step, time.time(), values))
+        if self._visualize_every:
+            self._log_calls += 1
+            if self._log_calls % self._visualize_every == 0:
+                self._visualizer.request()
+
+    def log_artifact(self, path: str | Path, name: str | None = None, version: bool = True,
+                     aliases: Iterable[str] = (), metadata: dict | None = None,
+                     monitor: str | None = None, mode: str = "min") -> ArtifactVersion:
+        """Store a file as a new version of artifact ``name`` (default: the file name)."""
+        self._check_open()
+        if mode not in ("min", "max"):
+            raise TrackingError(f"mode must be 'min' or 'max', got {mode!r}")
+        if isinstance(aliases, str):
+            aliases = [aliases]
+        path = Path(path)
+        name = name or path.name
+        sha256, size = self._store.objects.put(path)
+        metadata = dict(metadata or {})
+        aliases = list(aliases)
+        if monitor is not None:
+            value = self._monitored_value(monitor)
+            metadata["monitor"] = {"key": monitor, "mode": mode, "value": value}
+            if value is not None and self._is_best(name, monitor, mode, value):
+                aliases.append("best")
+        previous = [] if version else self._store.artifact_versions(self.run_id, name)
+        number = self._store.add_artifact_version(
+            self.run_id, name, sha256=sha256, size=size, filename=path.name, metadata=metadata,
+            aliases=aliases, replace=not version)
+        if previous:
+            self._store.free_unreferenced([v.sha256 for v in previous])
+        result = self._store.find_artifact_version(self.run_id, name, number)
+        if self._mirrors:
+            self._mirrors.artifact(str(path), name, number, sha256, list(result.aliases))
+        return result
+
+    def _monitored_value(self, key: str) -> float | None:
+        self._writer.flush()
+        summary = self._store.metric_summaries(self.run_id).get(key)
+        if summary is None or summary.latest != summary.latest:
+            warnings.warn(f"monitor {key!r} has no value yet; alias 'best' not moved",
+                          RuntimeWarning, stacklevel=3)
+            return None
+        return summary.latest
+
+    def _is_best(self, name: str, key: str, mode: str, value: float) -> bool:
+        for earlier in self._store.artifact_versions(self.run_id, name):
+            seen = earlier.metadata.get("monitor") or {}
+            if seen.get("key") != key or seen.get("value") is None:
+                continue
+            if (value >= seen["value"]) if mode == "min" else (value <= seen["value"]):
+                return False
+        return True
+
+    def log_model(self, path: str | Path, framework: str = "pytorch",
+                  name: str = "model") -> ArtifactVersion:
+        """A model file as a versioned artifact tagged with its framework."""
+        return self.log_artifact(path, name=name, metadata={"type": "model", "framework": framework})
+
+    def log_figure(self, fig: Any, name: str) -> Path:
+        """Save a matplotlib figure as PNG (a Plotly figure as HTML) in the run's figures/."""
+        self._check_open()
+        folder = self.run_dir / "figures"
+        folder.mkdir(parents=True, exist_ok=True)
+        if hasattr(fig, "savefig"):
+            path = folder / f"{safe_filename(name)}.png"
+            fig.savefig(path, format="png")
+        elif hasattr(fig, "write_html"):
+            path = folder / f"{safe_filename(name)}.html"
+            fig.write_html(str(path), include_plotlyjs=True)
+        else:
+            raise TypeError(f"log_figure needs a matplotlib or Plotly figure, got {type(fig).__name__}")
+        if self._mirrors:
+            self._mirrors.figure(str(path), name)
+        return path
+
+    # ---- reading back -----------------------------------------------------------------
+    def list_artifact_versions(self, name: str) -> list[ArtifactVersion]:
+        return self._store.artifact_versions(self.run_id, name)
+
+    def get_artifact_version(self, name: str, ref: int | str = -1, *,
+                             verify: bool = True) -> ArtifactVersion:
+        """A version by number, negative index or alias; its checksum is verified."""
+        found = self._store.find_artifact_version(self.run_id, name, ref)
+        if verify:
+            self._store.objects.verify(found.sha256, found.size, f"{name} v{found.version}")
+        return found
+
+    def get_best_metric(self, key: str, mode: str = "min") -> float | None:
+        """Smallest (``min``) or largest (``max``) value logged for ``key``; None if never logged."""
+        if mode not in ("min", "max"):
+            raise TrackingError(f"mode must be 'min' or 'max', got {mode!r}")
+        if not self._finished:
+            self._writer.flush()
+        summary = self._store.metric_summaries(self.run_id).get(key)
+        if summary is None:
+            return None
+        best = summary.min if mode == "min" else summary.max
+        return float("nan") if best is None else best
+
+    def get_metric_history(self, key: str) -> MetricHistory:
+        if not self._finished:
+            self._writer.flush()
+        return self._store.metric_history(self.run_id, key)
+
+    def generate_visualizations(self) -> list[Path]:
+        """Flush, then draw every plot now (in this thread); returns the PNG files."""
+        if not self._finished:
+            self._writer.flush()
+        return self._visualizer.generate()
+
+    def _load_histories(self) -> dict[str, MetricHistory]:
+        return {key: self._store.metric_history(self.run_id, key)
+                for key in self._store.metric_keys(self.run_id)}
+
+    # ---- mirrors ----------------------------------------------------------------------
+    def _open_mirrors(self, backend: str | list[str], options: dict, tags: list[str]) -> Any:
+        names = [backend] if isinstance(backend, str) else list(backend)
+        names = [n for n in dict.fromkeys(names) if n != "local"]
+        if not names:
+            return None
+        try:
+            from neural_dsl_tracking import backends
+        except ImportError as error:
+            return self._mirrors_unavailable(names, str(error))
+        open_mirrors = getattr(backends, "open_mirrors", None)
+        run_info = getattr(backends, "RunInfo", None)
+        if open_mirrors is None or run_info is None:
+            return self._mirrors_unavailable(names, "neural_dsl_tracking.backends has no open_mirrors")
+        info = run_info(run_id=self.run_id, experiment=self.experiment_name,
+                        run_name=self.run_name, tags=list(tags), store_dir=self._store.files_dir)
+        try:
+            return open_mirrors(names, options, info, self._record_mirror_failure)
+        except Exception as error:  # noqa: BLE001 - a mirror never stops the local record
+            return self._mirrors_unavailable(names, str(error))
+
+    def _mirrors_unavailable(self, names: list[str], reason: str) -> None:
+        warnings.warn(f"mirrors {', '.join(names)} unavailable ({reason}); recording locally only",
+                      RuntimeWarning, stacklevel=3)
+        for name in names:
+            self._record_mirror_failure(name, f"not started: {reason}")
+        return None
+
+    def _record_mirror_failure(self, backend: str, message: str) -> None:
+        try:
+            self._store.record_mirror_failure(self.run_id, backend, message)
+        except NeuralError as error:
+            warnings.warn(f"could not record mirror failure ({backend}: {message}): {error}",
+                          RuntimeWarning, stacklevel=2)
+
+    def _mirror_metrics(self, series: dict[str, Series]) -> None:
+        points = []
+        for key, (steps, values, times) in series.items():
+            points.extend(zip(repeat(key), steps.tolist(), values.tolist(), times.tolist()))
+        self._mirrors.metrics(points)
+
+    # ---- finishing --------------------------------------------------------------------
+    def finish(self, status: str = "completed") -> None:
+        """Flush everything, draw the final plots, close mirrors, record ``status``."""
+        if self._finished:
+            return
+        if status not in FINAL_STATUSES:
+            raise TrackingError(f"status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}")
+        self._finished = True
+        lifecycle.unregister(self)
+        self._visualizer.stop()
+        try:
+            self._writer.close()
+        except NeuralError as error:
+            raise TrackingError(f"run {self.run_id[:8]}: the last metrics could not be written: "
+                                f"{error}") from error
+        self._store.set_status(self.run_id, status)
+        self.status = status
+        if self._auto_visualize:
+            try:
+                self._visualizer.generate()
+            except Exception as error:  # noqa: BLE001 - plots never change a run's outcome
+                warnings.warn(f"final plots failed: {error}", RuntimeWarning, stacklevel=2)
+        if self._mirrors:
+            for unsent in self._mirrors.finish(status, MIRROR_FINISH_TIMEOUT) or []:
+                self._record_mirror_failure("mirror", f"not sent at finish: {unsent}")
+
+    def _close_from_process_hook(self, status: str) -> None:
+        self.finish(status)
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise TrackingError(f"run {self.run_id[:8]} is finished")
+
+    def __repr__(self) -> str:
+        return (f"ExperimentTracker(experiment={self.experiment_name!r}, run_id={self.run_id!r}, "
+                f"status={self.status!r})")
+

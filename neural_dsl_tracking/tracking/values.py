@@ -1,0 +1,69 @@
+"""Turning user-supplied metric values and steps into floats and ints, or a clear TypeError."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+_HIGHER_IS_BETTER = re.compile(
+    r"acc|accuracy|f1|precision|recall|auc|score|iou|dice|map\b|bleu|rouge|r2|top\d|hit|ndcg|reward",
+    re.IGNORECASE,
+)
+
+
+def metric_mode(key: str) -> str:
+    """``max`` for score-like names (accuracy, f1, auc, ...), otherwise ``min`` (losses, errors)."""
+    return "max" if _HIGHER_IS_BETTER.search(key) else "min"
+
+
+def to_float(key: object, value: Any) -> float:
+    """A metric value as float: int, float, bool, numpy scalar, or anything with ``.item()``."""
+    if not isinstance(key, str):
+        raise TypeError(f"metric names must be strings, got {key!r} ({type(key).__name__})")
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, (str, bytes)):
+        try:
+            scalar = item()
+        except (ValueError, RuntimeError, TypeError) as error:
+            raise TypeError(
+                f"metric {key!r}: value {_short(value)} is not a single number ({error})"
+            ) from None
+        if isinstance(scalar, (bool, int, float)):
+            return float(scalar)
+    raise TypeError(
+        f"metric {key!r}: value {_short(value)} of type {type(value).__name__} is not a number"
+    )
+
+
+def clean_metrics(metrics: dict) -> dict[str, float]:
+    """A copy of ``metrics`` with every value a float; raises TypeError naming the bad key."""
+    return {key: to_float(key, value) for key, value in metrics.items()}
+
+
+def to_step(step: Any) -> int:
+    """A step as a Python int (ints, integral numpy scalars, 0-d tensors)."""
+    if isinstance(step, bool):
+        raise TypeError(f"step must be an integer, got {step!r}")
+    if isinstance(step, int):
+        return step
+    item = getattr(step, "item", None)
+    if callable(item):
+        try:
+            value = item()
+        except (ValueError, RuntimeError, TypeError):
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    if isinstance(step, float) and math.isfinite(step) and step.is_integer():
+        return int(step)
+    raise TypeError(f"step must be an integer, got {_short(step)} ({type(step).__name__})")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
