@@ -1,0 +1,129 @@
+"""The small interface every mirror implements, and the values passed to it.
+
+A mirror copies one run of the embedded store to another tracking system. It is driven by
+a single worker thread of :class:`~neural_dsl_tracking.backends.mirrorset.MirrorSet`, so an
+implementation needs no locking; it may raise from any method, and the worker decides
+whether to retry (see :meth:`Mirror.is_permanent`).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+MetricPoint = tuple[str, int, float, float]
+"""``(key, step, value, unix timestamp in seconds)``, as flushed by the tracker."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a mirror needs to know about the run it copies."""
+
+    run_id: str
+    experiment: str
+    run_name: str | None = None
+    tags: Sequence[str] = ()
+    store_dir: Path = field(default_factory=lambda: Path("neural_experiments"))
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """One stored artifact version, as the tracker hands it to the mirrors."""
+
+    path: Path
+    name: str
+    version: int
+    sha256: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def filename(self) -> str:
+        """The file name to publish under: the stored file's own name, unless that is
+        just the content hash (content-addressed objects), then the artifact's name."""
+        base = self.path.name
+        stem = base.split(".", 1)[0]
+        if stem.lower() == self.sha256.lower() or re.fullmatch(r"[0-9a-f]{64}", stem):
+            return self.name + base[len(stem):]
+        return base
+
+
+class Mirror(ABC):
+    """One external tracking system receiving a copy of one run."""
+
+    name: ClassVar[str]
+    metrics_per_call: ClassVar[int] = 10_000
+    """Largest batch of points handed to :meth:`log_metrics` at once."""
+
+    def __init__(self, run: RunInfo, options: Mapping[str, Any]) -> None:
+        self.run = run
+        self.options = dict(options)
+
+    @abstractmethod
+    def start(self) -> None:
+        """Import the SDK and open (or resume) the run. Called once before anything else."""
+
+    @abstractmethod
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record hyperparameters; ``params`` may be nested (see :func:`flatten_params`)."""
+
+    @abstractmethod
+    def log_metrics(self, points: Sequence[MetricPoint]) -> None:
+        """Record a batch of at most :attr:`metrics_per_call` points, in logging order."""
+
+    @abstractmethod
+    def log_artifact(self, artifact: ArtifactRef) -> None:
+        """Record one artifact version with its version number, SHA-256 and aliases."""
+
+    @abstractmethod
+    def log_figure(self, path: Path, name: str) -> None:
+        """Record (or replace) the plot image ``path`` under ``name``."""
+
+    @abstractmethod
+    def finish(self, status: str) -> None:
+        """Close the run with our final status (``completed``, ``failed``, ...)."""
+
+    def is_permanent(self, error: BaseException) -> bool:
+        """True when retrying the failed call cannot help (missing SDK, rejected input)."""
+        return isinstance(error, ImportError)
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optimizer": {"lr": 0.1}}`` -> ``{"optimizer.lr": 0.1}``; other values untouched."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def deep_merge(into: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge nested ``update`` into ``into`` in place (later values win) and return it."""
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            deep_merge(into[key], value)
+        elif isinstance(value, Mapping):
+            into[key] = deep_merge({}, value)
+        else:
+            into[key] = value
+    return into
+
+
+def safe_name(name: str) -> str:
+    """``name`` reduced to one safe path component: letters, digits, ``_ - .``, no leading dot."""
+    cleaned = re.sub(r"[^\w.\-]+", "_", name).lstrip(".")
+    return cleaned or "_"
+
+
+def describe_error(error: BaseException) -> str:
+    """One line naming the error: ``ConnectionError: ...`` cut to a readable length."""
+    text = " ".join(str(error).split()) or "no message"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(error).__name__}: {text}"

@@ -1,0 +1,110 @@
+"""Weights & Biases mirror: one W&B run per tracked run (``offline`` mode works without network).
+
+History rows carry our step in the ``step`` column (declared as every metric's x-axis with
+``define_metric``) and the points' own time in ``_timestamp``; points at the same step go in
+one row. W&B's internal ``_step`` just counts rows, so steps that repeat or go backwards
+(epoch metrics next to batch metrics, a resumed run) are all kept. Artifacts become
+``wandb.Artifact``s carrying our SHA-256 and version in their metadata and our aliases;
+plots are logged as ``wandb.Image`` under ``plots/<name>``. Files go under
+``<store_dir>/wandb/``, never the current directory. The SDK is imported in ``start``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+from neural_dsl_tracking.backends.base import ArtifactRef, MetricPoint, Mirror, safe_name
+
+STEP = "step"
+MODEL_NAMES = ("model", "checkpoint")
+
+
+class WandbMirror(Mirror):
+    """Mirror to Weights & Biases."""
+
+    name = "wandb"
+
+    def start(self) -> None:
+        import wandb
+
+        settings = wandb.Settings(
+            console="off",  # never wrap the training program's stdout/stderr
+            x_disable_stats=True,  # no system-metrics sampling competing with training
+            x_save_requirements=False,
+            silent=True,
+        )
+        store_dir = Path(self.run.store_dir)
+        store_dir.mkdir(parents=True, exist_ok=True)
+        self._wandb = wandb
+        self._run = wandb.init(
+            project=_clean(self.options.get("project") or self.run.experiment),
+            entity=self.options.get("entity"),
+            mode=self.options.get("mode"),
+            dir=str(store_dir),
+            id=_clean(self.run.run_id, allowed=r"\w\-"),
+            name=self.run.run_name,
+            tags=list(self.run.tags) or None,
+            resume="allow",
+            reinit="create_new",
+            settings=settings,
+        )
+        self._run.define_metric(STEP)
+        self._defined: set[str] = set()
+        self._last_step = 0
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._run.config.update(dict(params), allow_val_change=True)
+
+    def log_metrics(self, points: Sequence[MetricPoint]) -> None:
+        row: dict[str, Any] = {}
+        for key, step, value, time in sorted(points, key=itemgetter(1)):
+            if key not in self._defined:
+                self._run.define_metric(key, step_metric=STEP)
+                self._defined.add(key)
+            if row and (row[STEP] != step or key in row):
+                self._run.log(row)
+                row = {}
+            if not row:
+                row = {STEP: step, "_timestamp": time}
+            row[key] = value
+            row["_timestamp"] = max(row["_timestamp"], time)
+        if row:
+            self._run.log(row)
+            self._last_step = row[STEP]
+
+    def log_artifact(self, artifact: ArtifactRef) -> None:
+        kind = "model" if artifact.name.lower().startswith(MODEL_NAMES) else "artifact"
+        entry = self._wandb.Artifact(
+            _clean(artifact.name),
+            type=kind,
+            metadata={
+                "sha256": artifact.sha256,
+                "version": artifact.version,
+                "neural_run_id": self.run.run_id,
+            },
+        )
+        # Our objects never change, so W&B may reference the file instead of copying it.
+        entry.add_file(str(artifact.path), name=safe_name(artifact.filename), policy="immutable")
+        self._run.log_artifact(entry, aliases=list(artifact.aliases) or None)
+
+    def log_figure(self, path: Path, name: str) -> None:
+        self._run.log({f"plots/{name}": self._wandb.Image(str(path)), STEP: self._last_step})
+
+    def finish(self, status: str) -> None:
+        self._run.summary["neural_status"] = status
+        self._run.finish(exit_code=0 if status == "completed" else 1)
+
+    def is_permanent(self, error: BaseException) -> bool:
+        usage_error = getattr(getattr(self, "_wandb", None), "errors", None)
+        return super().is_permanent(error) or (
+            usage_error is not None and isinstance(error, usage_error.UsageError)
+        )
+
+
+def _clean(text: str, allowed: str = r"\w.\-") -> str:
+    """``text`` without the characters W&B rejects in project, run and artifact names."""
+    return re.sub(rf"[^{allowed}]", "_", text)[:128] or "_"
