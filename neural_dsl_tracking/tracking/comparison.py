@@ -11,9 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
-from neural_dsl_tracking.tracking.records import MetricHistory, RunRecord
+from neural_dsl_tracking.tracking.records import MetricHistory, RunRecord, jsonable
 from neural_dsl_tracking.tracking.values import metric_mode
 from neural_dsl_tracking.tracking.visualizer import (
     downsample_minmax,
@@ -95,7 +94,7 @@ def export(records: list[RunRecord], histories: Histories, metrics: list[str],
                                      map(repr, h.values.tolist()), h.timestamps.tolist()))
     data = summary(records, metrics)
     (out_dir / "summary.json").write_text(
-        json.dumps(_jsonable(data), indent=2, allow_nan=False), encoding="utf-8")
+        json.dumps(jsonable(data), indent=2, allow_nan=False), encoding="utf-8")
     figures = comparison_figures(records, histories, metrics)
     save_figures(figures, out_dir)
     (out_dir / "report.html").write_text(_report_html(records, histories, metrics, data),
@@ -156,17 +155,3 @@ def _fmt(value: Any) -> str:
 
 def _plotly_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+import math
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,20 @@ class RunRecord:
         """Seconds from start to end (or to the last heartbeat while running or crashed)."""
         end = self.end_time or self.heartbeat
         return None if end is None else max(0.0, (end - self.start_time).total_seconds())
+
+
+def jsonable(value: Any) -> Any:
+    """Records as strict JSON: datetimes ISO, paths str, NaN/inf as "NaN"/"Infinity"/"-Infinity"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    return value

@@ -245,15 +245,12 @@ class ExperimentTracker:
         if not names:
             return None
         try:
-            from neural_dsl_tracking import backends
+            from neural_dsl_tracking.backends import open_mirrors
+            from neural_dsl_tracking.backends.base import RunInfo
         except ImportError as error:
-            return self._mirrors_unavailable(names, str(error))
-        open_mirrors = getattr(backends, "open_mirrors", None)
-        run_info = getattr(backends, "RunInfo", None)
-        if open_mirrors is None or run_info is None:
-            return self._mirrors_unavailable(names, "neural_dsl_tracking.backends has no open_mirrors")
-        info = run_info(run_id=self.run_id, experiment=self.experiment_name,
-                        run_name=self.run_name, tags=list(tags), store_dir=self._store.files_dir)
+            return self._mirrors_unavailable(names, f"neural_dsl_tracking.backends: {error}")
+        info = RunInfo(run_id=self.run_id, experiment=self.experiment_name,
+                       run_name=self.run_name, tags=list(tags), store_dir=self._store.files_dir)
         try:
             return open_mirrors(names, options, info, self._record_mirror_failure)
         except Exception as error:  # noqa: BLE001 - a mirror never stops the local record

@@ -1,0 +1,257 @@
+"""``neural experiments``: ls | show | compare | export | rm | import; bare, it starts the dashboard.
+
+Imports nothing heavy at module level: the tracking engine is loaded when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+from neural_dsl_tracking.errors import TrackingError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``experiments`` command and its actions."""
+    parser = subparsers.add_parser(
+        "experiments", conflict_handler="resolve",
+        help="list, show, compare, export, delete or import runs; alone, start the dashboard",
+        description="Without an action, start the comparison dashboard on the store.")
+    _store_options(parser, suppress=False)
+    try:
+        from neural_dsl_tracking.dashboard.cli import add_launch_arguments
+    except ImportError:
+        pass
+    else:
+        add_launch_arguments(parser)
+    parser.set_defaults(func=_launch_dashboard)
+    common = argparse.ArgumentParser(add_help=False)
+    _store_options(common, suppress=True)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+
+    ls = actions.add_parser("ls", parents=[common], help="list runs, newest first")
+    ls.add_argument("--experiment", help="only runs of this experiment")
+    ls.add_argument("--status", choices=["running", "completed", "failed", "interrupted", "crashed"])
+    ls.add_argument("--tag", help="only runs with this tag")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=_ls)
+
+    show = actions.add_parser("show", parents=[common], help="everything about one run")
+    show.add_argument("run", help="run id, unique id prefix, or run name")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    show.set_defaults(func=_show)
+
+    compare = actions.add_parser("compare", parents=[common], help="compare runs side by side")
+    compare.add_argument("runs", nargs="+", metavar="RUN")
+    compare.add_argument("--metric", action="append", dest="metrics", help="metric to compare (repeatable)")
+    compare.add_argument("-o", "--out", help="folder for the comparison PNGs")
+    compare.set_defaults(func=_compare)
+
+    export = actions.add_parser("export", parents=[common],
+                                help="write CSV, JSON, PNG plots and an HTML report")
+    export.add_argument("runs", nargs="+", metavar="RUN")
+    export.add_argument("-o", "--out", required=True, help="output folder")
+    export.add_argument("--metric", action="append", dest="metrics", help="metric to include (repeatable)")
+    export.set_defaults(func=_export)
+
+    rm = actions.add_parser("rm", parents=[common], help="delete runs and their unused artifact objects")
+    rm.add_argument("runs", nargs="+", metavar="RUN")
+    rm.add_argument("--force", action="store_true", help="also delete runs that are still running")
+    rm.set_defaults(func=_rm)
+
+    imp = actions.add_parser("import", parents=[common],
+                             help="import run folders written by the original Neural DSL tracker")
+    imp.add_argument("dir", help="a run folder, or a folder of run folders")
+    imp.set_defaults(func=_import)
+
+
+def _store_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """--base-dir/--store; on actions they only override what was given before the action."""
+    parser.add_argument("--base-dir", default=argparse.SUPPRESS if suppress else "neural_experiments",
+                        help="store directory (default neural_experiments)")
+    parser.add_argument("--store", default=argparse.SUPPRESS if suppress else None,
+                        help="store location: a directory or a postgresql+psycopg:// URL")
+
+
+def _manager(args: argparse.Namespace) -> Any:
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    return ExperimentManager(base_dir=args.base_dir, store=args.store)
+
+
+def _launch_dashboard(args: argparse.Namespace) -> int:
+    try:
+        from neural_dsl_tracking.dashboard.cli import launch_from_args
+    except ImportError as error:
+        raise TrackingError(f"the dashboard is not available ({error}); "
+                            "use an action: ls, show, compare, export, rm, import") from None
+    return launch_from_args(args)
+
+
+# ---- actions ------------------------------------------------------------------------------
+def _ls(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.tracking.records import jsonable
+
+    runs = _manager(args).list_experiments(experiment=args.experiment, status=args.status, tag=args.tag)
+    if args.json:
+        print(json.dumps([jsonable(asdict(r)) for r in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"no runs in {args.store or args.base_dir}")
+        return 0
+    rows = [[r.run_id[:8], r.experiment, r.run_name, r.status, _when(r.start_time),
+             _duration(r.duration), _metric_line(r.metrics)] for r in runs]
+    _table(["RUN", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "LATEST METRICS"], rows)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.tracking.records import jsonable
+
+    manager = _manager(args)
+    run = manager.get_experiment(args.run)
+    versions = manager.list_artifact_versions(run.run_id)
+    if args.json:
+        data = asdict(run)
+        data["artifact_versions"] = [asdict(v) for v in versions]
+        print(json.dumps(jsonable(data), indent=2))
+        return 0
+    fields = [("run", run.run_id), ("experiment", run.experiment), ("name", run.run_name),
+              ("status", run.status), ("started", _when(run.start_time)),
+              ("ended", _when(run.end_time)), ("duration", _duration(run.duration)),
+              ("tags", ", ".join(run.tags) or "-")]
+    if run.source_file:
+        fields.append(("source", f"{run.source_file} (sha256 {(run.source_sha256 or '')[:12]})"))
+    for label, value in fields:
+        print(f"{label:<11}{value}")
+    print("\nhyperparameters:" + ("" if run.hyperparameters else " none"))
+    if run.hyperparameters:
+        _table(["NAME", "VALUE"], [[k, json.dumps(v, default=str)] for k, v in run.hyperparameters.items()],
+               indent=2)
+    print("\nmetrics:" + ("" if run.metrics else " none"))
+    if run.metrics:
+        _table(["KEY", "LATEST", "BEST", "MIN", "MAX", "COUNT"],
+               [[k, _num(m["latest"]), _num(m["best"]), _num(m["min"]), _num(m["max"]), str(m["count"])]
+                for k, m in run.metrics.items()], indent=2)
+    print("\nartifacts:" + ("" if versions else " none"))
+    if versions:
+        _table(["NAME", "VERSION", "SIZE", "SHA256", "ALIASES", "CREATED"],
+               [[v.name, f"v{v.version}", _size(v.size), v.sha256[:12], ", ".join(v.aliases),
+                 _when(v.created_at)] for v in versions], indent=2)
+    if run.mirror_failures:
+        print("\nmirror failures:")
+        for backend, message in run.mirror_failures:
+            print(f"  {backend}: {message}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.tracking.comparison import differing_params
+
+    manager = _manager(args)
+    runs = [manager.get_experiment(ref) for ref in args.runs]
+    metrics = args.metrics or sorted({k for r in runs for k in r.metrics})
+    params = differing_params(runs)
+    rows = [[r.run_id[:8], r.run_name, r.status,
+             *[json.dumps(r.hyperparameters.get(p), default=str) for p in params],
+             *[_num(r.metrics.get(m, {}).get("best")) for m in metrics]] for r in runs]
+    _table(["RUN", "NAME", "STATUS", *params, *[f"{m} (best)" for m in metrics]], rows)
+    if not params:
+        print("(hyperparameters are identical)")
+    out = Path(args.out) if args.out else None
+    manager.compare_experiments([r.run_id for r in runs], metrics=args.metrics, out_dir=out)
+    where = out or manager.files_dir / "comparisons" / "_".join(r.run_id[:8] for r in runs)
+    print(f"plots saved to {where}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    ids = [manager.get_experiment(ref).run_id for ref in args.runs]
+    out = manager.export_comparison(ids, args.out, metrics=args.metrics)
+    print(f"exported {len(ids)} run(s) to {out}")
+    for path in sorted(out.iterdir()):
+        print(f"  {path.name}")
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    runs = [manager.get_experiment(ref) for ref in args.runs]
+    running = [r for r in runs if r.status == "running"]
+    if running and not args.force:
+        raise TrackingError(f"run {running[0].run_id[:8]} is still running; stop it first or use --force")
+    for run in runs:
+        freed = manager.delete_experiment(run.run_id)
+        print(f"deleted run {run.run_id[:8]} ({run.run_name}); freed {_size(freed)} of artifacts")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.tracking.importer import import_runs
+    from neural_dsl_tracking.tracking.store import Store
+
+    store = Store(args.base_dir, args.store, create=True)
+    try:
+        results = import_runs(Path(args.dir), store)
+    finally:
+        store.close()
+    for result in results:
+        ident = result.run_id[:8] if result.run_id else "-"
+        print(f"{result.status:<9}{ident:<10}{result.folder}")
+        for note in result.notes:
+            print(f"{'':<19}note: {note}")
+    errors = sum(r.status == "error" for r in results)
+    imported = sum(r.status == "imported" for r in results)
+    print(f"{imported} imported, {sum(r.status == 'skipped' for r in results)} already present, "
+          f"{errors} failed")
+    return 1 if errors else 0
+
+
+# ---- formatting ---------------------------------------------------------------------------
+def _table(head: Sequence[str], rows: list[list[str]], indent: int = 0) -> None:
+    widths = [min(48, max(len(str(c)) for c in column)) for column in zip(head, *rows)]
+    for row in [list(head), *rows]:
+        cells = [_clip(str(c), w).ljust(w) for c, w in zip(row, widths)]
+        print(" " * indent + "  ".join(cells).rstrip())
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return f"{value:.6g}"
+
+
+def _metric_line(metrics: dict[str, dict]) -> str:
+    return " ".join(f"{k}={_num(m['latest'])}" for k, m in list(metrics.items())[:4])
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
