@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from typing_extensions import TypeAliasType
 
 
 class _Strict(BaseModel):
@@ -63,19 +64,23 @@ class CallValue(_Strict):
     kwargs: dict[str, "ParamValue"] = Field(default_factory=dict)
 
 
-ParamValue = Union[
-    None,
-    bool,
-    int,
-    float,
-    str,
-    list["ParamValue"],
-    ChoiceHPO,
-    RangeHPO,
-    LogRangeHPO,
-    CallValue,
-]
-"""A parameter value: scalars, tuples (stored as lists), HPO expressions, calls."""
+ParamValue = TypeAliasType(
+    "ParamValue",
+    Union[
+        None,
+        bool,
+        int,
+        float,
+        str,
+        list["ParamValue"],
+        ChoiceHPO,
+        RangeHPO,
+        LogRangeHPO,
+        CallValue,
+    ],
+)
+"""A parameter value: scalars, tuples (stored as lists), HPO expressions, calls.
+(A named recursive alias, so pydantic can build a schema for it.)"""
 
 
 # ---------------------------------------------------------------- network parts

@@ -1,0 +1,123 @@
+"""Error reports that point into the source: ``file:line:col``, the line, a caret.
+
+Every problem found in a `.neural` file becomes a :class:`Diagnostic`; a
+:class:`DiagnosticSink` collects them and raises one ``NeuralSyntaxError`` or
+``NeuralValidationError`` whose message lists them all, each rendered like::
+
+    model.neural:4:16: unknown tracking key 'visualise_every'; did you mean 'visualize_every'?
+        4 |     tracking < visualise_every: 10 >
+          |                ^~~~~~~~~~~~~~~
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, NoReturn
+
+from neural_dsl_tracking.errors import NeuralError, NeuralSyntaxError, NeuralValidationError
+
+MAX_REPORTED = 20
+"""At most this many problems are listed for one file."""
+
+
+@dataclass(frozen=True)
+class Pos:
+    """A span of source text; lines and columns are 1-based, ``end_column`` exclusive."""
+
+    line: int
+    column: int
+    end_line: int | None = None
+    end_column: int | None = None
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem at one place."""
+
+    pos: Pos
+    message: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """The text being parsed and the name it is reported under."""
+
+    text: str
+    filename: str = "<string>"
+
+    def line_text(self, line: int) -> str:
+        lines = self.text.split("\n")
+        return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
+
+    def end_pos(self) -> Pos:
+        """Just after the last non-blank character (where an unexpected end is shown)."""
+        lines = self.text.rstrip().split("\n")
+        return Pos(len(lines), len(lines[-1]) + 1)
+
+    def render(self, diagnostic: Diagnostic) -> str:
+        """``file:line:col: message`` then the source line and a caret under the spot."""
+        pos = diagnostic.pos
+        header = f"{self.filename}:{pos.line}:{pos.column}: {diagnostic.message}"
+        text = self.line_text(pos.line)
+        if not text.strip():
+            return header
+        gutter = str(pos.line)
+        # Keep tabs so the caret lines up with the text above it.
+        lead = "".join(ch if ch == "\t" else " " for ch in text[: pos.column - 1])
+        width = 1
+        if pos.end_line == pos.line and pos.end_column and pos.end_column > pos.column:
+            width = min(pos.end_column, len(text) + 1) - pos.column
+        marker = "^" + "~" * max(0, width - 1)
+        return (
+            f"{header}\n"
+            f"  {gutter} | {text.rstrip()}\n"
+            f"  {' ' * len(gutter)} | {lead}{marker}"
+        )
+
+
+@dataclass
+class DiagnosticSink:
+    """Collects the problems of one file, then raises them together."""
+
+    source: Source
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, pos: Pos, message: str) -> None:
+        item = Diagnostic(pos, message)
+        if item not in self.diagnostics:
+            self.diagnostics.append(item)
+
+    def raise_if_any(self, kind: type[NeuralError] = NeuralValidationError) -> None:
+        if self.diagnostics:
+            raise_diagnostics(self.source, self.diagnostics, kind)
+
+
+def raise_diagnostics(
+    source: Source, diagnostics: Iterable[Diagnostic], kind: type[NeuralError]
+) -> NoReturn:
+    """Raise ``kind`` with every diagnostic rendered; the error keeps the list."""
+    ordered = sorted(diagnostics, key=lambda d: (d.pos.line, d.pos.column))
+    shown = ordered[:MAX_REPORTED]
+    parts = [source.render(d) for d in shown]
+    if len(ordered) > len(shown):
+        parts.append(f"... and {len(ordered) - len(shown)} more problems")
+    error = kind("\n".join(parts))
+    error.diagnostics = ordered  # type: ignore[attr-defined]
+    error.filename = source.filename  # type: ignore[attr-defined]
+    raise error
+
+
+def syntax_error(source: Source, pos: Pos, message: str) -> NoReturn:
+    raise_diagnostics(source, [Diagnostic(pos, message)], NeuralSyntaxError)
+
+
+def did_you_mean(word: str, known: Iterable[str], *, cutoff: float = 0.6) -> str:
+    """``"; did you mean 'x'?"`` for the nearest known name, or ``""``."""
+    candidates = list(known)
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
+    if not matches:
+        lowered = {c.lower(): c for c in candidates}
+        matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
+        matches = [lowered[m] for m in matches]
+    return f"; did you mean '{matches[0]}'?" if matches else ""

@@ -1,0 +1,271 @@
+"""The layer catalogue: known layer types, their positional parameters, known named
+parameters, and the kind of value each parameter takes.
+
+``Dense(64, "relu")`` means ``Dense(units=64, activation="relu")`` because Dense's
+positional parameters are ``("units", "activation")``. The compiler keeps its own
+table of what it can emit; this one is about what the language accepts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from neural_dsl_tracking.language.spec import (
+    CallValue,
+    ChoiceHPO,
+    LogRangeHPO,
+    ParamValue,
+    RangeHPO,
+)
+
+ACTIVATIONS = frozenset(
+    {
+        "relu", "sigmoid", "softmax", "tanh", "linear", "elu", "selu", "softplus",
+        "softsign", "swish", "silu", "gelu", "exponential", "hard_sigmoid", "hard_swish",
+        "leaky_relu", "relu6", "mish", "log_softmax", "hard_tanh",
+    }
+)
+PADDINGS = ("same", "valid", "causal")
+
+COMMON = ("name", "trainable", "dtype")
+WEIGHTS = (
+    "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+    "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
+)
+CONV_EXTRA = ("dilation_rate", "groups", "data_format")
+RECURRENT = (
+    "activation", "recurrent_activation", "return_sequences", "return_state", "dropout",
+    "recurrent_dropout", "go_backwards", "stateful", "unroll", "bidirectional",
+    "recurrent_initializer", "recurrent_regularizer", "recurrent_constraint",
+)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What the language knows about one layer type."""
+
+    positional: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    named: tuple[str, ...] = ()
+    container: bool = False
+    """Takes a nested ``{ }`` block of child layers."""
+    kinds: Mapping[str, str] = field(default_factory=dict)
+    """Kinds that differ from :data:`PARAM_KINDS` for this layer."""
+
+    def known_params(self) -> tuple[str, ...]:
+        return self.positional + tuple(n for n in self.named + COMMON if n not in self.positional)
+
+    def kind_of(self, param: str) -> str | None:
+        return self.kinds.get(param, PARAM_KINDS.get(param))
+
+
+def _conv(transpose: bool = False) -> LayerInfo:
+    extra = CONV_EXTRA + WEIGHTS + (("output_padding",) if transpose else ())
+    return LayerInfo(
+        ("filters", "kernel_size", "strides", "padding", "activation"),
+        ("filters", "kernel_size"),
+        extra,
+    )
+
+
+def _pool() -> LayerInfo:
+    return LayerInfo(("pool_size", "strides", "padding"), (), ("data_format",))
+
+
+def _global_pool() -> LayerInfo:
+    return LayerInfo((), (), ("data_format", "keepdims"))
+
+
+def _rnn() -> LayerInfo:
+    return LayerInfo(("units",), ("units",), RECURRENT + WEIGHTS)
+
+
+def _transformer() -> LayerInfo:
+    return LayerInfo(
+        ("num_heads", "ff_dim", "dropout"),
+        (),
+        ("activation", "key_dim", "epsilon", "norm_first"),
+        container=True,
+    )
+
+
+def _dims(prefix: str, make: Callable[[], LayerInfo]) -> dict[str, LayerInfo]:
+    return {f"{prefix}{d}D": make() for d in (1, 2, 3)}
+
+
+LAYERS: dict[str, LayerInfo] = {
+    "Dense": LayerInfo(("units", "activation"), ("units",), WEIGHTS),
+    "Output": LayerInfo(("units", "activation"), ("units",), WEIGHTS),
+    **_dims("Conv", _conv),
+    **{f"Conv{d}DTranspose": _conv(transpose=True) for d in (1, 2, 3)},
+    "SeparableConv1D": _conv(),
+    "SeparableConv2D": _conv(),
+    "DepthwiseConv2D": LayerInfo(
+        ("kernel_size", "strides", "padding", "activation"),
+        ("kernel_size",),
+        ("depth_multiplier",) + CONV_EXTRA + WEIGHTS,
+    ),
+    **_dims("MaxPooling", _pool),
+    **_dims("AveragePooling", _pool),
+    **_dims("GlobalMaxPooling", _global_pool),
+    **_dims("GlobalAveragePooling", _global_pool),
+    "Flatten": LayerInfo((), (), ("data_format",)),
+    "Dropout": LayerInfo(("rate",), ("rate",), ("noise_shape", "seed")),
+    **_dims("SpatialDropout", lambda: LayerInfo(("rate",), ("rate",), ("seed",))),
+    "AlphaDropout": LayerInfo(("rate",), ("rate",), ("seed",)),
+    "GaussianDropout": LayerInfo(("rate",), ("rate",), ("seed",)),
+    "GaussianNoise": LayerInfo(("stddev",), ("stddev",), ("seed",)),
+    "BatchNormalization": LayerInfo(
+        (), (), ("axis", "momentum", "epsilon", "center", "scale")
+    ),
+    "LayerNormalization": LayerInfo((), (), ("axis", "epsilon", "center", "scale")),
+    "GroupNormalization": LayerInfo(("groups",), (), ("axis", "epsilon", "center", "scale")),
+    "Activation": LayerInfo(("activation",), ("activation",)),
+    "ReLU": LayerInfo((), (), ("max_value", "negative_slope", "threshold")),
+    "LeakyReLU": LayerInfo(("negative_slope",), (), ("alpha",)),
+    "ELU": LayerInfo(("alpha",)),
+    "PReLU": LayerInfo(),
+    "Softmax": LayerInfo(("axis",)),
+    "Embedding": LayerInfo(
+        ("input_dim", "output_dim"),
+        ("input_dim", "output_dim"),
+        ("mask_zero", "input_length", "embeddings_initializer", "embeddings_regularizer"),
+    ),
+    "LSTM": _rnn(),
+    "GRU": _rnn(),
+    "SimpleRNN": _rnn(),
+    "Bidirectional": LayerInfo(("layer",), ("layer",), ("merge_mode",)),
+    "TimeDistributed": LayerInfo(("layer",), ("layer",)),
+    "TransformerEncoder": _transformer(),
+    "TransformerDecoder": _transformer(),
+    "MultiHeadAttention": LayerInfo(
+        ("num_heads", "key_dim"), ("num_heads",), ("value_dim", "dropout") + WEIGHTS
+    ),
+    "Attention": LayerInfo((), (), ("use_scale", "dropout")),
+    "ResidualConnection": LayerInfo(container=True),
+    "Reshape": LayerInfo(("target_shape",), ("target_shape",)),
+    "Permute": LayerInfo(("dims",), ("dims",)),
+    "RepeatVector": LayerInfo(("n",), ("n",)),
+    **_dims(
+        "UpSampling", lambda: LayerInfo(("size",), (), ("interpolation", "data_format"))
+    ),
+    **_dims(
+        "ZeroPadding",
+        lambda: LayerInfo(("padding",), (), ("data_format",), kinds={"padding": "size"}),
+    ),
+    **_dims("Cropping", lambda: LayerInfo(("cropping",), (), ("data_format",))),
+    "Add": LayerInfo(),
+    "Multiply": LayerInfo(),
+    "Average": LayerInfo(),
+    "Concatenate": LayerInfo(("axis",)),
+}
+
+PARAM_KINDS: dict[str, str] = {
+    "units": "positive_int",
+    "filters": "positive_int",
+    "num_heads": "positive_int",
+    "ff_dim": "positive_int",
+    "key_dim": "positive_int",
+    "value_dim": "positive_int",
+    "input_dim": "positive_int",
+    "output_dim": "positive_int",
+    "groups": "positive_int",
+    "n": "positive_int",
+    "depth_multiplier": "positive_int",
+    "kernel_size": "size",
+    "pool_size": "size",
+    "strides": "size",
+    "dilation_rate": "size",
+    "size": "size",
+    "cropping": "size",
+    "rate": "fraction",
+    "dropout": "fraction",
+    "recurrent_dropout": "fraction",
+    "stddev": "non_negative_number",
+    "momentum": "number",
+    "epsilon": "positive_number",
+    "alpha": "number",
+    "negative_slope": "number",
+    "activation": "activation",
+    "recurrent_activation": "activation",
+    "padding": "padding",
+    "use_bias": "bool",
+    "return_sequences": "bool",
+    "return_state": "bool",
+    "go_backwards": "bool",
+    "stateful": "bool",
+    "mask_zero": "bool",
+    "center": "bool",
+    "scale": "bool",
+    "keepdims": "bool",
+    "target_shape": "shape",
+    "dims": "shape",
+    "layer": "layer",
+}
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v: float) -> bool:
+    return float(v).is_integer()
+
+
+_SCALAR_CHECKS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "positive_int": ("a positive integer", lambda v: _is_int(v) and v >= 1),
+    "size": (
+        "a positive integer or a tuple of them",
+        lambda v: (_is_int(v) and v >= 1)
+        or (isinstance(v, list) and bool(v) and all(_is_int(x) and x >= 1 for x in v)),
+    ),
+    "fraction": ("a number from 0 up to (not including) 1", lambda v: _is_number(v) and 0 <= v < 1),
+    "number": ("a number", _is_number),
+    "positive_number": ("a positive number", lambda v: _is_number(v) and v > 0),
+    "non_negative_number": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "activation": (
+        "an activation name (" + ", ".join(sorted(ACTIVATIONS)) + ")",
+        lambda v: v is None or (isinstance(v, str) and v.lower() in ACTIVATIONS),
+    ),
+    "padding": ("one of " + ", ".join(f'"{p}"' for p in PADDINGS), lambda v: v in PADDINGS),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "shape": (
+        "a tuple of integers",
+        lambda v: isinstance(v, list) and all(_is_int(x) or x is None for x in v),
+    ),
+    "layer": ("a layer, e.g. LSTM(64)", lambda v: isinstance(v, CallValue)),
+}
+
+_NUMERIC_KINDS = {"positive_int", "size", "fraction", "number", "positive_number",
+                  "non_negative_number"}
+_INTEGER_KINDS = {"positive_int", "size"}
+
+
+def check_param(kind: str | None, value: ParamValue) -> str | None:
+    """``None`` when ``value`` fits ``kind``; otherwise what was expected."""
+    if kind is None:
+        return None
+    description, accepts = _SCALAR_CHECKS[kind]
+    if isinstance(value, ChoiceHPO):
+        for option in value.options:
+            problem = check_param(kind, option)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, (RangeHPO, LogRangeHPO)):
+        if kind not in _NUMERIC_KINDS:
+            return f"{description}; a range of numbers does not fit"
+        bounds = (value.start, value.stop) if isinstance(value, RangeHPO) else (value.low, value.high)
+        if kind in _INTEGER_KINDS:
+            bounds = tuple(int(b) if _whole(b) else b for b in bounds)
+            check = _SCALAR_CHECKS["positive_int"][1]
+        else:
+            check = accepts
+        return None if all(check(b) for b in bounds) else description
+    return None if accepts(value) else description

@@ -1,0 +1,108 @@
+"""Syntax nodes of a whole file -> validated ``NeuralFile``: sections of each network,
+layers expanded, plugin blocks (top-level ones applying to every network) validated."""
+
+from __future__ import annotations
+
+from neural_dsl_tracking.language.blocks import BlockData, read_block, validate_block
+from neural_dsl_tracking.language.diagnostics import DiagnosticSink, Pos
+from neural_dsl_tracking.language.layer_expansion import LayerExpander
+from neural_dsl_tracking.language.sections import SectionReader, source_pos
+from neural_dsl_tracking.language.spec import ModelSpec, NeuralFile
+from neural_dsl_tracking.language.syntax import Block, FileNode, NetworkNode, Section
+from neural_dsl_tracking.plugins.base import Plugin
+
+
+class FileBuilder:
+    """Builds the spec of one parsed file; problems go to ``sink``."""
+
+    def __init__(self, sink: DiagnosticSink, plugins: dict[str, Plugin], sections: SectionReader):
+        self.sink = sink
+        self.plugins = plugins
+        self.sections = sections
+
+    def build(self, file: FileNode) -> NeuralFile:
+        expander = LayerExpander(self.sink, file.macros, self.sections)
+        top_blocks = self._plugin_blocks(file.plugin_blocks, "at top level")
+        top_data = {kw: read_block(block, self.sink) for kw, block in top_blocks.items()}
+        if not file.networks:
+            self.sink.error(Pos(1, 1), "the file defines no network (expected 'network Name { ... }')")
+        networks = [self._network(node, expander, top_data) for node in file.networks]
+        expander.check_all_macros()
+        self.sink.raise_if_any()
+        return NeuralFile(path=self.sink.source.filename, networks=networks)
+
+    def _plugin_blocks(self, blocks: list[Block], where: str) -> dict[str, Block]:
+        found: dict[str, Block] = {}
+        for block in blocks:
+            if block.keyword in found:
+                first = found[block.keyword].pos
+                self.sink.error(
+                    block.pos,
+                    f"a second '{block.keyword}' block {where} (first at line {first.line}); "
+                    f"put all settings in one block",
+                )
+            else:
+                found[block.keyword] = block
+        return found
+
+    def _network(
+        self, node: NetworkNode, expander: LayerExpander, top_data: dict[str, BlockData]
+    ) -> ModelSpec | None:
+        errors_before = len(self.sink.diagnostics)
+        sections: dict[str, Section] = {}
+        blocks: list[Block] = []
+        for item in node.sections:
+            if isinstance(item, Block):
+                blocks.append(item)
+            elif item.name in sections:
+                first = sections[item.name].pos
+                self.sink.error(
+                    item.pos, f"'{item.name}' is given twice in network '{node.name}' "
+                              f"(first at line {first.line})"
+                )
+            else:
+                sections[item.name] = item
+        own_blocks = self._plugin_blocks(blocks, f"in network '{node.name}'")
+
+        for required, example in (("input", "input: (28, 28, 1)"), ("layers", "layers: Dense(10)")):
+            if required not in sections:
+                self.sink.error(node.pos, f"network '{node.name}' has no {required} (e.g. `{example}`)")
+        if "input" not in sections or "layers" not in sections:
+            return None
+
+        reader = self.sections
+        fields: dict = {
+            "name": node.name,
+            "input": reader.input(sections["input"].payload, sections["input"].pos),
+            "layers": expander.expand(sections["layers"].payload),
+            "pos": source_pos(node.pos),
+        }
+        if "loss" in sections:
+            fields["loss"] = reader.word(sections["loss"].payload, "the loss")
+        if "optimizer" in sections:
+            fields["optimizer"] = reader.optimizer(sections["optimizer"].payload)
+        if "metrics" in sections:
+            fields["metrics"] = reader.metrics(sections["metrics"].payload)
+        if "train" in sections:
+            fields["train"] = reader.train(sections["train"].payload)
+        if "execution" in sections:
+            fields["execution"] = reader.execution(sections["execution"].payload)
+        fields["plugins"] = self._plugins(node.name, own_blocks, top_data)
+        if len(self.sink.diagnostics) > errors_before:
+            return None
+        return ModelSpec(**fields)
+
+    def _plugins(
+        self, network: str, own: dict[str, Block], top_data: dict[str, BlockData]
+    ) -> dict:
+        specs = {}
+        for keyword, plugin in self.plugins.items():
+            if keyword not in own and keyword not in top_data:
+                continue
+            data = top_data.get(keyword)
+            if keyword in own:
+                data = read_block(own[keyword], self.sink).merged_over(data)
+            spec = validate_block(plugin, data, network, self.sink)
+            if spec is not None:
+                specs[keyword] = spec
+        return specs

@@ -1,0 +1,189 @@
+"""Readers for the non-layer sections of a network: input, loss, optimizer (with its
+learning-rate schedule), metrics, ``train { }`` and ``execute``/``execution { }``."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from neural_dsl_tracking.language.diagnostics import DiagnosticSink, Pos, did_you_mean
+from neural_dsl_tracking.language.layers import check_param
+from neural_dsl_tracking.language.spec import (
+    ExecutionSpec,
+    InputSpec,
+    OptimizerSpec,
+    ParamValue,
+    ScheduleSpec,
+    SourcePos,
+    TrainSpec,
+)
+from neural_dsl_tracking.language.syntax import Block, Call, Value
+from neural_dsl_tracking.language.values import ValueReader, bind_arguments, dsl_repr
+
+OPTIMIZERS = (
+    "Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam", "NAdam",
+    "RAdam", "Ftrl", "Lion",
+)
+SCHEDULES = ("ExponentialDecay",)
+TRAIN_KEYS = ("epochs", "batch_size", "validation_split", "search_method")
+DEVICE_RE = re.compile(r"(auto|cpu|gpu|mps|tpu|cuda(:\d+)?)\Z")
+DEVICES = ("auto", "cpu", "gpu", "cuda", "cuda:0", "mps", "tpu")
+
+OptimizerParser = Callable[[Value], Value]
+"""Parses the content of a quoted optimizer (``"Adam(learning_rate=1e-4)"``)."""
+
+
+def source_pos(pos: Pos) -> SourcePos:
+    return SourcePos(line=pos.line, column=pos.column)
+
+
+class SectionReader:
+    """Turns network sections into spec parts, reporting problems to ``sink``."""
+
+    def __init__(self, sink: DiagnosticSink, parse_optimizer: OptimizerParser):
+        self.sink = sink
+        self.values = ValueReader(sink)
+        self._parse_optimizer = parse_optimizer
+
+    def _expect(self, kind: str, value: ParamValue, pos: Pos, what: str) -> None:
+        problem = check_param(kind, value)
+        if problem is not None:
+            self.sink.error(pos, f"{what} must be {problem}, got {dsl_repr(value)}")
+
+    # ------------------------------------------------------------ input
+    def input(self, dims: list[Value], pos: Pos) -> InputSpec:
+        shape: list[int | None] = []
+        for dim in dims:
+            if dim.kind == "null":
+                shape.append(None)
+            elif dim.kind == "number" and isinstance(dim.data, int) and dim.data >= 1:
+                shape.append(dim.data)
+            else:
+                self.sink.error(
+                    dim.pos, f"an input dimension must be a positive integer or None, got {dim.text}"
+                )
+        return InputSpec(shape=shape, pos=source_pos(pos))
+
+    # ------------------------------------------------------------ loss, metrics
+    def word(self, value: Value, what: str) -> str:
+        if value.kind in ("string", "name"):
+            return value.data
+        self.sink.error(value.pos, f"{what} must be a name or a quoted string")
+        return ""
+
+    def metrics(self, values: list[Value]) -> list[str]:
+        return [self.word(v, "a metric") for v in values]
+
+    # ------------------------------------------------------------ optimizer
+    def optimizer(self, value: Value) -> OptimizerSpec | None:
+        """``Adam``, ``"adam"``, ``"Adam(learning_rate=1e-4)"``, ``SGD(learning_rate=...)``."""
+        if value.kind == "string" and "(" in value.data:
+            value = self._parse_optimizer(value)
+        if value.kind in ("string", "name"):
+            self._check_optimizer_name(value.data, value.pos)
+            return OptimizerSpec(type=value.data)
+        call: Call = value.data
+        self._check_optimizer_name(call.name, value.pos)
+        bound = bind_arguments(call.arguments, ("learning_rate",), call.name, self.sink)
+        params: dict[str, ParamValue] = {}
+        schedule = None
+        for name, argument in bound.items():
+            item = argument.value
+            if name == "learning_rate" and item.kind == "call" and item.data.name != "HPO":
+                schedule = self._schedule(item)
+                params[name] = schedule.initial_learning_rate if schedule else None
+                continue
+            params[name] = self.values.param(item)
+            if name == "learning_rate":
+                self._expect("positive_number", params[name], item.pos, "learning_rate")
+        return OptimizerSpec(type=call.name, params=params, schedule=schedule)
+
+    def _check_optimizer_name(self, name: str, pos: Pos) -> None:
+        if name.lower() not in {o.lower() for o in OPTIMIZERS}:
+            hint = did_you_mean(name, OPTIMIZERS)
+            self.sink.error(pos, f"unknown optimizer '{name}'{hint} (known: {', '.join(OPTIMIZERS)})")
+
+    def _schedule(self, value: Value) -> ScheduleSpec | None:
+        call: Call = value.data
+        if call.name not in SCHEDULES:
+            hint = did_you_mean(call.name, SCHEDULES)
+            self.sink.error(
+                value.pos,
+                f"unknown learning-rate schedule '{call.name}'{hint} "
+                f"(known: {', '.join(SCHEDULES)})",
+            )
+            return None
+        names = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase")
+        bound = bind_arguments(call.arguments, names, call.name, self.sink, known=names)
+        kinds = ("positive_number", "positive_int", "positive_number", "bool")
+        params: dict[str, ParamValue] = {}
+        for name, kind in zip(names, kinds):
+            if name not in bound:
+                if name != "staircase":
+                    self.sink.error(value.pos, f"{call.name} needs '{name}'")
+                continue
+            item = bound[name].value
+            params[name] = self.values.param(item)
+            self._expect(kind, params[name], item.pos, f"{call.name}: '{name}'")
+        if any(n not in params for n in names[:3]):
+            return None
+        return ScheduleSpec(type=call.name, **params)
+
+    # ------------------------------------------------------------ train, execution
+    def train(self, block: Block) -> TrainSpec:
+        kinds = {"epochs": "positive_int", "batch_size": "positive_int",
+                 "validation_split": "fraction"}
+        settings = self._settings(block, "train setting")
+        known: dict[str, ParamValue] = {}
+        extra: dict[str, ParamValue] = {}
+        for name, (value, pos) in settings.items():
+            if name in kinds:
+                self._expect(kinds[name], value, pos, name)
+                known[name] = value
+            elif name == "search_method":
+                if not isinstance(value, str):
+                    self.sink.error(pos, f"search_method must be a name or a quoted string, got {dsl_repr(value)}")
+                known[name] = value if isinstance(value, str) else None
+            else:
+                self._check_close_to(name, TRAIN_KEYS, pos, "train setting")
+                extra[name] = value
+        return TrainSpec(**known, extra=extra)
+
+    def execution(self, block: Block) -> ExecutionSpec:
+        settings = self._settings(block, f"{block.keyword} setting")
+        device = "auto"
+        extra: dict[str, ParamValue] = {}
+        for name, (value, pos) in settings.items():
+            if name == "device":
+                device = self.device(value, pos) or device
+            else:
+                self._check_close_to(name, ("device",), pos, f"{block.keyword} setting")
+                extra[name] = value
+        return ExecutionSpec(device=device, extra=extra)
+
+    def device(self, value: ParamValue, pos: Pos) -> str | None:
+        if isinstance(value, str) and DEVICE_RE.match(value):
+            return value
+        hint = did_you_mean(str(value), DEVICES) if isinstance(value, str) else ""
+        self.sink.error(
+            pos, f"unknown device {dsl_repr(value)}{hint} (known: auto, cpu, gpu, cuda, cuda:N, mps, tpu)"
+        )
+        return None
+
+    def _settings(self, block: Block, what: str) -> dict[str, tuple[ParamValue, Pos]]:
+        settings: dict[str, tuple[ParamValue, Pos]] = {}
+        for entry in block.entries:
+            name = ".".join(entry.key)
+            if len(entry.key) > 1:
+                self.sink.error(entry.key_pos, f"a {what} has no dotted name: '{name}'")
+            elif name in settings:
+                self.sink.error(entry.key_pos, f"{what} '{name}' is given twice")
+            else:
+                settings[name] = (self.values.param(entry.value), entry.value.pos)
+        return settings
+
+    def _check_close_to(self, name: str, known: tuple[str, ...], pos: Pos, what: str) -> None:
+        """Free-form extra settings are kept, but a near-miss of a known one is a typo."""
+        hint = did_you_mean(name, known, cutoff=0.8)
+        if hint:
+            self.sink.error(pos, f"unknown {what} '{name}'{hint}")

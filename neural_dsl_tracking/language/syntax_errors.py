@@ -1,0 +1,135 @@
+"""Turn Lark's parse errors into messages in the DSL's own terms.
+
+Raw terminal names (``__ANON_3``, ``LBRACE``) never reach the user: every expected
+terminal is described by what it looks like (``'{'``, ``a name``, ``a number``).
+An unexpected token that should have closed a bracket names the bracket that is
+still open (``'<' opened at line 3, column 14 is not closed``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, NoReturn
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from neural_dsl_tracking.language.diagnostics import Pos, Source, syntax_error
+
+_NAMED_TERMINALS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a quoted string",
+    "$END": "the end of the file",
+}
+_CLOSERS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+_MAX_LISTED = 12
+
+
+def describe_expected(lark: Lark, names: Iterable[str]) -> str:
+    """``"expected ':' or a name"`` from a set of terminal names."""
+    words: list[str] = []
+    for name in names:
+        words.append(_describe_terminal(lark, name))
+    unique = sorted(set(words), key=lambda w: (w.startswith("a") or w.startswith("the"), w))
+    if not unique:
+        return ""
+    if len(unique) > _MAX_LISTED:
+        unique = unique[:_MAX_LISTED] + ["..."]
+    if len(unique) == 1:
+        return f"expected {unique[0]}"
+    return "expected one of " + ", ".join(unique[:-1]) + f" or {unique[-1]}"
+
+
+def _describe_terminal(lark: Lark, name: str) -> str:
+    if name in _NAMED_TERMINALS:
+        return _NAMED_TERMINALS[name]
+    try:
+        terminal = lark.get_terminal(name)
+    except KeyError:
+        return name.lower()
+    if terminal.pattern.type == "str":
+        return f"'{terminal.pattern.value}'"
+    return name.lower()
+
+
+def describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    if token.type == "NAME":
+        return f"name '{token.value}'"
+    if token.type == "NUMBER":
+        return f"number {token.value}"
+    if token.type == "STRING":
+        return f"string {token.value}"
+    return f"'{token.value}'"
+
+
+def raise_syntax_error(
+    lark: Lark,
+    source: Source,
+    error: UnexpectedInput,
+    *,
+    parsed_text: str | None = None,
+) -> NoReturn:
+    """Raise NeuralSyntaxError for a Lark error. A sub-parse (the content of a quoted
+    string, padded so that its positions are the file's) passes its ``parsed_text``."""
+    parsed = source if parsed_text is None else Source(parsed_text, source.filename)
+    pos, message = _explain(lark, parsed, error)
+    syntax_error(source, pos, message)
+
+
+def _explain(lark: Lark, source: Source, error: UnexpectedInput) -> tuple[Pos, str]:
+    if isinstance(error, UnexpectedCharacters):
+        pos = Pos(error.line, error.column)
+        char = error.char
+        if char in "\"'":
+            return pos, "unterminated string: the closing quote is missing on this line"
+        expected = describe_expected(lark, error.allowed or ())
+        return pos, _join(f"unexpected character {char!r}", expected)
+    if isinstance(error, UnexpectedToken):
+        token = error.token
+        if token.type == "$END":
+            pos = source.end_pos()
+        else:
+            pos = Pos(token.line, token.column, token.end_line, token.end_column)
+        expected_names = set(error.accepts or error.expected)
+        message = _join(f"unexpected {describe_token(token)}", describe_expected(lark, expected_names))
+        open_bracket = _unclosed_bracket(error, expected_names, lark)
+        if open_bracket is not None:
+            message += (
+                f" ('{open_bracket.value}' opened at line {open_bracket.line}, "
+                f"column {open_bracket.column} is not closed)"
+            )
+        return pos, message
+    if isinstance(error, UnexpectedEOF):
+        pos = source.end_pos()
+        return pos, _join("unexpected end of file", describe_expected(lark, error.expected))
+    line = getattr(error, "line", 1) or 1
+    column = getattr(error, "column", 1) or 1
+    return Pos(line, column), "invalid syntax"
+
+
+def _join(what: str, expected: str) -> str:
+    return f"{what}; {expected}" if expected else what
+
+
+def _unclosed_bracket(error: UnexpectedToken, expected: set[str], lark: Lark) -> Token | None:
+    """The innermost still-open bracket, when its closer is among the expected tokens."""
+    parser = getattr(error, "interactive_parser", None)
+    stack: list[Any] = getattr(getattr(parser, "parser_state", None), "value_stack", None) or []
+    expected_text = {
+        lark.get_terminal(n).pattern.value for n in expected if _is_str_terminal(lark, n)
+    }
+    for item in reversed(stack):
+        if isinstance(item, Token) and item.value in _CLOSERS:
+            if _CLOSERS[item.value] in expected_text and error.token.value != _CLOSERS[item.value]:
+                return item
+            return None
+    return None
+
+
+def _is_str_terminal(lark: Lark, name: str) -> bool:
+    try:
+        return lark.get_terminal(name).pattern.type == "str"
+    except KeyError:
+        return False
