@@ -30,6 +30,8 @@ class BlockData:
         self.data: dict[str, Any] = {}
         self.key_pos: dict[Path, Pos] = {}
         self.value_pos: dict[Path, Pos] = {}
+        self.ok = True
+        """False when reading the entries already reported a problem."""
 
     def merged_over(self, base: "BlockData | None") -> "BlockData":
         """This block's settings on top of ``base`` (a top-level block)."""
@@ -39,6 +41,7 @@ class BlockData:
         merged.data = _deep_merge(base.data, self.data)
         merged.key_pos = {**base.key_pos, **self.key_pos}
         merged.value_pos = {**base.value_pos, **self.value_pos}
+        merged.ok = self.ok and base.ok
         return merged
 
     def pos_for(self, loc: Path, *, key: bool = False) -> Pos:
@@ -64,6 +67,7 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 def read_block(block: Block, sink: DiagnosticSink) -> BlockData:
     """Entries -> nested dict, reporting duplicate and conflicting keys."""
     out = BlockData(block)
+    before = sink.count
     for entry in block.entries:
         path = entry.key
         value = _plain(entry.value, path, out, sink, block.keyword)
@@ -91,6 +95,7 @@ def read_block(block: Block, sink: DiagnosticSink) -> BlockData:
         target[leaf] = value
         out.key_pos[path] = entry.key_pos
         out.value_pos[path] = entry.value.pos
+    out.ok = sink.count == before
     return out
 
 
@@ -115,6 +120,8 @@ def validate_block(
     plugin: Plugin, data: BlockData, network_name: str, sink: DiagnosticSink
 ) -> BaseModel | None:
     """The plugin's spec for one network, or None after reporting the problems."""
+    if not data.ok:
+        return None
     try:
         spec = plugin.spec_model.model_validate(data.data, strict=True)
     except ValidationError as exc:

@@ -83,6 +83,11 @@ class DiagnosticSink:
     source: Source
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
+    @property
+    def count(self) -> int:
+        """How many problems so far (compare before/after to see if a step failed)."""
+        return len(self.diagnostics)
+
     def error(self, pos: Pos, message: str) -> None:
         item = Diagnostic(pos, message)
         if item not in self.diagnostics:

@@ -85,7 +85,7 @@ class LayerExpander:
         if not node.devices:
             return None
         value: Value = node.devices[0]
-        return self.sections.device(value.data, value.pos)
+        return self.sections.device(value.data, value.pos)  # the grammar makes it a string
 
     # ------------------------------------------------------------ macros
     def _macro_use(self, node: LayerNode) -> list[LayerSpec]:
@@ -120,8 +120,9 @@ class LayerExpander:
         )
         params = {}
         for name, argument in bound.items():
+            before = self.sink.count
             value = self.values.param(argument.value)
-            problem = check_param(info.kind_of(name), value)
+            problem = check_param(info.kind_of(name), value) if self.sink.count == before else None
             if problem is not None:
                 self.sink.error(
                     argument.value.pos,

@@ -45,10 +45,14 @@ class SectionReader:
         self.values = ValueReader(sink)
         self._parse_optimizer = parse_optimizer
 
-    def _expect(self, kind: str, value: ParamValue, pos: Pos, what: str) -> None:
-        problem = check_param(kind, value)
+    def _read(self, item: Value, kind: str | None, what: str) -> ParamValue:
+        """Convert ``item`` and check it against ``kind`` (unless converting failed)."""
+        before = self.sink.count
+        value = self.values.param(item)
+        problem = check_param(kind, value) if self.sink.count == before else None
         if problem is not None:
-            self.sink.error(pos, f"{what} must be {problem}, got {dsl_repr(value)}")
+            self.sink.error(item.pos, f"{what} must be {problem}, got {dsl_repr(value)}")
+        return value
 
     # ------------------------------------------------------------ input
     def input(self, dims: list[Value], pos: Pos) -> InputSpec:
@@ -93,9 +97,8 @@ class SectionReader:
                 schedule = self._schedule(item)
                 params[name] = schedule.initial_learning_rate if schedule else None
                 continue
-            params[name] = self.values.param(item)
-            if name == "learning_rate":
-                self._expect("positive_number", params[name], item.pos, "learning_rate")
+            kind = "positive_number" if name == "learning_rate" else None
+            params[name] = self._read(item, kind, name)
         return OptimizerSpec(type=call.name, params=params, schedule=schedule)
 
     def _check_optimizer_name(self, name: str, pos: Pos) -> None:
@@ -123,8 +126,7 @@ class SectionReader:
                     self.sink.error(value.pos, f"{call.name} needs '{name}'")
                 continue
             item = bound[name].value
-            params[name] = self.values.param(item)
-            self._expect(kind, params[name], item.pos, f"{call.name}: '{name}'")
+            params[name] = self._read(item, kind, f"{call.name}: '{name}'")
         if any(n not in params for n in names[:3]):
             return None
         return ScheduleSpec(type=call.name, **params)
@@ -133,45 +135,42 @@ class SectionReader:
     def train(self, block: Block) -> TrainSpec:
         kinds = {"epochs": "positive_int", "batch_size": "positive_int",
                  "validation_split": "fraction"}
-        settings = self._settings(block, "train setting")
         known: dict[str, ParamValue] = {}
         extra: dict[str, ParamValue] = {}
-        for name, (value, pos) in settings.items():
+        for name, item in self._settings(block, "train setting").items():
             if name in kinds:
-                self._expect(kinds[name], value, pos, name)
-                known[name] = value
+                known[name] = self._read(item, kinds[name], name)
             elif name == "search_method":
-                if not isinstance(value, str):
-                    self.sink.error(pos, f"search_method must be a name or a quoted string, got {dsl_repr(value)}")
-                known[name] = value if isinstance(value, str) else None
+                known[name] = self.word(item, "search_method") or None
             else:
-                self._check_close_to(name, TRAIN_KEYS, pos, "train setting")
-                extra[name] = value
+                self._check_close_to(name, TRAIN_KEYS, item.pos, "train setting")
+                extra[name] = self.values.param(item)
         return TrainSpec(**known, extra=extra)
 
     def execution(self, block: Block) -> ExecutionSpec:
-        settings = self._settings(block, f"{block.keyword} setting")
         device = "auto"
         extra: dict[str, ParamValue] = {}
-        for name, (value, pos) in settings.items():
+        for name, item in self._settings(block, f"{block.keyword} setting").items():
             if name == "device":
-                device = self.device(value, pos) or device
+                device = self.device(item.data if item.kind in ("string", "name") else item.text,
+                                     item.pos) or device
             else:
-                self._check_close_to(name, ("device",), pos, f"{block.keyword} setting")
-                extra[name] = value
+                self._check_close_to(name, ("device",), item.pos, f"{block.keyword} setting")
+                extra[name] = self.values.param(item)
         return ExecutionSpec(device=device, extra=extra)
 
-    def device(self, value: ParamValue, pos: Pos) -> str | None:
-        if isinstance(value, str) and DEVICE_RE.match(value):
+    def device(self, value: str, pos: Pos) -> str | None:
+        """A device name: auto, cpu, gpu, cuda, cuda:N, mps or tpu."""
+        if DEVICE_RE.match(value):
             return value
-        hint = did_you_mean(str(value), DEVICES) if isinstance(value, str) else ""
+        hint = did_you_mean(value, DEVICES)
         self.sink.error(
-            pos, f"unknown device {dsl_repr(value)}{hint} (known: auto, cpu, gpu, cuda, cuda:N, mps, tpu)"
+            pos, f"unknown device '{value}'{hint} (known: auto, cpu, gpu, cuda, cuda:N, mps, tpu)"
         )
         return None
 
-    def _settings(self, block: Block, what: str) -> dict[str, tuple[ParamValue, Pos]]:
-        settings: dict[str, tuple[ParamValue, Pos]] = {}
+    def _settings(self, block: Block, what: str) -> dict[str, Value]:
+        settings: dict[str, Value] = {}
         for entry in block.entries:
             name = ".".join(entry.key)
             if len(entry.key) > 1:
@@ -179,7 +178,7 @@ class SectionReader:
             elif name in settings:
                 self.sink.error(entry.key_pos, f"{what} '{name}' is given twice")
             else:
-                settings[name] = (self.values.param(entry.value), entry.value.pos)
+                settings[name] = entry.value
         return settings
 
     def _check_close_to(self, name: str, known: tuple[str, ...], pos: Pos, what: str) -> None:

@@ -10,12 +10,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializeAsAny,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from typing_extensions import TypeAliasType
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+    @model_serializer(mode="wrap")
+    def _drop_positions(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        """With ``context={"positions": False}`` the ``pos`` fields are left out."""
+        data = handler(self)
+        if isinstance(data, dict) and (info.context or {}).get("positions") is False:
+            data.pop("pos", None)
+        return data
 
 
 class SourcePos(_Strict):
@@ -185,7 +203,7 @@ class NeuralFile(_Strict):
 
 def to_jsonable(model: BaseModel) -> dict[str, Any]:
     """The spec as plain JSON data, defaults filled, source positions dropped."""
-    return model.model_dump(mode="json", exclude={"pos"}, exclude_none=False)
+    return model.model_dump(mode="json", context={"positions": False})
 
 
 for _model in (ChoiceHPO, CallValue, LayerSpec):

@@ -22,19 +22,20 @@ _NAMED_TERMINALS = {
     "$END": "the end of the file",
 }
 _CLOSERS = {"(": ")", "[": "]", "{": "}", "<": ">"}
-_MAX_LISTED = 12
+_VALUE_STARTS = {"'true'", "'True'", "'false'", "'False'", "'None'", "'NONE'", "'null'", "'('",
+                 "'['", "a name", "a number", "a quoted string"}
+_A_VALUE = "a value (number, quoted string, name, true/false, None, (tuple) or [list])"
 
 
 def describe_expected(lark: Lark, names: Iterable[str]) -> str:
     """``"expected ':' or a name"`` from a set of terminal names."""
-    words: list[str] = []
-    for name in names:
-        words.append(_describe_terminal(lark, name))
-    unique = sorted(set(words), key=lambda w: (w.startswith("a") or w.startswith("the"), w))
+    words = {_describe_terminal(lark, name) for name in names}
+    if {"a number", "a quoted string"} <= words:
+        words = (words - _VALUE_STARTS) | {_A_VALUE}
+    # punctuation first, then keywords, then descriptions
+    unique = sorted(words, key=lambda w: (w[:1] != "'", w[1:2].isalpha(), w.lower()))
     if not unique:
         return ""
-    if len(unique) > _MAX_LISTED:
-        unique = unique[:_MAX_LISTED] + ["..."]
     if len(unique) == 1:
         return f"expected {unique[0]}"
     return "expected one of " + ", ".join(unique[:-1]) + f" or {unique[-1]}"
@@ -114,7 +115,11 @@ def _join(what: str, expected: str) -> str:
 
 
 def _unclosed_bracket(error: UnexpectedToken, expected: set[str], lark: Lark) -> Token | None:
-    """The innermost still-open bracket, when its closer is among the expected tokens."""
+    """The innermost still-open bracket, when its closer is among the expected tokens and
+    the unexpected token looks like the end of it (end of file, another closer, or a
+    keyword after an open ``<``)."""
+    token = error.token
+    ends_here = token.type == "$END" or token.value in _CLOSERS.values()
     parser = getattr(error, "interactive_parser", None)
     stack: list[Any] = getattr(getattr(parser, "parser_state", None), "value_stack", None) or []
     expected_text = {
@@ -122,7 +127,9 @@ def _unclosed_bracket(error: UnexpectedToken, expected: set[str], lark: Lark) ->
     }
     for item in reversed(stack):
         if isinstance(item, Token) and item.value in _CLOSERS:
-            if _CLOSERS[item.value] in expected_text and error.token.value != _CLOSERS[item.value]:
+            closer = _CLOSERS[item.value]
+            keyword_after_angle = item.value == "<" and _is_str_terminal(lark, token.type)
+            if closer in expected_text and token.value != closer and (ends_here or keyword_after_angle):
                 return item
             return None
     return None

@@ -1,0 +1,124 @@
+"""``neural check FILE...``: parse and validate `.neural` files.
+
+Per file it prints a short summary (networks, layer count after expansion, plugin
+settings with defaults filled) or the errors; the exit code is 0 when every file is
+valid, 1 otherwise. ``--json`` prints the full spec instead. The parser is imported
+only when the command runs, so ``neural --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from neural_dsl_tracking.errors import NeuralError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``check`` command."""
+    parser = subparsers.add_parser(
+        "check",
+        help="parse and validate .neural files",
+        description="Parse and validate .neural files: a summary per file, or the errors "
+        "with file:line:col. Exit code 0 when every file is valid, 1 otherwise.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help=".neural file(s) to check")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the full spec as JSON, defaults filled (one object per file; an array "
+        "when several files are given)",
+    )
+    parser.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.language import parse_file
+    from neural_dsl_tracking.language.spec import to_jsonable
+
+    failed = 0
+    specs: list[dict[str, Any]] = []
+    for path in args.files:
+        try:
+            parsed = parse_file(path)
+        except NeuralError as error:
+            failed += 1
+            print(f"error: {error}", file=sys.stderr)
+            continue
+        if args.json:
+            specs.append(to_jsonable(parsed))
+        else:
+            print(summarize(parsed))
+    if args.json and specs:
+        print(json.dumps(specs[0] if len(args.files) == 1 else specs, indent=2))
+    if len(args.files) > 1 and not args.json:
+        print(f"{len(args.files) - failed} of {len(args.files)} files valid")
+    return 1 if failed else 0
+
+
+def summarize(parsed: Any) -> str:
+    """A few lines per file: each network, its layers, training and plugin settings."""
+    from neural_dsl_tracking.language.layer_expansion import layer_count
+
+    count = len(parsed.networks)
+    lines = [f"{parsed.path}: ok, {count} network{'s' if count != 1 else ''}"]
+    for net in parsed.networks:
+        shape = ", ".join("None" if d is None else str(d) for d in net.input.shape)
+        total = layer_count(net.layers)
+        nested = f" ({total} with nested)" if total != len(net.layers) else ""
+        lines.append(f"  network {net.name}: input ({shape}), {len(net.layers)} layers{nested}")
+        lines.append(f"    layers: {_layer_types(net.layers)}")
+        training = [f"loss {net.loss}" if net.loss else "", _optimizer(net.optimizer),
+                    f"epochs {_short(net.train.epochs)}", f"batch_size {_short(net.train.batch_size)}",
+                    f"device {net.execution.device}"]
+        lines.append("    " + ", ".join(t for t in training if t))
+        for keyword, spec in net.plugins.items():
+            settings = ", ".join(f"{k}={_short(v)}" for k, v in _flatten(spec.model_dump(mode="json")))
+            lines.append(f"    {keyword}: {settings}")
+    return "\n".join(lines)
+
+
+def _layer_types(layers: list[Any]) -> str:
+    """``Conv2D, MaxPooling2D, TransformerEncoder x12, Dense``: consecutive runs counted."""
+    runs: list[list[Any]] = []
+    for layer in layers:
+        if runs and runs[-1][0] == layer.type:
+            runs[-1][1] += 1
+        else:
+            runs.append([layer.type, 1])
+    return ", ".join(name if n == 1 else f"{name} x{n}" for name, n in runs)
+
+
+def _optimizer(optimizer: Any) -> str:
+    if optimizer is None:
+        return ""
+    params = ", ".join(f"{k}={_short(v)}" for k, v in optimizer.params.items())
+    schedule = f" with {optimizer.schedule.type}" if optimizer.schedule else ""
+    return f"optimizer {optimizer.type}({params}){schedule}"
+
+
+def _short(value: Any) -> str:
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    if isinstance(value, dict) and "kind" in value:
+        rest = ", ".join(f"{v}" if k == "options" else f"{k}={v}" for k, v in value.items()
+                         if k != "kind" and v is not None)
+        return f"{value['kind']}({rest})"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Dotted keys for nested settings; unset (None) ones left out."""
+    items: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            items.extend(_flatten(value, f"{prefix}{key}."))
+        elif value is not None:
+            items.append((f"{prefix}{key}", value))
+    return items
