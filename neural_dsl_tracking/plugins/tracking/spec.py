@@ -58,7 +58,7 @@ class TrackingSpec(_Section):
     wandb: WandbOptions = Field(default_factory=WandbOptions)
     tensorboard: TensorboardOptions = Field(default_factory=TensorboardOptions)
 
-    @field_validator("backend", mode="before")
+    @field_validator("backend", "tags", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         if isinstance(value, str):
