@@ -1,0 +1,125 @@
+"""Content-addressed, versioned artifacts with aliases and checksum verification."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
+
+
+def _objects(base: Path) -> list[Path]:
+    root = base / "objects"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_identical_content_is_stored_once_but_versioned(make_tracker, store_kwargs, tmp_path):
+    tracker = make_tracker()
+    ckpt = _write(tmp_path / "ckpt.pt", os.urandom(300_000))
+    first = tracker.log_artifact(ckpt, name="checkpoint")
+    second = tracker.log_artifact(ckpt, name="checkpoint")
+    assert (first.version, second.version) == (1, 2)
+    assert first.sha256 == second.sha256 and first.size == 300_000
+    objects = _objects(store_kwargs["base_dir"])
+    assert len(objects) == 1 and objects[0].name == first.sha256
+    assert objects[0].read_bytes() == ckpt.read_bytes()
+    assert not [p for p in objects[0].parent.parent.iterdir() if p.name.startswith(".incoming")]
+
+
+def test_versions_aliases_and_lookups(make_tracker, tmp_path):
+    tracker = make_tracker()
+    versions = [tracker.log_artifact(_write(tmp_path / "m.bin", bytes([i]) * 10), name="model",
+                                     aliases=["best"] if i == 1 else [], metadata={"epoch": i})
+                for i in range(3)]
+    listed = tracker.list_artifact_versions("model")
+    assert [v.version for v in listed] == [1, 2, 3]
+    assert listed[-1].aliases == ("latest",) and listed[1].aliases == ("best",)
+    assert tracker.get_artifact_version("model").version == 3
+    assert tracker.get_artifact_version("model", -3).version == 1
+    assert tracker.get_artifact_version("model", 2).metadata["epoch"] == 1
+    assert tracker.get_artifact_version("model", "best").version == 2
+    assert tracker.get_artifact_version("model", "latest").sha256 == versions[2].sha256
+    for bad in (0, 4, -4, "champion"):
+        with pytest.raises(TrackingError, match="model"):
+            tracker.get_artifact_version("model", bad)
+    with pytest.raises(TrackingError, match="no artifact named 'other'"):
+        tracker.get_artifact_version("other")
+
+
+def test_monitored_metric_moves_best(make_tracker, tmp_path):
+    tracker = make_tracker()
+    for epoch, val_loss in enumerate([0.9, 0.5, 0.7, 0.4]):
+        tracker.log_metrics({"val_loss": val_loss}, step=epoch)
+        tracker.log_artifact(_write(tmp_path / "c.pt", bytes([epoch]) * 4), name="ckpt",
+                             monitor="val_loss", mode="min")
+    best = tracker.get_artifact_version("ckpt", "best")
+    assert best.version == 4 and best.metadata["monitor"]["value"] == 0.4
+
+    tracker.log_metrics({"acc": 0.8})
+    tracker.log_artifact(_write(tmp_path / "a.pt", b"x"), name="by_acc", monitor="acc", mode="max")
+    tracker.log_metrics({"acc": 0.6})
+    tracker.log_artifact(_write(tmp_path / "a.pt", b"y"), name="by_acc", monitor="acc", mode="max")
+    assert tracker.get_artifact_version("by_acc", "best").version == 1
+
+
+def test_corruption_is_detected_on_read(make_tracker, tmp_path):
+    tracker = make_tracker()
+    version = tracker.log_artifact(_write(tmp_path / "w.bin", b"weights" * 1000), name="w")
+    os.chmod(version.path, 0o644)
+    data = bytearray(version.path.read_bytes())
+    data[10] ^= 0xFF
+    version.path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactCorruptedError, match="w v1.*corrupted"):
+        tracker.get_artifact_version("w")
+    version.path.unlink()
+    with pytest.raises(ArtifactCorruptedError, match="missing"):
+        tracker.get_artifact_version("w")
+
+
+def test_missing_source_file_is_a_clear_error(make_tracker, tmp_path):
+    tracker = make_tracker()
+    with pytest.raises(TrackingError, match="does not exist"):
+        tracker.log_artifact(tmp_path / "nope.pt")
+    with pytest.raises(TrackingError, match="directory"):
+        tracker.log_artifact(tmp_path)
+
+
+def test_unversioned_artifact_replaces_the_previous_content(make_tracker, store_kwargs, tmp_path):
+    tracker = make_tracker()
+    tracker.log_artifact(_write(tmp_path / "s.txt", b"one"), name="summary", version=False)
+    latest = tracker.log_artifact(_write(tmp_path / "s.txt", b"two"), name="summary", version=False)
+    assert [v.version for v in tracker.list_artifact_versions("summary")] == [1]
+    assert latest.path.read_bytes() == b"two"
+    assert len(_objects(store_kwargs["base_dir"])) == 1
+
+
+def test_model_and_default_name(make_tracker, tmp_path):
+    tracker = make_tracker()
+    model = tracker.log_model(_write(tmp_path / "net.pt", b"m"))
+    assert model.name == "model" and model.metadata["framework"] == "pytorch"
+    plain = tracker.log_artifact(_write(tmp_path / "notes.txt", b"n"))
+    assert plain.name == "notes.txt"
+
+
+def test_deleting_a_run_frees_only_unshared_objects(make_tracker, manager, store_kwargs, tmp_path):
+    shared = _write(tmp_path / "shared.bin", b"shared")
+    own = _write(tmp_path / "own.bin", b"own")
+    a, b = make_tracker(), make_tracker()
+    a.log_artifact(shared)
+    a.log_artifact(own)
+    b.log_artifact(shared)
+    a.finish()
+    b.finish()
+    assert len(_objects(store_kwargs["base_dir"])) == 2
+    freed = manager.delete_experiment(a.run_id)
+    assert freed == len(b"own")
+    remaining = _objects(store_kwargs["base_dir"])
+    assert [p.read_bytes() for p in remaining] == [b"shared"]
+    assert manager.get_artifact_version(b.run_id, "shared.bin").path.read_bytes() == b"shared"

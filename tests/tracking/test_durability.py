@@ -1,0 +1,198 @@
+"""Durability: concurrent writer processes, kill -9, SIGTERM, exit without finish()."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
+
+
+def _script(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "job.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def _spawn(script: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+WRITER = """
+    import sys
+    from neural_dsl_tracking.tracking import ExperimentTracker
+    base, store, index, n = sys.argv[1], sys.argv[2] or None, int(sys.argv[3]), int(sys.argv[4])
+    tracker = ExperimentTracker("multirun", base_dir=base, store=store, run_name=f"job{index}",
+                                auto_visualize=False, flush_interval=0.05)
+    for step in range(n):
+        tracker.log_metrics({"loss": step * 0.5 + index}, step=step)
+    tracker.finish()
+    print(tracker.run_id)
+"""
+
+
+def test_four_processes_write_one_store_without_loss(store_kwargs, tmp_path):
+    n = 50_000
+    script = _script(tmp_path, WRITER)
+    base, store = str(store_kwargs["base_dir"]), store_kwargs["store"] or ""
+    jobs = [_spawn(script, base, store, str(i), str(n)) for i in range(4)]
+    outputs = [job.communicate(timeout=240) for job in jobs]
+    for job, (out, err) in zip(jobs, outputs):
+        assert job.returncode == 0, err
+        assert "Traceback" not in err
+    manager = ExperimentManager(**store_kwargs)
+    runs = manager.list_experiments(experiment="multirun")
+    assert sorted(r.run_name for r in runs) == ["job0", "job1", "job2", "job3"]
+    for run in runs:
+        index = int(run.run_name[-1])
+        assert run.status == "completed" and run.metrics["loss"]["count"] == n
+        history = manager.get_metric_history(run.run_id, "loss")
+        assert np.array_equal(history.steps, np.arange(n))
+        assert np.array_equal(history.values, np.arange(n) * 0.5 + index)
+
+
+KILLED = """
+    import sys, time
+    from neural_dsl_tracking.tracking import ExperimentTracker
+    tracker = ExperimentTracker("doomed", base_dir=sys.argv[1], auto_visualize=False,
+                                flush_interval=0.05)
+    print(tracker.run_id, flush=True)
+    step = 0
+    while True:
+        tracker.log_metrics({"loss": float(step)}, step=step)
+        step += 1
+        if step % 1000 == 0:
+            print(step, flush=True)
+            time.sleep(0.01)
+"""
+
+
+def test_sigkill_mid_logging_keeps_flushed_points_and_shows_crashed(tmp_path):
+    base = tmp_path / "store"
+    job = _spawn(_script(tmp_path, KILLED), str(base))
+    run_id = job.stdout.readline().strip()
+    while int(job.stdout.readline()) < 20_000:
+        pass
+    time.sleep(0.3)  # several flush rounds have committed by now
+    job.send_signal(signal.SIGKILL)
+    job.wait(timeout=30)
+
+    manager = ExperimentManager(base_dir=base, crash_after=0.5)
+    time.sleep(0.6)
+    run = manager.get_experiment(run_id)
+    assert run.status == "crashed"
+    history = manager.get_metric_history(run_id, "loss")
+    assert len(history) >= 20_000 and run.metrics["loss"]["count"] == len(history)
+    # what was flushed is a gap-free prefix of what was logged
+    assert np.array_equal(history.steps, np.arange(len(history)))
+    assert np.array_equal(history.values, np.arange(len(history), dtype=float))
+    # the store still takes new runs
+    with ExperimentTracker("after", base_dir=base, auto_visualize=False) as tracker:
+        tracker.log_metrics({"x": 1.0})
+    assert manager.get_experiment(tracker.run_id).status == "completed"
+    # with the default threshold (30 s) the same run still reads as running
+    assert ExperimentManager(base_dir=base).get_experiment(run_id).status == "running"
+
+
+SIGTERMED = """
+    import sys, time
+    from neural_dsl_tracking.tracking import ExperimentTracker
+    tracker = ExperimentTracker("term", base_dir=sys.argv[1], auto_visualize=False,
+                                flush_interval=60)
+    for step in range(1234):
+        tracker.log_metrics({"loss": float(step)})
+    print(tracker.run_id, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sigterm_flushes_and_marks_interrupted_then_terminates(tmp_path):
+    base = tmp_path / "store"
+    job = _spawn(_script(tmp_path, SIGTERMED), str(base))
+    run_id = job.stdout.readline().strip()
+    job.send_signal(signal.SIGTERM)
+    job.wait(timeout=30)
+    assert job.returncode == -signal.SIGTERM
+    run = ExperimentManager(base_dir=base).get_experiment(run_id)
+    assert run.status == "interrupted" and run.metrics["loss"]["count"] == 1234
+
+
+def test_previous_sigterm_handler_is_chained(tmp_path):
+    base = tmp_path / "store"
+    script = _script(tmp_path, """
+        import signal, sys, time
+        signal.signal(signal.SIGTERM, lambda *a: (print("previous handler ran", flush=True), sys.exit(3)))
+        from neural_dsl_tracking.tracking import ExperimentTracker
+        tracker = ExperimentTracker("term", base_dir=sys.argv[1], auto_visualize=False)
+        tracker.log_metrics({"loss": 1.0})
+        print(tracker.run_id, flush=True)
+        time.sleep(60)
+    """)
+    job = _spawn(script, str(base))
+    run_id = job.stdout.readline().strip()
+    job.send_signal(signal.SIGTERM)
+    out, _ = job.communicate(timeout=30)
+    assert job.returncode == 3 and "previous handler ran" in out
+    assert ExperimentManager(base_dir=base).get_experiment(run_id).status == "interrupted"
+
+
+@pytest.mark.parametrize("ending, status", [("pass", "completed"),
+                                            ("raise ValueError('boom')", "failed")])
+def test_exit_without_finish_flushes_and_records_the_outcome(tmp_path, ending, status):
+    base = tmp_path / "store"
+    job = _spawn(_script(tmp_path, f"""
+        import sys
+        from neural_dsl_tracking.tracking import ExperimentTracker
+        tracker = ExperimentTracker("exit", base_dir=sys.argv[1], auto_visualize=False,
+                                    flush_interval=60)
+        for step in range(500):
+            tracker.log_metrics({{"loss": float(step)}})
+        print(tracker.run_id, flush=True)
+        {ending}
+    """), str(base))
+    out, _ = job.communicate(timeout=60)
+    run = ExperimentManager(base_dir=base).get_experiment(out.split()[0])
+    assert run.status == status and run.metrics["loss"]["count"] == 500
+
+
+def test_context_manager_records_failed_and_interrupted(tmp_path):
+    base = tmp_path / "store"
+    with pytest.raises(RuntimeError):
+        with ExperimentTracker("ctx", base_dir=base, auto_visualize=False) as failed:
+            failed.log_metrics({"loss": 1.0})
+            raise RuntimeError("diverged")
+    with pytest.raises(KeyboardInterrupt):
+        with ExperimentTracker("ctx", base_dir=base, auto_visualize=False) as stopped:
+            raise KeyboardInterrupt
+    with ExperimentTracker("ctx", base_dir=base, auto_visualize=False) as ok:
+        ok.log_metrics({"loss": 1.0})
+    manager = ExperimentManager(base_dir=base)
+    assert manager.get_experiment(failed.run_id).status == "failed"
+    assert manager.get_experiment(failed.run_id).metrics["loss"]["count"] == 1
+    assert manager.get_experiment(stopped.run_id).status == "interrupted"
+    assert manager.get_experiment(ok.run_id).status == "completed"
+    assert (failed.status, stopped.status, ok.status) == ("failed", "interrupted", "completed")
+
+
+def test_store_file_is_consistent_after_kill(tmp_path):
+    """SQLite's own integrity check passes on a store whose writer was killed."""
+    import sqlite3
+
+    base = tmp_path / "store"
+    job = _spawn(_script(tmp_path, KILLED), str(base))
+    job.stdout.readline()
+    while int(job.stdout.readline()) < 5_000:
+        pass
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait(timeout=30)
+    with sqlite3.connect(base / "store.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

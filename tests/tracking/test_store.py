@@ -1,0 +1,202 @@
+"""The store suite: every test runs on embedded SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking import ExperimentManager, MetricHistory, RunRecord
+
+
+def test_run_record_has_everything_logged(make_tracker, manager):
+    tracker = make_tracker("mnist", run_name="first", tags=["baseline", "cpu"],
+                           config={"train": {"epochs": 2}})
+    tracker.log_hyperparameters({"lr": np.float32(0.5), "layers": [64, 10], "opt": "adam"})
+    for step in range(5):
+        tracker.log_metrics({"loss": 1.0 / (step + 1), "accuracy": step / 10}, step=step)
+    tracker.finish()
+
+    record = manager.get_experiment(tracker.run_id)
+    assert isinstance(record, RunRecord)
+    assert (record.experiment, record.run_name, record.status) == ("mnist", "first", "completed")
+    assert record.tags == ["baseline", "cpu"]
+    assert record.hyperparameters == {"lr": 0.5, "layers": [64, 10], "opt": "adam"}
+    assert record.config == {"train": {"epochs": 2}}
+    assert record.start_time <= record.end_time
+    assert record.metrics["loss"] == {"latest": 0.2, "best": 0.2, "min": 0.2, "max": 1.0, "count": 5}
+    # accuracy is a score: best means highest
+    assert record.metrics["accuracy"]["best"] == pytest.approx(0.4)
+    assert record.mirror_failures == []
+
+
+def test_history_comes_back_as_numpy_arrays_in_logging_order(make_tracker, manager):
+    tracker = make_tracker()
+    before = time.time()
+    for step in range(20_000):
+        tracker.log_metrics({"loss": float(step)}, step=step * 2)
+    tracker.finish()
+    history = manager.get_metric_history(tracker.run_id, "loss")
+    assert isinstance(history, MetricHistory)
+    assert history.steps.dtype == np.int64 and history.values.dtype == np.float64
+    assert np.array_equal(history.steps, np.arange(0, 40_000, 2))
+    assert np.array_equal(history.values, np.arange(20_000, dtype=float))
+    assert history.timestamps.min() >= before - 1 and np.all(np.diff(history.timestamps) >= 0)
+
+
+def test_many_small_flushes_read_back_complete(make_tracker, manager):
+    tracker = make_tracker(flush_interval=0.01)
+    for step in range(3000):
+        tracker.log_metrics({"a": float(step)})
+        if step % 300 == 0:
+            time.sleep(0.03)
+    tracker.finish()
+    history = manager.get_metric_history(tracker.run_id, "a")
+    assert np.array_equal(history.steps, np.arange(3000))
+    assert np.array_equal(history.values, np.arange(3000, dtype=float))
+
+
+def test_nan_and_infinities_are_kept(make_tracker, manager):
+    tracker = make_tracker()
+    values = [1.0, float("nan"), float("inf"), -float("inf"), 2.0, float("nan")]
+    for value in values:
+        tracker.log_metrics({"loss": value})
+    tracker.finish()
+    history = manager.get_metric_history(tracker.run_id, "loss")
+    assert np.array_equal(history.values, np.array(values), equal_nan=True)
+    summary = manager.get_experiment(tracker.run_id).metrics["loss"]
+    assert math.isnan(summary["latest"])
+    assert summary["min"] == -math.inf and summary["max"] == math.inf and summary["count"] == 6
+
+
+def test_metric_names_step_and_timestamp_do_not_collide(make_tracker, manager):
+    tracker = make_tracker()
+    tracker.log_metrics({"step": 100.0, "timestamp": 7.0, "loss": 0.5}, step=3)
+    tracker.finish()
+    assert manager.metric_keys(tracker.run_id) == ["loss", "step", "timestamp"]
+    step_metric = manager.get_metric_history(tracker.run_id, "step")
+    assert step_metric.steps.tolist() == [3] and step_metric.values.tolist() == [100.0]
+    assert manager.get_metric_history(tracker.run_id, "timestamp").values.tolist() == [7.0]
+
+
+def test_steps_default_to_the_next_step_and_keys_may_differ_per_call(make_tracker, manager):
+    tracker = make_tracker()
+    tracker.log_metrics({"loss": 1.0})
+    tracker.log_metrics({"loss": 0.9, "val_loss": 1.2}, step=10)
+    tracker.log_metrics({"loss": 0.8})
+    tracker.finish()
+    assert manager.get_metric_history(tracker.run_id, "loss").steps.tolist() == [0, 10, 11]
+    assert manager.get_metric_history(tracker.run_id, "val_loss").steps.tolist() == [10]
+
+
+def test_best_metric_follows_the_requested_mode(make_tracker):
+    tracker = make_tracker()
+    for value in (3.0, 1.0, 2.0):
+        tracker.log_metrics({"score": value})
+    assert tracker.get_best_metric("score", mode="min") == 1.0
+    assert tracker.get_best_metric("score", mode="max") == 3.0
+    assert tracker.get_best_metric("missing") is None
+    with pytest.raises(TrackingError):
+        tracker.get_best_metric("score", mode="best")
+
+
+def test_list_filters_by_experiment_status_and_tag(make_tracker, manager):
+    a = make_tracker("cnn", tags=["gpu"])
+    b = make_tracker("cnn")
+    c = make_tracker("mlp", tags=["gpu"])
+    a.finish()
+    b.finish("failed")
+    assert {r.run_id for r in manager.list_experiments()} == {a.run_id, b.run_id, c.run_id}
+    assert {r.run_id for r in manager.list_experiments(experiment="cnn")} == {a.run_id, b.run_id}
+    assert [r.run_id for r in manager.list_experiments(status="failed")] == [b.run_id]
+    assert [r.run_id for r in manager.list_experiments(status="running")] == [c.run_id]
+    assert {r.run_id for r in manager.list_experiments(tag="gpu")} == {a.run_id, c.run_id}
+    assert manager.list_experiments(experiment="cnn", tag="gpu")[0].run_id == a.run_id
+
+
+def test_run_ids_resolve_from_unique_prefixes(make_tracker, manager):
+    tracker = make_tracker(run_name="named-run")
+    tracker.finish()
+    assert manager.get_experiment(tracker.run_id[:6]).run_id == tracker.run_id
+    assert manager.get_experiment("named-run").run_id == tracker.run_id
+
+
+def test_get_experiment_never_creates_anything(tmp_path):
+    base = tmp_path / "nothing_here"
+    manager = ExperimentManager(base_dir=base)
+    with pytest.raises(TrackingError, match="no run 'abc'"):
+        manager.get_experiment("abc")
+    assert manager.list_experiments() == []
+    assert not base.exists()
+
+
+def test_get_experiment_on_an_existing_store_raises_and_adds_no_run(make_tracker, manager):
+    tracker = make_tracker()
+    tracker.finish()
+    with pytest.raises(TrackingError, match="no run"):
+        manager.get_experiment("ffffffffffff")
+    assert [r.run_id for r in manager.list_experiments()] == [tracker.run_id]
+
+
+def test_unknown_metric_is_a_clear_error(make_tracker, manager):
+    tracker = make_tracker()
+    tracker.log_metrics({"loss": 1.0})
+    tracker.finish()
+    with pytest.raises(TrackingError, match="no metric 'acc'.*loss"):
+        manager.get_metric_history(tracker.run_id, "acc")
+
+
+def test_resume_continues_steps_and_keeps_earlier_points(make_tracker, store_kwargs, manager):
+    first = make_tracker("resumable")
+    for step in range(3):
+        first.log_metrics({"loss": float(step)})
+    first.finish("interrupted")
+    again = make_tracker("ignored-name", run_id=first.run_id)
+    assert again.status == "running" and again.experiment_name == "resumable"
+    again.log_metrics({"loss": 9.0})
+    again.finish()
+    history = manager.get_metric_history(first.run_id, "loss")
+    assert history.steps.tolist() == [0, 1, 2, 3]
+    assert manager.get_experiment(first.run_id).status == "completed"
+
+
+def test_resuming_an_unknown_run_is_an_error(make_tracker):
+    with pytest.raises(TrackingError, match="cannot resume run 'nope'"):
+        make_tracker(run_id="nope")
+
+
+def test_delete_removes_the_run_and_its_plots(make_tracker, manager):
+    tracker = make_tracker()
+    tracker.log_metrics({"loss": 1.0})
+    tracker.finish()
+    tracker.generate_visualizations()
+    assert any(tracker.run_dir.joinpath("plots").iterdir())
+    manager.delete_experiment(tracker.run_id)
+    assert manager.list_experiments() == []
+    assert not tracker.run_dir.exists()
+    with pytest.raises(TrackingError):
+        manager.get_metric_history(tracker.run_id, "loss")
+
+
+def test_schema_is_versioned(make_tracker, store_kwargs):
+    from neural_dsl_tracking.tracking.schema import SCHEMA_VERSION, installed_version
+    from neural_dsl_tracking.tracking.store import Store
+
+    make_tracker().finish()
+    store = Store(**store_kwargs, create=False)
+    assert installed_version(store.db) == SCHEMA_VERSION
+    store.db.write(lambda cur: cur.execute(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (SCHEMA_VERSION + 1, 0.0)))
+    store.close()
+    with pytest.raises(TrackingError, match="newer than"):
+        Store(**store_kwargs, create=False)
+
+
+def test_logging_after_finish_is_an_error(make_tracker):
+    tracker = make_tracker()
+    tracker.finish()
+    with pytest.raises(TrackingError, match="finished"):
+        tracker.log_metrics({"loss": 1.0})

@@ -1,0 +1,71 @@
+"""What log_metrics accepts, and the clear TypeError for what it does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neural_dsl_tracking.tracking.values import metric_mode, to_float, to_step
+
+
+@pytest.mark.parametrize("value, expected", [
+    (1, 1.0), (2.5, 2.5), (True, 1.0), (np.float32(0.25), 0.25), (np.int64(7), 7.0),
+    (np.array(3.5), 3.5), (np.bool_(False), 0.0),
+])
+def test_numbers_are_accepted(value, expected):
+    assert to_float("m", value) == expected
+
+
+def test_zero_dimensional_tensors_are_accepted():
+    torch = pytest.importorskip("torch")
+    assert to_float("loss", torch.tensor(0.5)) == 0.5
+    with pytest.raises(TypeError, match="'loss'.*not a single number"):
+        to_float("loss", torch.tensor([0.5, 1.0]))
+
+
+@pytest.mark.parametrize("value", ["0.5", None, [1.0], {"a": 1}, b"1", object(), np.array([1, 2])])
+def test_non_numbers_raise_type_error_naming_the_key(value):
+    with pytest.raises(TypeError, match="metric 'val_loss'"):
+        to_float("val_loss", value)
+
+
+def test_a_bad_value_stores_nothing_of_that_call_and_the_run_goes_on(make_tracker, manager):
+    tracker = make_tracker()
+    tracker.log_metrics({"loss": 1.0, "acc": 0.5})
+    with pytest.raises(TypeError, match="metric 'acc'"):
+        tracker.log_metrics({"loss": 2.0, "acc": "high"})
+    with pytest.raises(TypeError, match="metric names must be strings"):
+        tracker.log_metrics({3: 1.0})
+    with pytest.raises(TypeError, match="step must be an integer"):
+        tracker.log_metrics({"loss": 1.0}, step="ten")
+    tracker.log_metrics({"loss": 3.0, "acc": np.float64(0.7)})
+    tracker.finish()
+    assert manager.get_metric_history(tracker.run_id, "loss").values.tolist() == [1.0, 3.0]
+    assert manager.get_metric_history(tracker.run_id, "acc").values.tolist() == [0.5, 0.7]
+    assert manager.get_experiment(tracker.run_id).status == "completed"
+
+
+def test_the_callers_dict_may_change_after_the_call(make_tracker, manager):
+    tracker = make_tracker()
+    metrics = {"loss": 1.0}
+    tracker.log_metrics(metrics)
+    metrics["loss"] = 99.0
+    tracker.finish()
+    assert manager.get_metric_history(tracker.run_id, "loss").values.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("step, expected", [(3, 3), (np.int64(4), 4), (np.array(5), 5), (6.0, 6)])
+def test_steps_accept_integral_numbers(step, expected):
+    assert to_step(step) == expected
+
+
+@pytest.mark.parametrize("step", [1.5, "2", None, True, float("nan")])
+def test_steps_reject_the_rest(step):
+    with pytest.raises(TypeError, match="step must be an integer"):
+        to_step(step)
+
+
+@pytest.mark.parametrize("key, mode", [("loss", "min"), ("val_loss", "min"), ("mae", "min"),
+                                       ("accuracy", "max"), ("val_acc", "max"), ("f1", "max")])
+def test_best_direction_follows_the_metric_name(key, mode):
+    assert metric_mode(key) == mode
