@@ -39,11 +39,14 @@ class ArtifactRef:
     version: int
     sha256: str
     aliases: tuple[str, ...] = ()
+    original_name: str | None = None
 
     @property
     def filename(self) -> str:
-        """The file name to publish under: the stored file's own name, unless that is
-        just the content hash (content-addressed objects), then the artifact's name."""
+        """The file name to publish under: the name the file was logged with if known, else
+        the stored file's own name unless that is just its hash, then the artifact's name."""
+        if self.original_name:
+            return self.original_name
         base = self.path.name
         stem = base.split(".", 1)[0]
         if stem.lower() == self.sha256.lower() or re.fullmatch(r"[0-9a-f]{64}", stem):
@@ -116,8 +119,8 @@ def deep_merge(into: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any
 
 
 def safe_name(name: str) -> str:
-    """``name`` reduced to one safe path component: letters, digits, ``_ - .``, no leading dot."""
-    cleaned = re.sub(r"[^\w.\-]+", "_", name).lstrip(".")
+    """``name`` as one safe path component: letters, digits, ``_ - .``; no leading dot."""
+    cleaned = re.sub(r"[^\w.\-]+", "_", name).strip("._")
     return cleaned or "_"
 
 

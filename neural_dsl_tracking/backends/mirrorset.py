@@ -175,6 +175,8 @@ class _Worker:
                 if not self._started:
                     self.mirror.start()
                     self._started = True
+                    if self._stopped:  # finish gave up on us while the start hung
+                        return
                 self._apply(op)
             except Exception as error:  # noqa: BLE001 - any SDK error must not kill the worker
                 if self._failed(op, error, delay):
@@ -334,10 +336,18 @@ class MirrorSet:
             self._put("metrics", points if isinstance(points, list) else list(points))
 
     def artifact(
-        self, path: str | Path, name: str, version: int, sha256: str, aliases: Iterable[str] = ()
+        self,
+        path: str | Path,
+        name: str,
+        version: int,
+        sha256: str,
+        aliases: Iterable[str] = (),
+        filename: str | None = None,
     ) -> None:
-        """Queue one stored artifact version (its file must stay in place)."""
-        self._put("artifact", ArtifactRef(Path(path), name, int(version), sha256, tuple(aliases)))
+        """Queue one stored artifact version. ``path`` is read when sent, so it should be
+        the immutable stored object; ``filename`` is the name the file was logged with."""
+        ref = ArtifactRef(Path(path), name, int(version), sha256, tuple(aliases), filename)
+        self._put("artifact", ref)
 
     def figure(self, path: str | Path, name: str) -> None:
         """Queue a plot image; the file is read when sent, so the newest version wins."""
