@@ -1,0 +1,179 @@
+"""The generated ``conf/config.yaml``: every setting of the network, ready for Hydra.
+
+Sections: ``seed``, ``loss``, ``model`` (layer sizes and rates), ``optimizer``,
+``schedule``, ``train``, ``execution``, ``data`` (a config group), ``tracking`` (when the
+network declares it; presets are a config group), and ``hpo`` (search spaces of the HPO
+expressions, whose defaults the other sections hold).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import yaml
+
+from neural_dsl_tracking.compiler.hpo import hpo_default, hpo_space, is_hpo
+from neural_dsl_tracking.compiler.losses import LossPlan
+from neural_dsl_tracking.compiler.model_emitter import ModelCode
+from neural_dsl_tracking.compiler.optimizers import (
+    OPTIMIZERS,
+    canonical_optimizer,
+    split_call_text,
+    torch_param_name,
+)
+from neural_dsl_tracking.errors import CompileError
+from neural_dsl_tracking.language.spec import ModelSpec
+
+DEFAULT_SEED = 42
+DIGITS_SHAPES = ((8, 8, 1), (8, 8), (64,), (1, 8, 8))
+TRAIN_KEYS = ("epochs", "batch_size", "validation_split")
+
+
+class _Settings:
+    """Collects values and the HPO spaces found on the way."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.hpo: dict[str, dict[str, Any]] = {}
+        self.warnings: list[str] = []
+
+    def value(self, path: str, raw: Any) -> Any:
+        if is_hpo(raw):
+            self.hpo[path] = hpo_space(raw)
+            return hpo_default(raw)
+        if isinstance(raw, (dict, list)) or raw is None or isinstance(raw, (bool, int, float, str)):
+            return raw
+        raise CompileError(f"{self.where}: {path} cannot be {raw!r} here")
+
+
+def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name: str) -> tuple[dict[str, Any], list[str]]:
+    """The config dict for ``spec`` and the compile warnings it raised."""
+    where = f"{source_name}:{spec.pos.line}" if spec.pos else source_name
+    settings = _Settings(where)
+    optimizer, schedule = _optimizer(spec, settings)
+    train = {key: settings.value(f"train.{key}", getattr(spec.train, key)) for key in TRAIN_KEYS}
+    _check_train(train, where)
+    for key in spec.train.extra:
+        settings.warnings.append(f"{where}: train setting {key!r} is not used by the PyTorch program")
+    for key in spec.execution.extra:
+        settings.warnings.append(f"{where}: execution setting {key!r} is not used by the PyTorch program")
+    defaults: list[Any] = ["_self_", {"data": default_data(model)}]
+    if spec.tracking is not None:
+        defaults.append({"tracking": None})
+    defaults += [
+        {"override hydra/output": "neural"},
+        {"override hydra/job_logging": "disabled"},
+        {"override hydra/hydra_logging": "disabled"},
+    ]
+    config: dict[str, Any] = {
+        "defaults": defaults,
+        "seed": DEFAULT_SEED,
+        "loss": loss.name,
+        "model": model.hyperparameters,
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "train": {**train, "shuffle": True},
+        "execution": {"device": _device(spec.execution.device)},
+    }
+    if spec.tracking is not None:
+        config["tracking"] = spec.tracking.model_dump(mode="json")
+    hpo_space_all = {**model.hpo, **settings.hpo}
+    config["hpo"] = {"search_method": spec.train.search_method, "space": hpo_space_all}
+    config["hydra"] = {"output_subdir": None}
+    return config, settings.warnings
+
+
+def default_data(model: ModelCode) -> str:
+    """``digits`` when the network takes 8x8 images into 10+ classes, else ``synthetic``."""
+    fits_digits = (
+        not model.input_is_tokens
+        and model.input_shape in DIGITS_SHAPES
+        and len(model.output_shape) == 1
+        and (model.output_shape[0] or 0) >= 10
+    )
+    return "digits" if fits_digits else "synthetic"
+
+
+def _device(device: str) -> str:
+    value = device.strip().lower()
+    return "cuda" if value == "gpu" else value
+
+
+def _check_train(train: dict[str, Any], where: str) -> None:
+    for key in ("epochs", "batch_size"):
+        value = train[key]
+        if isinstance(value, float) and value.is_integer():
+            train[key] = value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CompileError(f"{where}: train.{key} must be a positive integer, got {value!r}")
+    split = train["validation_split"]
+    if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 <= split < 1:
+        raise CompileError(f"{where}: train.validation_split must be from 0 to below 1, got {split!r}")
+
+
+def _optimizer(spec: ModelSpec, settings: _Settings) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    where = settings.where
+    written = spec.optimizer.type if spec.optimizer else "Adam"
+    params = dict(spec.optimizer.params) if spec.optimizer else {}
+    parsed = split_call_text(written) if "(" in written else None
+    if parsed is not None:
+        written, text_params = parsed
+        params = {**text_params, **params}
+    name = canonical_optimizer(written)
+    if name is None:
+        raise CompileError(f"{where}: optimizer {written!r} is not supported; supported optimizers: "
+                           + ", ".join(OPTIMIZERS))
+    section: dict[str, Any] = {"name": name, **OPTIMIZERS[name][1]}
+    for keras_name, raw in params.items():
+        if keras_name in ("beta_1", "beta_2") and "betas" in section:
+            if is_hpo(raw):
+                raise CompileError(f"{where}: {keras_name} cannot be an HPO(...) expression")
+            betas = list(section["betas"])
+            betas[0 if keras_name == "beta_1" else 1] = raw
+            section["betas"] = betas
+            continue
+        key = torch_param_name(name, keras_name)
+        if key is None:
+            raise CompileError(f"{where}: optimizer {name} has no parameter {keras_name!r}; it takes "
+                               + ", ".join(["learning_rate", *(k for k in OPTIMIZERS[name][1] if k != "lr")]))
+        section[key] = settings.value(f"optimizer.{key}", raw)
+    schedule = None
+    if spec.optimizer and spec.optimizer.schedule:
+        sched = spec.optimizer.schedule
+        section["lr"] = settings.value("optimizer.lr", sched.initial_learning_rate)
+        schedule = {
+            "name": sched.type,
+            "decay_steps": settings.value("schedule.decay_steps", sched.decay_steps),
+            "decay_rate": settings.value("schedule.decay_rate", sched.decay_rate),
+            "staircase": sched.staircase,
+        }
+    lr = section["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
+        raise CompileError(f"{where}: the learning rate must be a positive number, got {lr!r}")
+    section["lr"] = float(lr)
+    return section, schedule
+
+
+def _escape_interpolation(value: Any) -> Any:
+    """Strings from the DSL must not trigger OmegaConf interpolation (``${...}``)."""
+    if isinstance(value, str):
+        return value.replace("${", "\\${")
+    if isinstance(value, list):
+        return [_escape_interpolation(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _escape_interpolation(item) for key, item in value.items()}
+    return value
+
+
+def config_yaml(config: dict[str, Any], header: str) -> str:
+    """The YAML text of the config, DSL strings escaped for OmegaConf, with a header comment."""
+    body = dict(config)
+    defaults = body.pop("defaults")
+    hydra = body.pop("hydra")
+    text = yaml.safe_dump({"defaults": defaults}, sort_keys=False, default_flow_style=False)
+    text += yaml.safe_dump(_escape_interpolation(body), sort_keys=False, default_flow_style=False,
+                           allow_unicode=True, width=100)
+    text += yaml.safe_dump({"hydra": hydra}, sort_keys=False)
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + text

@@ -1,0 +1,142 @@
+"""Data sources of generated programs (the ``data`` config group).
+
+- ``digits``: scikit-learn's bundled 8x8 digits (real data, no download), scaled to [0, 1]
+  and shaped as the network's input (``(8, 8, 1)``, ``(64,)``...).
+- ``synthetic``: random inputs of the declared shape (token ids below the vocabulary
+  for an Embedding input) and random labels, one class per output unit.
+- ``npz``: ``data.path`` with ``x_train``, ``y_train`` and optional ``x_val``, ``y_val``.
+
+Every source returns numpy arrays; the program checks them against the network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neural_dsl_tracking.errors import ConfigError
+
+
+@dataclass
+class Splits:
+    """Training and validation arrays (validation may be empty)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    description: str
+
+
+@dataclass(frozen=True)
+class NetworkIO:
+    """What the compiled network takes and gives, per sample."""
+
+    input_shape: tuple[int | None, ...]
+    output_shape: tuple[int | None, ...]
+    tokens: int | None
+    """The Embedding vocabulary when the input is token ids, else None."""
+    loss_family: str
+
+
+def load_data(cfg: Any, io: NetworkIO, validation_split: float, seed: int, launch_dir: Path) -> Splits:
+    """The arrays of the configured source, split when the source has no validation set."""
+    if cfg.name == "digits":
+        x, y = _digits(io, cfg.scale)
+        return _split(x, y, validation_split, seed, "scikit-learn digits")
+    if cfg.name == "synthetic":
+        x, y = _synthetic(io, cfg.samples, cfg.length, seed)
+        return _split(x, y, validation_split, seed, f"synthetic ({cfg.samples} samples)")
+    return _npz(Path(cfg.path), io, validation_split, seed, launch_dir)
+
+
+def _digits(io: NetworkIO, scale: bool) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits(return_X_y=True)
+    x = images.astype(np.float32) / (16.0 if scale else 1.0)
+    shape = io.input_shape
+    if io.tokens is not None or None in shape or math.prod(shape) != 64:  # type: ignore[arg-type]
+        raise ConfigError(f"data=digits gives 8x8 images (64 values per sample), but the network takes "
+                          f"{_shape(shape)}{' token ids' if io.tokens else ''}; use data=synthetic or data=npz")
+    return x.reshape((len(x), *shape)), labels.astype(np.int64)  # type: ignore[arg-type]
+
+
+def _synthetic(io: NetworkIO, samples: int, length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    shape = tuple(length if dim is None else dim for dim in io.input_shape)
+    if io.tokens is not None:
+        x = rng.integers(0, io.tokens, size=(samples, *shape), dtype=np.int64)
+    else:
+        x = rng.standard_normal((samples, *shape), dtype=np.float32)
+    out = tuple(length if dim is None else dim for dim in io.output_shape)
+    if io.loss_family == "cross_entropy":
+        y = rng.integers(0, out[-1], size=(samples, *out[:-1]), dtype=np.int64)
+    elif io.loss_family == "binary":
+        y = rng.integers(0, 2, size=(samples, *out)).astype(np.float32)
+    else:
+        y = rng.standard_normal((samples, *out), dtype=np.float32)
+    return x, y
+
+
+def _npz(path: Path, io: NetworkIO, validation_split: float, seed: int, launch_dir: Path) -> Splits:
+    path = path if path.is_absolute() else launch_dir / path
+    if not path.is_file():
+        raise ConfigError(f"data.path: {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            content = {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"data.path: {path} is not a readable .npz file ({error})") from None
+    missing = [key for key in ("x_train", "y_train") if key not in content]
+    if missing:
+        raise ConfigError(f"data.path: {path} lacks {', '.join(missing)} (found: {', '.join(content) or 'nothing'})")
+    x, y = content["x_train"], content["y_train"]
+    if len(x) != len(y):
+        raise ConfigError(f"data.path: x_train has {len(x)} samples but y_train has {len(y)}")
+    if "x_val" in content and "y_val" in content:
+        return Splits(x, y, content["x_val"], content["y_val"], f"{path.name}")
+    return _split(x, y, validation_split, seed, path.name)
+
+
+def _split(x: np.ndarray, y: np.ndarray, validation_split: float, seed: int, description: str) -> Splits:
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = int(round(len(x) * validation_split))
+    if validation_split > 0 and (n_val < 1 or n_val >= len(x)):
+        raise ConfigError(f"train.validation_split={validation_split} leaves no training or no validation "
+                          f"samples out of {len(x)}")
+    val, train = order[:n_val], order[n_val:]
+    return Splits(x[train], y[train], x[val], y[val], description)
+
+
+def check_arrays(splits: Splits, io: NetworkIO) -> None:
+    """Data versus network, before training: shapes, label kinds and class counts."""
+    for name, x in (("training", splits.x_train), ("validation", splits.x_val)):
+        if len(x) and not _fits(x.shape[1:], io.input_shape):
+            raise ConfigError(f"the {name} inputs have shape {_shape(x.shape[1:])} per sample, but the "
+                              f"network takes {_shape(io.input_shape)} (channels-last); "
+                              "reshape the data or change the network's input")
+    if io.tokens is not None:
+        for x in (splits.x_train, splits.x_val):
+            if len(x) and (not np.issubdtype(x.dtype, np.integer) or x.min() < 0 or x.max() >= io.tokens):
+                raise ConfigError(f"the inputs must be integer token ids from 0 to {io.tokens - 1} "
+                                  "(the Embedding's input_dim)")
+    if io.loss_family == "cross_entropy":
+        classes = io.output_shape[-1]
+        for y in (splits.y_train, splits.y_val):
+            if len(y) and np.issubdtype(y.dtype, np.integer) and (y.min() < 0 or (classes and y.max() >= classes)):
+                raise ConfigError(f"labels go from {y.min()} to {y.max()}, but the output layer has "
+                                  f"{classes} units (one per class)")
+
+
+def _fits(actual: tuple[int, ...], declared: tuple[int | None, ...]) -> bool:
+    return len(actual) == len(declared) and all(d is None or a == d for a, d in zip(actual, declared))
+
+
+def _shape(shape: tuple[Any, ...]) -> str:
+    inner = ", ".join("None" if d is None else str(d) for d in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"

@@ -1,0 +1,443 @@
+"""The layers the PyTorch emitter can express: their parameters and what each becomes.
+
+Each emit function gets the :class:`~neural_dsl_tracking.compiler.model_emitter.ModelEmitter`,
+the layer, its generated attribute name and the incoming :class:`Tensor`; it adds the
+module to ``__init__``, the call to ``forward`` and returns the outgoing tensor. Shapes
+are per sample and channels-last (as the DSL writes them); ``Tensor.layout`` says whether
+the generated tensor currently holds the channel axis last (``"last"``) or at dim 1
+(``"first"``, PyTorch's convention for convolutions, pooling and batch norm).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from neural_dsl_tracking.compiler.codegen import Expr, call
+from neural_dsl_tracking.compiler.shapes import (
+    Dim,
+    code_of,
+    dim_product,
+    same_dim,
+    same_padding,
+    show,
+    value_of,
+    window_out,
+)
+
+if TYPE_CHECKING:
+    from neural_dsl_tracking.language.spec import LayerSpec
+    from neural_dsl_tracking.compiler.model_emitter import ModelEmitter
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """The tensor flowing between layers: per-sample shape (channels-last) and layout."""
+
+    shape: tuple[Dim, ...]
+    layout: str = "last"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A layer parameter: its kind (how it is checked and emitted) and default."""
+
+    kind: str
+    default: Any = REQUIRED
+
+
+# Kinds: "width" (positive int, a tunable model hyperparameter), "rate" (0 <= x < 1, tunable),
+# "ints" (int or list of ints, one per spatial axis), "int" (positive int), "activation",
+# "padding" ("valid"/"same"), "bool", "float" (positive number).
+TUNABLE_KINDS = ("width", "rate")
+
+ACTIVATIONS: dict[str, str | None] = {
+    "linear": None,
+    "relu": "torch.relu",
+    "sigmoid": "torch.sigmoid",
+    "tanh": "torch.tanh",
+    "softmax": "torch.softmax",
+    "log_softmax": "torch.log_softmax",
+    "elu": "F.elu",
+    "selu": "F.selu",
+    "gelu": "F.gelu",
+    "leaky_relu": "F.leaky_relu",
+    "softplus": "F.softplus",
+    "softsign": "F.softsign",
+    "swish": "F.silu",
+    "silu": "F.silu",
+    "hard_sigmoid": "F.hardsigmoid",
+    "exponential": "torch.exp",
+}
+"""Keras activation names and the PyTorch function each becomes (None: identity)."""
+
+
+def _conv_params() -> dict[str, Param]:
+    return {
+        "filters": Param("width"),
+        "kernel_size": Param("ints"),
+        "strides": Param("ints", 1),
+        "padding": Param("padding", "valid"),
+        "dilation_rate": Param("ints", 1),
+        "activation": Param("activation", None),
+        "use_bias": Param("bool", True),
+    }
+
+
+def _pool_params() -> dict[str, Param]:
+    return {"pool_size": Param("ints", 2), "strides": Param("ints", None), "padding": Param("padding", "valid")}
+
+
+_DENSE = {"units": Param("width"), "activation": Param("activation", None), "use_bias": Param("bool", True)}
+_RNN = {
+    "units": Param("width"),
+    "return_sequences": Param("bool", False),
+}
+
+PARAMS: dict[str, dict[str, Param]] = {
+    "Dense": _DENSE,
+    "Output": _DENSE,
+    "Dropout": {"rate": Param("rate")},
+    "Flatten": {},
+    "Activation": {"activation": Param("activation")},
+    "Conv1D": _conv_params(),
+    "Conv2D": _conv_params(),
+    "Conv3D": _conv_params(),
+    "Conv1DTranspose": _conv_params(),
+    "Conv2DTranspose": _conv_params(),
+    "Conv3DTranspose": _conv_params(),
+    "MaxPooling1D": _pool_params(),
+    "MaxPooling2D": _pool_params(),
+    "MaxPooling3D": _pool_params(),
+    "AveragePooling1D": _pool_params(),
+    "AveragePooling2D": _pool_params(),
+    "AveragePooling3D": _pool_params(),
+    "GlobalAveragePooling1D": {},
+    "GlobalAveragePooling2D": {},
+    "GlobalAveragePooling3D": {},
+    "GlobalMaxPooling1D": {},
+    "GlobalMaxPooling2D": {},
+    "GlobalMaxPooling3D": {},
+    "BatchNormalization": {"momentum": Param("float", 0.99), "epsilon": Param("float", 1e-3)},
+    "LayerNormalization": {"epsilon": Param("float", 1e-3)},
+    "GroupNormalization": {"groups": Param("int", 32), "epsilon": Param("float", 1e-3)},
+    "Embedding": {"input_dim": Param("int"), "output_dim": Param("width")},
+    "LSTM": _RNN,
+    "GRU": _RNN,
+    "SimpleRNN": {**_RNN, "activation": Param("activation", "tanh")},
+    "TransformerEncoder": {
+        "num_heads": Param("width", 8),
+        "ff_dim": Param("width", 2048),
+        "dropout": Param("rate", 0.1),
+    },
+    "ResidualConnection": {},
+}
+"""Every layer type the PyTorch emitter supports and its parameters (Keras names)."""
+
+SNAKE_NAMES = {
+    "Dense": "dense", "Output": "output", "Dropout": "dropout", "Flatten": "flatten",
+    "Activation": "activation", "Conv1D": "conv1d", "Conv2D": "conv2d", "Conv3D": "conv3d",
+    "Conv1DTranspose": "conv1d_transpose", "Conv2DTranspose": "conv2d_transpose",
+    "Conv3DTranspose": "conv3d_transpose", "MaxPooling1D": "max_pooling1d",
+    "MaxPooling2D": "max_pooling2d", "MaxPooling3D": "max_pooling3d",
+    "AveragePooling1D": "average_pooling1d", "AveragePooling2D": "average_pooling2d",
+    "AveragePooling3D": "average_pooling3d", "GlobalAveragePooling1D": "global_average_pooling1d",
+    "GlobalAveragePooling2D": "global_average_pooling2d",
+    "GlobalAveragePooling3D": "global_average_pooling3d",
+    "GlobalMaxPooling1D": "global_max_pooling1d", "GlobalMaxPooling2D": "global_max_pooling2d",
+    "GlobalMaxPooling3D": "global_max_pooling3d", "BatchNormalization": "batch_normalization",
+    "LayerNormalization": "layer_normalization", "GroupNormalization": "group_normalization",
+    "Embedding": "embedding", "LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn",
+    "TransformerEncoder": "transformer_encoder", "ResidualConnection": "residual",
+}
+
+
+def spatial_rank(layer_type: str) -> int:
+    """1, 2 or 3 for the ``...1D/2D/3D`` layer families."""
+    match = re.search(r"([123])D", layer_type)
+    assert match is not None, layer_type
+    return int(match.group(1))
+
+
+def _per_axis(em: "ModelEmitter", layer: "LayerSpec", name: str, value: Any, rank: int) -> tuple[int, ...]:
+    values = [value] * rank if isinstance(value, int) else list(value)
+    if len(values) == 1:
+        values = values * rank
+    if len(values) != rank or not all(isinstance(v, int) and v >= 1 for v in values):
+        raise em.error(layer, f"{name} must be a positive integer or {rank} of them, got {value!r}")
+    return tuple(values)
+
+
+def _require_rank(em: "ModelEmitter", layer: "LayerSpec", x: Tensor, rank: int, what: str) -> None:
+    if len(x.shape) != rank:
+        raise em.error(layer, f"expects {what} (rank {rank} per sample), but its input is {show(x.shape)}")
+
+
+def _concrete(em: "ModelEmitter", layer: "LayerSpec", dim: Dim, what: str) -> Dim:
+    if dim is None:
+        raise em.error(layer, f"needs a fixed {what}, but it is dynamic (None) here")
+    return dim
+
+
+def _with_activation(em: "ModelEmitter", layer: "LayerSpec", call_expr: str, x: Tensor, activation: str | None) -> None:
+    em.forward(f"x = {em.activation_code(activation, Expr(call_expr), x, layer)}")
+
+
+def emit_dense(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    if not x.shape:
+        raise em.error(layer, "needs at least one input dimension")
+    x = em.to_layout(x, "last")
+    features = _concrete(em, layer, x.shape[-1], "number of input features")
+    units = em.param(layer, name, "units")
+    em.module(name, call("nn.Linear", code_of(features), code_of(units), bias=em.param(layer, name, "use_bias")), x.shape, x.shape[:-1] + (units,))
+    activation = em.head_activation(layer, em.param(layer, name, "activation"))
+    _with_activation(em, layer, f"self.{name}(x)", x, activation)
+    return Tensor(x.shape[:-1] + (units,), x.layout)
+
+
+def emit_dropout(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    em.module(name, call("nn.Dropout", p=em.param(layer, name, "rate")), x.shape, x.shape)
+    em.forward(f"x = self.{name}(x)")
+    return x
+
+
+def emit_flatten(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    for dim in x.shape:
+        _concrete(em, layer, dim, "input size (Flatten cannot flatten a dynamic axis)")
+    out = (dim_product(x.shape),)
+    em.module(name, call("nn.Flatten"), x.shape, out)
+    em.forward(f"x = self.{name}(x)")
+    return Tensor(out, "last")
+
+
+def emit_activation(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    activation = em.head_activation(layer, em.param(layer, name, "activation"))
+    em.comment(f"{name}: Activation, shape {show(x.shape)}")
+    _with_activation(em, layer, "x", x, activation)
+    return x
+
+
+def emit_conv(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    rank = spatial_rank(layer.type)
+    transpose = layer.type.endswith("Transpose")
+    _require_rank(em, layer, x, rank + 1, f"{rank} spatial axes and channels")
+    x = em.to_layout(x, "first")
+    channels = _concrete(em, layer, x.shape[-1], "number of channels")
+    filters = em.param(layer, name, "filters")
+    kernel = _per_axis(em, layer, "kernel_size", em.param(layer, name, "kernel_size"), rank)
+    strides = _per_axis(em, layer, "strides", em.param(layer, name, "strides"), rank)
+    dilation = _per_axis(em, layer, "dilation_rate", em.param(layer, name, "dilation_rate"), rank)
+    padding = em.param(layer, name, "padding")
+    spatial = x.shape[:-1]
+    kwargs: dict[str, Any] = {"kernel_size": kernel, "stride": strides}
+    if transpose:
+        out_sizes, pads, extra = [], [], []
+        for size, k, s, d in zip(spatial, kernel, strides, dilation):
+            span = (k - 1) * d + 1
+            if padding == "same":
+                pad = max(-(-(span - s) // 2), 0)
+                extra.append(s - span + 2 * pad)
+            else:
+                pad = 0
+                extra.append(0)
+            pads.append(pad)
+            out_sizes.append(None if size is None else (value_of(size) - 1) * s - 2 * pad + span + extra[-1])
+        kwargs["padding"] = tuple(pads)
+        if any(extra):
+            kwargs["output_padding"] = tuple(extra)
+    else:
+        pairs = [same_padding(value_of(size), k, s, d) if padding == "same" else (0, 0)
+                 for size, k, s, d in zip(spatial, kernel, strides, dilation)]
+        pads = em.padding(name, layer, x, pairs, rank, 0.0)
+        if pads:
+            kwargs["padding"] = pads
+        out_sizes = [window_out(value_of(size), k, s, pair, d)
+                     for size, k, s, d, pair in zip(spatial, kernel, strides, dilation, pairs)]
+    if any(dilation_value != 1 for dilation_value in dilation):
+        kwargs["dilation"] = dilation
+    if any(size is not None and size < 1 for size in out_sizes):
+        raise em.error(layer, f"its window does not fit the input {show(x.shape)} (output would be empty)")
+    kwargs["bias"] = em.param(layer, name, "use_bias")
+    module = f"nn.ConvTranspose{rank}d" if transpose else f"nn.Conv{rank}d"
+    out = tuple(out_sizes) + (filters,)
+    em.module(name, call(module, code_of(channels), code_of(filters), **kwargs), x.shape, out)
+    activation = em.head_activation(layer, em.param(layer, name, "activation"))
+    _with_activation(em, layer, f"self.{name}(x)", Tensor(out, "first"), activation)
+    return Tensor(out, "first")
+
+
+def emit_pool(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    rank = spatial_rank(layer.type)
+    is_max = layer.type.startswith("Max")
+    _require_rank(em, layer, x, rank + 1, f"{rank} spatial axes and channels")
+    x = em.to_layout(x, "first")
+    kernel = _per_axis(em, layer, "pool_size", em.param(layer, name, "pool_size"), rank)
+    strides_value = em.param(layer, name, "strides")
+    strides = kernel if strides_value is None else _per_axis(em, layer, "strides", strides_value, rank)
+    spatial = x.shape[:-1]
+    pairs = [same_padding(value_of(size), k, s) if em.param(layer, name, "padding") == "same" else (0, 0)
+             for size, k, s in zip(spatial, kernel, strides)]
+    pads = em.padding(name, layer, x, pairs, rank, float("-inf") if is_max else 0.0)
+    kwargs: dict[str, Any] = {"kernel_size": kernel, "stride": strides}
+    if pads:
+        kwargs["padding"] = pads
+        if not is_max:
+            kwargs["count_include_pad"] = False
+    out_sizes = [window_out(value_of(size), k, s, pair) for size, k, s, pair in zip(spatial, kernel, strides, pairs)]
+    if any(size is not None and size < 1 for size in out_sizes):
+        raise em.error(layer, f"its pool window does not fit the input {show(x.shape)}")
+    module = f"nn.MaxPool{rank}d" if is_max else f"nn.AvgPool{rank}d"
+    out = tuple(out_sizes) + (x.shape[-1],)
+    em.module(name, call(module, **kwargs), x.shape, out)
+    em.forward(f"x = self.{name}(x)")
+    return Tensor(out, "first")
+
+
+def emit_global_pool(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    rank = spatial_rank(layer.type)
+    _require_rank(em, layer, x, rank + 1, f"{rank} spatial axes and channels")
+    x = em.to_layout(x, "first")
+    module = f"nn.AdaptiveMaxPool{rank}d" if "Max" in layer.type else f"nn.AdaptiveAvgPool{rank}d"
+    out = (x.shape[-1],)
+    em.module(name, call(module, 1), x.shape, out)
+    em.forward(f"x = self.{name}(x).flatten(1)")
+    return Tensor(out, "last")
+
+
+def emit_batch_norm(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    rank = len(x.shape)
+    if not 1 <= rank <= 4:
+        raise em.error(layer, f"expects 1 to 4 axes per sample, got {show(x.shape)}")
+    x = em.to_layout(x, "first")
+    channels = _concrete(em, layer, x.shape[-1], "number of channels")
+    module = f"nn.BatchNorm{max(rank - 1, 1)}d"
+    momentum = 1.0 - float(em.param(layer, name, "momentum"))
+    em.module(name, call(module, code_of(channels), eps=float(em.param(layer, name, "epsilon")), momentum=round(momentum, 10)), x.shape, x.shape)
+    em.forward(f"x = self.{name}(x)")
+    return x
+
+
+def emit_layer_norm(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    if not x.shape:
+        raise em.error(layer, "needs at least one input dimension")
+    x = em.to_layout(x, "last")
+    features = _concrete(em, layer, x.shape[-1], "number of features")
+    em.module(name, call("nn.LayerNorm", code_of(features), eps=float(em.param(layer, name, "epsilon"))), x.shape, x.shape)
+    em.forward(f"x = self.{name}(x)")
+    return x
+
+
+def emit_group_norm(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    if not x.shape:
+        raise em.error(layer, "needs at least one input dimension")
+    x = em.to_layout(x, "first")
+    channels = _concrete(em, layer, x.shape[-1], "number of channels")
+    groups = em.param(layer, name, "groups")
+    if value_of(channels) % groups:
+        raise em.error(layer, f"groups={groups} must divide the {value_of(channels)} channels of its input")
+    em.module(name, call("nn.GroupNorm", groups, code_of(channels), eps=float(em.param(layer, name, "epsilon"))), x.shape, x.shape)
+    em.forward(f"x = self.{name}(x)")
+    return x
+
+
+def emit_embedding(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    if x.layout != "last" and len(x.shape) > 1:
+        raise em.error(layer, "expects integer token ids, but follows a layer producing features")
+    dim = em.param(layer, name, "output_dim")
+    out = x.shape + (dim,)
+    em.module(name, call("nn.Embedding", em.param(layer, name, "input_dim"), code_of(dim)), x.shape, out)
+    em.forward(f"x = self.{name}(x.long())")
+    return Tensor(out, "last")
+
+
+def emit_rnn(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    _require_rank(em, layer, x, 2, "a sequence (steps, features)")
+    x = em.to_layout(x, "last")
+    features = _concrete(em, layer, x.shape[-1], "number of features")
+    units = em.param(layer, name, "units")
+    module = {"LSTM": "nn.LSTM", "GRU": "nn.GRU", "SimpleRNN": "nn.RNN"}[layer.type]
+    kwargs: dict[str, Any] = {"batch_first": True}
+    if layer.type == "SimpleRNN":
+        activation = em.param(layer, name, "activation")
+        if activation not in ("tanh", "relu"):
+            raise em.error(layer, f"activation must be 'tanh' or 'relu' for PyTorch's RNN, got {activation!r}")
+        kwargs["nonlinearity"] = activation
+    sequences = bool(em.param(layer, name, "return_sequences"))
+    out = (x.shape[0], units) if sequences else (units,)
+    em.module(name, call(module, code_of(features), code_of(units), **kwargs), x.shape, out)
+    em.forward(f"x, _ = self.{name}(x)")
+    if not sequences:
+        em.forward("x = x[:, -1]  # return_sequences=False: the last step only")
+    return Tensor(out, "last")
+
+
+def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    _require_rank(em, layer, x, 2, "a sequence (steps, features)")
+    x = em.to_layout(x, "last")
+    features = _concrete(em, layer, x.shape[-1], "number of features")
+    heads = em.param(layer, name, "num_heads")
+    if value_of(features) % value_of(heads):
+        raise em.error(layer, f"num_heads={value_of(heads)} must divide its {value_of(features)} input features")
+    em.module(
+        name,
+        call(
+            "nn.TransformerEncoderLayer",
+            d_model=code_of(features),
+            nhead=code_of(heads),
+            dim_feedforward=code_of(em.param(layer, name, "ff_dim")),
+            dropout=em.param(layer, name, "dropout"),
+            batch_first=True,
+        ),
+        x.shape,
+        x.shape,
+    )
+    em.forward(f"x = self.{name}(x)")
+    return x
+
+
+def emit_residual(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    if not layer.children:
+        raise em.error(layer, "needs a block of layers: ResidualConnection { ... }")
+    body = em.sub_emitter()
+    y = body.emit_layers(layer.children, x)
+    y = body.to_layout(y, x.layout)
+    if len(y.shape) != len(x.shape):
+        raise em.error(layer, f"its block turns {show(x.shape)} into {show(y.shape)}; a residual sum needs the same rank")
+    if all(same_dim(a, b) for a, b in zip(x.shape, y.shape)):
+        em.forward("shortcut = x")
+    else:
+        shortcut = f"{name}_shortcut"
+        em.projection(layer, shortcut, x, y)
+    em.absorb(body)
+    em.forward("x = x + shortcut")
+    return y
+
+
+EMITTERS: dict[str, Callable[["ModelEmitter", "LayerSpec", str, Tensor], Tensor]] = {
+    "Dense": emit_dense,
+    "Output": emit_dense,
+    "Dropout": emit_dropout,
+    "Flatten": emit_flatten,
+    "Activation": emit_activation,
+    "BatchNormalization": emit_batch_norm,
+    "LayerNormalization": emit_layer_norm,
+    "GroupNormalization": emit_group_norm,
+    "Embedding": emit_embedding,
+    "LSTM": emit_rnn,
+    "GRU": emit_rnn,
+    "SimpleRNN": emit_rnn,
+    "TransformerEncoder": emit_transformer,
+    "ResidualConnection": emit_residual,
+}
+for _type in PARAMS:
+    if "Conv" in _type:
+        EMITTERS[_type] = emit_conv
+    elif _type.startswith("Global"):
+        EMITTERS[_type] = emit_global_pool
+    elif "Pooling" in _type:
+        EMITTERS[_type] = emit_pool
+
+SUPPORTED = sorted(EMITTERS)

@@ -1,0 +1,382 @@
+"""Shape inference and the PyTorch ``nn.Module`` emitter.
+
+Walks a network's layers with their per-sample shapes (channels-last, as the DSL writes
+them), checks that every layer fits its input, and writes a readable module class with
+one named attribute per layer. Sizes and rates are model hyperparameters read from the
+run configuration (``hp.dense_1.units``) so Hydra overrides and sweeps reach the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from neural_dsl_tracking.compiler import layers as catalogue
+from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, attr, call, ident, is_identifier, lit
+from neural_dsl_tracking.compiler.hpo import hpo_default, hpo_space, is_hpo
+from neural_dsl_tracking.compiler.layers import PARAMS, REQUIRED, TUNABLE_KINDS, Tensor
+from neural_dsl_tracking.compiler.losses import LossPlan
+from neural_dsl_tracking.compiler.shapes import Dim, Sym, code_of, same_dim, show, value_of
+from neural_dsl_tracking.errors import CompileError
+from neural_dsl_tracking.language.spec import LayerSpec, ModelSpec
+
+SEQUENCE_LAYERS = ("LSTM", "GRU", "SimpleRNN", "TransformerEncoder")
+
+
+@dataclass
+class ModelCode:
+    """What the emitter produced for one network."""
+
+    class_name: str
+    source: str
+    """The module class, ready to paste into train.py."""
+    hyperparameters: dict[str, dict[str, Any]]
+    """Defaults of the ``model:`` config section: layer name -> parameter -> value."""
+    kinds: dict[str, dict[str, str]]
+    """Layer name -> parameter -> ``width`` or ``rate`` (how the runtime validates it)."""
+    hpo: dict[str, dict[str, Any]]
+    """Search spaces of HPO layer parameters, keyed ``model.<layer>.<param>``."""
+    input_shape: tuple[int | None, ...]
+    output_shape: tuple[int | None, ...]
+    input_is_tokens: bool
+    """True when the first layer is an Embedding: the program feeds integer token ids."""
+    head_activation: str | None
+    """``softmax``/``sigmoid`` kept out of ``forward`` because the loss works on logits."""
+    summary: list[tuple[str, str, str, str]]
+    """(attribute, layer type, input shape, output shape) for every emitted module."""
+    warnings: list[str]
+
+
+@dataclass
+class _Shared:
+    """State shared by an emitter and the sub-emitters of nested blocks."""
+
+    source_name: str
+    final_layer: LayerSpec | None
+    loss: LossPlan
+    init: CodeWriter = field(default_factory=CodeWriter)
+    counters: dict[str, int] = field(default_factory=dict)
+    hp: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kinds: dict[str, dict[str, str]] = field(default_factory=dict)
+    hpo: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resolved: dict[tuple[str, str], Any] = field(default_factory=dict)
+    summary: list[tuple[str, str, str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    head: str | None = None
+
+
+class ModelEmitter:
+    """Emits the layers of one network; nested blocks use sub-emitters."""
+
+    def __init__(self, shared: _Shared) -> None:
+        self.shared = shared
+        self._forward = CodeWriter()
+
+    # ------------------------------------------------------------ walking layers
+
+    def emit_layers(self, layer_specs: list[LayerSpec], x: Tensor) -> Tensor:
+        for layer in layer_specs:
+            x = self.emit_layer(layer, x)
+        return x
+
+    def emit_layer(self, layer: LayerSpec, x: Tensor) -> Tensor:
+        emit = catalogue.EMITTERS.get(layer.type)
+        if emit is None:
+            raise self.error(layer, "is not supported by the PyTorch backend; supported layers: "
+                             + ", ".join(catalogue.SUPPORTED) + _did_you_mean(layer.type, catalogue.SUPPORTED))
+        unknown = sorted(set(layer.params) - set(PARAMS[layer.type]))
+        if unknown:
+            allowed = ", ".join(PARAMS[layer.type]) or "no parameters"
+            raise self.error(layer, f"has no parameter {unknown[0]!r}; it takes {allowed}"
+                             + _did_you_mean(unknown[0], list(PARAMS[layer.type])))
+        if layer.children and layer.type != "ResidualConnection":
+            raise self.error(layer, "has a nested { } block; only ResidualConnection takes nested layers "
+                             "(write the layers after it instead)")
+        if layer.device is not None:
+            self.shared.warnings.append(
+                f"{self._where(layer)}: the placement of {layer.type} on a device is ignored; "
+                "the whole model runs on execution.device")
+        return emit(self, layer, self.new_name(layer.type), x)
+
+    def new_name(self, layer_type: str) -> str:
+        prefix = catalogue.SNAKE_NAMES[layer_type]
+        count = self.shared.counters.get(prefix, 0) + 1
+        self.shared.counters[prefix] = count
+        return ident(f"{prefix}_{count}").code
+
+    def sub_emitter(self) -> "ModelEmitter":
+        return ModelEmitter(self.shared)
+
+    def absorb(self, other: "ModelEmitter") -> None:
+        self._forward.extend(other._forward.lines)
+
+    # ------------------------------------------------------------ parameters
+
+    def param(self, layer: LayerSpec, name: str, pname: str) -> Any:
+        """A checked parameter value: concrete, or an ``hp`` reference for sizes and rates."""
+        key = (name, pname)
+        if key in self.shared.resolved:
+            return self.shared.resolved[key]
+        spec = PARAMS[layer.type][pname]
+        raw = layer.params.get(pname, spec.default)
+        if raw is REQUIRED:
+            raise self.error(layer, f"needs the parameter {pname!r}")
+        space = None
+        if is_hpo(raw):
+            if spec.kind not in TUNABLE_KINDS:
+                raise self.error(layer, f"{pname} cannot be an HPO(...) expression; HPO works on sizes "
+                                 "(units, filters, output_dim, num_heads, ff_dim) and rates")
+            space = hpo_space(raw)
+            raw = hpo_default(raw)
+        value = self._check(layer, pname, spec.kind, raw)
+        result: Any = value
+        if spec.kind in TUNABLE_KINDS:
+            self.shared.hp.setdefault(name, {})[pname] = value
+            self.shared.kinds.setdefault(name, {})[pname] = spec.kind
+            if space is not None:
+                self.shared.hpo[f"model.{name}.{pname}"] = space
+            reference = attr("hp", name, pname)
+            result = Sym(reference, value) if spec.kind == "width" else reference
+        self.shared.resolved[key] = result
+        return result
+
+    def _check(self, layer: LayerSpec, pname: str, kind: str, value: Any) -> Any:
+        def bad(expected: str) -> CompileError:
+            return self.error(layer, f"{pname} must be {expected}, got {value!r}")
+
+        if kind in ("width", "int"):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad("a positive integer")
+        elif kind == "rate":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise bad("a number from 0 to below 1")
+            value = float(value)
+        elif kind == "ints":
+            if value is not None and not (
+                (isinstance(value, int) and not isinstance(value, bool))
+                or (isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+            ):
+                raise bad("an integer or a tuple of integers")
+        elif kind == "activation":
+            if value is not None:
+                if not isinstance(value, str) or value.lower() not in catalogue.ACTIVATIONS:
+                    raise bad("one of " + ", ".join(catalogue.ACTIVATIONS))
+                value = value.lower()
+        elif kind == "padding":
+            if not isinstance(value, str) or value.lower() not in ("valid", "same"):
+                raise bad("'valid' or 'same'")
+            value = value.lower()
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise bad("true or false")
+        elif kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise bad("a positive number")
+        return value
+
+    # ------------------------------------------------------------ writing code
+
+    def module(self, name: str, constructor: Expr, in_shape: tuple[Dim, ...], out_shape: tuple[Dim, ...]) -> None:
+        """Declare ``self.<name> = <constructor>`` in ``__init__`` with a shape comment."""
+        layer_type = constructor.code.split("(", 1)[0]
+        self.shared.summary.append((name, layer_type, show(in_shape), show(out_shape)))
+        self.shared.init.comment(f"{name}: {show(in_shape)} -> {show(out_shape)}")
+        self.shared.init.assign(attr("self", name), constructor)
+
+    def forward(self, code: str) -> None:
+        self._forward.line(code)
+
+    def comment(self, text: str) -> None:
+        self._forward.comment(text)
+
+    def to_layout(self, x: Tensor, layout: str) -> Tensor:
+        """Move the channel axis if the next layer wants the other layout."""
+        if x.layout == layout:
+            return x
+        if len(x.shape) > 1:
+            if layout == "first":
+                self.forward("x = x.movedim(-1, 1)  # channels-last -> channels-first")
+            else:
+                self.forward("x = x.movedim(1, -1)  # channels-first -> channels-last")
+        return Tensor(x.shape, layout)
+
+    def padding(self, name: str, layer: LayerSpec, x: Tensor, pairs: list[tuple[int, int]], rank: int,
+                value: float) -> tuple[int, ...] | None:
+        """Symmetric padding as a tuple for the layer itself; asymmetric as a pad module."""
+        if all(before == after for before, after in pairs):
+            return tuple(before for before, _ in pairs) if any(b for b, _ in pairs) else None
+        flat: list[int] = []
+        for before, after in reversed(pairs):  # F.pad order: last axis first
+            flat += [before, after]
+        fill = Expr("float('-inf')") if math.isinf(value) else lit(value)
+        pad_name = f"{name}_pad"
+        self.module(pad_name, call(f"nn.ConstantPad{rank}d", tuple(flat), fill), x.shape, x.shape)
+        self.forward(f"x = self.{pad_name}(x)  # padding='same' needs uneven padding here")
+        return None
+
+    def activation_code(self, activation: str | None, inner: Expr, x: Tensor, layer: LayerSpec) -> Expr:
+        function = catalogue.ACTIVATIONS.get(activation) if activation else None
+        if function is None:
+            return inner
+        if activation in ("softmax", "log_softmax"):
+            axis = 1 if x.layout == "first" and len(x.shape) > 1 else -1
+            return call(function, inner, dim=axis)
+        if activation == "leaky_relu":
+            return call(function, inner, 0.2)
+        return call(function, inner)
+
+    def head_activation(self, layer: LayerSpec, activation: str | None) -> str | None:
+        """The final layer's softmax/sigmoid is left to the loss (which takes logits)."""
+        if layer is self.shared.final_layer and activation is not None and self.shared.loss.strips(activation):
+            self.shared.head = activation
+            return None
+        return activation
+
+    def projection(self, layer: LayerSpec, name: str, x: Tensor, y: Tensor) -> None:
+        """A learned shortcut from shape ``x`` to ``y`` (residual blocks that change shape)."""
+        in_channels, out_channels = x.shape[-1], y.shape[-1]
+        if in_channels is None or out_channels is None:
+            raise self.error(layer, "cannot project a dynamic channel axis for its shortcut")
+        spatial_in, spatial_out = x.shape[:-1], y.shape[:-1]
+        if all(same_dim(a, b) for a, b in zip(spatial_in, spatial_out)):
+            self.module(name, call("nn.Linear", code_of(in_channels), code_of(out_channels)), x.shape, y.shape)
+            if x.layout == "first" and len(x.shape) > 1:
+                self.forward(f"shortcut = self.{name}(x.movedim(1, -1)).movedim(-1, 1)  # projection")
+            else:
+                self.forward(f"shortcut = self.{name}(x)  # projection to the block's output shape")
+            return
+        strides = []
+        for a, b in zip(spatial_in, spatial_out):
+            a_value, b_value = value_of(a), value_of(b)
+            stride = None if a_value is None or b_value is None else -(-a_value // b_value)
+            if stride is None or stride < 1 or -(-a_value // stride) != b_value:  # type: ignore[operator]
+                raise self.error(layer, f"its block turns {show(x.shape)} into {show(y.shape)}; "
+                                 "a shortcut projection can only subsample by a whole stride")
+            strides.append(stride)
+        rank = len(spatial_in)
+        if rank > 3:
+            raise self.error(layer, f"cannot project a shortcut over {rank} spatial axes")
+        module = call(f"nn.Conv{rank}d", code_of(in_channels), code_of(out_channels), kernel_size=1, stride=tuple(strides))
+        self.module(name, module, x.shape, y.shape)
+        if x.layout == "first":
+            self.forward(f"shortcut = self.{name}(x)  # 1x1 projection to the block's output shape")
+        else:
+            self.forward(f"shortcut = self.{name}(x.movedim(-1, 1)).movedim(1, -1)  # 1x1 projection")
+
+    # ------------------------------------------------------------ errors
+
+    def _where(self, layer: LayerSpec) -> str:
+        line = f":{layer.pos.line}" if layer.pos else ""
+        return f"{self.shared.source_name}{line}"
+
+    def error(self, layer: LayerSpec, message: str) -> CompileError:
+        return CompileError(f"{self._where(layer)}: layer {layer.type}: {message}")
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _needed_rank(layer: LayerSpec) -> int | None:
+    if layer.type == "ResidualConnection" and layer.children:
+        return _needed_rank(layer.children[0])
+    if layer.type in SEQUENCE_LAYERS:
+        return 2
+    if layer.type in catalogue.PARAMS and ("Conv" in layer.type or "Pooling" in layer.type):
+        return catalogue.spatial_rank(layer.type) + 1
+    return None
+
+
+def input_tensor(spec: ModelSpec, source_name: str) -> tuple[Tensor, bool]:
+    """The per-sample input shape, read the way Neural DSL files write it.
+
+    A leading ``None`` is Keras' batch axis and is dropped, unless the first layer needs
+    that axis (``(None, 512)`` before a TransformerEncoder is a dynamic-length sequence).
+    Before an Embedding, a last axis equal to its ``output_dim`` describes the embedded
+    sequence (``(100, 300)`` then ``Embedding(10000, 300)``): the program takes ids ``(100,)``.
+    """
+    shape = list(spec.input.shape)
+    where = f"{source_name}:{spec.input.pos.line}" if spec.input.pos else source_name
+    if not shape:
+        raise CompileError(f"{where}: the input shape of {spec.name} is empty")
+    first = spec.layers[0] if spec.layers else None
+    if shape[0] is None and len(shape) >= 2:
+        needed = _needed_rank(first) if first else None
+        if needed is None or len(shape) - 1 >= needed:
+            shape = shape[1:]
+    tokens = first is not None and first.type == "Embedding"
+    if tokens and len(shape) >= 2 and shape[-1] == first.params.get("output_dim"):  # type: ignore[union-attr]
+        shape = shape[:-1]
+    for dim in shape:
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise CompileError(f"{where}: input dimensions must be positive integers or None, got {spec.input.shape}")
+    return Tensor(tuple(shape), "last"), tokens
+
+
+def emit_model(spec: ModelSpec, source_name: str, loss: LossPlan) -> ModelCode:
+    """Infer shapes and write the ``nn.Module`` class for ``spec``."""
+    class_name = ident(spec.name).code if _is_class_name(spec.name) else None
+    if class_name is None:
+        raise CompileError(f"{source_name}: network name {spec.name!r} is not a valid Python class name")
+    if not spec.layers:
+        raise CompileError(f"{source_name}: network {spec.name} has no layers")
+    x, tokens = input_tensor(spec, source_name)
+    shared = _Shared(source_name=source_name, final_layer=spec.layers[-1], loss=loss)
+    root = ModelEmitter(shared)
+    if tokens:
+        root.comment("the input holds integer token ids")
+    out = root.emit_layers(spec.layers, x)
+    out = root.to_layout(out, "last")
+    output_shape = tuple(value_of(d) for d in out.shape)
+    input_shape = tuple(value_of(d) for d in x.shape)
+    loss.check_output(output_shape, shared.head, source_name)
+
+    writer = CodeWriter()
+    with writer.block(f"class {class_name}(nn.Module)"):
+        writer.line(lit(f"The {class_name} network: input {show(x.shape)} (channels-last), "
+                        f"output {show(out.shape)}.").code)
+        writer.line()
+        writer.assign("input_shape", tuple(input_shape))
+        writer.assign("output_shape", tuple(output_shape))
+        writer.assign("head_activation", shared.head)
+        writer.line()
+        with writer.block("def __init__(self, hp: SimpleNamespace) -> None"):
+            writer.line("super().__init__()")
+            writer.extend(shared.init.lines)
+        writer.line()
+        with writer.block("def forward(self, x: torch.Tensor) -> torch.Tensor"):
+            if shared.head:
+                writer.comment(f"returns logits: the loss applies the final {shared.head}, predict() too")
+            writer.extend(root._forward.lines)
+            writer.line("return x")
+        writer.line()
+        with writer.block("def predict(self, x: torch.Tensor) -> torch.Tensor"):
+            writer.line(lit("Model outputs as the network declares them (probabilities for a softmax head).").code)
+            if shared.head == "softmax":
+                writer.line("return torch.softmax(self(x), dim=-1)")
+            elif shared.head == "sigmoid":
+                writer.line("return torch.sigmoid(self(x))")
+            else:
+                writer.line("return self(x)")
+    return ModelCode(
+        class_name=class_name,
+        source=writer.text(),
+        hyperparameters=shared.hp,
+        kinds=shared.kinds,
+        hpo=shared.hpo,
+        input_shape=input_shape,
+        output_shape=output_shape,
+        input_is_tokens=tokens,
+        head_activation=shared.head,
+        summary=shared.summary,
+        warnings=shared.warnings,
+    )
+
+
+def _is_class_name(name: str) -> bool:
+    return is_identifier(name) and name not in {"nn", "torch", "F", "SimpleNamespace", "Path", "hydra"}

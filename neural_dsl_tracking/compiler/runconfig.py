@@ -1,0 +1,202 @@
+"""Validation of a generated program's composed Hydra config, before any training.
+
+``validate_run_config`` turns the composed config into a :class:`RunConfig` or raises one
+:class:`~neural_dsl_tracking.errors.ConfigError` that names every bad key, the value
+given and what is allowed. The ``tracking`` section is checked by the same
+:class:`TrackingSpec` that validates the DSL block.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from neural_dsl_tracking.compiler.losses import LOSS_FAMILIES
+from neural_dsl_tracking.compiler.optimizers import OPTIMIZERS
+from neural_dsl_tracking.errors import ConfigError
+from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
+
+DEVICE = re.compile(r"(auto|cpu|cuda|cuda:\d+|mps)\Z")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptimizerConfig(BaseModel):
+    """``optimizer:``: the name and its PyTorch arguments (the name decides which are allowed)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
+    lr: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _known_arguments(self) -> "OptimizerConfig":
+        allowed = OPTIMIZERS[self.name][1]
+        for key, value in (self.model_extra or {}).items():
+            if key not in allowed:
+                raise ValueError(f"{self.name} has no argument {key!r}; it takes " + ", ".join(allowed))
+            if isinstance(value, bool) is not isinstance(allowed[key], bool):
+                raise ValueError(f"{key} must be {'true or false' if isinstance(allowed[key], bool) else 'a number'}")
+        return self
+
+    def arguments(self) -> dict[str, Any]:
+        """Keyword arguments for the ``torch.optim`` class."""
+        extra = dict(self.model_extra or {})
+        if "betas" in extra:
+            extra["betas"] = tuple(extra["betas"])
+        return {"lr": self.lr, **extra}
+
+
+class ScheduleConfig(_Section):
+    """``schedule:``: Keras' ExponentialDecay, stepped once per batch."""
+
+    name: Literal["ExponentialDecay"] = "ExponentialDecay"
+    decay_steps: int = Field(ge=1)
+    decay_rate: float = Field(gt=0)
+    staircase: bool = False
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    validation_split: float = Field(ge=0, lt=1)
+    shuffle: bool = True
+
+
+class ExecutionConfig(_Section):
+    device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        value = "cuda" if value.lower() == "gpu" else value.lower()
+        if not DEVICE.match(value):
+            raise ValueError("must be auto, cpu, cuda, cuda:N, gpu or mps")
+        return value
+
+
+class DataConfig(_Section):
+    """``data:``: one of the config group's sources."""
+
+    name: Literal["digits", "synthetic", "npz"]
+    path: Optional[str] = None
+    samples: int = Field(default=1024, ge=2)
+    length: int = Field(default=16, ge=1)
+    """The size used for dynamic (None) input dimensions by the synthetic source."""
+    scale: bool = True
+
+    @model_validator(mode="after")
+    def _path_for_npz(self) -> "DataConfig":
+        if self.name == "npz" and not self.path:
+            raise ValueError("data=npz needs data.path=FILE.npz (arrays x_train, y_train, optional x_val, y_val)")
+        return self
+
+
+def _model_section(kinds: dict[str, dict[str, str]]) -> type[BaseModel]:
+    layers = {}
+    for layer, params in kinds.items():
+        fields = {
+            name: (int, Field(ge=1)) if kind == "width" else (float, Field(ge=0, lt=1))
+            for name, kind in params.items()
+        }
+        layers[layer] = (create_model(f"Layer_{layer}", __base__=_Section, **fields), ...)
+    return create_model("ModelSection", __base__=_Section, **layers)
+
+
+def run_config_model(kinds: dict[str, dict[str, str]], loss_family: str, tracked: bool) -> type[BaseModel]:
+    """The pydantic model of one generated program's config."""
+    losses = tuple(name for name, family in LOSS_FAMILIES.items() if family == loss_family)
+    tracking_type: Any = TrackingSpec if tracked else None
+    return create_model(
+        "RunConfig",
+        __base__=_Section,
+        seed=(int, ...),
+        loss=(Literal[losses], ...),  # type: ignore[valid-type]
+        model=(_model_section(kinds), ...),
+        optimizer=(OptimizerConfig, ...),
+        schedule=(Optional[ScheduleConfig], None),
+        train=(TrainConfig, ...),
+        execution=(ExecutionConfig, ExecutionConfig()),
+        data=(DataConfig, ...),
+        tracking=(tracking_type, None),
+        hpo=(dict, Field(default_factory=dict)),
+    )
+
+
+def validate_run_config(data: dict[str, Any], kinds: dict[str, dict[str, str]], loss_family: str,
+                        tracked: bool) -> Any:
+    """The validated config, or ConfigError naming each bad key and what is allowed."""
+    if not tracked and data.get("tracking") is not None:
+        raise ConfigError("tracking: this program was compiled from a network without a tracking block; "
+                          "add `tracking < ... >` to the .neural file and compile again")
+    model = run_config_model(kinds, loss_family, tracked)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe(error, model, data)) from None
+
+
+def describe(error: ValidationError, model: type[BaseModel], data: dict[str, Any]) -> str:
+    """One message listing every problem as ``key=value: what is wrong / allowed``."""
+    lines = []
+    for problem in error.errors():
+        loc = list(problem["loc"])
+        key = _dotted(loc)
+        if problem["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            message = "unknown setting"
+            if hint:
+                message += f" (did you mean {_dotted([*loc[:-1], hint[0]])}?)"
+            if allowed:
+                message += "; allowed here: " + ", ".join(allowed)
+            lines.append(f"{key}: {message}")
+            continue
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "missing":
+            lines.append(f"{key}: missing")
+            continue
+        lines.append(f"{key}={_show(problem.get('input'))}: {message}")
+    plural = "s" if len(lines) > 1 else ""
+    return f"invalid setting{plural} in the run configuration:\n  " + "\n  ".join(lines)
+
+
+def _dotted(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "config"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{...}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = _model_type(field.annotation)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _model_type(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for inner in getattr(annotation, "__args__", ()) or ():
+        found = _model_type(inner)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,357 @@
+"""Support code imported by generated ``train.py`` programs.
+
+The program itself holds the model and the training loop (where the plugin hooks sit);
+this module holds what every program shares: starting Hydra with the package's config
+groups, checking overrides and the composed config before training, devices, seeds,
+optimizers, schedules, losses and batching.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from neural_dsl_tracking.compiler.data import NetworkIO, Splits, check_arrays, load_data
+from neural_dsl_tracking.compiler.runconfig import validate_run_config
+from neural_dsl_tracking.errors import ConfigError, NeuralError
+from neural_dsl_tracking.resources import configs_dir
+
+HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+                          "--experimental-rerun", "--info", "-i", "--package", "-p", "--cfg", "-c"}
+
+
+# ---------------------------------------------------------------- launching
+
+
+def launch(main: Callable[[], None], conf_dir: Path) -> None:
+    """Run a ``@hydra.main`` program: config groups on the search path, overrides checked first.
+
+    User mistakes (bad overrides, invalid settings, data that does not fit) print one
+    ``error:`` line block and exit 1 without a traceback; Ctrl-C exits 130.
+    """
+    search = f"hydra.searchpath=[{configs_dir().resolve().as_uri()}]"
+    overrides = _overrides(sys.argv[1:])
+    if not any(arg.startswith("hydra.searchpath") for arg in overrides):
+        sys.argv.append(search)
+    try:
+        preflight(conf_dir, overrides, search)
+        main()
+    except NeuralError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def _overrides(argv: list[str]) -> list[str]:
+    found, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in HYDRA_FLAGS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            found.append(arg)
+    return found
+
+
+def preflight(conf_dir: Path, overrides: list[str], search: str) -> None:
+    """Compose the config once (the first value of each sweep) and report problems clearly."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise ConfigError(f"cannot read the overrides: {_first_line(error)}") from None
+    single = []
+    for override in parsed:
+        if override.key_or_group.startswith("hydra.") or override.key_or_group == "hydra":
+            continue
+        if override.is_sweep_override():
+            first = next(iter(override.sweep_string_iterator()))
+            single.append(f"{override.get_key_element()}={first}")
+        else:
+            single.append(override.input_line)
+    with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+        base = compose(config_name="config", overrides=[search])
+        known = OmegaConf.to_container(base, resolve=False)
+        for override in parsed:
+            key = override.key_or_group
+            if override.is_add() or override.is_force_add() or key.startswith("hydra"):
+                continue
+            _check_key(key, known, override.is_delete())
+        try:
+            compose(config_name="config", overrides=[search, *single])
+        except (HydraException, OmegaConfBaseException) as error:
+            raise ConfigError(_first_line(error)) from None
+
+
+def _check_key(key: str, known: Any, deleting: bool) -> None:
+    """An override of a key the config does not have: name it and what exists there."""
+    parts = key.split(".")
+    node = known
+    for depth, part in enumerate(parts):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            continue
+        if depth == 0 and _is_group(part):
+            return
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: {'.'.join(parts[:depth])} is a value, not a section")
+        allowed = sorted(str(k) for k in node)
+        hint = difflib.get_close_matches(part, allowed, n=1)
+        where = ".".join(parts[:depth]) or "the top level"
+        message = f"unknown setting {key!r}"
+        if hint:
+            message += f" (did you mean {'.'.join([*parts[:depth], hint[0]])!r}?)"
+        message += f"; settings in {where}: {', '.join(allowed)}"
+        if not deleting:
+            message += f". To add a new key on purpose use +{key}=..."
+        raise ConfigError(message)
+
+
+def _is_group(name: str) -> bool:
+    return (configs_dir() / name).is_dir()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(error).__name__
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def load_config(cfg: Any, kinds: dict[str, dict[str, str]], loss_family: str, tracked: bool) -> tuple[Any, dict]:
+    """The validated run config and the composed config as plain data."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        composed = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(_first_line(error)) from None
+    return validate_run_config(composed, kinds, loss_family, tracked), composed
+
+
+def hyperparameters(section: Any) -> SimpleNamespace:
+    """The ``model:`` section as attributes: ``hp.dense_1.units``."""
+    data = section.model_dump() if hasattr(section, "model_dump") else dict(section)
+    return SimpleNamespace(**{name: SimpleNamespace(**params) for name, params in data.items()})
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+# ---------------------------------------------------------------- environment
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch; returns the generator used for shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for an absent accelerator is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"execution.device={name} but CUDA is not available here; "
+                          "use execution.device=auto or execution.device=cpu")
+    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError("execution.device=mps but MPS is not available; use execution.device=auto")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- model and data
+
+
+def build(model_class: type[nn.Module], section: Any) -> nn.Module:
+    """Instantiate the network with the configured sizes; a size PyTorch rejects is a ConfigError."""
+    try:
+        return model_class(hyperparameters(section))
+    except (ValueError, RuntimeError, AssertionError, TypeError) as error:
+        raise ConfigError(f"model: the network cannot be built with these settings: {error}") from None
+
+
+def prepare_data(config: Any, model: nn.Module, tokens: int | None, loss_family: str,
+                 launch_dir: Path) -> Splits:
+    """Load the configured data and check it against the network before training."""
+    probe_shape = tuple(config.data.length if d is None else d for d in model.input_shape)
+    probe = (torch.zeros((2, *probe_shape), dtype=torch.long) if tokens is not None
+             else torch.zeros((2, *probe_shape)))
+    model.eval()
+    try:
+        with torch.no_grad():
+            output_shape = tuple(model(probe).shape[1:])
+    except RuntimeError as error:
+        raise ConfigError(f"model: the network does not run with these settings: {error}") from None
+    io = NetworkIO(tuple(model.input_shape), output_shape, tokens, loss_family)
+    splits = load_data(config.data, io, config.train.validation_split, config.seed, launch_dir)
+    check_arrays(splits, io)
+    return splits
+
+
+def to_tensors(splits: Splits, device: torch.device) -> tuple[torch.Tensor, ...]:
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        dtype = torch.long if np.issubdtype(array.dtype, np.integer) else torch.float32
+        return torch.as_tensor(array, dtype=dtype, device=device)
+
+    return tuple(tensor(a) for a in (splits.x_train, splits.y_train, splits.x_val, splits.y_val))
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool,
+            generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches of in-memory tensors (reshuffled each call when ``shuffle``)."""
+    n = len(x)
+    order = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield x[start:start + batch_size], y[start:start + batch_size]
+        else:
+            index = order[start:start + batch_size]
+            yield x[index], y[index]
+
+
+# ---------------------------------------------------------------- optimisation
+
+
+def build_optimizer(model: nn.Module, section: Any) -> torch.optim.Optimizer:
+    from neural_dsl_tracking.compiler.optimizers import OPTIMIZERS
+
+    cls = getattr(torch.optim, OPTIMIZERS[section.name][0])
+    try:
+        return cls(model.parameters(), **section.arguments())
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"optimizer: {error}") from None
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, section: Any) -> Any:
+    """Keras' ExponentialDecay: ``lr * decay_rate ** (step / decay_steps)``, per batch."""
+    if section is None:
+        return None
+    rate, steps, staircase = section.decay_rate, section.decay_steps, section.staircase
+
+    def factor(step: int) -> float:
+        exponent = step // steps if staircase else step / steps
+        return rate ** exponent
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Objective:
+    """The loss on the network's outputs and, for classification, correct predictions."""
+
+    def __init__(self, loss: str, family: str) -> None:
+        self.family = family
+        if family == "cross_entropy":
+            self.function: nn.Module = nn.CrossEntropyLoss()
+        elif family == "binary":
+            self.function = nn.BCEWithLogitsLoss()
+        else:
+            self.function = {"mean_squared_error": nn.MSELoss(), "mean_absolute_error": nn.L1Loss(),
+                             "huber": nn.HuberLoss()}[loss]
+
+    @property
+    def has_accuracy(self) -> bool:
+        return self.family != "regression"
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.family == "cross_entropy":
+            if output.dim() > 2:
+                output = output.movedim(-1, 1)
+                if target.dtype != torch.long:
+                    target = target.movedim(-1, 1)
+            return self.function(output, target)
+        return self.function(output, target.reshape(output.shape).to(output.dtype))
+
+    def correct(self, output: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
+        """(correct predictions, predictions) in a batch."""
+        if self.family == "cross_entropy":
+            labels = target if target.dtype == torch.long else target.argmax(-1)
+            hits = output.argmax(-1) == labels
+        else:
+            hits = (output > 0) == (target.reshape(output.shape) > 0.5)
+        return int(hits.sum()), hits.numel()
+
+
+def evaluate(model: nn.Module, objective: Objective, x: torch.Tensor, y: torch.Tensor,
+             batch_size: int) -> dict[str, float]:
+    """Mean loss (and accuracy) over a dataset, without gradients."""
+    if len(x) == 0:
+        return {}
+    model.eval()
+    total_loss, hits, count = 0.0, 0, 0
+    with torch.no_grad():
+        for xb, yb in batches(x, y, batch_size, shuffle=False):
+            output = model(xb)
+            total_loss += float(objective(output, yb)) * len(xb)
+            if objective.has_accuracy:
+                h, n = objective.correct(output, yb)
+                hits, count = hits + h, count + n
+    metrics = {"loss": total_loss / len(x)}
+    if objective.has_accuracy:
+        metrics["accuracy"] = hits / max(count, 1)
+    return metrics
+
+
+def epoch_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
+    """One progress line per epoch: losses, accuracies, learning rate, throughput."""
+    parts = [f"epoch {epoch}/{epochs}"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if key in metrics:
+            parts.append(f"{key} {metrics[key]:.4f}")
+    parts.append(f"lr {metrics['lr']:.3g}")
+    parts.append(f"{metrics['samples_per_s']:.0f} samples/s")
+    parts.append(f"{metrics['epoch_time']:.2f} s")
+    return "  ".join(parts)
+
+
+def fail(error: NeuralError) -> None:
+    """Report a user mistake found inside the Hydra task and stop (no traceback)."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def progress(iterable: Any, total: int, description: str) -> Any:
+    """A per-epoch progress bar on a terminal (tqdm), the plain iterable elsewhere."""
+    if not sys.stderr.isatty() or os.environ.get("NEURAL_NO_PROGRESS"):
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=description, unit="batch", leave=False, mininterval=0.2)
+
+
+def clock() -> float:
+    return time.perf_counter()

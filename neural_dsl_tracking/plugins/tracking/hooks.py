@@ -1,0 +1,126 @@
+"""The tracking plugin's contribution to generated programs.
+
+:class:`TrackingHooks` writes the tracker calls at the compiler's hook points; all values
+come from the validated ``config.tracking`` section at run time, so no DSL text reaches
+the code. :func:`open_tracker` and :func:`write_file` are the small runtime helpers the
+emitted code calls.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, attr, call, lit
+from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
+
+SECTION = attr("config", "tracking")
+TRACKER = Expr("tracker")
+
+
+class TrackingHooks:
+    """Code for the hook points: setup opens the run, teardown finishes it."""
+
+    uses_workdir = True
+
+    def __init__(self, spec: TrackingSpec) -> None:
+        self.spec = spec
+
+    def imports(self) -> list[str]:
+        return ["from neural_dsl_tracking.plugins.tracking.hooks import open_tracker, write_file"]
+
+    def setup(self) -> list[str]:
+        out = CodeWriter()
+        out.assign("tracker", call("open_tracker", SECTION, Expr("composed"), launch_dir=Expr("LAUNCH_DIR"),
+                                   source_file=Expr("SOURCE_FILE")))
+        out.line(call(attr(TRACKER, "log_hyperparameters"), call("runtime.flatten", Expr("composed"))))
+        versioned = attr(SECTION, "version_artifacts")
+        out.line(call(attr(TRACKER, "log_artifact"), Expr("SOURCE_FILE"), name="source", version=versioned))
+        config_file = call("write_file", Expr("workdir"), "config.json", Expr("composed"))
+        out.line(call(attr(TRACKER, "log_artifact"), config_file, name="config", version=versioned))
+        return out.lines
+
+    def after_batch(self) -> list[str]:
+        out = CodeWriter()
+        with out.block(f"if step % {attr(SECTION, 'log_every')} == 0"):
+            out.line(call(attr(TRACKER, "log_metrics"), {"batch_loss": Expr("batch_loss")}, step=Expr("step")))
+        return out.lines
+
+    def after_epoch(self) -> list[str]:
+        out = CodeWriter()
+        out.line(call(attr(TRACKER, "log_metrics"), Expr("epoch_metrics"), step=Expr("epoch")))
+        return out.lines
+
+    def checkpoint_every(self) -> Expr:
+        return attr(SECTION, "checkpoint_every")
+
+    def on_checkpoint(self) -> list[str]:
+        out = CodeWriter()
+        out.line(call(attr(TRACKER, "log_artifact"), Expr("checkpoint_path"), name="checkpoint",
+                      version=attr(SECTION, "version_artifacts"), metadata={"epoch": Expr("epoch")},
+                      monitor=attr(SECTION, "monitor"), mode=attr(SECTION, "mode")))
+        return out.lines
+
+    def teardown(self) -> list[str]:
+        out = CodeWriter()
+        with out.block("try"):
+            with out.block(f"if status == {lit('completed')}"):
+                out.line(call(attr(TRACKER, "log_metrics"), Expr("{f'final_{key}': value for key, value in final_metrics.items()}"),
+                              step=attr("config", "train", "epochs")))
+                model_file = Expr(f"workdir / {lit('model.pt')}")
+                out.line(call("torch.save", call(attr("model", "state_dict")), model_file))
+                out.line(call(attr(TRACKER, "log_model"), model_file, framework="pytorch"))
+        with out.block("finally"):
+            out.line(call(attr(TRACKER, "finish"), Expr("status")))
+        return out.lines
+
+
+# ---------------------------------------------------------------- runtime helpers
+
+
+def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir: Path,
+                 source_file: Path) -> Any:
+    """An ExperimentTracker configured by the run's ``tracking`` section.
+
+    A relative ``store`` (and TensorBoard ``log_dir``) is resolved against the directory
+    the program was launched from, not Hydra's output directory.
+    """
+    from neural_dsl_tracking.tracking import ExperimentTracker
+    from neural_dsl_tracking.tracking.store import is_database_url
+
+    options = {
+        "mlflow": section.mlflow.model_dump(),
+        "wandb": section.wandb.model_dump(),
+        "tensorboard": section.tensorboard.model_dump(),
+    }
+    log_dir = options["tensorboard"].get("log_dir")
+    if log_dir:
+        options["tensorboard"]["log_dir"] = str(_resolve(log_dir, launch_dir))
+    if is_database_url(section.store):
+        place = {"store": section.store, "base_dir": str(launch_dir / "neural_experiments")}
+    else:
+        place = {"store": str(_resolve(section.store, launch_dir))}
+    return ExperimentTracker(
+        experiment_name=section.experiment or "default",
+        backend=list(section.backend),
+        backend_options=options,
+        run_name=section.run_name,
+        tags=list(section.tags),
+        visualize_every=section.visualize_every,
+        config=composed,
+        source_file=source_file,
+        **place,
+    )
+
+
+def _resolve(path: str, launch_dir: Path) -> Path:
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else launch_dir / candidate
+
+
+def write_file(directory: Path, name: str, data: Any) -> Path:
+    """Write ``data`` as JSON into ``directory`` and return the file's path."""
+    path = Path(directory) / name
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    return path
