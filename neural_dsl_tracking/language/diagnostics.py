@@ -118,11 +118,7 @@ def syntax_error(source: Source, pos: Pos, message: str) -> NoReturn:
 
 
 def did_you_mean(word: str, known: Iterable[str], *, cutoff: float = 0.6) -> str:
-    """``"; did you mean 'x'?"`` for the nearest known name, or ``""``."""
-    candidates = list(known)
-    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
-    if not matches:
-        lowered = {c.lower(): c for c in candidates}
-        matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
-        matches = [lowered[m] for m in matches]
-    return f"; did you mean '{matches[0]}'?" if matches else ""
+    """``"; did you mean 'x'?"`` for the nearest known name (case aside), or ``""``."""
+    by_lower = {name.lower(): name for name in known}
+    matches = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=cutoff)
+    return f"; did you mean '{by_lower[matches[0]]}'?" if matches else ""
