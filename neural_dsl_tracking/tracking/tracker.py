@@ -253,6 +253,9 @@ class ExperimentTracker:
                        run_name=self.run_name, tags=list(tags), store_dir=self._store.files_dir)
         try:
             return open_mirrors(names, options, info, self._record_mirror_failure)
+        except NeuralError:  # a misspelt backend or option: the run stops here, loudly
+            self._store.set_status(self.run_id, "failed")
+            raise
         except Exception as error:  # noqa: BLE001 - a mirror never stops the local record
             return self._mirrors_unavailable(names, str(error))
 

@@ -1,0 +1,117 @@
+"""``neural experiments ...`` in a subprocess: readable output, clear errors, no tracebacks.
+
+The command runs through the real ``neural_dsl_tracking.cli.main`` with only the tracking
+stage registered, so these tests do not depend on the other stages' commands.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from neural_dsl_tracking.tracking import ExperimentTracker
+
+NEURAL = ("import sys, neural_dsl_tracking.cli as cli; "
+          "cli.STAGE_COMMANDS = ('neural_dsl_tracking.tracking.cli',); sys.exit(cli.main(sys.argv[1:]))")
+
+
+def neural(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-c", NEURAL, *map(str, args)], capture_output=True,
+                            text=True, timeout=120)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.fixture
+def store(tmp_path):
+    base = tmp_path / "store"
+    for lr in (0.1, 0.2):
+        with ExperimentTracker("cli", base_dir=base, run_name=f"lr{lr}", tags=["t"],
+                               auto_visualize=False) as tracker:
+            tracker.log_hyperparameters({"lr": lr})
+            tracker.log_metrics({"loss": lr, "acc": 1 - lr})
+            (tmp_path / "w.pt").write_bytes(b"w")
+            tracker.log_artifact(tmp_path / "w.pt", name="ckpt", aliases=["best"])
+    return base
+
+
+def test_ls_lists_runs_as_a_table_and_json(store):
+    result = neural("experiments", "ls", "--base-dir", store)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["RUN", "EXPERIMENT", "NAME", "STATUS"]
+    assert len(lines) == 3 and "completed" in lines[1] and "loss=" in lines[1]
+    data = json.loads(neural("experiments", "--base-dir", store, "ls", "--json").stdout)
+    assert sorted(r["run_name"] for r in data) == ["lr0.1", "lr0.2"]
+    assert neural("experiments", "ls", "--base-dir", store, "--status", "failed").stdout.startswith("no runs")
+
+
+def test_show_prints_params_metrics_artifacts(store):
+    result = neural("experiments", "show", "lr0.1", "--base-dir", store)
+    assert result.returncode == 0
+    out = result.stdout
+    assert "status     completed" in out and "lr" in out and "acc" in out
+    assert "ckpt" in out and "best, latest" in out
+
+
+def test_show_prints_mirror_failures(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "neural_dsl_tracking.backends", None)
+    with pytest.warns(RuntimeWarning):
+        with ExperimentTracker("m", base_dir=tmp_path, backend="wandb", auto_visualize=False) as t:
+            pass
+    out = neural("experiments", "show", t.run_id, "--base-dir", tmp_path).stdout
+    assert "mirror failures:" in out and "wandb: not started" in out
+
+
+def test_compare_and_export(store, tmp_path):
+    runs = neural("experiments", "ls", "--base-dir", store, "--json").stdout
+    ids = [r["run_id"][:8] for r in json.loads(runs)]
+    result = neural("experiments", "compare", *ids, "--base-dir", store, "-o", tmp_path / "cmp")
+    assert result.returncode == 0 and "lr" in result.stdout.splitlines()[0]
+    assert (tmp_path / "cmp" / "compare_loss.png").exists()
+    result = neural("experiments", "export", *ids, "-o", tmp_path / "exp", "--base-dir", store)
+    assert result.returncode == 0 and "report.html" in result.stdout
+    assert (tmp_path / "exp" / "report.html").exists()
+
+
+def test_rm_deletes(store):
+    result = neural("experiments", "rm", "lr0.1", "--base-dir", store)
+    assert result.returncode == 0 and "deleted run" in result.stdout
+    assert "lr0.1" not in neural("experiments", "ls", "--base-dir", store).stdout
+
+
+def test_rm_refuses_a_running_run_without_force(tmp_path):
+    tracker = ExperimentTracker("live", base_dir=tmp_path, auto_visualize=False)
+    result = neural("experiments", "rm", tracker.run_id, "--base-dir", tmp_path)
+    assert result.returncode == 1 and "still running" in result.stderr
+    tracker.finish()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["show", "nope"], "error: no run 'nope'"),
+    (["compare", "nope"], "error: no run 'nope'"),
+    (["import", "/does/not/exist"], "not a directory"),
+])
+def test_user_mistakes_give_one_clear_error(store, args, message):
+    result = neural("experiments", *args, "--base-dir", store)
+    assert result.returncode == 1 and message in result.stderr
+
+
+def test_import_command(tmp_path):
+    folder = tmp_path / "old" / "exp_abcdef12"
+    folder.mkdir(parents=True)
+    (folder / "metadata.json").write_text('{"start_time": "2024-01-01T00:00:00", "status": "completed"}')
+    (folder / "metrics.json").write_text('[{"timestamp": 1.0, "step": 0, "loss": 0.5}]')
+    result = neural("experiments", "import", tmp_path / "old", "--base-dir", tmp_path / "store")
+    assert result.returncode == 0 and "1 imported" in result.stdout
+    assert "exp_abcdef12" in neural("experiments", "ls", "--base-dir", tmp_path / "store").stdout
+
+
+def test_store_on_postgresql(postgres_url, tmp_path):
+    with ExperimentTracker("pg", base_dir=tmp_path, store=postgres_url, auto_visualize=False) as t:
+        t.log_metrics({"loss": 1.0})
+    result = neural("experiments", "ls", "--store", postgres_url)
+    assert result.returncode == 0 and t.run_id[:8] in result.stdout

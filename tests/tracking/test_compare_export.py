@@ -1,0 +1,70 @@
+"""compare_experiments and export_comparison."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+
+from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    ids = []
+    for lr in (0.1, 0.01):
+        with ExperimentTracker("cmp", base_dir=tmp_path / "store", auto_visualize=False) as t:
+            t.log_hyperparameters({"lr": lr, "batch_size": 32})
+            for step in range(100):
+                t.log_metrics({"loss": lr * 10 / (step + 1), "acc": step / 100.0}, step=step)
+            t.log_metrics({"loss": float("nan")}, step=100)
+        ids.append(t.run_id)
+    return ExperimentManager(base_dir=tmp_path / "store"), ids
+
+
+def test_compare_returns_figures_and_saves_pngs(two_runs, tmp_path):
+    manager, ids = two_runs
+    figures = manager.compare_experiments(ids, metrics=["loss"], out_dir=tmp_path / "cmp")
+    assert list(figures) == ["loss"]
+    assert len(figures["loss"].axes[0].get_lines()) == 2
+    png = tmp_path / "cmp" / "compare_loss.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    default = manager.compare_experiments(ids)
+    assert set(default) == {"acc", "loss"}
+    folder = tmp_path / "store" / "comparisons" / "_".join(i[:8] for i in ids)
+    assert sorted(p.name for p in folder.iterdir()) == ["compare_acc.png", "compare_loss.png"]
+
+
+def test_compare_unknown_metric_or_run_is_an_error(two_runs):
+    manager, ids = two_runs
+    with pytest.raises(TrackingError, match="f1"):
+        manager.compare_experiments(ids, metrics=["f1"])
+    with pytest.raises(TrackingError, match="no run"):
+        manager.compare_experiments([ids[0], "0000"])
+
+
+def test_export_writes_csv_json_png_and_self_contained_html(two_runs, tmp_path):
+    manager, ids = two_runs
+    out = manager.export_comparison(ids, tmp_path / "export")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "compare_acc.png", "compare_loss.png", "metrics.csv", "report.html", "summary.json"]
+
+    with open(out / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * (101 + 100)
+    assert {r["run_id"] for r in rows} == set(ids)
+    assert any(r["value"] == "nan" for r in rows)
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["differing_params"] == ["lr"]
+    assert summary["best"]["loss"]["run_id"] == ids[1]
+    assert summary["best"]["acc"]["mode"] == "max"
+    assert summary["runs"][0]["metrics"]["loss"]["latest"] == "NaN"
+
+    html = (out / "report.html").read_text()
+    assert "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js is inline
+    assert not re.search(r"<script[^>]+src=", html)  # nothing fetched from the network
+    assert "lr" in html and ids[0][:8] in html
