@@ -11,7 +11,7 @@ from neural_dsl_tracking.dashboard import callbacks, layout
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.dashboard.downsample import DEFAULT_MAX_POINTS
 from neural_dsl_tracking.dashboard.security import Credentials, require_basic_auth
-from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
 
 ASSETS = Path(__file__).with_name("assets")
 
@@ -57,8 +57,15 @@ def add_download_route(server: Any, data: DashboardData) -> None:
             found = data.artifact_version(run_id, name, version)
         except StoreUnavailable:
             abort(404)
+        except ArtifactCorruptedError as error:
+            abort(500, description=str(error))
         except TrackingError as error:
             abort(404, description=str(error))
         filename = Path(str(found.metadata.get("filename") or "")).name or f"{found.name}-v{found.version}"
         return send_file(Path(found.path), as_attachment=True, download_name=filename,
                          mimetype="application/octet-stream", etag=found.sha256, max_age=0)
+
+    @server.route("/artifacts/", defaults={"rest": ""})
+    @server.route("/artifacts/<path:rest>")
+    def no_such_artifact(rest: str) -> Any:
+        abort(404)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, draw
-from neural_dsl_tracking.dashboard.figures import x_values
+from neural_dsl_tracking.dashboard.figures import plain_list, x_values
 from neural_dsl_tracking.dashboard.layout import IDLE_INTERVAL_MS, LIVE_INTERVAL_MS, run_rows
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.dashboard.tables import flatten, format_value
@@ -208,14 +207,17 @@ def new_points(
     while position < len(metas):
         meta = metas[position]
         smoothed = position + 1 < len(metas) and metas[position + 1]["kind"] == "smoothed"
+        if meta["kind"] == "fixed":
+            position += 1
+            continue
         run = runs.get(meta["run"])
         summary = run.metrics.get(key) if run else None
         if summary and summary.get("count", 0) > meta["count"]:
             steps, values, times = data.points_after(meta["run"], key, meta["last_step"], meta["count"])
             if steps.size:
                 fresh = draw(steps, values, times, meta["bucket"])
-                xs.append(_plain(x_values(fresh.steps, fresh.times, x_mode, meta["start"])))
-                ys.append(_plain(fresh.values))
+                xs.append(plain_list(x_values(fresh.steps, fresh.times, x_mode, meta["start"])))
+                ys.append(plain_list(fresh.values))
                 indices.append(position)
                 meta["count"] += int(steps.size)
                 meta["last_step"] = int(steps[-1])
@@ -223,8 +225,8 @@ def new_points(
                     follow = metas[position + 1]
                     state = EmaState(*follow["ema"])
                     values_smoothed, state = smooth(fresh.bucket_means, fresh.bucket_counts, weight, state)
-                    xs.append(_plain(x_values(fresh.bucket_steps, fresh.bucket_times, x_mode, meta["start"])))
-                    ys.append(_plain(values_smoothed))
+                    xs.append(plain_list(x_values(fresh.bucket_steps, fresh.bucket_times, x_mode, meta["start"])))
+                    ys.append(plain_list(values_smoothed))
                     indices.append(position + 1)
                     follow.update(count=meta["count"], last_step=meta["last_step"],
                                   ema=[state.accumulator, state.seen])
@@ -233,8 +235,3 @@ def new_points(
         return None
     return [{"x": xs, "y": ys}, indices]
 
-
-def _plain(values: np.ndarray) -> list[float]:
-    """JSON-safe list (NaN and infinities become gaps)."""
-    array = np.asarray(values, dtype=np.float64)
-    return [float(value) if np.isfinite(value) else None for value in array]

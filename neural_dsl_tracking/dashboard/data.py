@@ -74,6 +74,7 @@ class DashboardData:
         *,
         max_points: int = DEFAULT_MAX_POINTS,
         cache_bytes: int = 512 * 1024 * 1024,
+        crash_after: float | None = None,
     ) -> None:
         self.location = str(store) if store else str(base_dir)
         self._base_dir = Path(base_dir)
@@ -83,6 +84,7 @@ class DashboardData:
         self._cache: OrderedDict[tuple[str, str, int], DrawnSeries] = OrderedDict()
         self._cached_bytes = 0
         self._lock = threading.Lock()
+        self._crash_after = crash_after
         self._manager: Any = None
 
     # -- the store ---------------------------------------------------------------------
@@ -90,12 +92,14 @@ class DashboardData:
         """The ``ExperimentManager``, opened on first use; ``StoreUnavailable`` if absent."""
         if self._manager is not None:
             return self._manager
-        if not self._store and not (self._base_dir / _STORE_FILE).is_file():
-            raise StoreUnavailable(f"no experiment store at {self._base_dir.resolve()}")
+        directory = None if self._store and "://" in self._store else Path(self._store or self._base_dir)
+        if directory is not None and not (directory / _STORE_FILE).is_file():
+            raise StoreUnavailable(f"no experiment store at {directory.resolve()}")
         from neural_dsl_tracking.tracking import ExperimentManager
 
         try:
-            manager = ExperimentManager(base_dir=str(self._base_dir), store=self._store)
+            manager = ExperimentManager(base_dir=str(self._base_dir), store=self._store,
+                                        crash_after=self._crash_after)
         except TrackingError as error:
             raise StoreUnavailable(str(error)) from error
         with self._lock:
@@ -156,13 +160,8 @@ class DashboardData:
     # -- artifacts -----------------------------------------------------------------------
     def artifact_versions(self, run_id: str) -> list[Any]:
         """Every version of every artifact of the run, by name then version."""
-        manager = self.manager()
-        run = manager.get_experiment(run_id)
-        versions = []
-        for name in run.artifacts:
-            versions.extend(manager.list_artifact_versions(run_id, name))
-        return sorted(versions, key=lambda item: (item.name, item.version))
+        return self.manager().list_artifact_versions(run_id)
 
     def artifact_version(self, run_id: str, name: str, version: int) -> Any:
         """One artifact version, its object verified against its SHA-256."""
-        return self.manager().get_artifact_version(run_id, name, version)
+        return self.manager().get_artifact_version(run_id, name, int(version), verify=True)

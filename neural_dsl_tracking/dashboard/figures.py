@@ -2,6 +2,7 @@
 
 Arrays travel as Plotly typed-array specs (``{"dtype", "bdata"}``, base64), which is
 several times smaller than JSON numbers and decodes without parsing in the browser.
+Curves of live runs are plain lists instead: ``Plotly.extendTraces`` cannot grow a spec.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ PALETTE = (
 
 X_MODES = {"step": "step", "relative": "relative time (s)", "wall": "wall time"}
 RAW_OPACITY_WHEN_SMOOTHED = 0.25
+MISSING_TEXT = "—"
+MAX_LEGEND_ENTRIES = 12  # more runs than this: names show on hover only
+
+
+def plotly_text(text: str) -> str:
+    """Text shown literally by Plotly, which otherwise reads ``<b>``, ``<br>``, ``&amp;`` as markup."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def color_for(position: int) -> str:
@@ -60,27 +68,40 @@ class CurveData:
     y: np.ndarray
     smooth_x: np.ndarray | None = None
     smooth_y: np.ndarray | None = None
+    extendable: bool = False  # a live run: plain arrays, which Plotly.extendTraces can grow
+
+
+def plain_list(values: np.ndarray) -> list[float | None]:
+    """JSON numbers (NaN and infinities become gaps)."""
+    array = np.asarray(values, dtype=np.float64)
+    return [float(value) if np.isfinite(value) else None for value in array.tolist()]
+
+
+def _array(values: np.ndarray, extendable: bool) -> Any:
+    return plain_list(values) if extendable else typed_array(values)
 
 
 def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: bool) -> dict[str, Any]:
     """One chart for metric ``key``: a raw trace per run, plus a smoothed one if given.
 
     Trace order is raw, smoothed, raw, smoothed... for smoothed charts, raw only otherwise.
+    The legend lists run names below the chart, up to ``MAX_LEGEND_ENTRIES`` runs.
     """
     traces: list[dict[str, Any]] = []
+    legend = len(curves) <= MAX_LEGEND_ENTRIES
     for curve in curves:
         smoothed = curve.smooth_y is not None
         traces.append(
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": curve.label,
+                "name": plotly_text(curve.label),
                 "legendgroup": curve.run_id,
-                "showlegend": not smoothed,
+                "showlegend": legend and not smoothed,
                 "opacity": RAW_OPACITY_WHEN_SMOOTHED if smoothed else 1.0,
                 "line": {"color": curve.color, "width": 1.2},
-                "x": typed_array(curve.x),
-                "y": typed_array(curve.y),
+                "x": _array(curve.x, curve.extendable),
+                "y": _array(curve.y, curve.extendable),
                 "meta": {"run_id": curve.run_id, "kind": "raw"},
                 "hovertemplate": "%{fullData.name}<br>%{x}: %{y}<extra>raw</extra>",
             }
@@ -90,11 +111,12 @@ def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: boo
                 {
                     "type": "scatter",
                     "mode": "lines",
-                    "name": curve.label,
+                    "name": plotly_text(curve.label),
                     "legendgroup": curve.run_id,
+                    "showlegend": legend,
                     "line": {"color": curve.color, "width": 2},
-                    "x": typed_array(curve.smooth_x),
-                    "y": typed_array(curve.smooth_y),
+                    "x": _array(curve.smooth_x, curve.extendable),
+                    "y": _array(curve.smooth_y, curve.extendable),
                     "meta": {"run_id": curve.run_id, "kind": "smoothed"},
                     "hovertemplate": "%{fullData.name}<br>%{x}: %{y}<extra>smoothed</extra>",
                 }
@@ -102,13 +124,13 @@ def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: boo
     return {
         "data": traces,
         "layout": {
-            "title": {"text": key},
+            "title": {"text": plotly_text(key)},
             "uirevision": key,
-            "height": 360,
-            "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+            "height": 420,
+            "margin": {"l": 60, "r": 20, "t": 40, "b": 20},
             "xaxis": {"title": {"text": X_MODES[x_mode]}, "type": "date" if x_mode == "wall" else "linear"},
             "yaxis": {"type": "log" if log_y else "linear"},
-            "legend": {"orientation": "v"},
+            "legend": {"orientation": "h", "y": -0.18, "yanchor": "top"},
             "hovermode": "closest",
         },
     }
@@ -135,7 +157,7 @@ def parallel_figure(axes: Sequence[Axis], color_values: Sequence[float | None], 
                     "color": color,
                     "colorscale": "Viridis",
                     "showscale": True,
-                    "colorbar": {"title": {"text": color_label}},
+                    "colorbar": {"title": {"text": plotly_text(color_label)}},
                 },
             }
         ],
@@ -147,12 +169,13 @@ def _parallel_dimension(axis: Axis) -> dict[str, Any]:
     present = [value for value in axis.values if value is not None]
     if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in present):
         values = [float("nan") if value is None else float(value) for value in axis.values]
-        return {"label": axis.label, "values": values}
-    categories = sorted({str(value) for value in axis.values})
+        return {"label": plotly_text(axis.label), "values": values}
+    texts = [MISSING_TEXT if value is None else str(value) for value in axis.values]
+    categories = sorted(set(texts))
     position = {category: index for index, category in enumerate(categories)}
     return {
-        "label": axis.label,
-        "values": [position[str(value)] for value in axis.values],
+        "label": plotly_text(axis.label),
+        "values": [position[text] for text in texts],
         "tickvals": list(range(len(categories))),
-        "ticktext": categories,
+        "ticktext": [plotly_text(category) for category in categories],
     }

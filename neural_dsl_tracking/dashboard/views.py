@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 from urllib.parse import quote
 
@@ -72,14 +73,19 @@ def metrics_view(
             drawn = data.series(run.run_id, key, summary.get("count", 0))
             start = run.start_time.timestamp()
             x = x_values(drawn.steps, drawn.times, x_mode, start)
+            live = run.status == "running"
+            curve = CurveData(run.run_id, labels[run.run_id], colors[run.run_id], x, drawn.values, extendable=live)
             if weight > 0:
                 smoothed, ema = smoothed_curve(drawn, weight)
-                curves.append(CurveData(run.run_id, labels[run.run_id], colors[run.run_id], x, drawn.values,
-                                        x_values(drawn.bucket_steps, drawn.bucket_times, x_mode, start), smoothed))
-                metas += [trace_meta(run, key, drawn, "raw"), trace_meta(run, key, drawn, "smoothed", ema)]
-            else:
-                curves.append(CurveData(run.run_id, labels[run.run_id], colors[run.run_id], x, drawn.values))
+                curve = replace(curve, smooth_x=x_values(drawn.bucket_steps, drawn.bucket_times, x_mode, start),
+                                smooth_y=smoothed)
+            curves.append(curve)
+            if live:
                 metas.append(trace_meta(run, key, drawn, "raw"))
+                if weight > 0:
+                    metas.append(trace_meta(run, key, drawn, "smoothed", ema))
+            else:
+                metas.extend({"run": run.run_id, "kind": "fixed"} for _ in range(2 if weight > 0 else 1))
         drawn_meta[key] = metas
         graphs.append(dcc.Graph(id={"type": "metric-graph", "key": key}, className="metric-graph",
                                 figure=metric_figure(key, curves, x_mode, log_y), config=GRAPH_CONFIG))

@@ -1,0 +1,230 @@
+"""Fixtures of the dashboard tests: a real store written by ExperimentTracker, the app
+served in-process by werkzeug, and a real headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from werkzeug.serving import make_server
+
+from neural_dsl_tracking.dashboard.app import create_app
+from neural_dsl_tracking.dashboard.data import DashboardData
+from neural_dsl_tracking.tracking import ExperimentTracker
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+HOSTILE_NAME = "<b>bold</b><img src=x onerror=window.__xss=1>"
+SPIKE_STEP, SPIKE_VALUE, LONG_STEPS = 12_345, 1000.0, 20_000
+CHECKPOINTS = (b"first checkpoint", b"second checkpoint \x00\xff")
+
+
+LOGGED = SimpleNamespace(hostile_name=HOSTILE_NAME, spike_step=SPIKE_STEP, spike_value=SPIKE_VALUE,
+                         long_steps=LONG_STEPS, checkpoints=CHECKPOINTS)
+
+
+@pytest.fixture(scope="session")
+def logged() -> SimpleNamespace:
+    """What the test store holds, for assertions."""
+    return LOGGED
+
+
+@dataclass
+class Store:
+    """The main test store and what was logged into it."""
+
+    path: Path
+    ids: dict[str, str]  # run name -> run id
+
+
+def _tracker(path: Path, experiment: str, name: str, tags: list[str]) -> ExperimentTracker:
+    return ExperimentTracker(experiment, base_dir=str(path), run_name=name, tags=tags, auto_visualize=False)
+
+
+def build_store(path: Path, tmp: Path) -> Store:
+    ids: dict[str, str] = {}
+    alpha = _tracker(path, "mnist", "alpha", ["baseline"])
+    alpha.log_hyperparameters({"lr": 0.01, "batch_size": 32, "optimizer": "adam", "layers": [64, 10]})
+    for step in range(200):
+        alpha.log_metrics({"loss": 1.0 / (step + 1), "accuracy": step / 200}, step=step)
+    for number, content in enumerate(CHECKPOINTS, start=1):
+        file = tmp / f"ckpt{number}.pt"
+        file.write_bytes(content)
+        alpha.log_artifact(file, name="checkpoint", aliases=["best"] if number == 1 else ())
+    alpha.finish("completed")
+    ids["alpha"] = alpha.run_id
+
+    beta = _tracker(path, "mnist", "beta", ["sweep"])
+    beta.log_hyperparameters({"lr": 0.1, "batch_size": 32, "optimizer": "sgd", "layers": [64, 10]})
+    noise = np.random.default_rng(0).uniform(0.4, 0.6, LONG_STEPS)
+    noise[SPIKE_STEP] = SPIKE_VALUE
+    for step, value in enumerate(noise.tolist()):
+        beta.log_metrics({"loss": value}, step=step)
+    for step in range(200):
+        beta.log_metrics({"accuracy": 0.5 + step / 1000}, step=step)
+    beta.finish("completed")
+    ids["beta"] = beta.run_id
+
+    gamma = _tracker(path, "cifar", "gamma", ["sweep", "gpu"])
+    gamma.log_hyperparameters({"lr": 0.05, "batch_size": 64, "optimizer": "adam"})
+    for step in range(100):
+        gamma.log_metrics({"loss": 2.0 - step / 100}, step=step)
+    gamma.finish("failed")
+    ids["gamma"] = gamma.run_id
+
+    hostile = _tracker(path, "cifar", HOSTILE_NAME, ["<i>tag</i>"])
+    hostile.log_hyperparameters({"note": "<script>window.__xss=2</script>", "lr": 0.05})
+    for step in range(50):
+        hostile.log_metrics({"loss": 3.0 - step / 50}, step=step)
+    hostile.finish("interrupted")
+    ids["hostile"] = hostile.run_id
+
+    ids["crashed"] = crashed_run(path)
+    return Store(path, ids)
+
+
+def crashed_run(path: Path) -> str:
+    """A run whose process was killed mid-training (SIGKILL: no finish, no final flush)."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        from neural_dsl_tracking.tracking import ExperimentTracker
+        t = ExperimentTracker("cifar", base_dir={str(path)!r}, run_name="killed", auto_visualize=False)
+        for step in range(30):
+            t.log_metrics({{"loss": 1.5 - step / 100}}, step=step)
+        time.sleep(1.5)  # the writer flushes every 0.5 s
+        print(t.run_id, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    root = tmp_path_factory.mktemp("dashboard-store")
+    return build_store(root / "neural_experiments", root)
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """Serve a Dash app on a free loopback port; yields its URL."""
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(store: Store) -> Iterator[str]:
+    # the killed run's heartbeat is seconds old: report it crashed after 1 s, not 30
+    data = DashboardData(store.path, crash_after=1.0)
+    time.sleep(1.2)
+    with serving(create_app(data=data)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors
+    yield page
+    context.close()
+
+
+GRAPHS_JS = """() => Array.from(document.querySelectorAll('.metric-graph .js-plotly-plot')).map(gd => ({
+    title: gd.layout.title.text,
+    xaxis: gd._fullLayout.xaxis.type,
+    yaxis: gd._fullLayout.yaxis.type,
+    traces: gd._fullData.map(t => ({name: t.name, kind: t.meta && t.meta.kind, opacity: t.opacity,
+                                   x: Array.from(t.x), y: Array.from(t.y)})),
+}))"""
+
+
+class Ui:
+    """Small helpers to drive the dashboard page."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+
+    def open(self, url: str) -> None:
+        self.page.goto(url)
+        self.page.wait_for_selector("#run-table tbody tr td", state="attached")
+
+    def rows(self) -> list[str]:
+        """Run names shown in the table."""
+        return self.page.locator("#run-table td[data-dash-column=run_name]").all_inner_texts()
+
+    def clear_selection(self) -> None:
+        self.page.click("#clear-selection")
+        self.page.wait_for_function("() => document.querySelectorAll('#run-table input[type=checkbox]:checked').length === 0")
+
+    def select(self, *names: str) -> None:
+        for name in names:
+            row = self.page.locator("#run-table tr", has=self.page.locator("td[data-dash-column=run_name]",
+                                                                              has_text=name))
+            row.locator("input[type=checkbox]").check()
+
+    def tab(self, label: str) -> None:
+        self.page.get_by_role("tab", name=label).click() if self.page.get_by_role("tab", name=label).count() \
+            else self.page.get_by_text(label, exact=True).click()
+
+    def graphs(self) -> list[dict]:
+        return self.page.evaluate(GRAPHS_JS)
+
+    def wait_graphs(self, predicate_js: str) -> list[dict]:
+        """Wait until ``predicate_js(graphs)`` holds, then return the graphs."""
+        self.page.wait_for_function(f"() => ({predicate_js})(({GRAPHS_JS})())")
+        return self.graphs()
+
+    def pick(self, dropdown_id: str, option: str) -> None:
+        self.page.click(f"#{dropdown_id}")
+        self.page.locator(".dash-dropdown-option", has_text=option).first.click()
+        self.page.keyboard.press("Escape")
+
+    def screenshot(self, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"dashboard-{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+
+@pytest.fixture
+def ui(page) -> Ui:
+    return Ui(page)
