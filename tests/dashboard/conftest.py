@@ -228,3 +228,25 @@ class Ui:
 @pytest.fixture
 def ui(page) -> Ui:
     return Ui(page)
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """``with serve(app) as url``: the app served on a free loopback port."""
+    return serving
+
+
+def wait_until(condition, timeout: float = 20.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture(scope="session")
+def eventually():
+    """``eventually(condition, timeout)``: poll until ``condition()`` is truthy."""
+    return wait_until
