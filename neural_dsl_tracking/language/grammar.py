@@ -7,11 +7,16 @@ union, so a plugin block is accepted inside a network and at top level.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import sys
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import lark as lark_module
 from lark import Lark
 
 from neural_dsl_tracking.errors import NeuralError
@@ -68,17 +73,64 @@ def compose_grammar(plugins: dict[str, Plugin]) -> tuple[str, dict[str, str]]:
     return "\n".join(parts), rules
 
 
+LARK_OPTIONS = dict(
+    parser="lalr",
+    lexer="contextual",
+    start=START_RULES,
+    propagate_positions=True,
+    maybe_placeholders=False,
+)
+
+
 @lru_cache(maxsize=1)
 def get_parser() -> NeuralParser:
-    """The process-wide parser, built on first use."""
+    """The process-wide parser: loaded from the user's cache when the composed grammar
+    is unchanged, otherwise built (LALR analysis) and cached for the next process."""
     plugins = discover_plugins()
     text, rules = compose_grammar(plugins)
-    lark = Lark(
-        text,
-        parser="lalr",
-        lexer="contextual",
-        start=START_RULES,
-        propagate_positions=True,
-        maybe_placeholders=False,
-    )
+    cache = _cache_file(text)
+    lark = _load_cached(cache) if cache else None
+    if lark is None:
+        lark = Lark(text, **LARK_OPTIONS)
+        if cache:
+            _save_cached(lark, cache)
     return NeuralParser(lark, rules, plugins)
+
+
+def _cache_file(grammar_text: str) -> Path | None:
+    """``~/.cache/neural-dsl-tracking/grammar-<hash>.lark`` (None disables caching:
+    ``NEURAL_GRAMMAR_CACHE=0``). The hash covers everything the built parser depends on."""
+    if os.environ.get("NEURAL_GRAMMAR_CACHE", "1") == "0":
+        return None
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.sha256(
+        "\0".join([grammar_text, repr(sorted(LARK_OPTIONS.items())), lark_module.__version__,
+                   sys.version]).encode("utf-8")
+    ).hexdigest()[:32]
+    return Path(root) / "neural-dsl-tracking" / f"grammar-{key}.lark"
+
+
+def _load_cached(path: Path) -> Lark | None:
+    try:
+        with path.open("rb") as handle:
+            return Lark.load(handle)
+    except FileNotFoundError:
+        return None
+    except Exception:  # a truncated or foreign cache file: rebuild and overwrite it
+        return None
+
+
+def _save_cached(lark: Lark, path: Path) -> None:
+    """Write atomically (temp file + rename) so concurrent processes never read half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp:
+            temp_path = Path(tmp.name)
+            try:
+                lark.save(tmp)
+            except BaseException:
+                temp_path.unlink(missing_ok=True)
+                raise
+        os.replace(temp_path, path)
+    except OSError:
+        pass  # a read-only home only costs the build time next run

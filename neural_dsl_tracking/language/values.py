@@ -21,6 +21,7 @@ from neural_dsl_tracking.language.spec import (
 from neural_dsl_tracking.language.syntax import Argument, Call, Value
 
 HPO_KINDS = ("choice", "range", "log_range")
+MAX_INT = 2**63 - 1
 
 
 def dsl_repr(value: ParamValue) -> str:
@@ -101,10 +102,13 @@ class ValueReader:
     def param(self, value: Value) -> ParamValue:
         kind = value.kind
         if kind == "number":
-            if isinstance(value.data, float) and not math.isfinite(value.data):
+            data = value.data
+            if (isinstance(data, float) and not math.isfinite(data)) or (
+                isinstance(data, int) and abs(data) > MAX_INT
+            ):
                 self.sink.error(value.pos, f"number {value.text} is out of range")
-                return 0.0
-            return value.data
+                return 0
+            return data
         if kind in ("tuple", "list"):
             return [self.param(item) for item in value.data]
         if kind == "call":
@@ -176,10 +180,10 @@ class ValueReader:
         numbers: dict[str, float] = {}
         for name, argument in bound.items():
             item = argument.value
-            if item.kind != "number" or not math.isfinite(item.data):
+            if item.kind != "number":
                 self.sink.error(item.pos, f"{call.name}(...): '{name}' must be a number")
                 return None
-            numbers[name] = item.data
+            numbers[name] = self.param(item)
         missing = [n for n in names[:required] if n not in numbers]
         if missing:
             self.sink.error(value.pos, f"{call.name}(...) needs {' and '.join(missing)}")
