@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from neural_dsl_tracking.dashboard.tables import format_time
 from neural_dsl_tracking.errors import NeuralError
 
 RECENT_RUNS_SHOWN = 5
+WARM_STOP_TIMEOUT = 10.0
 
 
 def launch_comparison_ui(
@@ -50,16 +52,28 @@ def launch_comparison_ui(
     report_runs(data, out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
     stop = threading.Event()
+    warmer = threading.Thread(target=_warm, args=(data, stop), name="dashboard-warm", daemon=True)
     if warm:
-        threading.Thread(target=_warm, args=(data, stop), name="dashboard-warm", daemon=True).start()
+        warmer.start()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
     try:
-        server.serve_forever()
+        server.serve_forever()  # werkzeug's returns quietly on Ctrl-C
     except KeyboardInterrupt:
-        print("\nstopped", file=out, flush=True)
+        pass
     finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
         stop.set()
         server.server_close()
+        if warmer.is_alive():
+            warmer.join(WARM_STOP_TIMEOUT)  # never exit while it is inside numpy
+    print("\nstopped", file=out, flush=True)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def report_runs(data: DashboardData, out: TextIO) -> None:

@@ -1,0 +1,119 @@
+"""Starting the dashboard from a terminal: report, friendly empty pages, refusal, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from neural_dsl_tracking.dashboard.cli import add_launch_arguments
+from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
+
+pytestmark = pytest.mark.slow
+
+
+def start(*args: str, cwd=None) -> tuple[subprocess.Popen, str, list[str]]:
+    """Start the dashboard; returns the process, its URL and what it printed before serving."""
+    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=cwd)
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("Press Ctrl-C"):
+            break
+    else:
+        raise AssertionError(f"no startup report: {lines} {process.stderr.read()}")
+    url = next(line.split(": ", 1)[1] for line in lines if line.startswith("Neural experiments dashboard"))
+    return process, url, lines
+
+
+def stop(process: subprocess.Popen) -> tuple[int, str, str]:
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=20)
+    return process.returncode, out, err
+
+
+def layout_text(url: str) -> str:
+    with urllib.request.urlopen(url + "_dash-layout") as response:
+        return json.dumps(json.load(response))
+
+
+def test_module_entry_point_reports_runs_and_stops_cleanly_on_ctrl_c(store):
+    process, url, lines = start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(store.path), "--port", "0")
+    try:
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0/")
+        assert any(line.endswith(": 5 runs") for line in lines)
+        recent = [line for line in lines if line.startswith("  ")]
+        assert len(recent) == 5 and "killed" in recent[0]
+        with urllib.request.urlopen(url) as response:
+            assert response.status == 200
+    finally:
+        code, out, err = stop(process)
+    assert code == 0, err
+    assert "stopped" in out and "Traceback" not in err
+
+
+def test_neural_experiments_command_starts_the_dashboard(store):
+    process, url, lines = start("-m", "neural_dsl_tracking", "experiments", "--base-dir", str(store.path),
+                                "--port", "0")
+    try:
+        assert "No experiment store" not in layout_text(url)
+    finally:
+        code, _, err = stop(process)
+    assert code == 0, err
+
+
+def test_missing_store_is_a_friendly_page_and_is_not_created(tmp_path):
+    missing = tmp_path / "nowhere"
+    process, url, lines = start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(missing), "--port", "0")
+    try:
+        assert any("no experiment store" in line for line in lines)
+        assert "No experiment store yet" in layout_text(url)
+    finally:
+        code, _, err = stop(process)
+    assert code == 0, err
+    assert not missing.exists()
+
+
+def test_empty_store_is_a_friendly_page(tmp_path, serve):
+    from neural_dsl_tracking.dashboard.app import create_app
+
+    base_dir = tmp_path / "neural_experiments"
+    with ExperimentTracker("once", base_dir=str(base_dir), auto_visualize=False) as tracker:
+        run_id = tracker.run_id
+    ExperimentManager(base_dir).delete_experiment(run_id)
+    with serve(create_app(base_dir=base_dir)) as url:
+        assert "No runs yet" in layout_text(url + "/")
+
+
+def test_non_loopback_host_without_auth_is_refused(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking.dashboard", "--base-dir", str(tmp_path),
+                           "--host", "0.0.0.0", "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: --host 0.0.0.0") and "Traceback" not in done.stderr
+
+
+def test_launch_arguments_parse():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_launch_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.port, args.host, args.auth, args.no_auth) == (8052, "127.0.0.1", None, False)
+    args = parser.parse_args(["--host", "0.0.0.0", "--auth", "u:p", "--port", "9000"])
+    assert (args.port, args.host, args.auth) == (9000, "0.0.0.0", "u:p")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--auth", "u:p", "--no-auth"])
+
+
+def test_cli_module_imports_nothing_heavy():
+    code = ("import sys, neural_dsl_tracking.dashboard.cli, neural_dsl_tracking.dashboard; "
+            "print(sorted(m for m in ('dash', 'plotly', 'flask', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.stdout.strip() == "[]", done.stderr
