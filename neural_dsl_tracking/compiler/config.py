@@ -56,7 +56,10 @@ def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name:
     _check_train(train, where)
     for key in spec.train.extra:
         settings.warnings.append(f"{where}: train setting {key!r} is not used by the PyTorch program")
+    threads = spec.execution.extra.get("threads")
     for key in spec.execution.extra:
+        if key == "threads":
+            continue
         settings.warnings.append(f"{where}: execution setting {key!r} is not used by the PyTorch program")
     defaults: list[Any] = ["_self_", {"data": default_data(model)}]
     if spec.tracking is not None:
@@ -74,7 +77,7 @@ def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name:
         "optimizer": optimizer,
         "schedule": schedule,
         "train": {**train, "shuffle": True},
-        "execution": {"device": _device(spec.execution.device)},
+        "execution": {"device": _device(spec.execution.device), "threads": threads},
     }
     if spec.tracking is not None:
         config["tracking"] = spec.tracking.model_dump(mode="json")

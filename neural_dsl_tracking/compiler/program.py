@@ -87,7 +87,7 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
 def _train_body(out: CodeWriter, model: ModelCode, hooks: list[ProgramHooks], uses_workdir: bool,
                 checkpoint_every: Expr | None) -> None:
     out.line("generator = runtime.seed_everything(config.seed)")
-    out.line("device = runtime.select_device(config.execution.device)")
+    out.line("device = runtime.select_device(config.execution.device, config.execution.threads)")
     out.line(f"model = runtime.build({model.class_name}, config.model)")
     out.line("splits = runtime.prepare_data(config, model, TOKENS, LOSS_FAMILY, LAUNCH_DIR)")
     out.line("x_train, y_train, x_val, y_val = runtime.to_tensors(splits, device)")

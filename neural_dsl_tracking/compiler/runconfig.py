@@ -69,6 +69,8 @@ class TrainConfig(_Section):
 
 class ExecutionConfig(_Section):
     device: str = "auto"
+    threads: Optional[int] = Field(default=None, ge=1)
+    """CPU threads for PyTorch; None keeps PyTorch's default (one per core)."""
 
     @field_validator("device")
     @classmethod
@@ -160,7 +162,9 @@ def describe(error: ValidationError, model: type[BaseModel], data: dict[str, Any
         if problem["type"] == "missing":
             lines.append(f"{key}: missing")
             continue
-        lines.append(f"{key}={_show(problem.get('input'))}: {message}")
+        given = problem.get("input")
+        shown = key if isinstance(given, dict) else f"{key}={_show(given)}"
+        lines.append(f"{shown}: {message}")
     plural = "s" if len(lines) > 1 else ""
     return f"invalid setting{plural} in the run configuration:\n  " + "\n  ".join(lines)
 
@@ -173,8 +177,6 @@ def _dotted(loc: list[Any]) -> str:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{...}"
     return repr(value) if isinstance(value, str) else str(value)
 
 

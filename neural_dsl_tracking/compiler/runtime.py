@@ -130,7 +130,7 @@ def _is_group(name: str) -> bool:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
+    text = str(error).split("Config search path")[0].strip()
     return " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(error).__name__
 
 
@@ -143,7 +143,7 @@ def load_config(cfg: Any, kinds: dict[str, dict[str, str]], loss_family: str, tr
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        composed = OmegaConf.to_container(cfg, resolve=True)
+        composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
         raise ConfigError(_first_line(error)) from None
     return validate_run_config(composed, kinds, loss_family, tracked), composed
@@ -178,8 +178,14 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def select_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for an absent accelerator is an error."""
+def select_device(name: str, threads: int | None = None) -> torch.device:
+    """``auto`` picks CUDA when present; asking for an absent accelerator is an error.
+
+    ``threads`` caps PyTorch's CPU threads (small models on a busy machine run far faster
+    on one thread than on oversubscribed cores).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
