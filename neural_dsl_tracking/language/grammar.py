@@ -28,7 +28,9 @@ CORE_GRAMMAR = "neural.lark"
 START_RULES = ["start", "optimizer"]
 """``optimizer`` parses the content of a quoted ``"Adam(learning_rate=1e-4)"``."""
 
-_NO_PLUGINS = 'plugin_block: _NO_PLUGINS\n_NO_PLUGINS: /\\x00(?!)/\n'
+NO_PLUGINS_TERMINAL = "_NO_PLUGINS"
+_NO_PLUGINS = f"plugin_block: {NO_PLUGINS_TERMINAL}\n{NO_PLUGINS_TERMINAL}: /\\x00(?!)/\n"
+"""With no plugin installed, ``plugin_block`` is a terminal that never matches."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,13 @@ LARK_OPTIONS = dict(
 
 @lru_cache(maxsize=1)
 def get_parser() -> NeuralParser:
-    """The process-wide parser: loaded from the user's cache when the composed grammar
+    """The process-wide parser for the installed plugins."""
+    return build_parser(discover_plugins())
+
+
+def build_parser(plugins: dict[str, Plugin]) -> NeuralParser:
+    """A parser for ``plugins``: loaded from the user's cache when the composed grammar
     is unchanged, otherwise built (LALR analysis) and cached for the next process."""
-    plugins = discover_plugins()
     text, rules = compose_grammar(plugins)
     cache = _cache_file(text)
     lark = _load_cached(cache) if cache else None
@@ -122,15 +128,13 @@ def _load_cached(path: Path) -> Lark | None:
 
 def _save_cached(lark: Lark, path: Path) -> None:
     """Write atomically (temp file + rename) so concurrent processes never read half a file."""
+    temp_path: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp:
             temp_path = Path(tmp.name)
-            try:
-                lark.save(tmp)
-            except BaseException:
-                temp_path.unlink(missing_ok=True)
-                raise
+            lark.save(tmp)
         os.replace(temp_path, path)
-    except OSError:
-        pass  # a read-only home only costs the build time next run
+    except Exception:  # the cache only saves time: a read-only home must not fail a parse
+        if temp_path is not None:
+            temp_path.unlink(missing_ok=True)

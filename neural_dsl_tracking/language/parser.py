@@ -27,9 +27,13 @@ MAX_NESTING = 64
 
 def parse_text(text: str, filename: str = "<string>") -> NeuralFile:
     """Parse and validate the text of a `.neural` file."""
+    return parse_with(get_parser(), text, filename)
+
+
+def parse_with(parser: NeuralParser, text: str, filename: str = "<string>") -> NeuralFile:
+    """``parse_text`` with a given parser (another set of plugins)."""
     source = Source(text, filename)
     _check_nesting(source)
-    parser = get_parser()
     try:
         tree = parser.lark.parse(text, start="start")
     except UnexpectedInput as error:

@@ -14,6 +14,7 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from neural_dsl_tracking.language.diagnostics import Pos, Source, syntax_error
+from neural_dsl_tracking.language.grammar import NO_PLUGINS_TERMINAL
 
 _NAMED_TERMINALS = {
     "NAME": "a name",
@@ -29,7 +30,7 @@ _A_VALUE = "a value (number, quoted string, name, true/false, None, (tuple) or [
 
 def describe_expected(lark: Lark, names: Iterable[str]) -> str:
     """``"expected ':' or a name"`` from a set of terminal names."""
-    words = {_describe_terminal(lark, name) for name in names}
+    words = {_describe_terminal(lark, name) for name in names if name != NO_PLUGINS_TERMINAL}
     if {"a number", "a quoted string"} <= words:
         words = (words - _VALUE_STARTS) | {_A_VALUE}
     # punctuation first, then keywords, then descriptions
