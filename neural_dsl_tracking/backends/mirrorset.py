@@ -41,6 +41,8 @@ LOG = logging.getLogger("neural_dsl_tracking.backends")
 FIRST_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 30.0
 MAX_PENDING_POINTS = 2_000_000
+FINISH_ATTEMPTS = 3
+"""After ``finish``, consecutive failed attempts before giving up (1 if already failing)."""
 MAX_FAILURE_REPORTS = 5
 """``on_failure`` is called once per failure episode (a run of failed attempts), at most
 this many times per mirror; the warning is logged only once."""
@@ -113,7 +115,7 @@ class _Worker:
         self._started = False
         self._closing = False
         self._deadline = float("inf")
-        self._give_up_on_failure = False
+        self._finish_attempts = FINISH_ATTEMPTS
         self._stopped = False
         self._error: str | None = None
         self._warned = False
@@ -147,7 +149,8 @@ class _Worker:
                 return
             self._closing = True
             self._deadline = deadline
-            self._give_up_on_failure = self._error is not None
+            if self._error is not None:
+                self._finish_attempts = 1
             if self._stopped:
                 self._unsent.add(_Op("finish", status))
             else:
@@ -231,6 +234,7 @@ class _Worker:
             if op.kind == "metrics":
                 self._pending_points -= len(op.payload)
             recovered, self._error = self._error, None
+            self._finish_attempts = FINISH_ATTEMPTS
             if op.kind == "finish":
                 self._stopped = True
         if recovered:
@@ -264,8 +268,10 @@ class _Worker:
                     f"{name} mirror failed, retrying with backoff "
                     f"(the local store keeps everything): {message}"
                 )
+                if self._closing:
+                    self._finish_attempts -= 1
                 if self._closing and (
-                    self._give_up_on_failure or time.monotonic() >= self._deadline
+                    self._finish_attempts <= 0 or time.monotonic() >= self._deadline
                 ):
                     self._unsent.reason(f"unreachable: {message}")
                     self._give_up()
@@ -357,7 +363,9 @@ class MirrorSet:
         """Send what is queued and close the runs, within ``timeout`` seconds overall.
 
         Returns one line per mirror that could not send everything. A mirror that is
-        already failing when this is called gets one more attempt, not the whole bound.
+        already failing gets one more attempt; one that fails while draining gets
+        ``FINISH_ATTEMPTS`` consecutive attempts with backoff, so a dead service does not
+        cost the whole bound.
         """
         if self._finished:
             return []

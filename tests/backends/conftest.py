@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -51,7 +52,9 @@ class MlflowServer:
              "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root}/server.db",
              "--artifacts-destination", str(self.root / "artifacts")],
             stdout=(self.root / "server.log").open("wb"), stderr=subprocess.STDOUT,
-            cwd=self.root,
+            cwd=self.root, start_new_session=True,  # its own group: stop() ends the workers too
+            # no background job runner (seven huey consumers) on a shared 2-core machine
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -67,13 +70,18 @@ class MlflowServer:
         raise RuntimeError("mlflow server did not become healthy in 90 s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        if self.process is None or self.process.returncode is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
             try:
-                self.process.wait(15)
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(wait)
+                break
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+                continue
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +89,20 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_mlflow_server(tmp_path: Path):
+    """A server of the test's own, which the test may stop."""
+    server = MlflowServer(tmp_path / "own-mlflow-server").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def closed_port_uri() -> str:
+    """An http URI where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="session")
