@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -39,6 +40,7 @@ def launch_comparison_ui(
     from neural_dsl_tracking.dashboard.app import create_app
 
     out = out or sys.stdout
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     credentials = Credentials.parse(auth) if auth else None
     check_exposure(host, credentials, no_auth)
     data = DashboardData(base_dir, store)

@@ -1,0 +1,186 @@
+"""Dashboard speed: select every run of a 100 runs x 3 metrics x 100k steps store, in Chromium.
+
+Builds the store with ExperimentTracker (reused when --store already holds it), serves the
+dashboard in-process, drives a real headless Chromium, and prints the time from clicking
+"Select shown" to all three Metrics charts drawn with every run, and the bytes the
+callbacks sent. Measured twice: cold (every series read from the store and downsampled on
+demand) and warm (served from the downsampled-series cache, as after the launcher's
+background warm-up). The peer in the same run is the same dashboard without downsampling
+(every raw point sent and drawn), on fewer runs because it does not finish on all of them.
+
+    .venv/bin/python bench/dashboard.py [--runs 100] [--steps 100000] [--store DIR] [--peer-filter run-000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage"]
+KEYS = ("loss", "accuracy", "lr")
+TARGET_SECONDS = 2.0
+
+
+def log_run(base_dir: str, index: int, steps: int) -> None:
+    """One run through the public tracker API: hyperparameters and 3 metrics per step."""
+    from neural_dsl_tracking.tracking import ExperimentTracker
+
+    rng = np.random.default_rng(index)
+    lr = float(10 ** rng.uniform(-4, -1))
+    decay = rng.uniform(2, 6)
+    x = np.arange(steps) / steps
+    loss = (np.exp(-decay * x) + rng.normal(0, 0.05, steps)).tolist()
+    accuracy = (1 - 0.9 * np.exp(-decay * x) + rng.normal(0, 0.02, steps)).tolist()
+    loss[int(rng.integers(steps))] = 25.0  # one spike per run
+    tracker = ExperimentTracker("bench", base_dir=base_dir, run_name=f"run-{index:03d}", auto_visualize=False,
+                                tags=["bench", "even" if index % 2 == 0 else "odd"])
+    tracker.log_hyperparameters({"lr": lr, "batch_size": int(rng.choice([32, 64, 128])),
+                                 "optimizer": str(rng.choice(["adam", "sgd"]))})
+    for step in range(steps):
+        tracker.log_metrics({"loss": loss[step], "accuracy": accuracy[step], "lr": lr}, step=step)
+    tracker.finish("completed")
+
+
+def build_store(base_dir: Path, runs: int, steps: int) -> float:
+    """Log ``runs`` runs into ``base_dir`` (two processes); returns seconds taken."""
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        list(pool.map(log_run, [str(base_dir)] * runs, range(runs), [steps] * runs))
+    return time.perf_counter() - started
+
+
+def store_matches(base_dir: Path, runs: int, steps: int) -> bool:
+    if not (base_dir / "store.db").is_file():
+        return False
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    records = ExperimentManager(base_dir).list_experiments()
+    return len(records) == runs and all(
+        record.metrics.get(key, {}).get("count") == steps for record in records for key in KEYS)
+
+
+def matching_runs(base_dir: Path, text: str) -> int:
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    return sum(text in record.run_name for record in ExperimentManager(base_dir).list_experiments())
+
+
+class Served:
+    """The dashboard served in-process on a free loopback port."""
+
+    def __init__(self, base_dir: Path, max_points: int) -> None:
+        from werkzeug.serving import make_server
+
+        from neural_dsl_tracking.dashboard.app import create_app
+
+        self.app = create_app(base_dir=base_dir, max_points=max_points)
+        self.server = make_server("127.0.0.1", 0, self.app.server, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+        self.server.server_close()
+
+
+def time_select_all(browser, url: str, runs: int, text: str | None = None) -> tuple[float, int]:
+    """Seconds from the click to every chart drawn with every shown run, and callback bytes."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(600_000)
+    page.goto(url)
+    page.wait_for_selector("#run-table tbody tr td", state="attached")
+    page.wait_for_selector(".metric-graph .js-plotly-plot .main-svg")
+    if text:
+        page.fill("#filter-text", text)
+        page.press("#filter-text", "Enter")
+        page.wait_for_function(f"() => document.querySelectorAll('#run-table td[data-dash-column=run_name]').length"
+                               f" === {runs}")
+    page.click("#clear-selection")
+    page.wait_for_selector("#metrics-area .hint")
+    sent = []
+    page.on("response", lambda response: sent.append(len(response.body()))
+            if "_dash-update-component" in response.url else None)
+    started = time.perf_counter()
+    page.click("#select-shown")
+    page.wait_for_function(
+        """n => { const gds = document.querySelectorAll('.metric-graph .js-plotly-plot');
+                  return gds.length === 3 && Array.from(gds).every(gd =>
+                      gd.querySelectorAll('.scatterlayer .trace').length === n); }""", arg=runs, polling="raf")
+    elapsed = time.perf_counter() - started
+    page.wait_for_timeout(200)  # let the last response events arrive
+    page.close()
+    return elapsed, sum(sent)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--peer-filter", default="run-000",
+                        help="run-name text choosing the runs drawn by the no-downsampling peer "
+                             "(run-000: 1 run, run-00: 10 runs)")
+    parser.add_argument("--store", type=Path, help="store directory to build or reuse (default: a temp dir)")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
+    temp = None if args.store else Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    base_dir = args.store or temp / "neural_experiments"
+    try:
+        if store_matches(base_dir, args.runs, args.steps):
+            print(f"store: reusing {base_dir} ({args.runs} runs x {len(KEYS)} metrics x {args.steps} steps)")
+        else:
+            shutil.rmtree(base_dir, ignore_errors=True)
+            seconds = build_store(base_dir, args.runs, args.steps)
+            points = args.runs * len(KEYS) * args.steps
+            print(f"store: {args.runs} runs x {len(KEYS)} metrics x {args.steps} steps logged with "
+                  f"ExperimentTracker in {seconds:.1f} s ({points / seconds / 1e6:.2f} M points/s, 2 processes)")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            served = Served(base_dir, max_points=2000)
+            try:
+                cold, cold_bytes = time_select_all(browser, served.url, args.runs)
+                warm, warm_bytes = time_select_all(browser, served.url, args.runs)
+            finally:
+                served.close()
+            peer_runs = matching_runs(base_dir, args.peer_filter)
+            raw_server = Served(base_dir, max_points=10**12)
+            try:
+                raw, raw_bytes = time_select_all(browser, raw_server.url, peer_runs, text=args.peer_filter)
+            finally:
+                raw_server.close()
+            served = Served(base_dir, max_points=2000)
+            try:
+                ours, ours_bytes = time_select_all(browser, served.url, peer_runs, text=args.peer_filter)
+            finally:
+                served.close()
+            browser.close()
+        print(f"select all {args.runs} runs -> 3 charts drawn: cold {cold:.2f} s ({cold_bytes / 1e6:.1f} MB sent), "
+              f"warm {warm:.2f} s ({warm_bytes / 1e6:.1f} MB sent); target < {TARGET_SECONDS:.0f} s: "
+              f"{'met' if warm < TARGET_SECONDS else 'NOT met'} warm, "
+              f"{'met' if cold < TARGET_SECONDS else 'NOT met'} cold")
+        print(f"peer (same app, no downsampling) on the {peer_runs} runs matching {args.peer_filter!r}: "
+              f"{raw:.2f} s, {raw_bytes / 1e6:.1f} MB; ours on them: {ours:.2f} s, {ours_bytes / 1e6:.2f} MB; "
+              f"ours is {raw / ours:.1f}x faster and sends {raw_bytes / max(ours_bytes, 1):.0f}x fewer bytes")
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

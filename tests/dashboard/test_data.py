@@ -1,0 +1,87 @@
+"""The dashboard's read layer on a real store: downsampled series, cache, new points, artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
+from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
+
+
+def test_long_series_is_downsampled_keeping_the_spike(store, logged):
+    data = DashboardData(store.path)
+    drawn = data.series(store.ids["beta"], "loss", logged.long_steps)
+    assert drawn.count == logged.long_steps and drawn.last_step == logged.long_steps - 1
+    assert len(drawn.steps) <= 2000
+    assert drawn.steps[0] == 0 and drawn.steps[-1] == logged.long_steps - 1
+    assert drawn.values.max() == logged.spike_value
+    assert drawn.steps[drawn.values.argmax()] == logged.spike_step
+    assert drawn.bucket_counts.sum() == logged.long_steps
+    assert np.all(np.diff(drawn.times) >= 0)
+
+
+def test_series_are_cached_per_point_count(store, logged):
+    data = DashboardData(store.path)
+    first = data.series(store.ids["beta"], "loss", logged.long_steps)
+    assert data.series(store.ids["beta"], "loss", logged.long_steps) is first
+    assert data.series(store.ids["beta"], "loss", logged.long_steps + 1) is not first  # new points: re-read
+
+
+def test_short_series_are_drawn_exactly(store):
+    data = DashboardData(store.path)
+    drawn = data.series(store.ids["alpha"], "loss", 200)
+    assert drawn.steps.tolist() == list(range(200))
+    assert drawn.values.tolist() == [1.0 / (step + 1) for step in range(200)]
+
+
+def test_points_after_returns_only_the_new_ones(store):
+    data = DashboardData(store.path)
+    steps, values, _ = data.points_after(store.ids["alpha"], "loss", after_step=189, seen=190)
+    assert steps.tolist() == list(range(190, 200))
+    assert values.tolist() == [1.0 / (step + 1) for step in range(190, 200)]
+
+
+def test_artifact_versions_and_verified_reads(store, logged):
+    data = DashboardData(store.path)
+    versions = data.artifact_versions(store.ids["alpha"])
+    assert [(v.name, v.version) for v in versions] == [("checkpoint", 1), ("checkpoint", 2)]
+    assert [v.sha256 for v in versions] == [hashlib.sha256(c).hexdigest() for c in logged.checkpoints]
+    found = data.artifact_version(store.ids["alpha"], "checkpoint", 2)
+    assert found.path.read_bytes() == logged.checkpoints[1]
+    with pytest.raises(TrackingError):
+        data.artifact_version(store.ids["alpha"], "checkpoint", 7)
+    with pytest.raises(TrackingError):
+        data.artifact_version(store.ids["alpha"], "../../store.db", 1)
+
+
+def test_corrupted_artifact_is_refused(tmp_path, serve):
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    from neural_dsl_tracking.dashboard.app import create_app
+    from neural_dsl_tracking.tracking import ExperimentTracker
+
+    base_dir = tmp_path / "neural_experiments"
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"weights")
+    with ExperimentTracker("c", base_dir=str(base_dir), auto_visualize=False) as tracker:
+        version = tracker.log_artifact(source, name="weights")
+    version.path.chmod(0o644)
+    version.path.write_bytes(b"tampered")
+    with pytest.raises(ArtifactCorruptedError):
+        DashboardData(base_dir).artifact_version(tracker.run_id, "weights", 1)
+    with serve(create_app(base_dir=base_dir)) as url:
+        with pytest.raises(HTTPError) as error:
+            urlopen(f"{url}/artifacts/{tracker.run_id}/1/weights")
+        assert error.value.code == 500
+
+
+def test_missing_store_is_reported_and_never_created(tmp_path):
+    missing = tmp_path / "absent"
+    data = DashboardData(missing)
+    with pytest.raises(StoreUnavailable, match="no experiment store"):
+        data.runs()
+    assert not missing.exists()
