@@ -23,6 +23,7 @@ from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, safe_filen
 from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
 
 MIRROR_FINISH_TIMEOUT = 30.0
+_now = time.time
 
 
 class ExperimentTracker:
@@ -65,7 +66,7 @@ class ExperimentTracker:
         self._mirrors = self._open_mirrors(backend, backend_options or {}, record.tags)
         self._writer = MetricWriter(self._store, self.run_id, interval=flush_interval,
                                     on_flushed=self._mirror_metrics if self._mirrors else None)
-        self._pending = self._writer.pending
+        self._append = self._writer.pending.append
         self._visualize_every = visualize_every if auto_visualize else 0
         self._auto_visualize = auto_visualize
         self._log_calls = 0
@@ -113,7 +114,7 @@ class ExperimentTracker:
         """Append one point per metric at ``step`` (next step if None). Memory only; fast."""
         if self._finished:
             raise TrackingError(f"run {self.run_id[:8]} is finished; metrics can no longer be logged")
-        values = dict(metrics)
+        values = metrics.copy() if type(metrics) is dict else dict(metrics)
         for key, value in values.items():
             if type(value) is not float or type(key) is not str:
                 values = clean_metrics(values)
@@ -123,7 +124,7 @@ class ExperimentTracker:
         elif type(step) is not int:
             step = to_step(step)
         self._next_step = step + 1
-        self._pending.append((step, time.time(), values))
+        self._append((step, _now(), values))
         if self._visualize_every:
             self._log_calls += 1
             if self._log_calls % self._visualize_every == 0:
