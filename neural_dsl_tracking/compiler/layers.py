@@ -10,6 +10,7 @@ the generated tensor currently holds the channel axis last (``"last"``) or at di
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -19,7 +20,6 @@ from neural_dsl_tracking.compiler.shapes import (
     Dim,
     code_of,
     dim_product,
-    same_dim,
     same_padding,
     show,
     value_of,
@@ -71,6 +71,10 @@ ACTIVATIONS: dict[str, str | None] = {
     "silu": "F.silu",
     "hard_sigmoid": "F.hardsigmoid",
     "exponential": "torch.exp",
+    "mish": "F.mish",
+    "relu6": "F.relu6",
+    "hard_swish": "F.hardswish",
+    "hard_tanh": "F.hardtanh",
 }
 """Keras activation names and the PyTorch function each becomes (None: identity)."""
 
@@ -95,6 +99,7 @@ _DENSE = {"units": Param("width"), "activation": Param("activation", None), "use
 _RNN = {
     "units": Param("width"),
     "return_sequences": Param("bool", False),
+    "bidirectional": Param("bool", False),
 }
 
 PARAMS: dict[str, dict[str, Param]] = {
@@ -132,8 +137,22 @@ PARAMS: dict[str, dict[str, Param]] = {
         "num_heads": Param("width", 8),
         "ff_dim": Param("width", 2048),
         "dropout": Param("rate", 0.1),
+        "activation": Param("activation", "relu"),
+        "epsilon": Param("float", 1e-5),
+        "norm_first": Param("bool", False),
     },
     "ResidualConnection": {},
+    "Reshape": {"target_shape": Param("ints")},
+    "ReLU": {},
+    "ELU": {},
+    "LeakyReLU": {},
+    "Softmax": {},
+    "UpSampling1D": {"size": Param("ints", 2)},
+    "UpSampling2D": {"size": Param("ints", 2)},
+    "UpSampling3D": {"size": Param("ints", 2)},
+    "ZeroPadding1D": {"padding": Param("ints", 1)},
+    "ZeroPadding2D": {"padding": Param("ints", 1)},
+    "ZeroPadding3D": {"padding": Param("ints", 1)},
 }
 """Every layer type the PyTorch emitter supports and its parameters (Keras names)."""
 
@@ -152,6 +171,9 @@ SNAKE_NAMES = {
     "LayerNormalization": "layer_normalization", "GroupNormalization": "group_normalization",
     "Embedding": "embedding", "LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn",
     "TransformerEncoder": "transformer_encoder", "ResidualConnection": "residual",
+    "Reshape": "reshape", "ReLU": "relu", "ELU": "elu", "LeakyReLU": "leaky_relu", "Softmax": "softmax",
+    "UpSampling1D": "up_sampling1d", "UpSampling2D": "up_sampling2d", "UpSampling3D": "up_sampling3d",
+    "ZeroPadding1D": "zero_padding1d", "ZeroPadding2D": "zero_padding2d", "ZeroPadding3D": "zero_padding3d",
 }
 
 
@@ -366,7 +388,11 @@ def emit_rnn(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Te
             raise em.error(layer, f"activation must be 'tanh' or 'relu' for PyTorch's RNN, got {activation!r}")
         kwargs["nonlinearity"] = activation
     sequences = bool(em.param(layer, name, "return_sequences"))
-    out = (x.shape[0], units) if sequences else (units,)
+    width: Dim = units
+    if em.param(layer, name, "bidirectional"):
+        kwargs["bidirectional"] = True
+        width = dim_product((units, 2))
+    out = (x.shape[0], width) if sequences else (width,)
     em.module(name, call(module, code_of(features), code_of(units), **kwargs), x.shape, out)
     em.forward(f"x, _ = self.{name}(x)")
     if not sequences:
@@ -389,6 +415,9 @@ def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tenso
             nhead=code_of(heads),
             dim_feedforward=code_of(em.param(layer, name, "ff_dim")),
             dropout=em.param(layer, name, "dropout"),
+            activation=_transformer_activation(em, layer, em.param(layer, name, "activation")),
+            layer_norm_eps=float(em.param(layer, name, "epsilon")),
+            norm_first=em.param(layer, name, "norm_first"),
             batch_first=True,
         ),
         x.shape,
@@ -396,6 +425,66 @@ def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tenso
     )
     em.forward(f"x = self.{name}(x)")
     return x
+
+
+def _transformer_activation(em: "ModelEmitter", layer: "LayerSpec", activation: str | None) -> str:
+    if activation not in ("relu", "gelu"):
+        raise em.error(layer, f"activation must be 'relu' or 'gelu' for PyTorch's encoder layer, got {activation!r}")
+    return activation
+
+
+def emit_reshape(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    x = em.to_layout(x, "last")
+    target = em.param(layer, name, "target_shape")
+    target = [target] if isinstance(target, int) else list(target or [])
+    sizes = [value_of(d) for d in x.shape]
+    if None in sizes or not target or any(t == 0 or t < -1 for t in target) or target.count(-1) > 1:
+        raise em.error(layer, f"cannot reshape {show(x.shape)} to {tuple(target)} (fixed sizes, at most one -1)")
+    total = math.prod(sizes)  # type: ignore[arg-type]
+    known = math.prod(t for t in target if t != -1)
+    if -1 in target:
+        if total % known:
+            raise em.error(layer, f"cannot reshape {total} values to {tuple(target)}")
+        target[target.index(-1)] = total // known
+    if math.prod(target) != total:
+        raise em.error(layer, f"cannot reshape {show(x.shape)} ({total} values) to {tuple(target)}")
+    em.comment(f"{name}: Reshape {show(x.shape)} -> {show(tuple(target))}")
+    em.forward(f"x = x.reshape(len(x), {', '.join(str(int(t)) for t in target)})")
+    return Tensor(tuple(target), "last")
+
+
+def emit_activation_layer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    activation = {"ReLU": "relu", "ELU": "elu", "LeakyReLU": "leaky_relu", "Softmax": "softmax"}[layer.type]
+    activation = em.head_activation(layer, activation)
+    em.comment(f"{name}: {layer.type}, shape {show(x.shape)}")
+    _with_activation(em, layer, "x", x, activation)
+    return x
+
+
+def emit_upsampling(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    rank = spatial_rank(layer.type)
+    _require_rank(em, layer, x, rank + 1, f"{rank} spatial axes and channels")
+    x = em.to_layout(x, "first")
+    size = _per_axis(em, layer, "size", em.param(layer, name, "size"), rank)
+    out = tuple(None if d is None else value_of(d) * s for d, s in zip(x.shape[:-1], size)) + (x.shape[-1],)
+    em.module(name, call("nn.Upsample", scale_factor=tuple(float(s) for s in size), mode="nearest"), x.shape, out)
+    em.forward(f"x = self.{name}(x)")
+    return Tensor(out, "first")
+
+
+def emit_zero_padding(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    rank = spatial_rank(layer.type)
+    _require_rank(em, layer, x, rank + 1, f"{rank} spatial axes and channels")
+    x = em.to_layout(x, "first")
+    raw = em.param(layer, name, "padding")
+    pairs = [(p, p) for p in _per_axis(em, layer, "padding", raw, rank)]
+    flat: list[int] = []
+    for before, after in reversed(pairs):
+        flat += [before, after]
+    out = tuple(None if d is None else value_of(d) + a + b for d, (a, b) in zip(x.shape[:-1], pairs)) + (x.shape[-1],)
+    em.module(name, call(f"nn.ConstantPad{rank}d", tuple(flat), 0.0), x.shape, out)
+    em.forward(f"x = self.{name}(x)")
+    return Tensor(out, "first")
 
 
 def emit_residual(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
@@ -406,8 +495,8 @@ def emit_residual(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) 
     y = body.to_layout(y, x.layout)
     if len(y.shape) != len(x.shape):
         raise em.error(layer, f"its block turns {show(x.shape)} into {show(y.shape)}; a residual sum needs the same rank")
-    if all(same_dim(a, b) for a, b in zip(x.shape, y.shape)):
-        em.forward("shortcut = x")
+    if all(value_of(a) == value_of(b) for a, b in zip(x.shape, y.shape)):
+        em.forward("shortcut = x")  # identity: the block keeps the shape (with the compiled sizes)
     else:
         shortcut = f"{name}_shortcut"
         em.projection(layer, shortcut, x, y)
@@ -431,6 +520,11 @@ EMITTERS: dict[str, Callable[["ModelEmitter", "LayerSpec", str, Tensor], Tensor]
     "SimpleRNN": emit_rnn,
     "TransformerEncoder": emit_transformer,
     "ResidualConnection": emit_residual,
+    "Reshape": emit_reshape,
+    "ReLU": emit_activation_layer,
+    "ELU": emit_activation_layer,
+    "LeakyReLU": emit_activation_layer,
+    "Softmax": emit_activation_layer,
 }
 for _type in PARAMS:
     if "Conv" in _type:
@@ -439,5 +533,9 @@ for _type in PARAMS:
         EMITTERS[_type] = emit_global_pool
     elif "Pooling" in _type:
         EMITTERS[_type] = emit_pool
+    elif _type.startswith("UpSampling"):
+        EMITTERS[_type] = emit_upsampling
+    elif _type.startswith("ZeroPadding"):
+        EMITTERS[_type] = emit_zero_padding
 
 SUPPORTED = sorted(EMITTERS)

@@ -19,7 +19,7 @@ def _hook_lines(hooks: list[ProgramHooks], point: str) -> list[str]:
 
 
 def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_name: str,
-                  loss_family: str, tokens: int | None) -> str:
+                  loss_family: str, tokens: int | None, plugin_sections: list[str]) -> str:
     """The complete, checked source of ``train.py``."""
     uses_workdir = any(hook.uses_workdir for hook in hooks)
     checkpoint_every = next((e for e in (h.checkpoint_every() for h in hooks) if e is not None), None)
@@ -56,7 +56,7 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
     out.assign("TOKENS", tokens)
     out.line("# model hyperparameters in conf/config.yaml's model section, and how they are checked")
     out.assign("MODEL_KINDS", model.kinds)
-    out.assign("TRACKED", bool(hooks))
+    out.assign("PLUGIN_SECTIONS", tuple(sorted(plugin_sections)))
     out.line()
     out.line()
     for line in model.source.rstrip("\n").splitlines():
@@ -66,7 +66,7 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
     out.line('@hydra.main(version_base="1.3", config_path="conf", config_name="config")')
     with out.block("def main(cfg: DictConfig) -> None"):
         with out.block("try"):
-            out.line("config, composed = runtime.load_config(cfg, MODEL_KINDS, LOSS_FAMILY, TRACKED)")
+            out.line("config, composed = runtime.load_config(cfg, MODEL_KINDS, LOSS_FAMILY, PLUGIN_SECTIONS)")
             out.line("train(config, composed)")
         with out.block("except NeuralError as error"):
             out.line("runtime.fail(error)")

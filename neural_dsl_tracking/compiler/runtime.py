@@ -137,7 +137,8 @@ def _first_line(error: BaseException) -> str:
 # ---------------------------------------------------------------- configuration
 
 
-def load_config(cfg: Any, kinds: dict[str, dict[str, str]], loss_family: str, tracked: bool) -> tuple[Any, dict]:
+def load_config(cfg: Any, kinds: dict[str, dict[str, str]], loss_family: str,
+                plugin_sections: tuple[str, ...]) -> tuple[Any, dict]:
     """The validated run config and the composed config as plain data."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -146,7 +147,7 @@ def load_config(cfg: Any, kinds: dict[str, dict[str, str]], loss_family: str, tr
         composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
         raise ConfigError(_first_line(error)) from None
-    return validate_run_config(composed, kinds, loss_family, tracked), composed
+    return validate_run_config(composed, kinds, loss_family, "tracking" in plugin_sections), composed
 
 
 def hyperparameters(section: Any) -> SimpleNamespace:
