@@ -54,6 +54,9 @@ class ArtifactRef:
         return base
 
 
+PERMANENT_ERRORS = (ImportError, FileNotFoundError, IsADirectoryError, TypeError, ValueError)
+
+
 class Mirror(ABC):
     """One external tracking system receiving a copy of one run."""
 
@@ -90,8 +93,9 @@ class Mirror(ABC):
         """Close the run with our final status (``completed``, ``failed``, ...)."""
 
     def is_permanent(self, error: BaseException) -> bool:
-        """True when retrying the failed call cannot help (missing SDK, rejected input)."""
-        return isinstance(error, ImportError)
+        """True when retrying the failed call cannot help: a missing SDK, a file that is
+        gone, a value the library rejects. Network and server errors are retried."""
+        return isinstance(error, PERMANENT_ERRORS)
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -5,7 +5,8 @@ One event per metric point: the key as scalar tag, our step, the point's own wal
 The (merged) hyperparameters go to the text tag ``config`` as JSON; artifact versions to
 text tags ``artifacts/<name>`` (step = version); PNG plots to image tags ``plots/<name>``.
 At finish the HParams plugin gets the experiment, the session's hyperparameters and its
-final status; its metrics are the scalar tags, whose last values are the final metrics.
+final status (our exact status also goes to the text tag ``status``); its metrics are the
+scalar tags, whose last values are the final metrics.
 Default directory: ``<store_dir>/tensorboard/<run id>``.
 """
 
@@ -66,8 +67,7 @@ class TensorboardMirror(Mirror):
             summary = self._summary(value=[Value(tag=key, simple_value=value)])
             add(Event(wall_time=wall_time, step=step, summary=summary))
             self._metric_keys[key] = None
-        if points:
-            self._last_step = points[-1][1]
+        self._last_step = max(self._last_step, max((p[1] for p in points), default=0))
 
     def log_artifact(self, artifact: ArtifactRef) -> None:
         from tensorboard.plugins.text.summary_v2 import text_pb
@@ -92,6 +92,7 @@ class TensorboardMirror(Mirror):
         from tensorboard.plugins.hparams import api_pb2
         from tensorboard.plugins.hparams import metadata as hparams_metadata
         from tensorboard.plugins.hparams import plugin_data_pb2
+        from tensorboard.plugins.text.summary_v2 import text_pb
 
         hparams = {key: _hparam_value(value) for key, value in flatten_params(self._config).items()}
         experiment = api_pb2.Experiment(
@@ -129,6 +130,7 @@ class TensorboardMirror(Mirror):
                 tensor=hparams_metadata.NULL_TENSOR,
             )
             self._write(summary, step=0)
+        self._write(text_pb("status", status), step=0)
         self._writer.close()
 
     def _write(self, summary: Any, step: int) -> None:
@@ -137,10 +139,11 @@ class TensorboardMirror(Mirror):
 
 _SESSION_STATUS = {
     "completed": "STATUS_SUCCESS",
-    "interrupted": "STATUS_ABORTED",
+    "interrupted": "STATUS_UNKNOWN",
     "running": "STATUS_RUNNING",
 }
-"""Our run status -> the HParams plugin's session status; failed/crashed are failures."""
+"""Our run status -> the HParams plugin's session status (it has no "aborted");
+failed and crashed are failures. The exact status is also the text tag ``status``."""
 
 
 def _hparam_value(value: Any) -> bool | int | float | str:

@@ -74,7 +74,7 @@ class WandbMirror(Mirror):
             row["_timestamp"] = max(row["_timestamp"], time)
         if row:
             self._run.log(row)
-            self._last_step = row[STEP]
+            self._last_step = max(self._last_step, row[STEP])
 
     def log_artifact(self, artifact: ArtifactRef) -> None:
         kind = "model" if artifact.name.lower().startswith(MODEL_NAMES) else "artifact"

@@ -118,6 +118,19 @@ def failures() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
+def uninstall(monkeypatch: pytest.MonkeyPatch):
+    """``uninstall("wandb")``: imports of that package (and its submodules already loaded)
+    fail for the rest of the test, as if it were not installed."""
+
+    def hide(package: str) -> None:
+        for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+            monkeypatch.setitem(sys.modules, name, None)
+        monkeypatch.setitem(sys.modules, package, None)
+
+    return hide
+
+
+@pytest.fixture
 def png_file(tmp_path: Path) -> Path:
     """A real 30x20 PNG image."""
     from PIL import Image
@@ -133,6 +146,8 @@ def wandb_records(run_file: Path) -> list[Any]:
     from wandb.proto import wandb_internal_pb2
 
     data = run_file.read_bytes()
+    if len(data) < 7:
+        return []
     assert data[:4] == b":W&B", data[:7]
     block, pos, pending, records = 32768, 7, b"", []
     while pos + 7 <= len(data):
@@ -150,6 +165,21 @@ def wandb_records(run_file: Path) -> list[Any]:
     return records
 
 
+def complete_wandb_records(run_file: Path, timeout: float = 30.0) -> list[Any]:
+    """The records of a run file once its ``exit`` record is on disk: wandb-core writes the
+    file asynchronously and may finish shortly after ``run.finish()`` returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            records = wandb_records(run_file)
+        except Exception:  # noqa: BLE001 - caught mid-write; read again
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        assert time.monotonic() < deadline, f"{run_file} has no exit record after {timeout} s"
+        time.sleep(0.1)
+
+
 def read_wandb_run(wandb_dir: Path) -> SimpleNamespace:
     """The offline run(s) under ``wandb_dir``: run record, config, history rows, artifacts,
     summary and exit code, merged over all ``offline-run-*`` directories (a resumed run)."""
@@ -158,7 +188,7 @@ def read_wandb_run(wandb_dir: Path) -> SimpleNamespace:
     run = SimpleNamespace(run=None, config={}, history=[], artifacts=[], summary={},
                           exit_code=None, files=files)
     for path in files:
-        for record in wandb_records(path):
+        for record in complete_wandb_records(path):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 run.run = record.run

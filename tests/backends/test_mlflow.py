@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -172,8 +171,8 @@ def test_bad_uri_disables_the_mirror(tmp_path, failures):
     assert unsent[0].startswith("mlflow: not sent: 1 metric points")
 
 
-def test_missing_library_is_recorded_and_the_run_goes_on(tmp_path, failures, monkeypatch, caplog):
-    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if it were not installed
+def test_missing_library_is_recorded_and_the_run_goes_on(tmp_path, failures, uninstall, caplog):
+    uninstall("mlflow")
     with caplog.at_level(logging.WARNING, "neural_dsl_tracking.backends"):
         mirrors = open_mirrors(["mlflow"], {}, RunInfo("r", "e", None, (), tmp_path),
                                lambda *a: failures.append(a))
