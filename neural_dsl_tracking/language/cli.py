@@ -38,6 +38,9 @@ def run_check(args: argparse.Namespace) -> int:
     from neural_dsl_tracking.language import parse_file
     from neural_dsl_tracking.language.spec import to_jsonable
 
+    for stream in (sys.stdout, sys.stderr):  # names from the file must print on any locale
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     failed = 0
     specs: list[dict[str, Any]] = []
     for path in args.files:

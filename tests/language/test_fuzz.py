@@ -7,7 +7,6 @@ import json
 import os
 import signal
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 from hypothesis import HealthCheck, given, settings
