@@ -13,7 +13,7 @@ from typing import Any, Iterable, NoReturn
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from neural_dsl_tracking.language.diagnostics import Pos, Source, syntax_error
+from neural_dsl_tracking.language.diagnostics import Pos, Source, did_you_mean, syntax_error
 from neural_dsl_tracking.language.grammar import NO_PLUGINS_TERMINAL
 
 _NAMED_TERMINALS = {
@@ -102,13 +102,48 @@ def _explain(lark: Lark, source: Source, error: UnexpectedInput) -> tuple[Pos, s
                 f" ('{open_bracket.value}' opened at line {open_bracket.line}, "
                 f"column {open_bracket.column} is not closed)"
             )
-        return pos, message
+        return pos, message + _misspelled_keyword(lark, error, expected_names)
     if isinstance(error, UnexpectedEOF):
         pos = source.end_pos()
         return pos, _join("unexpected end of file", describe_expected(lark, error.expected))
     line = getattr(error, "line", 1) or 1
     column = getattr(error, "column", 1) or 1
     return Pos(line, column), "invalid syntax"
+
+
+def _keywords(lark: Lark, names: Iterable[str] | None = None) -> list[str]:
+    """The word-like literal terminals (``network``, ``train``, ``tracking``...)."""
+    terminals = lark.terminals if names is None else [_terminal(lark, n) for n in names]
+    return [t.pattern.value for t in terminals
+            if t is not None and t.pattern.type == "str" and t.pattern.value.isalpha()]
+
+
+def _misspelled_keyword(lark: Lark, error: UnexpectedToken, expected: set[str]) -> str:
+    """A hint when a name is probably a misspelled keyword: either the unexpected token
+    itself (``inpt: (4)``) or a name just before it that was taken for a layer
+    (``optimiser: Adam`` after the layers, ``traing { ... }``)."""
+    token = error.token
+    if token.type == "NAME":
+        return did_you_mean(token.value, _keywords(lark, expected))
+    if token.value not in (":", "{", "<"):
+        return ""
+    parser = getattr(error, "interactive_parser", None)
+    stack: list[Any] = getattr(getattr(parser, "parser_state", None), "value_stack", None) or []
+    keywords = _keywords(lark)
+    for item in reversed(stack[-4:]):
+        if isinstance(item, Token) and item.type == "NAME":
+            hint = did_you_mean(item.value, keywords, cutoff=0.75)
+            if hint:
+                return (f"; '{item.value}' at line {item.line}, column {item.column} was read "
+                        f"as a layer{hint}")
+    return ""
+
+
+def _terminal(lark: Lark, name: str) -> Any:
+    try:
+        return lark.get_terminal(name)
+    except KeyError:
+        return None
 
 
 def _join(what: str, expected: str) -> str:

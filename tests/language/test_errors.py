@@ -319,3 +319,23 @@ def test_missing_file_directory_and_binary(tmp_path) -> None:
     binary.write_bytes(b"network N {\n\xff\xfe }")
     with pytest.raises(NeuralSyntaxError, match=r"bin.neural:2: the file is not UTF-8 text"):
         parse_file(binary)
+
+
+def test_misspelled_section_keyword() -> None:
+    error = error_of("network N {\n  inpt: (4)\n  layers: Dense(2)\n}", NeuralSyntaxError)
+    assert "unexpected name 'inpt'" in str(error) and "did you mean 'input'?" in str(error)
+    assert_points_at(error, 2, 3, width=4)
+
+
+def test_misspelled_section_after_the_layers_is_explained() -> None:
+    error = error_of("network N {\n  input: (4)\n  layers: Dense(2)\n  optimiser: Adam\n}", NeuralSyntaxError)
+    assert ("'optimiser' at line 4, column 3 was read as a layer; did you mean 'optimizer'?"
+            in str(error))
+    assert_points_at(error, 4, 12)
+
+
+def test_misspelled_block_keyword() -> None:
+    message = str(error_of("network N { input: (4) layers: Dense(2) trackng < backend: local > }"))
+    assert "'trackng' at line 1, column 41 was read as a layer; did you mean 'tracking'?" in message
+    message = str(error_of("netwrk N { input: (4) layers: Dense(2) }"))
+    assert "did you mean 'network'?" in message
