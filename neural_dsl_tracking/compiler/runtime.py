@@ -78,27 +78,31 @@ def preflight(conf_dir: Path, overrides: list[str], search: str) -> None:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as error:
         raise ConfigError(f"cannot read the overrides: {_first_line(error)}") from None
-    single = []
-    for override in parsed:
-        if override.key_or_group.startswith("hydra.") or override.key_or_group == "hydra":
-            continue
-        if override.is_sweep_override():
-            first = next(iter(override.sweep_string_iterator()))
-            single.append(f"{override.get_key_element()}={first}")
-        else:
-            single.append(override.input_line)
+    settings = [o for o in parsed if not (o.key_or_group == "hydra" or o.key_or_group.startswith("hydra."))]
+    single = [_first_value(o) for o in settings]
+    groups = [line for line, o in zip(single, settings) if _is_group(o.key_or_group)]
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
-        base = compose(config_name="config", overrides=[search])
+        try:
+            base = compose(config_name="config", overrides=[search, *groups])
+        except (HydraException, OmegaConfBaseException) as error:
+            raise ConfigError(_first_line(error)) from None
         known = OmegaConf.to_container(base, resolve=False)
-        for override in parsed:
+        for override in settings:
             key = override.key_or_group
-            if override.is_add() or override.is_force_add() or key.startswith("hydra"):
+            if override.is_add() or override.is_force_add():
                 continue
             _check_key(key, known, override.is_delete())
         try:
             compose(config_name="config", overrides=[search, *single])
         except (HydraException, OmegaConfBaseException) as error:
             raise ConfigError(_first_line(error)) from None
+
+
+def _first_value(override: Any) -> str:
+    """An override as a single-value line (a sweep contributes its first value)."""
+    if override.is_sweep_override():
+        return f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}"
+    return override.input_line
 
 
 def _check_key(key: str, known: Any, deleting: bool) -> None:
