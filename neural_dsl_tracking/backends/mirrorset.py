@@ -19,6 +19,7 @@ per mirror, what could not be sent.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import threading
 import time
@@ -43,6 +44,7 @@ MAX_RETRY_DELAY = 30.0
 MAX_PENDING_POINTS = 2_000_000
 FINISH_ATTEMPTS = 3
 """After ``finish``, consecutive failed attempts before giving up (1 if already failing)."""
+HASH_CHUNK = 1 << 20
 MAX_FAILURE_REPORTS = 5
 """``on_failure`` is called once per failure episode (a run of failed attempts), at most
 this many times per mirror; the warning is logged only once."""
@@ -100,6 +102,23 @@ class _Unsent:
         what = ", ".join(parts) if parts else "nothing lost"
         why = "; ".join(self.reasons)
         return f"{mirror}: not sent: {what}" + (f" ({why})" if why else "")
+
+
+class ArtifactChangedError(ValueError):
+    """The file behind a logged artifact version no longer has that version's SHA-256."""
+
+
+def check_unchanged(artifact: ArtifactRef) -> None:
+    """Refuse to publish bytes other than the version's own (the file was overwritten)."""
+    digest = hashlib.sha256()
+    with artifact.path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != artifact.sha256:
+        raise ArtifactChangedError(
+            f"{artifact.path} changed after {artifact.name} v{artifact.version} was logged; "
+            "its original bytes are in the local store only"
+        )
 
 
 class _Worker:
@@ -220,6 +239,7 @@ class _Worker:
         elif op.kind == "metrics":
             mirror.log_metrics(op.payload)
         elif op.kind == "artifact":
+            check_unchanged(op.payload)
             mirror.log_artifact(op.payload)
         elif op.kind == "figure":
             mirror.log_figure(*op.payload)

@@ -4,6 +4,7 @@ TensorBoard wrote back from disk."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -128,6 +129,15 @@ def uninstall(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setitem(sys.modules, package, None)
 
     return hide
+
+
+@pytest.fixture
+def artifact_file(tmp_path: Path) -> tuple[Path, str]:
+    """A stored artifact file and its SHA-256."""
+    path = tmp_path / "objects" / "ckpt.pt"
+    path.parent.mkdir()
+    path.write_bytes(b"checkpoint bytes" * 64)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def points(n: int, key: str = "loss", start: int = 0) -> list[tuple[str, int, fl
     return [(key, start + i, float(i), 1000.0 + i) for i in range(n)]
 
 
-def test_everything_arrives_in_order_in_batches_within_the_limit(run_info, failures):
+def test_everything_arrives_in_order_in_batches_within_the_limit(run_info, failures, artifact_file):
     mirror = ScriptedMirror(run_info)
     mirrors = MirrorSet([mirror], lambda *a: failures.append(a))
     mirrors.params({"lr": 0.1, "opt": {"name": "adam"}})
@@ -98,7 +98,7 @@ def test_everything_arrives_in_order_in_batches_within_the_limit(run_info, failu
     mirrors.metrics(sent[:7])
     mirrors.metrics(sent[7:8])
     mirrors.metrics(sent[8:])
-    mirrors.artifact("/x/ckpt.pt", "checkpoint", 2, "ab" * 32, ["latest", "best"], "ckpt.pt")
+    mirrors.artifact(artifact_file[0], "checkpoint", 2, artifact_file[1], ["latest", "best"], "ckpt.pt")
     mirrors.figure("/x/loss.png", "loss")
     assert mirrors.finish("completed", timeout=10) == []
     kinds = [kind for kind, _ in mirror.calls]
@@ -149,7 +149,7 @@ def test_a_failing_mirror_warns_once_retries_and_delivers_everything(
 
 
 def test_finish_gives_a_failing_mirror_one_last_try_and_reports_what_is_unsent(
-    run_info, failures, fast_retries
+    run_info, failures, fast_retries, artifact_file
 ):
     mirror = ScriptedMirror(run_info)
     mirrors = MirrorSet([mirror], lambda *a: failures.append(a))
@@ -159,7 +159,7 @@ def test_finish_gives_a_failing_mirror_one_last_try_and_reports_what_is_unsent(
     healthy_attempts = mirror.attempts
     mirrors.metrics(points(1200, start=4))
     mirrors.params({"a": 1, "b": {"c": 2}})
-    mirrors.artifact("/x/o", "model", 1, "cd" * 32)
+    mirrors.artifact(artifact_file[0], "model", 1, artifact_file[1])
     mirrors.figure("/x/loss.png", "loss")
     wait_until(lambda: mirror.attempts >= healthy_attempts + 3)
     attempts = mirror.attempts
@@ -245,3 +245,19 @@ def test_helpers():
     sha = "ab" * 32
     assert ArtifactRef(Path(f"/o/ab/{sha}"), "checkpoint", 1, sha).filename == "checkpoint"
     assert ArtifactRef(Path("/x/ck.pt"), "checkpoint", 1, sha).filename == "ck.pt"
+
+
+def test_an_artifact_file_changed_after_logging_is_never_sent(run_info, failures, artifact_file):
+    path, sha = artifact_file
+    mirror = ScriptedMirror(run_info)
+    mirror.gate.clear()
+    mirrors = MirrorSet([mirror], lambda *a: failures.append(a))
+    mirrors.artifact(path, "checkpoint", 1, sha, ["latest"], "ckpt.pt")
+    path.write_bytes(b"the next epoch's weights")  # overwritten before the worker got to it
+    mirror.gate.set()
+    unsent = mirrors.finish("completed", timeout=10)
+    assert [kind for kind, _ in mirror.calls] == ["start", "finish"]
+    assert unsent == [f"scripted: not sent: artifacts checkpoint v1 (rejected: ArtifactChangedError: "
+                      f"{path} changed after checkpoint v1 was logged; its original bytes are in "
+                      "the local store only)"]
+    assert failures[0][1].startswith("scripted mirror rejected artifact: ArtifactChangedError")

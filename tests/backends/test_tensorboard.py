@@ -10,7 +10,7 @@ import pytest
 from neural_dsl_tracking.backends import RunInfo, open_mirrors
 
 
-def test_complete_run(tmp_path, failures, png_file, readback):
+def test_complete_run(tmp_path, failures, png_file, readback, artifact_file):
     store = tmp_path / "store"
     mirrors = open_mirrors(["tensorboard"], {"tensorboard": None},
                            RunInfo("run-tb", "e", "n", (), store), lambda *a: failures.append(a))
@@ -20,7 +20,8 @@ def test_complete_run(tmp_path, failures, png_file, readback):
     acc = [("accuracy", e, 0.3 * e, 1_700_001_000.0 + e) for e in (1, 2, 3)]
     mirrors.metrics(loss[:1000] + acc[:1])
     mirrors.metrics(loss[1000:] + acc[1:])
-    mirrors.artifact(tmp_path / "o", "checkpoint", 2, "ab" * 32, ["latest", "best"], "ckpt.pt")
+    path, sha = artifact_file
+    mirrors.artifact(path, "checkpoint", 2, sha, ["latest", "best"], "ckpt.pt")
     mirrors.figure(png_file, "loss")
     assert mirrors.finish("completed", timeout=60) == []
     assert failures == []
@@ -37,7 +38,7 @@ def test_complete_run(tmp_path, failures, png_file, readback):
     assert json.loads(text.removeprefix("```json\n").removesuffix("\n```")) == {
         "lr": 0.01, "optimizer": {"type": "Adam"}, "epochs": 3, "layers": [64, 10], "use_bn": True}
     ((version, note),) = readback.text(events, "artifacts/checkpoint")
-    assert version == 2 and "ab" * 32 in note and "latest, best" in note and "ckpt.pt" in note
+    assert version == 2 and sha in note and "latest, best" in note and "ckpt.pt" in note
 
     (image,) = events.Images("plots/loss")
     assert image.encoded_image_string == png_file.read_bytes()
