@@ -4,11 +4,11 @@ blocks, ``* N`` repeats and ``define`` macros (all expanded), ``@ "device"``."""
 from __future__ import annotations
 
 from neural_dsl_tracking.language.diagnostics import DiagnosticSink, did_you_mean
-from neural_dsl_tracking.language.layers import LAYERS, check_param
+from neural_dsl_tracking.language.layers import LAYERS
 from neural_dsl_tracking.language.sections import SectionReader, source_pos
 from neural_dsl_tracking.language.spec import LayerSpec
 from neural_dsl_tracking.language.syntax import LayerNode, MacroNode, Value
-from neural_dsl_tracking.language.values import ValueReader, bind_arguments, dsl_repr
+from neural_dsl_tracking.language.values import bind_arguments
 
 MAX_LAYERS = 10_000
 """No network expands to more layers than this (counting nested ones)."""
@@ -25,7 +25,6 @@ class LayerExpander:
     def __init__(self, sink: DiagnosticSink, macros: list[MacroNode], sections: SectionReader):
         self.sink = sink
         self.sections = sections
-        self.values = ValueReader(sink)
         self.macros: dict[str, MacroNode] = {}
         for macro in macros:
             self._declare(macro)
@@ -118,17 +117,12 @@ class LayerExpander:
         bound = bind_arguments(
             node.arguments or [], info.positional, node.name, self.sink, known=info.known_params()
         )
-        params = {}
-        for name, argument in bound.items():
-            before = self.sink.count
-            value = self.values.param(argument.value)
-            problem = check_param(info.kind_of(name), value) if self.sink.count == before else None
-            if problem is not None:
-                self.sink.error(
-                    argument.value.pos,
-                    f"{node.name}: '{name}' must be {problem}, got {dsl_repr(value)}",
-                )
-            params[name] = value
+        params = {
+            name: self.sections.checked_value(
+                argument.value, info.kind_of(name), f"{node.name}: '{name}'"
+            )
+            for name, argument in bound.items()
+        }
         missing = [name for name in info.required if name not in bound]
         if missing:
             needs = " and ".join(f"'{m}'" for m in missing)

@@ -45,7 +45,7 @@ class SectionReader:
         self.values = ValueReader(sink)
         self._parse_optimizer = parse_optimizer
 
-    def _read(self, item: Value, kind: str | None, what: str) -> ParamValue:
+    def checked_value(self, item: Value, kind: str | None, what: str) -> ParamValue:
         """Convert ``item`` and check it against ``kind`` (unless converting failed)."""
         before = self.sink.count
         value = self.values.param(item)
@@ -98,7 +98,7 @@ class SectionReader:
                 params[name] = schedule.initial_learning_rate if schedule else None
                 continue
             kind = "positive_number" if name == "learning_rate" else None
-            params[name] = self._read(item, kind, name)
+            params[name] = self.checked_value(item, kind, name)
         return OptimizerSpec(type=call.name, params=params, schedule=schedule)
 
     def _check_optimizer_name(self, name: str, pos: Pos) -> None:
@@ -126,7 +126,7 @@ class SectionReader:
                     self.sink.error(value.pos, f"{call.name} needs '{name}'")
                 continue
             item = bound[name].value
-            params[name] = self._read(item, kind, f"{call.name}: '{name}'")
+            params[name] = self.checked_value(item, kind, f"{call.name}: '{name}'")
         if any(n not in params for n in names[:3]):
             return None
         return ScheduleSpec(type=call.name, **params)
@@ -139,7 +139,7 @@ class SectionReader:
         extra: dict[str, ParamValue] = {}
         for name, item in self._settings(block, "train setting").items():
             if name in kinds:
-                known[name] = self._read(item, kinds[name], name)
+                known[name] = self.checked_value(item, kinds[name], name)
             elif name == "search_method":
                 known[name] = self.word(item, "search_method") or None
             else:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from neural_dsl_tracking.errors import NeuralError
 from neural_dsl_tracking.language import parse_text
+from neural_dsl_tracking.language.grammar import get_parser
 from neural_dsl_tracking.language.spec import to_jsonable
 
 from .conftest import CORPUS, REPO
@@ -26,6 +27,7 @@ SEEDS = sorted(
     if p.suffix in (".neural", ".nr")
 )
 assert SEEDS, "no seed files for fuzzing"
+get_parser()  # build the parser up front, outside the per-example deadline
 
 FRAGMENTS = [
     "network", "define", "tracking", "<", ">", "{", "}", "(", ")", "[", "]", ":", ";", ",",
@@ -37,7 +39,7 @@ FRAGMENTS = [
 ]
 SETTINGS = settings(
     max_examples=int(os.environ.get("NEURAL_FUZZ_EXAMPLES", "250")),  # raise it for a long hunt
-    deadline=3000,
+    deadline=5000,  # ms per example; typical examples take a few ms
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
