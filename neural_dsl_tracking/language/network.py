@@ -48,7 +48,7 @@ class FileBuilder:
     def _network(
         self, node: NetworkNode, expander: LayerExpander, top_data: dict[str, BlockData]
     ) -> ModelSpec | None:
-        errors_before = len(self.sink.diagnostics)
+        errors_before = self.sink.count
         sections: dict[str, Section] = {}
         blocks: list[Block] = []
         for item in node.sections:
@@ -88,7 +88,7 @@ class FileBuilder:
         if "execution" in sections:
             fields["execution"] = reader.execution(sections["execution"].payload)
         fields["plugins"] = self._plugins(node.name, own_blocks, top_data)
-        if len(self.sink.diagnostics) > errors_before:
+        if self.sink.count > errors_before:
             return None
         return ModelSpec(**fields)
 
