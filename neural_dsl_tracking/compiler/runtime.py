@@ -40,9 +40,10 @@ def launch(main: Callable[[], None], conf_dir: Path) -> None:
     ``error:`` line block and exit 1 without a traceback; Ctrl-C exits 130.
     """
     search = f"hydra.searchpath=[{configs_dir().resolve().as_uri()}]"
-    overrides = _overrides(sys.argv[1:])
+    flags, overrides = _split_arguments(sys.argv[1:])
     if not any(arg.startswith("hydra.searchpath") for arg in overrides):
-        sys.argv.append(search)
+        overrides.append(search)
+    sys.argv[1:] = [*flags, *overrides]  # Hydra wants its flags before the overrides
     try:
         preflight(conf_dir, overrides, search)
         main()
@@ -54,16 +55,21 @@ def launch(main: Callable[[], None], conf_dir: Path) -> None:
         sys.exit(130)
 
 
-def _overrides(argv: list[str]) -> list[str]:
-    found, skip = [], False
+def _split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra flags with their values, overrides), in their original order."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    expecting_value = False
     for arg in argv:
-        if skip:
-            skip = False
-        elif arg in HYDRA_FLAGS_WITH_VALUE:
-            skip = True
-        elif not arg.startswith("-"):
-            found.append(arg)
-    return found
+        if expecting_value:
+            flags.append(arg)
+            expecting_value = False
+        elif arg.startswith("-"):
+            flags.append(arg)
+            expecting_value = arg in HYDRA_FLAGS_WITH_VALUE
+        else:
+            overrides.append(arg)
+    return flags, overrides
 
 
 def preflight(conf_dir: Path, overrides: list[str], search: str) -> None:
