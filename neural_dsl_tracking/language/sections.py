@@ -116,6 +116,7 @@ class SectionReader:
                 f"(known: {', '.join(SCHEDULES)})",
             )
             return None
+        before = self.sink.count
         names = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase")
         bound = bind_arguments(call.arguments, names, call.name, self.sink, known=names)
         kinds = ("positive_number", "positive_int", "positive_number", "bool")
@@ -127,7 +128,7 @@ class SectionReader:
                 continue
             item = bound[name].value
             params[name] = self.checked_value(item, kind, f"{call.name}: '{name}'")
-        if any(n not in params for n in names[:3]):
+        if self.sink.count > before:
             return None
         return ScheduleSpec(type=call.name, **params)
 

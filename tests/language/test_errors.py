@@ -339,3 +339,12 @@ def test_misspelled_block_keyword() -> None:
     assert "'trackng' at line 1, column 41 was read as a layer; did you mean 'tracking'?" in message
     message = str(error_of("netwrk N { input: (4) layers: Dense(2) }"))
     assert "did you mean 'network'?" in message
+
+
+def test_bad_schedule_argument_is_reported_not_crashed() -> None:
+    """Found by fuzzing: a fourth positional argument of ExponentialDecay is `staircase`."""
+    text = ("network N { input: (4) layers: Dense(2)\n"
+            " optimizer: Adam(learning_rate=ExponentialDecay(0.1, 1000, 0, .96)) }")
+    message = str(error_of(text, NeuralValidationError))
+    assert "ExponentialDecay: 'staircase' must be true or false, got 0.96" in message
+    assert "ExponentialDecay: 'decay_rate' must be a positive number, got 0" in message
