@@ -102,7 +102,10 @@ def _ls(args: argparse.Namespace) -> int:
         print(json.dumps([jsonable(asdict(r)) for r in runs], indent=2))
         return 0
     if not runs:
-        print(f"no runs in {args.store or args.base_dir}")
+        from neural_dsl_tracking.tracking.db import is_database_url, redact
+
+        where = str(args.store or args.base_dir)
+        print(f"no runs in {redact(where) if is_database_url(where) else where}")
         return 0
     rows = [[r.run_id[:8], r.experiment, r.run_name, r.status, _when(r.start_time),
              _duration(r.duration), _metric_line(r.metrics)] for r in runs]

@@ -64,7 +64,7 @@ class Database:
     location: str
 
     def __init__(self, location: str, *, create: bool) -> None:
-        self.location = _redact(str(location)) if is_database_url(str(location)) else str(location)
+        self.location = redact(str(location)) if is_database_url(str(location)) else str(location)
         self._lock = threading.RLock()
         if is_database_url(self.location):
             self.dialect = "postgresql"
@@ -183,10 +183,10 @@ def _connect_postgres(url: str) -> Any:
     try:
         return psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
     except psycopg.Error as error:
-        raise TrackingError(f"cannot connect to the experiment store {_redact(url)}: {error}") from None
+        raise TrackingError(f"cannot connect to the experiment store {redact(url)}: {error}") from None
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password."""
     scheme, rest = url.split("://", 1)
     if "@" in rest:

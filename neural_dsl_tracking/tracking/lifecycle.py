@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import threading
-import weakref
 from typing import Any, Protocol
 
 
@@ -20,7 +19,7 @@ class Closable(Protocol):
     def _close_from_process_hook(self, status: str) -> None: ...
 
 
-_open_runs: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_open_runs: set[Any] = set()  # strong references: a run stays open until finished or exit
 _installed = False
 _signal_installed = False
 _previous_sigterm: Any = None
@@ -29,7 +28,7 @@ _install_lock = threading.Lock()
 
 
 def register(tracker: Closable) -> None:
-    """Make sure ``tracker`` is finished when the process ends."""
+    """Keep ``tracker`` until it finishes, and finish it when the process ends."""
     _install()
     _open_runs.add(tracker)
 

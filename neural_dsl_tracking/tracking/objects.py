@@ -20,8 +20,8 @@ from pathlib import Path
 
 from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
 
-CHUNK = 1024 * 1024
-_IN_FLIGHT = 6
+CHUNK = 4 * 1024 * 1024
+_IN_FLIGHT = 4
 _ALIGN = 4096
 _DIRECT = getattr(os, "O_DIRECT", 0)
 _local = threading.local()
@@ -128,13 +128,13 @@ class _Destination:
         fcntl.fcntl(self.fd, fcntl.F_SETFL, self.flags)
         self.direct = False
 
-    def write(self, chunk: memoryview) -> None:
+    def write(self, chunk: memoryview, offset: int) -> None:
         if self.direct and len(chunk) % _ALIGN:
             self._buffered()
         written = 0
         while written < len(chunk):
             try:
-                written += os.write(self.fd, chunk[written:])
+                written += os.pwrite(self.fd, chunk[written:], offset + written)
             except OSError as error:
                 if not (self.direct and error.errno == errno.EINVAL):
                     raise
@@ -150,30 +150,29 @@ def _buffers() -> list[memoryview]:
 
 
 def _copy_and_hash(source: Path, fd: int) -> tuple[str, int]:
-    """Copy ``source`` to ``fd`` and hash it in one read pass; hashing and writing overlap."""
+    """Copy ``source`` to ``fd`` and hash it in one read pass; two threads write (at their
+    offsets, keeping two requests in flight) while this one reads and hashes the next chunk."""
     digest = hashlib.sha256()
     destination = _Destination(fd)
     views = _buffers()
     size = 0
-    with open(source, "rb", buffering=0) as src, \
-            ThreadPoolExecutor(1, "neural-hash") as hasher, \
-            ThreadPoolExecutor(1, "neural-write") as writer:
-        pending: list[tuple[Future, Future] | None] = [None] * len(views)
+    with open(source, "rb", buffering=0) as src, ThreadPoolExecutor(2, "neural-write") as writer:
+        pending: list[Future | None] = [None] * len(views)
         index = 0
         while True:
             slot = index % len(views)
             if pending[slot] is not None:
-                for future in pending[slot]:
-                    future.result()
+                pending[slot].result()
             n = src.readinto(views[slot])
             if not n:
                 break
             chunk = views[slot][:n]
-            pending[slot] = (hasher.submit(digest.update, chunk), writer.submit(destination.write, chunk))
+            pending[slot] = writer.submit(destination.write, chunk, size)
+            digest.update(chunk)
             size += n
             index += 1
-        for futures in pending:
-            for future in futures or ():
+        for future in pending:
+            if future is not None:
                 future.result()
     os.fsync(fd)
     return digest.hexdigest(), size

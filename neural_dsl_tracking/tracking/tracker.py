@@ -23,6 +23,7 @@ from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, safe_filen
 from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
 
 MIRROR_FINISH_TIMEOUT = 30.0
+PROCESS_HOOK_FLUSH_TIMEOUT = 10.0  # a signal may arrive while this thread holds the flush lock
 _now = time.time
 
 
@@ -114,7 +115,7 @@ class ExperimentTracker:
         """Append one point per metric at ``step`` (next step if None). Memory only; fast."""
         if self._finished:
             raise TrackingError(f"run {self.run_id[:8]} is finished; metrics can no longer be logged")
-        values = metrics.copy() if type(metrics) is dict else dict(metrics)
+        values = metrics.copy() if type(metrics) is dict else clean_metrics(metrics)
         for key, value in values.items():
             if type(value) is not float or type(key) is not str:
                 values = clean_metrics(values)
@@ -307,6 +308,7 @@ class ExperimentTracker:
                 self._record_mirror_failure("mirror", f"not sent at finish: {unsent}")
 
     def _close_from_process_hook(self, status: str) -> None:
+        self._writer.close_timeout = PROCESS_HOOK_FLUSH_TIMEOUT
         self.finish(status)
 
     def _check_open(self) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import numbers
 import re
-from typing import Any
+from typing import Any, Mapping
 
 _HIGHER_IS_BETTER = re.compile(
     r"acc|accuracy|f1|precision|recall|auc|score|iou|dice|map\b|bleu|rouge|r2|top\d|hit|ndcg|reward",
@@ -21,7 +22,7 @@ def to_float(key: object, value: Any) -> float:
     """A metric value as float: int, float, bool, numpy scalar, or anything with ``.item()``."""
     if not isinstance(key, str):
         raise TypeError(f"metric names must be strings, got {key!r} ({type(key).__name__})")
-    if isinstance(value, (bool, int, float)):
+    if isinstance(value, numbers.Real):
         return float(value)
     item = getattr(value, "item", None)
     if callable(item) and not isinstance(value, (str, bytes)):
@@ -38,8 +39,10 @@ def to_float(key: object, value: Any) -> float:
     )
 
 
-def clean_metrics(metrics: dict) -> dict[str, float]:
+def clean_metrics(metrics: Mapping) -> dict[str, float]:
     """A copy of ``metrics`` with every value a float; raises TypeError naming the bad key."""
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"metrics must be a dict of name -> number, got {type(metrics).__name__}")
     return {key: to_float(key, value) for key, value in metrics.items()}
 
 

@@ -57,6 +57,7 @@ class MetricWriter:
         self.pending: list[tuple[int, float, dict[str, float]]] = []
         self.on_flushed = on_flushed
         self.last_error: Exception | None = None
+        self.close_timeout = -1.0  # seconds close() waits for the flush lock; -1 = forever
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._last_write = time.monotonic()
@@ -104,4 +105,4 @@ class MetricWriter:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
-        self.flush()
+        self.flush(self.close_timeout)
