@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-RUN_STATUSES = ("running", "completed", "failed", "interrupted", "crashed")
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 
 

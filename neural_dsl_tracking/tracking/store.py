@@ -425,12 +425,6 @@ class Store:
 
         return self.db.read(body)
 
-    def set_alias(self, run_id: str, name: str, alias: str, version: int) -> None:
-        self.db.write(lambda cur: cur.execute(
-            "INSERT INTO artifact_aliases (run_id, name, alias, version) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (run_id, name, alias) DO UPDATE SET version = excluded.version",
-            (run_id, name, alias, version)))
-
     def find_artifact_version(self, run_id: str, name: str, ref: int | str = -1) -> ArtifactVersion:
         """A version by number (1, 2, ...), negative index (-1 newest) or alias."""
         versions = self.artifact_versions(run_id, name)

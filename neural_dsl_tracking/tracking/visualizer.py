@@ -11,6 +11,7 @@ import math
 import os
 import re
 import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -111,7 +112,7 @@ class MetricVisualizer:
         self.load = load
         self.rounds = 0
         self.skipped = 0
-        self.last_error: Exception | None = None
+        self._warned = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._busy = threading.Lock()
@@ -139,7 +140,10 @@ class MetricVisualizer:
                 try:
                     self.generate()
                 except Exception as error:  # noqa: BLE001 - plots never break training
-                    self.last_error = error
+                    if not self._warned:
+                        self._warned = True
+                        warnings.warn(f"background plots failed: {error}", RuntimeWarning,
+                                      stacklevel=1)
 
     def stop(self) -> None:
         """Stop the worker after the round in progress, if any."""

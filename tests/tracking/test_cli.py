@@ -115,3 +115,10 @@ def test_store_on_postgresql(postgres_url, tmp_path):
         t.log_metrics({"loss": 1.0})
     result = neural("experiments", "ls", "--store", postgres_url)
     assert result.returncode == 0 and t.run_id[:8] in result.stdout
+
+
+def test_bare_experiments_takes_the_dashboard_options():
+    result = neural("experiments", "--help")
+    assert result.returncode == 0
+    for option in ("--port", "--host", "--base-dir", "--store", "ls", "import"):
+        assert option in result.stdout

@@ -196,3 +196,21 @@ def test_store_file_is_consistent_after_kill(tmp_path):
     job.wait(timeout=30)
     with sqlite3.connect(base / "store.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_locked_store_delays_writes_but_loses_nothing(tmp_path):
+    """Another process holding the write lock: the writer waits and retries; logging goes on."""
+    import sqlite3
+
+    base = tmp_path / "store"
+    tracker = ExperimentTracker("locked", base_dir=base, auto_visualize=False, flush_interval=0.05)
+    blocker = sqlite3.connect(base / "store.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    for step in range(10_000):
+        tracker.log_metrics({"loss": float(step)})
+    time.sleep(0.5)  # several flush rounds find the store locked
+    blocker.execute("COMMIT")
+    blocker.close()
+    tracker.finish()
+    history = ExperimentManager(base_dir=base).get_metric_history(tracker.run_id, "loss")
+    assert np.array_equal(history.values, np.arange(10_000, dtype=float))
