@@ -123,3 +123,74 @@ def test_random_text(text: str) -> None:
 def test_random_tracking_blocks(entries: dict[str, str]) -> None:
     body = "\n".join(f"  {key}: {value}" for key, value in entries.items())
     check(f"tracking <\n{body}\n>\nnetwork N {{ input: (4) layers: Dense(2) }}\n")
+
+
+_scalars = st.one_of(
+    st.integers(-3, 300).map(str), st.floats(-2, 2, allow_nan=False).map(lambda f: f"{f:.3g}"),
+    st.sampled_from(['"relu"', '"same"', "relu", "true", "False", "None", "x"]),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda v: "(" + ", ".join(v) + ")"),
+        st.lists(inner, max_size=3).map(lambda v: "[" + ", ".join(v) + "]"),
+        st.tuples(st.sampled_from(["choice", "range", "log_range", "uniform"]),
+                  st.lists(inner, max_size=3)).map(lambda c: f"HPO({c[0]}({', '.join(c[1])}))"),
+        st.tuples(st.sampled_from(["ExponentialDecay", "LSTM", "f"]), st.lists(inner, max_size=4))
+        .map(lambda c: f"{c[0]}({', '.join(c[1])})"),
+    ),
+    max_leaves=6,
+)
+_arguments = st.lists(
+    st.one_of(_values, st.tuples(
+        st.sampled_from(["units", "rate", "activation", "kernel_size", "staircase", "step",
+                         "learning_rate", "momentum", "decay_steps", "padding", "use_bias", "zz"]),
+        _values).map(lambda kv: f"{kv[0]}={kv[1]}")),
+    max_size=4,
+).map(", ".join)
+
+
+GOOD_LAYERS = ['Dense(8, "relu")', "Dropout(HPO(range(0.1, 0.5, step=0.1)))", "Flatten()",
+               'Conv2D(4, (3, 3), padding="same")', "ResidualConnection { Dense(2) } * 2",
+               "Block", 'Output(HPO(choice(2, 4)), activation="softmax")', 'Dense(3) @ "cpu"']
+
+
+def _mostly(good: st.SearchStrategy[str], bad: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Valid most of the time, so that generated files reach the spec, not just errors."""
+    return st.one_of(good, good, good, bad)
+
+
+@st.composite
+def random_network(draw: st.DrawFn) -> str:
+    from neural_dsl_tracking.language.layers import LAYERS
+
+    random_layer = st.builds(
+        lambda name, args, suffix: f"{name}({args}){suffix}",
+        st.sampled_from(sorted(LAYERS) + ["Block", "Nope"]), _arguments,
+        st.sampled_from(["", " * 2", " { Dense(2) }", ' @ "cpu"', " * 0"]),
+    )
+    layers = draw(st.lists(_mostly(st.sampled_from(GOOD_LAYERS), random_layer), min_size=1, max_size=4))
+    train_values = {"epochs": "3", "batch_size": "HPO(choice(16, 32))", "validation_split": "0.1",
+                    "search_method": "random"}
+    keys = draw(st.lists(st.sampled_from([*train_values, "epoch"]), max_size=3, unique=True))
+    train = "; ".join(
+        f"{key}: {draw(_mostly(st.just(train_values.get(key, '1')), _values))}" for key in keys
+    )
+    optimizer = draw(_mostly(
+        st.sampled_from(["Adam", '"adam"', "SGD(0.01, momentum=0.9)",
+                         "Adam(learning_rate=ExponentialDecay(0.1, 100, 0.9))"]),
+        st.builds(lambda n, a: f"{n}({a})", st.sampled_from(["Adam", "SGD", "Adamx"]), _arguments),
+    ))
+    shape = draw(_mostly(st.sampled_from(["4", "None, 8", "2, 3, 4"]), st.sampled_from(["0", "2, x"])))
+    device = draw(_mostly(st.sampled_from(['"cpu"', "auto", '"cuda:1"']), _values))
+    return (
+        "define Block { Dense(4) }\n"
+        f"network R {{\n input: ({shape})\n layers:\n  " + "\n  ".join(layers) + "\n"
+        f" optimizer: {optimizer}\n train {{ {train} }}\n execution {{ device: {device} }}\n}}\n"
+    )
+
+
+@SETTINGS
+@given(random_network())
+def test_random_networks(text: str) -> None:
+    check(text)
