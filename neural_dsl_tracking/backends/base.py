@@ -1,7 +1,7 @@
 """The small interface every mirror implements, and the values passed to it.
 
 A mirror copies one run of the embedded store to another tracking system. It is driven by
-a single worker thread of :class:`~neural_dsl_tracking.backends.mirrorset.MirrorSet`, so an
+a single worker thread of :class:`~neural_dsl_tracking.backends.workers.MirrorWorkers`, so an
 implementation needs no locking; it may raise from any method, and the worker decides
 whether to retry (see :meth:`Mirror.is_permanent`).
 """

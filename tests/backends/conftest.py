@@ -119,6 +119,21 @@ def failures() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
+def in_process():
+    """``in_process(names, options, run, on_failure)``: like open_mirrors, but the worker
+    threads run in this process (faster to start; for tests of one mirror's behaviour)."""
+    from neural_dsl_tracking.backends.registry import checked_options, create_mirror
+    from neural_dsl_tracking.backends.workers import MirrorWorkers
+
+    def open_here(names, options, run, on_failure):  # type: ignore[no-untyped-def]
+        return MirrorWorkers(
+            [create_mirror(n, run, checked_options(n, (options or {}).get(n))) for n in names],
+            on_failure)
+
+    return open_here
+
+
+@pytest.fixture
 def uninstall(monkeypatch: pytest.MonkeyPatch):
     """``uninstall("wandb")``: imports of that package (and its submodules already loaded)
     fail for the rest of the test, as if it were not installed."""

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from neural_dsl_tracking.backends import RunInfo, open_mirrors
+from neural_dsl_tracking.backends.registry import create_mirror
+from neural_dsl_tracking.backends.workers import MirrorWorkers
 
 N_POINTS = 2500  # more than two log_batch calls
 
@@ -90,10 +92,10 @@ def test_complete_run_in_a_sqlite_store(mlflow_sqlite_uri, tmp_path, failures, p
 
 @pytest.mark.parametrize("status, expected", [("failed", "FAILED"), ("crashed", "FAILED"),
                                               ("interrupted", "KILLED")])
-def test_final_status_is_mapped(mlflow_sqlite_uri, tmp_path, failures, png_file, status, expected):
+def test_final_status_is_mapped(mlflow_sqlite_uri, tmp_path, in_process, status, expected):
     from mlflow import MlflowClient
 
-    mirrors = open_mirrors(["mlflow"], {"mlflow": {"tracking_uri": mlflow_sqlite_uri,
+    mirrors = in_process(["mlflow"], {"mlflow": {"tracking_uri": mlflow_sqlite_uri,
                                                    "experiment": f"status-{status}"}},
                            RunInfo(f"r-{status}", "e", None, (), tmp_path), lambda *a: None)
     mirrors.metrics([("loss", 0, 1.0, time.time())])
@@ -104,6 +106,7 @@ def test_final_status_is_mapped(mlflow_sqlite_uri, tmp_path, failures, png_file,
 def test_tracking_uri_from_the_environment_and_experiment_from_the_run(
     mlflow_sqlite_uri, tmp_path, monkeypatch
 ):
+    """Through the child process, which inherits the environment."""
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_sqlite_uri)
@@ -115,16 +118,16 @@ def test_tracking_uri_from_the_environment_and_experiment_from_the_run(
     assert run.data.params == {"a": "1"}
 
 
-def test_a_resumed_run_continues_the_same_mlflow_run(mlflow_sqlite_uri, tmp_path):
+def test_a_resumed_run_continues_the_same_mlflow_run(mlflow_sqlite_uri, tmp_path, in_process):
     from mlflow import MlflowClient
 
     options = {"mlflow": {"tracking_uri": mlflow_sqlite_uri, "experiment": "resume"}}
     run = RunInfo("r-resume", "e", "n", (), tmp_path)
-    first = open_mirrors(["mlflow"], options, run, lambda *a: None)
+    first = in_process(["mlflow"], options, run, lambda *a: None)
     first.params({"lr": 0.1})
     first.metrics([("loss", 0, 1.0, 1000.0)])
     assert first.finish("interrupted", timeout=60) == []
-    second = open_mirrors(["mlflow"], options, run, lambda *a: None)
+    second = in_process(["mlflow"], options, run, lambda *a: None)
     second.params({"lr": 0.2, "epochs": 3})  # MLflow params are immutable: a tag keeps 0.2
     second.metrics([("loss", 1, 0.5, 2000.0)])
     assert second.finish("completed", timeout=60) == []
@@ -162,8 +165,8 @@ def test_unreachable_server_warns_once_records_the_failure_and_reports_unsent(
                                 "artifacts checkpoint v3, plots loss, the run's end (status completed)")
 
 
-def test_bad_uri_disables_the_mirror(tmp_path, failures):
-    mirrors = open_mirrors(["mlflow"], {"mlflow": {"tracking_uri": "htp://nowhere"}},
+def test_bad_uri_disables_the_mirror(tmp_path, failures, in_process):
+    mirrors = in_process(["mlflow"], {"mlflow": {"tracking_uri": "htp://nowhere"}},
                            RunInfo("r", "e", None, (), tmp_path), lambda *a: failures.append(a))
     mirrors.metrics([("loss", 0, 1.0, 1.0)])
     unsent = mirrors.finish("completed", timeout=30)
@@ -172,9 +175,10 @@ def test_bad_uri_disables_the_mirror(tmp_path, failures):
 
 
 def test_missing_library_is_recorded_and_the_run_goes_on(tmp_path, failures, uninstall, caplog):
+    """In-process workers (imports are hidden in this process only), the real mirror class."""
     uninstall("mlflow")
     with caplog.at_level(logging.WARNING, "neural_dsl_tracking.backends"):
-        mirrors = open_mirrors(["mlflow"], {}, RunInfo("r", "e", None, (), tmp_path),
+        mirrors = MirrorWorkers([create_mirror("mlflow", RunInfo("r", "e", None, (), tmp_path), {})],
                                lambda *a: failures.append(a))
         mirrors.metrics([("loss", 0, 1.0, 1.0)])
         unsent = mirrors.finish("completed", timeout=30)

@@ -1,4 +1,4 @@
-"""MirrorSet behaviour (queueing, batching, retries, bounded finish), driven through a small
+"""MirrorWorkers behaviour (queueing, batching, retries, bounded finish), driven through a small
 in-test Mirror whose calls can be made to fail or hang on demand. The real mirrors are
 tested against the real libraries in the other test files."""
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from neural_dsl_tracking.backends import RunInfo, open_mirrors
-from neural_dsl_tracking.backends import mirrorset as mirrorset_module
+from neural_dsl_tracking.backends import workers as workers_module
 from neural_dsl_tracking.backends.base import ArtifactRef, Mirror, flatten_params, safe_name
-from neural_dsl_tracking.backends.mirrorset import MirrorSet
+from neural_dsl_tracking.backends.workers import MirrorWorkers
 from neural_dsl_tracking.errors import ConfigError
 
 
@@ -75,8 +75,8 @@ def run_info(tmp_path: Path) -> RunInfo:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mirrorset_module, "FIRST_RETRY_DELAY", 0.02)
-    monkeypatch.setattr(mirrorset_module, "MAX_RETRY_DELAY", 0.1)
+    monkeypatch.setattr(workers_module, "FIRST_RETRY_DELAY", 0.02)
+    monkeypatch.setattr(workers_module, "MAX_RETRY_DELAY", 0.1)
 
 
 def wait_until(condition, timeout: float = 10.0) -> None:
@@ -92,7 +92,7 @@ def points(n: int, key: str = "loss", start: int = 0) -> list[tuple[str, int, fl
 
 def test_everything_arrives_in_order_in_batches_within_the_limit(run_info, failures, artifact_file):
     mirror = ScriptedMirror(run_info)
-    mirrors = MirrorSet([mirror], lambda *a: failures.append(a))
+    mirrors = MirrorWorkers([mirror], lambda *a: failures.append(a))
     mirrors.params({"lr": 0.1, "opt": {"name": "adam"}})
     sent = points(7) + points(2, "acc") + points(1, "lr")
     mirrors.metrics(sent[:7])
@@ -115,7 +115,7 @@ def test_everything_arrives_in_order_in_batches_within_the_limit(run_info, failu
 def test_calls_never_block_even_while_the_mirror_is_stuck(run_info):
     mirror = ScriptedMirror(run_info)
     mirror.gate.clear()  # start() hangs until released
-    mirrors = MirrorSet([mirror], lambda *a: None)
+    mirrors = MirrorWorkers([mirror], lambda *a: None)
     began = time.perf_counter()
     for i in range(200):
         mirrors.metrics(points(50, start=50 * i))
@@ -131,7 +131,7 @@ def test_a_failing_mirror_warns_once_retries_and_delivers_everything(
 ):
     mirror = ScriptedMirror(run_info)
     mirror.down.set()
-    mirrors = MirrorSet([mirror], lambda *a: failures.append(a))
+    mirrors = MirrorWorkers([mirror], lambda *a: failures.append(a))
     with caplog.at_level(logging.DEBUG, "neural_dsl_tracking.backends"):
         mirrors.params({"lr": 0.1})
         mirrors.metrics(points(10))
@@ -152,7 +152,7 @@ def test_finish_gives_a_failing_mirror_one_last_try_and_reports_what_is_unsent(
     run_info, failures, fast_retries, artifact_file
 ):
     mirror = ScriptedMirror(run_info)
-    mirrors = MirrorSet([mirror], lambda *a: failures.append(a))
+    mirrors = MirrorWorkers([mirror], lambda *a: failures.append(a))
     mirrors.metrics(points(4))
     wait_until(lambda: len(mirror.points()) == 4)
     mirror.down.set()  # the service goes away mid-run
@@ -180,7 +180,7 @@ def test_finish_gives_a_failing_mirror_one_last_try_and_reports_what_is_unsent(
 def test_finish_is_bounded_when_a_mirror_hangs(run_info):
     mirror = ScriptedMirror(run_info)
     mirror.gate.clear()
-    mirrors = MirrorSet([mirror], lambda *a: None)
+    mirrors = MirrorWorkers([mirror], lambda *a: None)
     mirrors.metrics(points(3))
     began = time.monotonic()
     unsent = mirrors.finish("completed", timeout=0.5)
@@ -195,7 +195,7 @@ def test_finish_is_bounded_when_a_mirror_hangs(run_info):
 
 def test_missing_library_disables_the_mirror_with_one_warning(run_info, failures, caplog):
     mirror = ScriptedMirror(run_info, start_error=ModuleNotFoundError("No module named 'x'"))
-    mirrors = MirrorSet([mirror], lambda *a: failures.append(a))
+    mirrors = MirrorWorkers([mirror], lambda *a: failures.append(a))
     with caplog.at_level(logging.WARNING, "neural_dsl_tracking.backends"):
         mirrors.metrics(points(5))
         wait_until(lambda: failures)
@@ -212,7 +212,7 @@ def test_missing_library_disables_the_mirror_with_one_warning(run_info, failures
 def test_a_broken_mirror_does_not_hold_up_the_others(run_info, fast_retries):
     healthy, broken = ScriptedMirror(run_info), ScriptedMirror(run_info)
     broken.down.set()
-    mirrors = MirrorSet([healthy, broken], lambda *a: None)
+    mirrors = MirrorWorkers([healthy, broken], lambda *a: None)
     mirrors.metrics(points(9))
     wait_until(lambda: len(healthy.points()) == 9)
     unsent = mirrors.finish("completed", timeout=5)
@@ -222,7 +222,7 @@ def test_a_broken_mirror_does_not_hold_up_the_others(run_info, fast_retries):
 
 def test_calls_after_finish_are_ignored(run_info):
     mirror = ScriptedMirror(run_info)
-    mirrors = MirrorSet([mirror], lambda *a: None)
+    mirrors = MirrorWorkers([mirror], lambda *a: None)
     assert mirrors.finish("completed", 5) == []
     mirrors.metrics(points(3))
     assert mirrors.finish("completed", 5) == []
@@ -251,7 +251,7 @@ def test_an_artifact_file_changed_after_logging_is_never_sent(run_info, failures
     path, sha = artifact_file
     mirror = ScriptedMirror(run_info)
     mirror.gate.clear()
-    mirrors = MirrorSet([mirror], lambda *a: failures.append(a))
+    mirrors = MirrorWorkers([mirror], lambda *a: failures.append(a))
     mirrors.artifact(path, "checkpoint", 1, sha, ["latest"], "ckpt.pt")
     path.write_bytes(b"the next epoch's weights")  # overwritten before the worker got to it
     mirror.gate.set()

@@ -1,0 +1,136 @@
+"""Mirror cost in the training loop: local store only vs local + MLflow + W&B + TensorBoard.
+
+One process, one small PyTorch MLP trained on random digits-sized data (one CPU thread),
+the same loop run alternately with ``backend=["local"]`` and with all three mirrors
+(MLflow on a SQLite store prepared beforehand, W&B offline, TensorBoard), several rounds.
+Each step logs 3 metrics; every ``--epoch-steps`` steps 2 epoch metrics and a checkpoint
+(an artifact version). Measured per run:
+
+* logging: the time spent inside the tracker's calls in the loop (the target: mirrors add
+  at most 5 % to it, so the printed ratio should be <= 1.05);
+* loop: the loop's wall time, training included (the mirrors' workers run beside it);
+* finish: ``tracker.finish()``, which waits for the mirrors to drain (outside the loop).
+
+    .venv/bin/python bench/mirrors.py [--rounds 5] [--steps 3000] [--epoch-steps 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _name, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+                      "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+                      "WANDB_DISABLE_GIT": "true"}.items():
+    os.environ.setdefault(_name, _value)
+
+MIRRORS = ["local", "mlflow", "wandb", "tensorboard"]
+
+
+def make_step():  # type: ignore[no-untyped-def]
+    """One optimisation step of a 64-128-10 MLP on a batch of 64: returns (loss, accuracy)."""
+    import torch
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    inputs, labels = torch.randn(64, 64), torch.randint(0, 10, (64,))
+
+    def step() -> tuple[float, float]:
+        optimizer.zero_grad()
+        logits = model(inputs)
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        optimizer.step()
+        return loss.item(), (logits.argmax(1) == labels).float().mean().item()
+
+    return step, model
+
+
+def run_once(root: Path, backend: list[str], options: dict, steps: int, epoch_steps: int,
+             index: int) -> dict[str, float]:
+    import torch
+
+    from neural_dsl_tracking.tracking import ExperimentTracker
+
+    step, model = make_step()
+    checkpoint = root / f"ckpt-{index}.pt"
+    tracker = ExperimentTracker("bench-mirrors", base_dir=root / "store", backend=backend,
+                                backend_options=options, run_name=f"{backend[-1]}-{index}",
+                                auto_visualize=False)
+    tracker.log_hyperparameters({"lr": 1e-3, "batch_size": 64, "hidden": 128})
+    log_seconds = 0.0
+    started = time.perf_counter()
+    for i in range(steps):
+        loss, accuracy = step()
+        t0 = time.perf_counter()
+        tracker.log_metrics({"loss": loss, "accuracy": accuracy, "lr": 1e-3}, step=i)
+        log_seconds += time.perf_counter() - t0
+        if i % epoch_steps == epoch_steps - 1:
+            torch.save(model.state_dict(), checkpoint)
+            t0 = time.perf_counter()
+            tracker.log_metrics({"val_loss": loss, "val_accuracy": accuracy}, step=i // epoch_steps)
+            tracker.log_artifact(checkpoint, name="checkpoint")
+            log_seconds += time.perf_counter() - t0
+    loop_seconds = time.perf_counter() - started
+    t0 = time.perf_counter()
+    tracker.finish("completed")
+    finish_seconds = time.perf_counter() - t0
+    return {"logging": log_seconds, "loop": loop_seconds, "finish": finish_seconds}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--epoch-steps", type=int, default=500)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    with tempfile.TemporaryDirectory(prefix="neural-bench-mirrors-") as tmp:
+        root = Path(tmp)
+        options = {"mlflow": {"tracking_uri": f"sqlite:///{root}/mlflow.db",
+                              "experiment": "bench-mirrors"},
+                   "wandb": {"mode": "offline", "project": "bench-mirrors"},
+                   "tensorboard": {}}
+        variants = {"local": (["local"], {}), "mirrors": (MIRRORS, options)}
+        # warm-up (imports, MLflow's database migrations, W&B service start), not measured
+        for name, (backend, opts) in variants.items():
+            run_once(root, backend, opts, 200, 100, -1 if name == "local" else -2)
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+        for round_index in range(args.rounds):
+            order = list(variants) if round_index % 2 == 0 else list(reversed(variants))
+            for name in order:
+                backend, opts = variants[name]
+                results[name].append(run_once(root, backend, opts, args.steps, args.epoch_steps,
+                                              round_index))
+            print(f"round {round_index + 1}: " + "   ".join(
+                f"{name}: logging {r[-1]['logging'] * 1e3:.1f} ms, loop {r[-1]['loop']:.2f} s, "
+                f"finish {r[-1]['finish']:.2f} s" for name, r in results.items()), flush=True)
+
+    median = {name: {part: statistics.median(r[part] for r in runs)
+                     for part in ("logging", "loop", "finish")}
+              for name, runs in results.items()}
+    calls = args.steps + 2 * (args.steps // args.epoch_steps)
+    local, mirrored = median["local"], median["mirrors"]
+    print(f"{args.steps} steps, 3 metrics per step, a checkpoint every {args.epoch_steps} steps, "
+          f"{args.rounds} rounds, medians:")
+    for name, values in median.items():
+        print(f"  {name:8s} logging {values['logging'] * 1e3:8.1f} ms "
+              f"({values['logging'] / calls * 1e6:6.1f} us/call)   loop {values['loop']:6.2f} s   "
+              f"finish {values['finish']:5.2f} s")
+    print(f"  ratio mirrors/local: logging {mirrored['logging'] / local['logging']:.3f} "
+          f"(target <= 1.05)   loop {mirrored['loop'] / local['loop']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
