@@ -126,6 +126,7 @@ def _train_body(out: CodeWriter, model: ModelCode, hooks: list[ProgramHooks], us
 
 def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | None) -> None:
     out.line("step = 0")
+    out.line("training_started = runtime.clock()")
     with out.block("for epoch in range(1, epochs + 1)"):
         out.line("model.train()")
         out.line("started = runtime.clock()")
@@ -167,5 +168,7 @@ def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | N
                 out.extend(_hook_lines(hooks, "on_checkpoint"))
     out.line('held_out, x_eval, y_eval = ("validation", x_val, y_val) if len(x_val) else ("training", x_train, y_train)')
     out.line("final_metrics = runtime.evaluate(model, objective, x_eval, y_eval, batch_size)")
-    out.line('summary = ", ".join(f"{key} {value:.4f}" for key, value in final_metrics.items())')
+    out.line('final_metrics["training_time"] = runtime.clock() - training_started')
+    out.line('summary = ", ".join(f"{key} {value:.4f}" for key, value in final_metrics.items() if key != "training_time")')
     out.line('print(f"final evaluation on {len(x_eval)} {held_out} samples: {summary}", flush=True)')
+    out.line('print(f"trained in {final_metrics[\'training_time\']:.2f} s", flush=True)')
