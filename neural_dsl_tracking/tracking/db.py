@@ -68,7 +68,8 @@ class Database:
         self._lock = threading.RLock()
         if is_database_url(self.location):
             self.dialect = "postgresql"
-            self._conn = _connect_postgres(str(location))
+            self._url = str(location)
+            self._conn = _connect_postgres(self._url)
         else:
             self.dialect = "sqlite"
             self._conn = _connect_sqlite(Path(self.location), create=create)
@@ -79,34 +80,32 @@ class Database:
 
     def write(self, body: Callable[[Cursor], T], *, lock_key: int | None = None) -> T:
         """Run ``body`` in one write transaction, retrying when the database is busy."""
+        return self._retrying(lambda: self._write_once(body, lock_key))
+
+    def read(self, body: Callable[[Cursor], T]) -> T:
+        """Run ``body`` for reading (one consistent snapshot on PostgreSQL)."""
+        return self._retrying(lambda: self._read_once(body))
+
+    def _retrying(self, once: Callable[[], T]) -> T:
         for attempt in range(_RETRIES):
             with self._lock:
                 try:
-                    return self._write_once(body, lock_key)
-                except Exception as error:  # noqa: BLE001 - classified just below
-                    if not self._is_transient(error) or attempt == _RETRIES - 1:
+                    return once()
+                except Exception as error:  # noqa: BLE001 - classified by _recover
+                    if attempt == _RETRIES - 1 or not self._recover(error):
                         raise self._as_tracking_error(error) from error
             time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 7)) * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")
 
-    def read(self, body: Callable[[Cursor], T]) -> T:
-        """Run ``body`` for reading (one consistent snapshot on PostgreSQL)."""
-        for attempt in range(_RETRIES):
-            with self._lock:
-                try:
-                    if self.dialect == "postgresql":
-                        with self._conn.transaction(), self._conn.cursor() as raw:
-                            return body(Cursor(raw, self._adapt))
-                    raw = self._conn.cursor()
-                    try:
-                        return body(Cursor(raw, self._adapt))
-                    finally:
-                        raw.close()
-                except Exception as error:  # noqa: BLE001
-                    if not self._is_transient(error) or attempt == _RETRIES - 1:
-                        raise self._as_tracking_error(error) from error
-            time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 7)))
-        raise AssertionError("unreachable")
+    def _read_once(self, body: Callable[[Cursor], T]) -> T:
+        if self.dialect == "postgresql":
+            with self._conn.transaction(), self._conn.cursor() as raw:
+                return body(Cursor(raw, self._adapt))
+        raw = self._conn.cursor()
+        try:
+            return body(Cursor(raw, self._adapt))
+        finally:
+            raw.close()
 
     def _write_once(self, body: Callable[[Cursor], T], lock_key: int | None) -> T:
         if self.dialect == "postgresql":
@@ -127,15 +126,24 @@ class Database:
         finally:
             raw.close()
 
-    def _is_transient(self, error: Exception) -> bool:
+    def _recover(self, error: Exception) -> bool:
+        """True when a retry may succeed: busy, serialization failure, or a dropped connection
+        (reconnected here, or on a later retry while the server is away)."""
         if isinstance(error, sqlite3.OperationalError):
             text = str(error).lower()
             return "locked" in text or "busy" in text
-        if self.dialect == "postgresql":
-            import psycopg
+        if self.dialect != "postgresql":
+            return False
+        import psycopg
 
-            return isinstance(error, (psycopg.errors.SerializationFailure,
-                                      psycopg.errors.DeadlockDetected))
+        if isinstance(error, (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)):
+            return True
+        if isinstance(error, psycopg.OperationalError) and (self._conn.closed or self._conn.broken):
+            try:
+                self._conn = _connect_postgres(self._url)
+            except TrackingError:
+                pass
+            return True
         return False
 
     def _as_tracking_error(self, error: Exception) -> Exception:

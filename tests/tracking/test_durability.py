@@ -214,3 +214,24 @@ def test_a_locked_store_delays_writes_but_loses_nothing(tmp_path):
     tracker.finish()
     history = ExperimentManager(base_dir=base).get_metric_history(tracker.run_id, "loss")
     assert np.array_equal(history.values, np.arange(10_000, dtype=float))
+
+
+def test_postgresql_connection_dropped_mid_run_reconnects_without_loss(postgres_url, tmp_path):
+    import psycopg
+
+    tracker = ExperimentTracker("dropped", base_dir=tmp_path, store=postgres_url,
+                                auto_visualize=False, flush_interval=0.05)
+    for step in range(1000):
+        tracker.log_metrics({"loss": float(step)})
+    tracker.get_best_metric("loss")  # flushed
+    conninfo = "postgresql://" + postgres_url.split("://", 1)[1]
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    for step in range(1000, 2000):
+        tracker.log_metrics({"loss": float(step)})
+    tracker.finish()
+    manager = ExperimentManager(base_dir=tmp_path, store=postgres_url)
+    assert manager.get_experiment(tracker.run_id).status == "completed"
+    history = manager.get_metric_history(tracker.run_id, "loss")
+    assert np.array_equal(history.values, np.arange(2000, dtype=float))
