@@ -7,6 +7,7 @@ name and renamed, so a reader never sees half a PNG.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -26,9 +27,12 @@ MAX_PLOT_POINTS = 4000
 
 
 def safe_filename(name: str) -> str:
-    """A file name made from a metric or figure name (no separators, no leading dots)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "metric"
-    return cleaned[:120]
+    """A file name made from a metric or figure name: no separators, no leading dots, and a
+    short hash when characters were replaced, so distinct names never share a file."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:100] or "metric"
+    if cleaned != name:
+        cleaned += "-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:6]
+    return cleaned
 
 
 def downsample_minmax(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:

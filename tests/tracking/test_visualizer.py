@@ -39,7 +39,7 @@ def test_generate_visualizations_on_demand(tmp_path):
     tracker.log_metrics({"loss/train": 1.0})
     tracker.log_metrics({"loss/train": 0.5})
     paths = tracker.generate_visualizations()
-    assert tracker.run_dir / "plots" / "metric_loss_train.png" in paths
+    assert any(p.name.startswith("metric_loss_train-") for p in paths)
     for path in paths:
         _assert_png(path)
     tracker.finish()
@@ -91,3 +91,13 @@ def test_downsampling_keeps_spikes():
     y[12_345] = -7.0
     dx, dy = downsample_minmax(x, y, 500)
     assert len(dx) <= 1000 and 50.0 in dy and -7.0 in dy and 73_123 in dx
+
+
+def test_distinct_metric_names_never_share_a_file():
+    from neural_dsl_tracking.tracking.visualizer import safe_filename
+
+    names = ["loss/train", "loss_train", "loss train", "../etc", "λ", ""]
+    files = [safe_filename(n) for n in names]
+    assert len(set(files)) == len(files)
+    assert safe_filename("loss_train") == "loss_train"
+    assert all("/" not in f and not f.startswith(".") for f in files)
