@@ -4,7 +4,7 @@ One process, one small PyTorch MLP trained on random digits-sized data (one CPU 
 the same loop run alternately with ``backend=["local"]`` and with all three mirrors
 (MLflow on a SQLite store prepared beforehand, W&B offline, TensorBoard), several rounds.
 Each step logs 3 metrics; every ``--epoch-steps`` steps 2 epoch metrics and a checkpoint
-(an artifact version). Measured per run:
+(an artifact version, one file per checkpoint). Measured per run:
 
 * logging: the time spent inside the tracker's calls in the loop (the target: mirrors add
   at most 5 % to it, so the printed ratio should be <= 1.05);
@@ -61,7 +61,6 @@ def run_once(root: Path, backend: list[str], options: dict, steps: int, epoch_st
     from neural_dsl_tracking.tracking import ExperimentTracker
 
     step, model = make_step()
-    checkpoint = root / f"ckpt-{index}.pt"
     tracker = ExperimentTracker("bench-mirrors", base_dir=root / "store", backend=backend,
                                 backend_options=options, run_name=f"{backend[-1]}-{index}",
                                 auto_visualize=False)
@@ -74,6 +73,7 @@ def run_once(root: Path, backend: list[str], options: dict, steps: int, epoch_st
         tracker.log_metrics({"loss": loss, "accuracy": accuracy, "lr": 1e-3}, step=i)
         log_seconds += time.perf_counter() - t0
         if i % epoch_steps == epoch_steps - 1:
+            checkpoint = root / f"ckpt-{index}-{i}.pt"
             torch.save(model.state_dict(), checkpoint)
             t0 = time.perf_counter()
             tracker.log_metrics({"val_loss": loss, "val_accuracy": accuracy}, step=i // epoch_steps)

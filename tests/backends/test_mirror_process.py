@@ -1,0 +1,58 @@
+"""The child process behind MirrorSet: isolation from the training process and its end."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from neural_dsl_tracking.backends import RunInfo, open_mirrors
+
+
+def mirror_children() -> list[int]:
+    """Pids of this process's mirror children (from /proc)."""
+    pids = []
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in children.read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"neural_dsl_tracking.backends.child" in cmdline:
+                pids.append(int(pid))
+    return pids
+
+
+def test_the_child_runs_in_its_own_session_and_exits_after_finish(tmp_path, readback):
+    before = set(mirror_children())
+    mirrors = open_mirrors(["tensorboard"], {}, RunInfo("r", "e", None, (), tmp_path), lambda *a: None)
+    (child,) = set(mirror_children()) - before
+    assert os.getsid(child) != os.getsid(0)  # a Ctrl-C in the terminal does not reach it
+    mirrors.metrics([("loss", s, float(s), 1000.0 + s) for s in range(100)])
+    assert mirrors.finish("completed", timeout=30) == []
+    assert child not in mirror_children()
+    events = readback.tensorboard(tmp_path / "tensorboard" / "r")
+    assert [e.step for e in events.Scalars("loss")] == list(range(100))
+
+
+def test_a_killed_child_is_a_recorded_failure_and_the_caller_carries_on(tmp_path, caplog):
+    failures: list[tuple[str, str]] = []
+    before = set(mirror_children())
+    mirrors = open_mirrors(["tensorboard"], {}, RunInfo("r", "e", None, (), tmp_path),
+                           lambda *a: failures.append(a))
+    (child,) = set(mirror_children()) - before
+    mirrors.metrics([("loss", 0, 1.0, 1.0)])
+    with caplog.at_level(logging.WARNING, "neural_dsl_tracking.backends"):
+        os.kill(child, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not failures and time.monotonic() < deadline:
+            time.sleep(0.05)
+        mirrors.metrics([("loss", 1, 2.0, 2.0)])  # still never blocks or raises
+        mirrors.params({"lr": 0.1})
+        began = time.monotonic()
+        unsent = mirrors.finish("completed", timeout=30)
+    assert time.monotonic() - began < 2
+    assert failures == [("tensorboard", "the mirror process ended unexpectedly (exit code -9); "
+                                        "the run continues locally")]
+    assert unsent == ["tensorboard: not sent: everything after the mirror process ended "
+                      "(exit code -9)"]
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
