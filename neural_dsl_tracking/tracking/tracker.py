@@ -305,7 +305,10 @@ class ExperimentTracker:
                 warnings.warn(f"final plots failed: {error}", RuntimeWarning, stacklevel=2)
         if self._mirrors:
             for unsent in self._mirrors.finish(status, MIRROR_FINISH_TIMEOUT) or []:
-                self._record_mirror_failure("mirror", f"not sent at finish: {unsent}")
+                backend, _, message = str(unsent).partition(": ")
+                if not message:  # no "<mirror names>: " prefix
+                    backend, message = "mirrors", str(unsent)
+                self._record_mirror_failure(backend, f"at finish: {message}")
 
     def _close_from_process_hook(self, status: str) -> None:
         self._writer.close_timeout = PROCESS_HOOK_FLUSH_TIMEOUT
