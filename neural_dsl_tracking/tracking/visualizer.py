@@ -12,6 +12,7 @@ import math
 import os
 import re
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -117,6 +118,7 @@ class MetricVisualizer:
         self.rounds = 0
         self.skipped = 0
         self._warned = False
+        self._rest_until = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._busy = threading.Lock()
@@ -128,8 +130,9 @@ class MetricVisualizer:
         self._thread.start()
 
     def request(self) -> None:
-        """Ask for a redraw; skipped (and counted) while a round is still drawing."""
-        if self._busy.locked() or self._wake.is_set():
+        """Ask for a redraw; skipped (and counted) while a round is still drawing, and for as
+        long again after it, so plotting never takes more than half a core from training."""
+        if self._busy.locked() or self._wake.is_set() or time.monotonic() < self._rest_until:
             self.skipped += 1
             return
         self._wake.set()
@@ -141,6 +144,7 @@ class MetricVisualizer:
                 return
             with self._busy:
                 self._wake.clear()
+                started = time.monotonic()
                 try:
                     self.generate()
                 except Exception as error:  # noqa: BLE001 - plots never break training
@@ -148,6 +152,8 @@ class MetricVisualizer:
                         self._warned = True
                         warnings.warn(f"background plots failed: {error}", RuntimeWarning,
                                       stacklevel=1)
+                finished = time.monotonic()
+                self._rest_until = finished + (finished - started)
 
     def stop(self) -> None:
         """Stop the worker after the round in progress, if any."""

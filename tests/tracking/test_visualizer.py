@@ -101,3 +101,25 @@ def test_distinct_metric_names_never_share_a_file():
     assert len(set(files)) == len(files)
     assert safe_filename("loss_train") == "loss_train"
     assert all("/" not in f and not f.startswith(".") for f in files)
+
+
+def test_after_a_round_the_worker_rests_as_long_as_it_drew(tmp_path, monkeypatch):
+    import time
+
+    def slow_generate(self):
+        time.sleep(0.2)
+        self.rounds += 1
+        return []
+
+    monkeypatch.setattr(MetricVisualizer, "generate", slow_generate)
+    visualizer = MetricVisualizer(tmp_path, load=dict)
+    visualizer.start()
+    started = time.monotonic()
+    visualizer.request()
+    while visualizer.rounds == 0 or visualizer._busy.locked():
+        time.sleep(0.01)
+    assert visualizer._rest_until >= started + 0.4  # drew >= 0.2 s, then rests >= 0.2 s
+    visualizer._rest_until = time.monotonic() + 60
+    visualizer.request()
+    assert visualizer.skipped == 1 and not visualizer._wake.is_set()
+    visualizer.stop()
