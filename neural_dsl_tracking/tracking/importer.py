@@ -94,9 +94,7 @@ def import_run(folder: Path, store: Store) -> ImportResult:
     if series:
         store.append_metrics(run_id, series)
     _import_artifacts(folder, store, run_id, result)
-    plots = folder / "plots"
-    if plots.is_dir():
-        shutil.copytree(plots, store.run_dir(run_id) / "plots", dirs_exist_ok=True)
+    _copy_plots(folder / "plots", store.run_dir(run_id) / "plots")
     last_time = max((float(s[2][-1]) for s in series.values()), default=start)
     store.set_status(run_id, status, end_time=end or max(start, last_time))
     return result
@@ -106,17 +104,34 @@ def _import_artifacts(folder: Path, store: Store, run_id: str, result: ImportRes
     listing = _read_json(folder / "artifacts.json") or {}
     for name, info in listing.items():
         info = info if isinstance(info, dict) else {}
-        candidates = [folder / "artifacts" / Path(str(info.get("path", name))).name,
-                      Path(str(info.get("path", ""))), folder / "artifacts" / name]
-        source = next((c for c in candidates if str(c) not in ("", ".") and c.is_file()), None)
+        # only files inside the run folder: an imported folder never pulls in other files
+        candidates = [folder / "artifacts" / Path(str(info.get("path") or name)).name,
+                      folder / "artifacts" / Path(str(name)).name]
+        source = next((c for c in candidates if _inside(c, folder) and c.is_file()), None)
         if source is None:
-            result.notes.append(f"artifact {name!r}: file not found, not imported")
+            result.notes.append(f"artifact {name!r}: file not found in {folder / 'artifacts'}, "
+                                "not imported")
             continue
         sha256, size = store.objects.put(source)
         metadata = {k: v for k, v in info.items() if k in ("type", "framework")}
         store.add_artifact_version(run_id, str(name), sha256=sha256, size=size,
                                    filename=source.name, metadata=metadata, aliases=(),
                                    created_at=_timestamp(info.get("timestamp")))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _copy_plots(source: Path, target: Path) -> None:
+    """Regular files of the old ``plots/`` (symbolic links are not followed)."""
+    if not source.is_dir():
+        return
+    for path in source.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            destination = target / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
 
 
 def _series(entries: list[Any]) -> tuple[dict, int]:

@@ -90,3 +90,21 @@ def test_a_folder_without_runs_is_a_clear_error(tmp_path):
         import_runs(tmp_path / "empty", Store(tmp_path / "store"))
     with pytest.raises(TrackingError, match="not a directory"):
         import_runs(tmp_path / "missing", Store(tmp_path / "store"))
+
+
+def test_import_never_pulls_in_files_outside_the_run_folder(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not copy")
+    folder = _legacy_run(tmp_path / "old", "evil", "cccccccc")
+    (folder / "artifacts" / "model.pt").unlink()
+    (folder / "artifacts" / "model.pt").symlink_to(secret)
+    (folder / "plots" / "leak.png").symlink_to(secret)
+    (folder / "artifacts.json").write_text(json.dumps({
+        "model": {"path": "model.pt"}, "other": {"path": str(secret)}}))
+    store = Store(tmp_path / "store")
+    (result,) = import_runs(folder, store)
+    assert result.status == "imported"
+    assert store.artifact_versions(result.run_id) == []
+    assert sum("not imported" in note for note in result.notes) == 2
+    assert not (store.run_dir(result.run_id) / "plots" / "leak.png").exists()
+    assert (store.run_dir(result.run_id) / "plots" / "loss.png").exists()
