@@ -49,10 +49,9 @@ class ObjectStore:
                 digest, size = _copy_and_hash(source, fd)
             finally:
                 os.close(fd)
+            # an existing object is replaced by this verified copy: no bytes added, and an
+            # object damaged on disk is healed
             target = self.path(digest)
-            if target.exists() and target.stat().st_size == size:
-                os.unlink(tmp_name)
-                return digest, size
             target.parent.mkdir(exist_ok=True)
             os.chmod(tmp_name, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             os.replace(tmp_name, target)

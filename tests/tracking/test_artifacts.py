@@ -148,3 +148,15 @@ def test_large_artifact_round_trips(make_tracker, tmp_path):
     tracker = make_tracker()
     version = tracker.log_artifact(_write(tmp_path / "big.bin", data))
     assert tracker.get_artifact_version(version.name).path.read_bytes() == data
+
+
+def test_logging_the_content_again_heals_a_damaged_object(make_tracker, tmp_path):
+    tracker = make_tracker()
+    source = _write(tmp_path / "w.bin", b"weights" * 100)
+    first = tracker.log_artifact(source, name="w")
+    os.chmod(first.path, 0o644)
+    first.path.write_bytes(b"garbage" * 100)
+    with pytest.raises(ArtifactCorruptedError):
+        tracker.get_artifact_version("w", 1)
+    tracker.log_artifact(source, name="w")
+    assert tracker.get_artifact_version("w", 1).path.read_bytes() == source.read_bytes()
