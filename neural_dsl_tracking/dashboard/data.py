@@ -3,6 +3,11 @@
 Everything goes through ``ExperimentManager``; nothing here writes to the store. A
 series is read once per (run, key, number of points): a finished run's series is read
 and downsampled once, a live one again only when new points were flushed.
+
+Each read keeps three downsampled variants (``max_points``, half, a quarter). A chart
+overlaying many runs uses a smaller one so it stays under ``CHART_POINT_BUDGET`` points:
+with 100 runs, 1,000 points per series, which is still the minimum and maximum of every
+bucket, about one bucket per pixel column of a chart, so no spike is lost.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from neural_dsl_tracking.dashboard.downsample import DEFAULT_MAX_POINTS, bucket_
 from neural_dsl_tracking.errors import NeuralError, TrackingError
 
 _STORE_FILE = "store.db"
+LEVEL_DIVISORS = (1, 2, 4)  # series are kept at max_points, half and a quarter of it
+CHART_POINT_BUDGET = 100_000  # points drawn per chart before series get fewer points each
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class DashboardData:
         self._store = store
         self.max_points = max_points
         self._cache_bytes = cache_bytes
-        self._cache: OrderedDict[tuple[str, str, int], DrawnSeries] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, int], dict[int, DrawnSeries]] = OrderedDict()
         self._cached_bytes = 0
         self._lock = threading.Lock()
         self._crash_after = crash_after
@@ -113,19 +120,35 @@ class DashboardData:
         return sorted(records, key=lambda run: run.start_time, reverse=True)
 
     # -- metric series -------------------------------------------------------------------
-    def series(self, run_id: str, key: str, count: int) -> DrawnSeries:
-        """The downsampled series of ``key``; ``count`` (points stored) keys the cache."""
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The points-per-series budgets kept in the cache, largest first."""
+        return tuple(max(4, self.max_points // divisor) for divisor in LEVEL_DIVISORS)
+
+    def points_per_series(self, series_per_chart: int) -> int:
+        """The largest level that keeps a chart under ``CHART_POINT_BUDGET`` points."""
+        for level in self.levels:
+            if level * max(1, series_per_chart) <= CHART_POINT_BUDGET:
+                return level
+        return self.levels[-1]
+
+    def series(self, run_id: str, key: str, count: int, points: int | None = None) -> DrawnSeries:
+        """The series of ``key`` downsampled to ``points`` (a level; default the largest).
+
+        ``count`` (points stored) keys the cache: one store read serves every level.
+        """
+        points = points or self.levels[0]
         cache_key = (run_id, key, int(count))
         with self._lock:
             cached = self._cache.get(cache_key)
             if cached is not None:
                 self._cache.move_to_end(cache_key)
-                return cached
+                return cached[points]
         history = self.manager().get_metric_history(run_id, key)
-        drawn = draw(history.steps, history.values, history.timestamps,
-                     bucket_size_for(len(history), self.max_points))
-        self._remember(cache_key, drawn)
-        return drawn
+        variants = {level: draw(history.steps, history.values, history.timestamps,
+                                bucket_size_for(len(history), level)) for level in self.levels}
+        self._remember(cache_key, variants)
+        return variants[points]
 
     def points_after(self, run_id: str, key: str, after_step: int, seen: int) -> tuple[np.ndarray, ...]:
         """Points logged after the first ``seen`` ones (steps, values, times)."""
@@ -135,16 +158,17 @@ class DashboardData:
             start = int(np.searchsorted(history.steps, after_step, side="right"))
         return history.steps[start:], history.values[start:], history.timestamps[start:]
 
-    def _remember(self, cache_key: tuple[str, str, int], drawn: DrawnSeries) -> None:
+    def _remember(self, cache_key: tuple[str, str, int], variants: dict[int, DrawnSeries]) -> None:
+        size = sum(drawn.nbytes for drawn in variants.values())
         with self._lock:
             stale = [key for key in self._cache if key[:2] == cache_key[:2]]
             for key in stale:
-                self._cached_bytes -= self._cache.pop(key).nbytes
-            self._cache[cache_key] = drawn
-            self._cached_bytes += drawn.nbytes
+                self._cached_bytes -= sum(drawn.nbytes for drawn in self._cache.pop(key).values())
+            self._cache[cache_key] = variants
+            self._cached_bytes += size
             while self._cached_bytes > self._cache_bytes and len(self._cache) > 1:
                 _, evicted = self._cache.popitem(last=False)
-                self._cached_bytes -= evicted.nbytes
+                self._cached_bytes -= sum(drawn.nbytes for drawn in evicted.values())
 
     def warm(self, stop: threading.Event | None = None) -> int:
         """Read and downsample every series ahead of the first page; returns how many."""

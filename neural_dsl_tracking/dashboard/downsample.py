@@ -43,29 +43,34 @@ def bucketize(values: np.ndarray, size: int) -> Buckets:
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Buckets(empty, size, empty, np.zeros(0), empty)
-    n_buckets = -(-n // size)
-    padded = n_buckets * size
-    finite = np.isfinite(values)
-    low = np.where(finite, values, np.inf)
-    high = np.where(finite, values, -np.inf)
-    summed = np.where(finite, values, 0.0)
-    if padded != n:
-        pad = padded - n
-        low = np.concatenate([low, np.full(pad, np.inf)])
-        high = np.concatenate([high, np.full(pad, -np.inf)])
-        summed = np.concatenate([summed, np.zeros(pad)])
-        finite = np.concatenate([finite, np.zeros(pad, dtype=bool)])
-    offsets = np.arange(n_buckets, dtype=np.int64) * size
-    arg_min = low.reshape(n_buckets, size).argmin(axis=1) + offsets
-    arg_max = high.reshape(n_buckets, size).argmax(axis=1) + offsets
-    count = finite.reshape(n_buckets, size).sum(axis=1)
-    total = summed.reshape(n_buckets, size).sum(axis=1)
+    full, tail = divmod(n, size)
+    parts = [_reduce(values[: full * size].reshape(full, size), 0)] if full else []
+    if tail:
+        parts.append(_reduce(values[full * size:].reshape(1, tail), full * size))
+    arg_min, arg_max, total, count = (np.concatenate(column) for column in zip(*parts))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    keep = np.unique(np.concatenate([[0, n - 1], arg_min, arg_max]))
-    keep = keep[keep < n]
-    last = np.minimum(offsets + size - 1, n - 1)
+    first, second = np.minimum(arg_min, arg_max), np.maximum(arg_min, arg_max)
+    pairs = np.stack([first, second], axis=1).ravel()  # sorted: buckets are consecutive
+    keep = np.concatenate([[0], pairs, [n - 1]])
+    keep = keep[np.concatenate([[True], np.diff(keep) > 0])]
+    buckets = full + (1 if tail else 0)
+    last = np.minimum(np.arange(1, buckets + 1, dtype=np.int64) * size - 1, n - 1)
     return Buckets(keep, size, last, mean, count)
+
+
+def _reduce(rows: np.ndarray, offset: int) -> tuple[np.ndarray, ...]:
+    """Per row: index of the min and of the max (finite values only), sum and count of finite values."""
+    finite = np.isfinite(rows)
+    width = rows.shape[1]
+    base = np.arange(rows.shape[0], dtype=np.int64) * width + offset
+    if finite.all():
+        total = rows.sum(axis=1)
+        return rows.argmin(axis=1) + base, rows.argmax(axis=1) + base, total, np.full(rows.shape[0], width)
+    low = np.where(finite, rows, np.inf)
+    high = np.where(finite, rows, -np.inf)
+    total = np.where(finite, rows, 0.0).sum(axis=1)
+    return low.argmin(axis=1) + base, high.argmax(axis=1) + base, total, finite.sum(axis=1)
 
 
 def downsample_indices(values: np.ndarray, max_points: int = DEFAULT_MAX_POINTS) -> np.ndarray:

@@ -66,11 +66,12 @@ def metrics_view(
     drawn_meta: dict[str, list[dict[str, Any]]] = {}
     for key in keys:
         curves, metas = [], []
+        points = data.points_per_series(sum(1 for run in runs if key in run.metrics))
         for run in runs:
             summary = run.metrics.get(key)
             if not summary:
                 continue
-            drawn = data.series(run.run_id, key, summary.get("count", 0))
+            drawn = data.series(run.run_id, key, summary.get("count", 0), points)
             start = run.start_time.timestamp()
             x = x_values(drawn.steps, drawn.times, x_mode, start)
             live = run.status == "running"
