@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from neural_dsl_tracking.backends.base import ArtifactRef, Mirror, RunInfo
-from neural_dsl_tracking.backends.mirrorset import MirrorSet, OnFailure
+from neural_dsl_tracking.backends.base import ArtifactRef, Mirror, OnFailure, RunInfo
+from neural_dsl_tracking.backends.mirrorset import MirrorSet
 from neural_dsl_tracking.backends.registry import MIRRORS, checked_options
 
 __all__ = ["MIRRORS", "ArtifactRef", "Mirror", "MirrorSet", "RunInfo", "open_mirrors"]

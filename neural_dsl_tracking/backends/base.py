@@ -8,15 +8,22 @@ whether to retry (see :meth:`Mirror.is_permanent`).
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 MetricPoint = tuple[str, int, float, float]
 """``(key, step, value, unix timestamp in seconds)``, as flushed by the tracker."""
+
+OnFailure = Callable[[str, str], None]
+"""``on_failure(backend, message)``: records a mirror's failure on the run."""
+
+LOG = logging.getLogger("neural_dsl_tracking.backends")
+"""Where mirrors warn (once per failing mirror) and report recoveries."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import Any, BinaryIO
 
 from neural_dsl_tracking.backends import frames
 from neural_dsl_tracking.backends.registry import create_mirror
-from neural_dsl_tracking.backends.workers import LOG, MirrorWorkers
+from neural_dsl_tracking.backends.base import LOG
+from neural_dsl_tracking.backends.workers import MirrorWorkers
 
 ORPHAN_FINISH_TIMEOUT = 30.0
 CALLS = ("params", "metrics", "artifact", "figure")

@@ -13,7 +13,6 @@ of every mirror and the run goes on; the local store never depended on it.
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import subprocess
@@ -21,20 +20,17 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import neural_dsl_tracking
 from neural_dsl_tracking.backends import frames
-from neural_dsl_tracking.backends.base import MetricPoint, RunInfo, flatten_params
-
-LOG = logging.getLogger("neural_dsl_tracking.backends")
+from neural_dsl_tracking.backends.base import LOG, MetricPoint, OnFailure, RunInfo, flatten_params
 
 FINISH_GRACE = 5.0
 """Seconds ``finish`` waits for the child beyond its timeout before ending it."""
 
-OnFailure = Callable[[str, str], None]
 MirrorSpec = tuple[str, RunInfo, dict[str, Any]]
 
 

@@ -23,24 +23,23 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from neural_dsl_tracking.backends.base import (
+    LOG,
     ArtifactRef,
     MetricPoint,
     Mirror,
+    OnFailure,
     describe_error,
     flatten_params,
 )
-
-LOG = logging.getLogger("neural_dsl_tracking.backends")
 
 FIRST_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 30.0
@@ -51,8 +50,6 @@ HASH_CHUNK = 1 << 20
 MAX_FAILURE_REPORTS = 5
 """``on_failure`` is called once per failure episode (a run of failed attempts), at most
 this many times per mirror; the warning is logged only once."""
-
-OnFailure = Callable[[str, str], None]
 
 
 @dataclass
