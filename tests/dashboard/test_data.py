@@ -85,3 +85,23 @@ def test_missing_store_is_reported_and_never_created(tmp_path):
     with pytest.raises(StoreUnavailable, match="no experiment store"):
         data.runs()
     assert not missing.exists()
+
+
+def test_sqlite_and_postgresql_stores_read_the_same(store_kwargs, tmp_path):
+    from neural_dsl_tracking.tracking import ExperimentTracker
+
+    values = np.linspace(1.0, 0.0, 5000)
+    values[4321] = 99.0
+    source = tmp_path / "model.pt"
+    source.write_bytes(b"model bytes")
+    with ExperimentTracker("shared", **store_kwargs, run_name="team-run", auto_visualize=False) as tracker:
+        tracker.log_hyperparameters({"lr": 0.1})
+        for step, value in enumerate(values.tolist()):
+            tracker.log_metrics({"loss": value}, step=step)
+        tracker.log_artifact(source, name="model")
+    data = DashboardData(store_kwargs["base_dir"], store_kwargs["store"])
+    (run,) = data.runs()
+    assert (run.run_name, run.status, run.hyperparameters) == ("team-run", "completed", {"lr": 0.1})
+    drawn = data.series(run.run_id, "loss", run.metrics["loss"]["count"])
+    assert len(drawn.steps) <= 2000 and drawn.values.max() == 99.0 and 4321 in drawn.steps
+    assert data.artifact_version(run.run_id, "model", 1).path.read_bytes() == b"model bytes"
