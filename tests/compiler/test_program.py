@@ -101,16 +101,45 @@ def test_multirun_gives_one_run_per_job_in_one_store(digits_program: Path, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
 
 
-@pytest.mark.parametrize("override,expected", [
+BAD_OVERRIDES = [
     ("tracking.visualize_every=-1", ["tracking.visualize_every=-1", "greater than or equal to 0"]),
     ("tracking.backend=neptune", ["tracking.backend", "'neptune'", "'local', 'mlflow', 'wandb' or 'tensorboard'"]),
     ("train.epoch=3", ["unknown setting 'train.epoch'", "did you mean 'train.epochs'", "batch_size"]),
+    ("+train.epoch=3", ["train.epoch: unknown setting", "did you mean train.epochs"]),
     ("optimizer.name=Lion", ["optimizer.name='Lion'", "'Adam'"]),
     ("data=npz", ["data.path"]),
+    ("data=imagenet", ["Could not find 'data/imagenet'", "digits npz synthetic"]),
     ("execution.device=tpu", ["execution.device='tpu'", "auto, cpu, cuda"]),
-])
-def test_bad_overrides_give_one_clear_error(digits_program: Path, tmp_path: Path, override: str,
-                                            expected: list[str]) -> None:
+    ("model.dense_1.units=0", ["model.dense_1.units=0", "greater than or equal to 1"]),
+    ("loss=mse", ["loss='mse'", "sparse_categorical_crossentropy"]),
+]
+
+
+@pytest.mark.parametrize("override,expected", BAD_OVERRIDES, ids=[o for o, _ in BAD_OVERRIDES])
+def test_bad_overrides_are_reported_with_key_and_allowed_values(digits_program: Path, override: str,
+                                                                expected: list[str]) -> None:
+    """The same checks the program runs before training (in-process, for speed)."""
+    from hydra import compose, initialize_config_dir
+
+    from neural_dsl_tracking.compiler import runtime
+    from neural_dsl_tracking.errors import ConfigError
+    from neural_dsl_tracking.resources import configs_dir
+
+    module = import_program(digits_program)
+    conf = digits_program.parent / "conf"
+    search = f"hydra.searchpath=[{configs_dir().as_uri()}]"
+    with pytest.raises(ConfigError) as caught:
+        runtime.preflight(conf, [override], search)
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[search, override])
+        runtime.load_config(cfg, module.MODEL_KINDS, module.LOSS_FAMILY, module.PLUGIN_SECTIONS)
+    for text in expected:
+        assert text in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("override,expected", [BAD_OVERRIDES[1], BAD_OVERRIDES[2]])
+def test_a_bad_override_exits_with_one_error_and_no_traceback(digits_program: Path, tmp_path: Path,
+                                                               override: str, expected: list[str]) -> None:
     result = run_program(digits_program, override, f"tracking.store={tmp_path / 'store'}", cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
