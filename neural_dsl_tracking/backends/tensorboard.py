@@ -1,7 +1,8 @@
 """TensorBoard mirror: event files written with the ``tensorboard`` package alone (no torch,
 no TensorFlow).
 
-One event per metric point: the key as scalar tag, our step, the point's own wall time.
+Scalars: the key as tag, our step, the point's own wall time (points logged together share
+one event).
 The (merged) hyperparameters go to the text tag ``config`` as JSON; artifact versions to
 text tags ``artifacts/<name>`` (step = version); PNG plots to image tags ``plots/<name>``.
 At finish the HParams plugin gets the experiment, the session's hyperparameters and its
@@ -61,13 +62,16 @@ class TensorboardMirror(Mirror):
         self._config_versions += 1
 
     def log_metrics(self, points: Sequence[MetricPoint]) -> None:
-        Event, Value = self._event, self._summary.Value
-        add = self._writer.add_event
+        # Points logged together share step and time: one event holds all their values.
+        events: dict[tuple[int, float], list[Any]] = {}
+        Value = self._summary.Value
         for key, step, value, wall_time in points:
-            summary = self._summary(value=[Value(tag=key, simple_value=value)])
-            add(Event(wall_time=wall_time, step=step, summary=summary))
+            events.setdefault((step, wall_time), []).append(Value(tag=key, simple_value=value))
             self._metric_keys[key] = None
-        self._last_step = max(self._last_step, max((p[1] for p in points), default=0))
+        for (step, wall_time), values in events.items():
+            summary = self._summary(value=values)
+            self._writer.add_event(self._event(wall_time=wall_time, step=step, summary=summary))
+            self._last_step = max(self._last_step, step)
 
     def log_artifact(self, artifact: ArtifactRef) -> None:
         from tensorboard.plugins.text.summary_v2 import text_pb
