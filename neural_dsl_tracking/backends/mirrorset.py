@@ -65,7 +65,7 @@ class MirrorSet:
     def metrics(self, points: Sequence[MetricPoint]) -> None:
         """Queue flushed points ``(key, step, value, unix seconds)``."""
         if points:
-            self._send(("metrics", list(points)))
+            self._send(("metrics", points))
 
     def artifact(self, path: str | Path, name: str, version: int, sha256: str,
                  aliases: Iterable[str] = (), filename: str | None = None) -> None:
