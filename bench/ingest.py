@@ -179,7 +179,6 @@ def copy_vs_hash(blob: Path, root: Path) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100_000, help="steps per tracker (3 points each)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of ours (median reported)")
     parser.add_argument("--async-steps", type=int, default=10_000,
                         help="steps for MLflow async logging, which drains at a few hundred points/s "
                              "on SQLite here (its rate only falls with more data, so fewer steps "
@@ -191,28 +190,33 @@ def main() -> int:
     try:
         print(f"workload: {args.steps:,} steps x 3 metrics = {points:,} points, through finish/close")
         results: dict[str, dict] = {}
-        our_runs = [ours(root / f"ours{i}", args.steps) for i in range(args.repeat)]
-        mid = sorted(our_runs, key=lambda r: r["seconds"])[len(our_runs) // 2]
-        results["neural-dsl-tracking (median)"] = mid
         peers = {"MLflow SQLite async log_metrics": mlflow_async,
                  "MLflow SQLite log_batch (999/call)": mlflow_batch,
                  "W&B offline wandb.log": wandb_offline,
                  "TensorBoard SummaryWriter.add_scalar": tensorboard_writer}
-        mid["points"] = points
+        # ours runs before the peers and again after each one, so its median samples the
+        # machine's load over the same minutes as the peers
+        our_runs = [ours(root / "ours0", args.steps)]
         for index, (name, run) in enumerate(peers.items()):
             steps = min(args.steps, args.async_steps) if run is mlflow_async else args.steps
             results[name] = run(root / f"peer{index}", steps)
             results[name]["points"] = 3 * steps
-            print(f"  measured {name} ({3 * steps:,} points)", flush=True)
+            our_runs.append(ours(root / f"ours{index + 1}", args.steps))
+            print(f"  measured {name} ({3 * steps:,} points), then ours again", flush=True)
+        mid = sorted(our_runs, key=lambda r: r["seconds"])[len(our_runs) // 2]
+        mid["points"] = points
+        results = {f"neural-dsl-tracking (median of {len(our_runs)})": mid, **results}
+        spread = sorted(points / r["seconds"] for r in our_runs)
 
         def rate(name: str) -> float:
             return results[name]["points"] / results[name]["seconds"]
 
-        ours_rate = rate("neural-dsl-tracking (median)")
+        ours_rate = rate(next(iter(results)))
         print(f"\n{'tracker':40s} {'points':>9s} {'seconds':>9s} {'points/s':>12s} {'ours is':>9s}")
         for name, result in results.items():
             print(f"{name:40s} {result['points']:9,d} {result['seconds']:9.2f} {rate(name):12,.0f} "
                   f"{ours_rate / rate(name):8.1f}x")
+        print(f"ours, all {len(our_runs)} runs: " + ", ".join(f"{r:,.0f}" for r in spread) + " points/s")
         print(f"finish() of our {points:,}-point run: {mid['finish']:.3f} s")
 
         ours_read, theirs_read, n = read_back(root / f"ours{our_runs.index(mid)}", mid["run_id"],
