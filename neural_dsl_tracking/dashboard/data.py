@@ -17,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -67,6 +68,15 @@ def draw(steps: np.ndarray, values: np.ndarray, times: np.ndarray, bucket_size: 
     )
 
 
+def _redact(location: str) -> str:
+    """A database URL without its password, for display."""
+    parts = urlsplit(location)
+    if not parts.password:
+        return location
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 class StoreUnavailable(NeuralError):
     """The store does not exist (yet) or cannot be opened; the page explains why."""
 
@@ -83,7 +93,7 @@ class DashboardData:
         cache_bytes: int = 512 * 1024 * 1024,
         crash_after: float | None = None,
     ) -> None:
-        self.location = str(store) if store else str(base_dir)
+        self.location = _redact(str(store)) if store else str(base_dir)
         self._base_dir = Path(base_dir)
         self._store = store
         self.max_points = max_points

@@ -6,7 +6,6 @@ Everything returned here is plain text or numbers; the layout renders it as text
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
@@ -48,15 +47,6 @@ def format_time(value: Any) -> str:
     if seconds is None:
         return MISSING
     return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def duration_seconds(start: Any, end: Any, now: float | None = None) -> float | None:
-    """Run duration; a run without an end time is measured up to ``now``."""
-    began = epoch_seconds(start)
-    if began is None:
-        return None
-    finished = epoch_seconds(end)
-    return max(0.0, (finished if finished is not None else (now or time.time())) - began)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -105,3 +105,8 @@ def test_sqlite_and_postgresql_stores_read_the_same(store_kwargs, tmp_path):
     drawn = data.series(run.run_id, "loss", run.metrics["loss"]["count"])
     assert len(drawn.steps) <= 2000 and drawn.values.max() == 99.0 and 4321 in drawn.steps
     assert data.artifact_version(run.run_id, "model", 1).path.read_bytes() == b"model bytes"
+
+
+def test_database_password_is_never_shown(tmp_path):
+    data = DashboardData(tmp_path, "postgresql+psycopg://ada:hunter2@db.example:5432/runs")
+    assert data.location == "postgresql+psycopg://ada:***@db.example:5432/runs"
