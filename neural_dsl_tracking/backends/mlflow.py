@@ -136,8 +136,9 @@ class MlflowMirror(Mirror):
         from mlflow.entities import RunTag
 
         name = safe_name(artifact.name)
+        folder = f"artifacts/{name}/v{artifact.version}"
         with _published_as(artifact.path, safe_name(artifact.filename)) as path:
-            self._client.log_artifact(self.run_id, str(path), f"artifacts/{name}/v{artifact.version}")
+            self._client.log_artifact(self.run_id, str(path), folder)
         prefix = f"neural.artifact.{name}"
         tags = [RunTag(self._key(f"{prefix}.v{artifact.version}.sha256"), artifact.sha256)]
         tags += [

@@ -10,7 +10,9 @@ from neural_dsl_tracking.backends.base import Mirror, RunInfo
 from neural_dsl_tracking.errors import ConfigError
 
 MIRRORS = {
-    "mlflow": ("neural_dsl_tracking.backends.mlflow", "MlflowMirror", ("tracking_uri", "experiment")),
+    "mlflow": (
+        "neural_dsl_tracking.backends.mlflow", "MlflowMirror", ("tracking_uri", "experiment")
+    ),
     "wandb": ("neural_dsl_tracking.backends.wandb", "WandbMirror", ("project", "entity", "mode")),
     "tensorboard": ("neural_dsl_tracking.backends.tensorboard", "TensorboardMirror", ("log_dir",)),
 }
@@ -31,7 +33,9 @@ def checked_options(name: str, section: Any) -> dict[str, Any]:
     keys = MIRRORS[name][2]
     unknown = sorted(set(options) - set(keys))
     if unknown:
-        raise ConfigError(f"unknown {name} option(s) {', '.join(unknown)}; expected: {', '.join(keys)}")
+        raise ConfigError(
+            f"unknown {name} option(s) {', '.join(unknown)}; expected: {', '.join(keys)}"
+        )
     return options
 
 

@@ -122,10 +122,11 @@ class TensorboardMirror(Mirror):
         end = plugin_data_pb2.SessionEndInfo(
             status=_SESSION_STATUS.get(status, "STATUS_FAILURE"), end_time_secs=time.time()
         )
+        Data = plugin_data_pb2.HParamsPluginData
         for tag, data in (
-            (hparams_metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)),
-            (hparams_metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start)),
-            (hparams_metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end)),
+            (hparams_metadata.EXPERIMENT_TAG, Data(experiment=experiment)),
+            (hparams_metadata.SESSION_START_INFO_TAG, Data(session_start_info=start)),
+            (hparams_metadata.SESSION_END_INFO_TAG, Data(session_end_info=end)),
         ):
             summary = self._summary()
             summary.value.add(

@@ -5,8 +5,9 @@ History rows carry our step in the ``step`` column (declared as every metric's x
 one row. W&B's internal ``_step`` just counts rows, so steps that repeat or go backwards
 (epoch metrics next to batch metrics, a resumed run) are all kept. Artifacts become
 ``wandb.Artifact``s carrying our SHA-256 and version in their metadata and our aliases;
-plots are logged as ``wandb.Image`` under ``plots/<name>``. Files go under
-``<store_dir>/wandb/``, never the current directory. The SDK is imported in ``start``.
+plots are logged as ``wandb.Image`` (Plotly HTML as ``wandb.Html``) under
+``plots/<name>``. Files go under ``<store_dir>/wandb/``, never the current directory. The SDK
+is imported in ``start``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,11 @@ class WandbMirror(Mirror):
         self._run.log_artifact(entry, aliases=list(artifact.aliases) or None)
 
     def log_figure(self, path: Path, name: str) -> None:
-        self._run.log({f"plots/{name}": self._wandb.Image(str(path)), STEP: self._last_step})
+        if path.suffix.lower() in (".html", ".htm"):  # a Plotly figure
+            media = self._wandb.Html(path.read_text(encoding="utf-8"))
+        else:
+            media = self._wandb.Image(str(path))
+        self._run.log({f"plots/{name}": media, STEP: self._last_step})
 
     def finish(self, status: str) -> None:
         self._run.summary["neural_status"] = status

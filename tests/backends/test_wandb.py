@@ -67,10 +67,15 @@ def test_failed_run_exits_non_zero_and_project_defaults_to_experiment(tmp_path, 
     run = RunInfo("r-failed", "my experiment/1", None, (), tmp_path)
     mirrors = open_mirrors(["wandb"], {"wandb": {"mode": "offline"}}, run, lambda *a: None)
     mirrors.metrics([("loss", 0, 1.0, 1.0)])
+    html = tmp_path / "interactive.html"
+    html.write_text("<html><body>plotly</body></html>")
+    mirrors.figure(html, "interactive")  # a Plotly figure saved by log_figure
     assert mirrors.finish("failed", timeout=60) == []
     back = readback.wandb(tmp_path / "wandb")
     assert back.run.project == "my_experiment_1"
     assert back.exit_code == 1 and back.summary["neural_status"] == "failed"
+    assert [row["plots/interactive/_type"] for row in back.history
+            if "plots/interactive/_type" in row] == ["html-file"]
 
 
 def test_missing_library_is_recorded_and_the_run_goes_on(tmp_path, failures, uninstall, caplog):
