@@ -96,11 +96,18 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("smoothing", "value"),
         Input("x-mode", "value"),
         Input("log-y", "value"),
+        Input("live-tick", "n_intervals"),
+        State("drawn", "data"),
     )
-    def render_metrics(selection, tab, weight, x_mode, log_y):
+    def render_metrics(selection, tab, weight, x_mode, log_y, _tick, drawn):
         if tab != "metrics":
             return no_update, no_update
         runs, chosen = selected_runs(selection)
+        if ctx.triggered_id == "live-tick":
+            # new points are extended by `extend_live`; redraw only when a new metric appeared
+            keys = {key for run in chosen for key in run.metrics}
+            if not chosen or keys == set(drawn or {}):
+                return no_update, no_update
         if not chosen:
             return views.select_hint(), {}
         return views.metrics_view(data, chosen, views.run_colors(runs), float(weight or 0), x_mode,

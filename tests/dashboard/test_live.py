@@ -65,6 +65,10 @@ def test_points_logged_after_page_load_appear(ui, serve, eventually, tmp_path):
             assert smoothed["y"][-1] == pytest.approx(tensorboard_ema(logged, 0.5))
             ui.screenshot("live")
 
+            tracker.log_metrics({"accuracy": 0.5}, step=12)  # a metric the page has not seen
+            graphs = ui.wait_graphs("gs => gs.length === 2")
+            assert sorted(graph["title"] for graph in graphs) == ["accuracy", "loss"]
+
             tracker.finish("completed")
             ui.page.wait_for_function(
                 "() => document.querySelector('#run-table td[data-dash-column=status]').innerText === 'completed'",
