@@ -126,7 +126,7 @@ def _train_body(out: CodeWriter, model: ModelCode, hooks: list[ProgramHooks], us
 
 def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | None) -> None:
     out.line("step = 0")
-    out.line("training_started = runtime.clock()")
+    out.line("training_started, cpu_started = runtime.clock(), runtime.cpu_clock()")
     with out.block("for epoch in range(1, epochs + 1)"):
         out.line("model.train()")
         out.line("started = runtime.clock()")
@@ -169,6 +169,8 @@ def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | N
     out.line('held_out, x_eval, y_eval = ("validation", x_val, y_val) if len(x_val) else ("training", x_train, y_train)')
     out.line("final_metrics = runtime.evaluate(model, objective, x_eval, y_eval, batch_size)")
     out.line('final_metrics["training_time"] = runtime.clock() - training_started')
-    out.line('summary = ", ".join(f"{key} {value:.4f}" for key, value in final_metrics.items() if key != "training_time")')
+    out.line('final_metrics["training_cpu_time"] = runtime.cpu_clock() - cpu_started')
+    out.line('summary = ", ".join(f"{key} {value:.4f}" for key, value in final_metrics.items() if not key.startswith("training_"))')
     out.line('print(f"final evaluation on {len(x_eval)} {held_out} samples: {summary}", flush=True)')
-    out.line('print(f"trained in {final_metrics[\'training_time\']:.2f} s", flush=True)')
+    out.line('print(f"trained in {final_metrics[\'training_time\']:.2f} s "')
+    out.line('      f"({final_metrics[\'training_cpu_time\']:.2f} s of CPU in this process)", flush=True)')
