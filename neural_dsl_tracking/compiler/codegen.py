@@ -148,13 +148,6 @@ def attr(obj: str | Expr, *names: str) -> Expr:
     return Expr(".".join([base.code, *(ident(name).code for name in names)]))
 
 
-def binop(left: Arg, op: str, right: Arg) -> Expr:
-    """``left op right`` for arithmetic and comparison operators."""
-    if op not in {"+", "-", "*", "//", "/", "%", "**", "==", "!=", "<", "<=", ">", ">=", "and", "or"}:
-        raise CompileError(f"operator {op!r} is not allowed in generated code")
-    return Expr(f"{arg(left).code} {op} {arg(right).code}")
-
-
 def product(factors: list[Arg]) -> Expr:
     """The product of literal ints and expressions, constants folded: ``hp.x * 36``."""
     constant = 1

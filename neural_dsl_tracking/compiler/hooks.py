@@ -28,9 +28,6 @@ from neural_dsl_tracking.compiler.codegen import Expr
 from neural_dsl_tracking.errors import CompileError
 from neural_dsl_tracking.language.spec import ModelSpec
 
-HOOK_POINTS = ("imports", "setup", "after_batch", "after_epoch", "on_checkpoint", "teardown")
-
-
 class ProgramHooks(Protocol):
     """What a plugin's hooks class provides."""
 

@@ -48,10 +48,6 @@ def canonical_loss(name: str, where: str) -> str:
     return key
 
 
-def losses_of_family(family: str) -> list[str]:
-    return [name for name, fam in LOSS_FAMILIES.items() if fam == family]
-
-
 @dataclass
 class LossPlan:
     """The loss a network trains with, decided at compile time."""

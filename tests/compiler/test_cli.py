@@ -1,0 +1,54 @@
+"""``neural compile``: files written, defaults, and clear errors (in-process, no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from neural_dsl_tracking.cli import main
+
+from .conftest import CORPUS, DIGITS
+
+
+def test_compile_writes_program_config_and_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", str(DIGITS)]) == 0
+    out = tmp_path / "build" / "DigitsCNN"
+    assert (out / "train.py").is_file() and (out / "source.neural").read_bytes() == DIGITS.read_bytes()
+    config = yaml.safe_load((out / "conf" / "config.yaml").read_text())
+    assert config["defaults"][:3] == ["_self_", {"data": "digits"}, {"tracking": None}]
+    assert config["optimizer"]["name"] == "Adam" and config["optimizer"]["lr"] == 0.003
+    assert config["train"] == {"epochs": 10, "batch_size": 32, "validation_split": 0.2, "shuffle": True}
+    assert config["tracking"]["experiment"] == "digits-cnn" and config["tracking"]["mode"] == "max"
+    assert config["model"]["conv2d_1"] == {"filters": 16}
+    assert config["hydra"] == {"output_subdir": None}
+    assert "wrote build/DigitsCNN/train.py" in capsys.readouterr().out
+
+    assert main(["compile", str(DIGITS), "-o", "elsewhere"]) == 0
+    assert (tmp_path / "elsewhere" / "train.py").is_file()
+
+
+def test_compile_picks_a_network_by_name(tmp_path: Path) -> None:
+    source = tmp_path / "two.neural"
+    source.write_text("network A {\n input: (4,)\n layers:\n Output(2)\n}\n"
+                      "network B {\n input: (6,)\n layers:\n Output(3)\n}\n")
+    assert main(["compile", str(source), "--network", "B", "-o", str(tmp_path / "b")]) == 0
+    assert "class B(nn.Module)" in (tmp_path / "b" / "train.py").read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    ([str(CORPUS / "nested_layers.neural")], "nested_layers.neural:5: layer TransformerEncoder: has a nested"),
+    ([str(CORPUS / "tiny.neural"), "--network", "Huge"], "no network named 'Huge'; the file defines: Tiny"),
+    (["missing.neural"], "missing.neural"),
+])
+def test_compile_errors_are_one_message_and_exit_1(args: list[str], message: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert not (tmp_path / "build").exists()
