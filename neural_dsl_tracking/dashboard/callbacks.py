@@ -222,7 +222,7 @@ def new_points(
         if summary and summary.get("count", 0) > meta["count"]:
             steps, values, times = data.points_after(meta["run"], key, meta["last_step"], meta["count"])
             if steps.size:
-                fresh = draw(steps, values, times, meta["bucket"])
+                (fresh,) = draw(steps, values, times, meta["bucket"])
                 xs.append(plain_list(x_values(fresh.steps, fresh.times, x_mode, meta["start"])))
                 ys.append(plain_list(fresh.values))
                 indices.append(position)

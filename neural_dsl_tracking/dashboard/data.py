@@ -21,11 +21,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from neural_dsl_tracking.dashboard.downsample import DEFAULT_MAX_POINTS, bucket_size_for, bucketize
+from neural_dsl_tracking.dashboard.downsample import DEFAULT_MAX_POINTS, bucket_size_for, bucketize_levels
 from neural_dsl_tracking.errors import NeuralError, TrackingError
 
 _STORE_FILE = "store.db"
-LEVEL_DIVISORS = (1, 2, 4)  # series are kept at max_points, half and a quarter of it
+LEVEL_DIVISORS = (1, 2, 4)  # series are kept at about max_points, half and a quarter of it
 CHART_POINT_BUDGET = 100_000  # points drawn per chart before series get fewer points each
 
 
@@ -51,21 +51,24 @@ class DrawnSeries:
         return sum(array.nbytes for array in arrays)
 
 
-def draw(steps: np.ndarray, values: np.ndarray, times: np.ndarray, bucket_size: int) -> DrawnSeries:
-    """Downsample raw arrays with buckets of ``bucket_size`` points."""
-    buckets = bucketize(values, bucket_size)
-    return DrawnSeries(
-        steps=steps[buckets.keep],
-        values=values[buckets.keep],
-        times=times[buckets.keep],
-        bucket_size=bucket_size,
-        bucket_steps=steps[buckets.last],
-        bucket_times=times[buckets.last],
-        bucket_means=buckets.mean,
-        bucket_counts=buckets.count,
-        count=int(steps.size),
-        last_step=int(steps[-1]) if steps.size else -1,
-    )
+def draw(steps: np.ndarray, values: np.ndarray, times: np.ndarray, bucket_size: int,
+         levels: int = 1) -> list[DrawnSeries]:
+    """Downsample raw arrays with buckets of ``bucket_size`` points (and 2x, 4x... for ``levels``)."""
+    return [
+        DrawnSeries(
+            steps=steps[buckets.keep],
+            values=values[buckets.keep],
+            times=times[buckets.keep],
+            bucket_size=buckets.size,
+            bucket_steps=steps[buckets.last],
+            bucket_times=times[buckets.last],
+            bucket_means=buckets.mean,
+            bucket_counts=buckets.count,
+            count=int(steps.size),
+            last_step=int(steps[-1]) if steps.size else -1,
+        )
+        for buckets in bucketize_levels(values, bucket_size, levels)
+    ]
 
 
 def _redact(location: str) -> str:
@@ -155,8 +158,9 @@ class DashboardData:
                 self._cache.move_to_end(cache_key)
                 return cached[points]
         history = self.manager().get_metric_history(run_id, key)
-        variants = {level: draw(history.steps, history.values, history.timestamps,
-                                bucket_size_for(len(history), level)) for level in self.levels}
+        drawn = draw(history.steps, history.values, history.timestamps,
+                     bucket_size_for(len(history), self.max_points), len(LEVEL_DIVISORS))
+        variants = dict(zip(self.levels, drawn))
         self._remember(cache_key, variants)
         return variants[points]
 

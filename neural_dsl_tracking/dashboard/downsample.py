@@ -38,25 +38,30 @@ def bucket_size_for(n: int, max_points: int = DEFAULT_MAX_POINTS) -> int:
 
 def bucketize(values: np.ndarray, size: int) -> Buckets:
     """Split ``values`` into buckets of ``size`` points and keep each bucket's extremes."""
+    return bucketize_levels(values, size, 1)[0]
+
+
+def bucketize_levels(values: np.ndarray, size: int, levels: int) -> list[Buckets]:
+    """``bucketize`` with buckets of ``size``, ``2 * size``, ``4 * size``... from one pass.
+
+    Each coarser level merges pairs of buckets of the previous one: a merged bucket's
+    minimum is the smaller of its halves' minima, so the extremes stay exact.
+    """
     values = np.asarray(values, dtype=np.float64)
     n = values.size
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Buckets(empty, size, empty, np.zeros(0), empty)
+        return [Buckets(empty, size << level, empty, np.zeros(0), empty) for level in range(levels)]
     full, tail = divmod(n, size)
     parts = [_reduce(values[: full * size].reshape(full, size), 0)] if full else []
     if tail:
         parts.append(_reduce(values[full * size:].reshape(1, tail), full * size))
-    arg_min, arg_max, total, count = (np.concatenate(column) for column in zip(*parts))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    first, second = np.minimum(arg_min, arg_max), np.maximum(arg_min, arg_max)
-    pairs = np.stack([first, second], axis=1).ravel()  # sorted: buckets are consecutive
-    keep = np.concatenate([[0], pairs, [n - 1]])
-    keep = keep[np.concatenate([[True], np.diff(keep) > 0])]
-    buckets = full + (1 if tail else 0)
-    last = np.minimum(np.arange(1, buckets + 1, dtype=np.int64) * size - 1, n - 1)
-    return Buckets(keep, size, last, mean, count)
+    stats = tuple(np.concatenate(column) for column in zip(*parts))
+    out = [_buckets(stats, size, n)]
+    for level in range(1, levels):
+        stats = _merge_pairs(stats, values)
+        out.append(_buckets(stats, size << level, n))
+    return out
 
 
 def _reduce(rows: np.ndarray, offset: int) -> tuple[np.ndarray, ...]:
@@ -71,6 +76,37 @@ def _reduce(rows: np.ndarray, offset: int) -> tuple[np.ndarray, ...]:
     high = np.where(finite, rows, -np.inf)
     total = np.where(finite, rows, 0.0).sum(axis=1)
     return low.argmin(axis=1) + base, high.argmax(axis=1) + base, total, finite.sum(axis=1)
+
+
+def _buckets(stats: tuple[np.ndarray, ...], size: int, n: int) -> Buckets:
+    arg_min, arg_max, total, count = stats
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    first, second = np.minimum(arg_min, arg_max), np.maximum(arg_min, arg_max)
+    pairs = np.stack([first, second], axis=1).ravel()  # sorted: buckets are consecutive
+    keep = np.concatenate([[0], pairs, [n - 1]])
+    keep = keep[np.concatenate([[True], np.diff(keep) > 0])]
+    last = np.minimum(np.arange(1, arg_min.size + 1, dtype=np.int64) * size - 1, n - 1)
+    return Buckets(keep, size, last, mean, count)
+
+
+def _merge_pairs(stats: tuple[np.ndarray, ...], values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-bucket statistics of buckets twice as large (ties keep the earlier point)."""
+    arg_min, arg_max, total, count = stats
+    low = values[arg_min]
+    low = np.where(np.isfinite(low), low, np.inf)
+    high = values[arg_max]
+    high = np.where(np.isfinite(high), high, -np.inf)
+    if arg_min.size % 2:  # an empty bucket completes the last pair
+        arg_min, arg_max = np.append(arg_min, arg_min[-1]), np.append(arg_max, arg_max[-1])
+        low, high = np.append(low, np.inf), np.append(high, -np.inf)
+        total, count = np.append(total, 0.0), np.append(count, 0)
+    pair = (-1, 2)
+    low, high = low.reshape(pair), high.reshape(pair)
+    arg_min, arg_max = arg_min.reshape(pair), arg_max.reshape(pair)
+    new_min = np.where(low[:, 0] <= low[:, 1], arg_min[:, 0], arg_min[:, 1])
+    new_max = np.where(high[:, 0] >= high[:, 1], arg_max[:, 0], arg_max[:, 1])
+    return new_min, new_max, total.reshape(pair).sum(axis=1), count.reshape(pair).sum(axis=1)
 
 
 def downsample_indices(values: np.ndarray, max_points: int = DEFAULT_MAX_POINTS) -> np.ndarray:

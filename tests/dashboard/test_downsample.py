@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neural_dsl_tracking.dashboard.downsample import bucket_size_for, bucketize, downsample_indices
+from neural_dsl_tracking.dashboard.downsample import bucket_size_for, bucketize, bucketize_levels, downsample_indices
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 
 
@@ -89,3 +89,18 @@ def test_bucketed_smoothing_follows_the_raw_curve():
 def test_smoothing_rejects_bad_weights():
     with pytest.raises(ValueError):
         smooth(np.ones(3), np.ones(3), 1.0)
+
+
+@pytest.mark.parametrize("n,size", [(100_000, 101), (99_991, 7), (1_000, 1), (5, 3), (12_345, 50)])
+def test_coarser_levels_equal_bucketizing_directly(n, size):
+    values = np.random.default_rng(n).normal(size=n)
+    values[::13] = np.nan
+    values[n // 3] = np.inf
+    values[n // 2] = 1e9
+    for level, merged in enumerate(bucketize_levels(values, size, 3)):
+        direct = bucketize(values, size << level)
+        assert merged.size == direct.size
+        np.testing.assert_array_equal(merged.keep, direct.keep)
+        np.testing.assert_array_equal(merged.last, direct.last)
+        np.testing.assert_array_equal(merged.count, direct.count)
+        np.testing.assert_allclose(merged.mean, direct.mean, equal_nan=True)
