@@ -116,7 +116,9 @@ class MirrorSet:
         finally:
             os.close(to_child_read)
             os.close(from_child_write)
-        self._to_child = os.fdopen(to_child_write, "wb")
+        # Raw fd, no buffer: a process forked from this one (a DataLoader worker) must not
+        # hold unflushed frames that it could write again at its exit.
+        self._to_child = to_child_write
         self._from_child = os.fdopen(from_child_read, "rb")
         self._outbox.append(frames.encode(("open", [(n, r, dict(o)) for n, r, o in specs])))
         for target, name in ((self._write_loop, "send"), (self._read_loop, "receive")):
@@ -134,22 +136,22 @@ class MirrorSet:
             self._cond.notify()
 
     def _write_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._outbox:
-                    if self._closed:
+        try:
+            while True:
+                with self._cond:
+                    while not self._outbox and not self._closed:
+                        self._cond.wait()
+                    if not self._outbox:
                         return
-                    self._cond.wait()
-                chunk = b"".join(self._outbox)
-                self._outbox.clear()
-            try:
-                self._to_child.write(chunk)
-                self._to_child.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                return  # the reader reports the child's end
-            if self._closed and not self._outbox:
-                self._to_child.close()
-                return
+                    chunk = b"".join(self._outbox)
+                    self._outbox.clear()
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(self._to_child, view):]
+        except OSError:
+            pass  # the child is gone; the reader reports it
+        finally:
+            os.close(self._to_child)
 
     def _read_loop(self) -> None:
         while (message := frames.read(self._from_child)) is not None:
