@@ -133,7 +133,8 @@ def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | N
         out.line("loss_sum, hits, predictions, seen = 0.0, 0, 0, 0")
         out.line("train_batches = runtime.batches(x_train, y_train, batch_size, config.train.shuffle, generator)")
         out.line('n_batches = -(-len(x_train) // batch_size)')
-        with out.block('for xb, yb in runtime.progress(train_batches, n_batches, f"epoch {epoch}/{epochs}")'):
+        out.line('progress = runtime.EpochProgress(train_batches, n_batches, f"epoch {epoch}/{epochs}")')
+        with out.block("for xb, yb in progress"):
             out.line("optimizer.zero_grad(set_to_none=True)")
             out.line("output = model(xb)")
             out.line("loss = objective(output, yb)")
@@ -148,6 +149,7 @@ def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | N
             with out.block("if objective.has_accuracy"):
                 out.line("batch_hits, batch_predictions = objective.correct(output.detach(), yb)")
                 out.line("hits, predictions = hits + batch_hits, predictions + batch_predictions")
+            out.line("progress.show(loss_sum / seen, hits, predictions, seen)")
             out.extend(_hook_lines(hooks, "after_batch"))
         out.line("epoch_time = runtime.clock() - started")
         out.line('epoch_metrics = {"loss": loss_sum / seen}')

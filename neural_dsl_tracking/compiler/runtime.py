@@ -361,13 +361,35 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
-def progress(iterable: Any, total: int, description: str) -> Any:
-    """A per-epoch progress bar on a terminal (tqdm), the plain iterable elsewhere."""
-    if not sys.stderr.isatty() or os.environ.get("NEURAL_NO_PROGRESS"):
-        return iterable
-    from tqdm import tqdm
+class EpochProgress:
+    """A per-epoch progress bar with running loss, accuracy and samples/s (tqdm, on a terminal).
 
-    return tqdm(iterable, total=total, desc=description, unit="batch", leave=False, mininterval=0.2)
+    Off a terminal (or with NEURAL_NO_PROGRESS set) it only iterates; the program prints one
+    summary line per epoch either way.
+    """
+
+    def __init__(self, iterable: Any, total: int, description: str) -> None:
+        self._bar = None
+        if sys.stderr.isatty() and not os.environ.get("NEURAL_NO_PROGRESS"):
+            from tqdm import tqdm
+
+            self._bar = tqdm(iterable, total=total, desc=description, unit="batch", leave=False,
+                             mininterval=0.2)
+        self._iterable = iterable if self._bar is None else self._bar
+        self._started = time.perf_counter()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._iterable)
+
+    def show(self, loss: float, hits: int, predictions: int, seen: int) -> None:
+        """Update the bar's figures (cheap: a no-op without a bar, throttled with one)."""
+        if self._bar is None or self._bar.n % 5:
+            return
+        figures = {"loss": f"{loss:.4f}"}
+        if predictions:
+            figures["acc"] = f"{hits / predictions:.3f}"
+        figures["samples/s"] = f"{seen / max(time.perf_counter() - self._started, 1e-9):.0f}"
+        self._bar.set_postfix(figures, refresh=False)
 
 
 def clock() -> float:
