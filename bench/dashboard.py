@@ -9,7 +9,7 @@ background warm-up). With 100 runs a chart draws 1,000 points per series (the ca
 half level, see dashboard/data.py), still every bucket's minimum and maximum. The peer in the same run is the same dashboard without downsampling
 (every raw point sent and drawn), on fewer runs because it does not finish on all of them.
 
-    .venv/bin/python bench/dashboard.py [--runs 100] [--steps 100000] [--store DIR] [--peer-filter run-000]
+    .venv/bin/python bench/dashboard.py [--runs 100] [--steps 100000] [--store DIR] [--peer-filter run-00]
 """
 
 from __future__ import annotations
@@ -102,12 +102,15 @@ def matching_runs(base_dir: Path, text: str) -> int:
 class Served:
     """The dashboard served in-process on a free loopback port."""
 
-    def __init__(self, base_dir: Path, max_points: int) -> None:
+    def __init__(self, base_dir: Path, downsample: bool = True) -> None:
         from werkzeug.serving import make_server
 
         from neural_dsl_tracking.dashboard.app import create_app
+        from neural_dsl_tracking.dashboard.data import DashboardData
 
-        self.app = create_app(base_dir=base_dir, max_points=max_points)
+        data = DashboardData(base_dir) if downsample else DashboardData(base_dir, max_points=10**12,
+                                                                         chart_budget=None)
+        self.app = create_app(data=data)
         self.server = make_server("127.0.0.1", 0, self.app.server, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -156,7 +159,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--peer-filter", default="run-000",
+    parser.add_argument("--peer-filter", default="run-00",
                         help="run-name text choosing the runs drawn by the no-downsampling peer "
                              "(run-000: 1 run, run-00: 10 runs)")
     parser.add_argument("--store", type=Path, help="store directory to build or reuse (default: a temp dir)")
@@ -177,21 +180,21 @@ def main() -> int:
                   f"ExperimentTracker in {seconds:.1f} s ({points / seconds / 1e6:.2f} M points/s, 2 processes)")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-            served = Served(base_dir, max_points=2000)
+            served = Served(base_dir)
             try:
                 cold, cold_bytes, cold_cpu = time_select_all(browser, served.url, args.runs)
                 warm, warm_bytes, warm_cpu = median_of(3, lambda: time_select_all(browser, served.url, args.runs))
             finally:
                 served.close()
             peer_runs = matching_runs(base_dir, args.peer_filter)
-            raw_server = Served(base_dir, max_points=10**12)
+            raw_server = Served(base_dir, downsample=False)
             try:
                 time_select_all(browser, raw_server.url, peer_runs, text=args.peer_filter)  # fill its cache
                 raw, raw_bytes, _ = median_of(3, lambda: time_select_all(browser, raw_server.url, peer_runs,
                                                                        text=args.peer_filter))
             finally:
                 raw_server.close()
-            served = Served(base_dir, max_points=2000)
+            served = Served(base_dir)
             try:
                 time_select_all(browser, served.url, peer_runs, text=args.peer_filter)
                 ours, ours_bytes, _ = median_of(3, lambda: time_select_all(browser, served.url, peer_runs,

@@ -95,6 +95,7 @@ class DashboardData:
         max_points: int = DEFAULT_MAX_POINTS,
         cache_bytes: int = 512 * 1024 * 1024,
         crash_after: float | None = None,
+        chart_budget: int | None = CHART_POINT_BUDGET,
     ) -> None:
         self.location = _redact(str(store)) if store else str(base_dir)
         self._base_dir = Path(base_dir)
@@ -105,6 +106,7 @@ class DashboardData:
         self._cached_bytes = 0
         self._lock = threading.Lock()
         self._crash_after = crash_after
+        self._chart_budget = chart_budget
         self._manager: Any = None
 
     # -- the store ---------------------------------------------------------------------
@@ -139,9 +141,11 @@ class DashboardData:
         return tuple(max(4, self.max_points // divisor) for divisor in LEVEL_DIVISORS)
 
     def points_per_series(self, series_per_chart: int) -> int:
-        """The largest level that keeps a chart under ``CHART_POINT_BUDGET`` points."""
+        """The largest level that keeps a chart within the chart point budget."""
+        if self._chart_budget is None:
+            return self.levels[0]
         for level in self.levels:
-            if level * max(1, series_per_chart) <= CHART_POINT_BUDGET:
+            if level * max(1, series_per_chart) <= self._chart_budget:
                 return level
         return self.levels[-1]
 
