@@ -6,8 +6,9 @@ dashboard in-process, drives a real headless Chromium, and prints the time from 
 callbacks sent. Measured twice: cold (every series read from the store and downsampled on
 demand) and warm (served from the downsampled-series cache, as after the launcher's
 background warm-up). With 100 runs a chart draws 1,000 points per series (the cache's
-half level, see dashboard/data.py), still every bucket's minimum and maximum. The peer in the same run is the same dashboard without downsampling
-(every raw point sent and drawn), on fewer runs because it does not finish on all of them.
+half level, see dashboard/data.py), still every bucket's minimum and maximum. The peer,
+measured in the same run, is the same dashboard without downsampling (every raw point
+sent and drawn), on the 10 runs run-000..run-009: it takes too long on all 100.
 
     .venv/bin/python bench/dashboard.py [--runs 100] [--steps 100000] [--store DIR] [--peer-filter run-00]
 """
