@@ -38,6 +38,8 @@ def test_a_bad_value_stores_nothing_of_that_call_and_the_run_goes_on(make_tracke
         tracker.log_metrics({3: 1.0})
     with pytest.raises(TypeError, match="step must be an integer"):
         tracker.log_metrics({"loss": 1.0}, step="ten")
+    with pytest.raises(TypeError, match="64-bit"):
+        tracker.log_metrics({"loss": 1.0}, step=2**70)
     tracker.log_metrics({"loss": 3.0, "acc": np.float64(0.7)})
     tracker.finish()
     assert manager.get_metric_history(tracker.run_id, "loss").values.tolist() == [1.0, 3.0]
