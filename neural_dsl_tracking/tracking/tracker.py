@@ -25,6 +25,7 @@ from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
 MIRROR_FINISH_TIMEOUT = 30.0
 PROCESS_HOOK_FLUSH_TIMEOUT = 10.0  # a signal may arrive while this thread holds the flush lock
 _now = time.time
+_MIN_STEP, _MAX_STEP = -(2**63), 2**63 - 2
 
 
 class ExperimentTracker:
@@ -67,9 +68,7 @@ class ExperimentTracker:
         self._mirrors = self._open_mirrors(backend, backend_options or {}, record.tags)
         self._writer = MetricWriter(self._store, self.run_id, interval=flush_interval,
                                     on_flushed=self._mirror_metrics if self._mirrors else None)
-        self._append_step = self._writer.steps.append
-        self._append_time = self._writer.times.append
-        self._append_values = self._writer.values.append
+        self._append = self._writer.pending.append
         self._visualize_every = visualize_every if auto_visualize else 0
         self._auto_visualize = auto_visualize
         self._log_calls = 0
@@ -124,15 +123,10 @@ class ExperimentTracker:
                 break
         if step is None:
             step = self._next_step
-        elif type(step) is not int:
+        elif type(step) is not int or not _MIN_STEP <= step <= _MAX_STEP:
             step = to_step(step)
-        try:
-            self._append_step(step)  # values last: the writer counts calls by values
-        except OverflowError:
-            raise TypeError(f"step {step} does not fit in a signed 64-bit integer") from None
-        self._append_time(_now())
-        self._append_values(values)
         self._next_step = step + 1
+        self._append((step, _now(), values))  # one append per call: atomic across threads
         if self._visualize_every:
             self._log_calls += 1
             if self._log_calls % self._visualize_every == 0:

@@ -51,6 +51,8 @@ def to_step(step: Any) -> int:
     if isinstance(step, bool):
         raise TypeError(f"step must be an integer, got {step!r}")
     if isinstance(step, int):
+        if not -(2**63) <= step <= 2**63 - 2:
+            raise TypeError(f"step {step} does not fit in a signed 64-bit integer")
         return step
     item = getattr(step, "item", None)
     if callable(item):

@@ -1,10 +1,8 @@
 """The background writer: turns buffered ``log_metrics`` calls into chunked appends.
 
-``log_metrics`` appends the step to ``steps`` (an int64 ``array``), the time to ``times``
-(a float64 ``array``) and then the ``{key: float}`` dict to ``values`` (a list). Appends are
-atomic; only this writer removes items, from the front, after they are committed, and it
-takes as many calls as ``values`` holds, so the three stay aligned. A daemon thread flushes
-every ``interval`` seconds; ``close()`` flushes the rest.
+``log_metrics`` appends ``(step, timestamp, {key: float})`` to ``pending`` (a plain list:
+appending is atomic, and only this writer removes items, from the front, after they are
+committed). A daemon thread flushes every ``interval`` seconds; ``close()`` flushes the rest.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from array import array
 from collections import Counter
 from itertools import chain
 from operator import itemgetter
@@ -25,10 +22,15 @@ from neural_dsl_tracking.tracking.store import Series, Store
 FLUSH_INTERVAL = 0.5
 IDLE_HEARTBEAT = 5.0
 
-def columnize(steps: np.ndarray, times: np.ndarray, dicts: list[dict[str, float]]
-              ) -> dict[str, Series]:
+_step_of, _time_of, _metrics_of = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+def columnize(batch: list[tuple[int, float, dict[str, float]]]) -> dict[str, Series]:
     """Per-key (steps, values, timestamps) arrays from buffered calls, in call order."""
-    n = len(dicts)
+    n = len(batch)
+    steps = np.fromiter(map(_step_of, batch), np.int64, n)
+    times = np.fromiter(map(_time_of, batch), np.float64, n)
+    dicts = list(map(_metrics_of, batch))
     first = dicts[0]
     if sum(map(len, dicts)) == n * len(first):
         try:  # the usual case: every call logged the same keys
@@ -52,9 +54,7 @@ class MetricWriter:
         self.store = store
         self.run_id = run_id
         self.interval = interval
-        self.steps = array("q")
-        self.times = array("d")
-        self.values: list[dict[str, float]] = []
+        self.pending: list[tuple[int, float, dict[str, float]]] = []
         self.on_flushed = on_flushed
         self.last_error: Exception | None = None
         self.close_timeout = -1.0  # seconds close() waits for the flush lock; -1 = forever
@@ -86,16 +86,13 @@ class MetricWriter:
         if not self._flush_lock.acquire(timeout=timeout):
             return 0
         try:
-            n = len(self.values)
+            n = len(self.pending)
             if not n:
                 return 0
-            steps = np.frombuffer(self.steps[:n], np.int64)
-            times = np.frombuffer(self.times[:n], np.float64)
-            series = columnize(steps, times, self.values[:n])
+            batch = self.pending[:n]
+            series = columnize(batch)
             self.store.append_metrics(self.run_id, series)
-            del self.values[:n]
-            del self.steps[:n]
-            del self.times[:n]
+            del self.pending[:n]
             self._last_write = time.monotonic()
             if self.on_flushed is not None:
                 self.on_flushed(series)

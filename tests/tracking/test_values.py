@@ -71,3 +71,24 @@ def test_steps_reject_the_rest(step):
                                        ("accuracy", "max"), ("val_acc", "max"), ("f1", "max")])
 def test_best_direction_follows_the_metric_name(key, mode):
     assert metric_mode(key) == mode
+
+
+def test_threads_logging_to_one_tracker_keep_each_call_whole(make_tracker, manager):
+    import threading
+
+    tracker = make_tracker()
+
+    def worker(offset: int) -> None:
+        for i in range(20_000):
+            tracker.log_metrics({"value": float(offset + i), "step_copy": float(offset + i)},
+                                step=offset + i)
+
+    threads = [threading.Thread(target=worker, args=(k * 100_000,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    tracker.finish()
+    history = manager.get_metric_history(tracker.run_id, "value")
+    assert len(history) == 80_000
+    assert np.array_equal(history.steps.astype(float), history.values)  # never mixed up
