@@ -495,13 +495,14 @@ def emit_residual(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) 
     y = body.to_layout(y, x.layout)
     if len(y.shape) != len(x.shape):
         raise em.error(layer, f"its block turns {show(x.shape)} into {show(y.shape)}; a residual sum needs the same rank")
+    em.comment(f"{name}: ResidualConnection, {show(x.shape)} -> {show(y.shape)}")
+    skip = f"{name}_skip"  # one variable per block, so nested blocks keep their own
     if all(value_of(a) == value_of(b) for a, b in zip(x.shape, y.shape)):
-        em.forward("shortcut = x")  # identity: the block keeps the shape (with the compiled sizes)
+        em.forward(f"{skip} = x  # identity: the block keeps the shape")
     else:
-        shortcut = f"{name}_shortcut"
-        em.projection(layer, shortcut, x, y)
+        em.projection(layer, f"{name}_shortcut", skip, x, y)
     em.absorb(body)
-    em.forward("x = x + shortcut")
+    em.forward(f"x = x + {skip}")
     return y
 
 

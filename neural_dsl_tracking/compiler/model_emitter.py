@@ -236,8 +236,8 @@ class ModelEmitter:
             return None
         return activation
 
-    def projection(self, layer: LayerSpec, name: str, x: Tensor, y: Tensor) -> None:
-        """A learned shortcut from shape ``x`` to ``y`` (residual blocks that change shape)."""
+    def projection(self, layer: LayerSpec, name: str, skip: str, x: Tensor, y: Tensor) -> None:
+        """``skip = self.<name>(x)``: a learned shortcut from shape ``x`` to ``y``."""
         in_channels, out_channels = x.shape[-1], y.shape[-1]
         if in_channels is None or out_channels is None:
             raise self.error(layer, "cannot project a dynamic channel axis for its shortcut")
@@ -245,9 +245,9 @@ class ModelEmitter:
         if all(same_dim(a, b) for a, b in zip(spatial_in, spatial_out)):
             self.module(name, call("nn.Linear", code_of(in_channels), code_of(out_channels)), x.shape, y.shape)
             if x.layout == "first" and len(x.shape) > 1:
-                self.forward(f"shortcut = self.{name}(x.movedim(1, -1)).movedim(-1, 1)  # projection")
+                self.forward(f"{skip} = self.{name}(x.movedim(1, -1)).movedim(-1, 1)  # projection")
             else:
-                self.forward(f"shortcut = self.{name}(x)  # projection to the block's output shape")
+                self.forward(f"{skip} = self.{name}(x)  # projection to the block's output shape")
             return
         strides = []
         for a, b in zip(spatial_in, spatial_out):
@@ -263,9 +263,9 @@ class ModelEmitter:
         module = call(f"nn.Conv{rank}d", code_of(in_channels), code_of(out_channels), kernel_size=1, stride=tuple(strides))
         self.module(name, module, x.shape, y.shape)
         if x.layout == "first":
-            self.forward(f"shortcut = self.{name}(x)  # 1x1 projection to the block's output shape")
+            self.forward(f"{skip} = self.{name}(x)  # 1x1 projection to the block's output shape")
         else:
-            self.forward(f"shortcut = self.{name}(x.movedim(-1, 1)).movedim(1, -1)  # 1x1 projection")
+            self.forward(f"{skip} = self.{name}(x.movedim(-1, 1)).movedim(1, -1)  # 1x1 projection")
 
     # ------------------------------------------------------------ errors
 

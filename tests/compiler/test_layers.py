@@ -264,3 +264,23 @@ def test_program_without_tracking_has_no_tracking_code(tmp_path: Path) -> None:
     assert not any(module.startswith(("neural_dsl_tracking.tracking", "neural_dsl_tracking.plugins"))
                    for module in modules if module)
     assert "tracking" not in (train_py.parent / "conf" / "config.yaml").read_text().split("hpo:")[0]
+
+
+def test_nested_residual_blocks_keep_their_own_shortcuts(tmp_path: Path) -> None:
+    model = _build("""network Nested {
+      input: (6,)
+      layers:
+        ResidualConnection {
+          Dense(6, "relu")
+          ResidualConnection {
+            Dense(6)
+          }
+          Dense(4)
+        }
+        Output(2, "softmax")
+    }""", tmp_path).eval()
+    x = torch.randn(3, 6)
+    hidden = torch.relu(model.dense_1(x))
+    block = model.dense_3(model.dense_2(hidden) + hidden)
+    expected = model.output_1(block + model.residual_1_shortcut(x))
+    torch.testing.assert_close(model(x), expected)
