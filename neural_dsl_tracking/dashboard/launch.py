@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -45,12 +46,10 @@ def launch_comparison_ui(
     check_exposure(host, credentials, no_auth)
     data = DashboardData(base_dir, store)
     app = create_app(credentials=credentials, data=data)
-    try:
-        server = make_server(host, port, app.server, threaded=True)
-    except OSError as error:
-        raise NeuralError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    listener = _listen(host, port)
+    server = make_server(host, port, app.server, threaded=True, fd=listener.fileno())
     shown_host = f"[{host}]" if ":" in host else host
-    print(f"Neural experiments dashboard: http://{shown_host}:{server.server_port}/", file=out)
+    print(f"Neural experiments dashboard: http://{shown_host}:{listener.getsockname()[1]}/", file=out)
     report_runs(data, out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
     stop = threading.Event()
@@ -68,10 +67,25 @@ def launch_comparison_ui(
             signal.signal(signal.SIGTERM, previous)
         stop.set()
         server.server_close()
+        listener.close()
         if warmer.is_alive():
             warmer.join(WARM_STOP_TIMEOUT)  # never exit while it is inside numpy
     print("\nstopped", file=out, flush=True)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket, or a NeuralError saying why not (werkzeug would ``sys.exit``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        raise NeuralError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return listener
 
 
 def _interrupt(signum: int, frame: object) -> None:
