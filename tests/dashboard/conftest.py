@@ -202,8 +202,7 @@ class Ui:
             row.locator("input[type=checkbox]").check()
 
     def tab(self, label: str) -> None:
-        self.page.get_by_role("tab", name=label).click() if self.page.get_by_role("tab", name=label).count() \
-            else self.page.get_by_text(label, exact=True).click()
+        self.page.get_by_text(label, exact=True).click()
 
     def graphs(self) -> list[dict]:
         return self.page.evaluate(GRAPHS_JS)
