@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,40 @@ def test_an_overwritten_checkpoint_never_reaches_a_mirror_with_the_wrong_bytes(
             assert Path(path).read_bytes() == Path(version.path).read_bytes()
         else:
             assert f"changed after checkpoint v{version.version} was logged" in failures
+
+
+@pytest.mark.slow
+def test_mlflow_server_stopped_mid_run_leaves_a_complete_local_run(
+    tmp_path, own_mlflow_server, manager, caplog
+):
+    from mlflow import MlflowClient
+
+    from neural_dsl_tracking import ExperimentTracker
+
+    server = own_mlflow_server
+    client = MlflowClient(server.uri)
+    with caplog.at_level(logging.WARNING, "neural_dsl_tracking.backends"):
+        with ExperimentTracker("stopped", base_dir=tmp_path / "experiments", backend="mlflow",
+                               backend_options={"mlflow": {"tracking_uri": server.uri}},
+                               auto_visualize=False, flush_interval=0.1) as tracker:
+            for step in range(100):
+                tracker.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # the first 100 points reach the server
+                found = client.get_experiment_by_name("stopped")
+                runs = client.search_runs([found.experiment_id]) if found else []
+                if runs and len(client.get_metric_history(runs[0].info.run_id, "loss")) == 100:
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail("the first points never reached the server")
+            server.stop()
+            for step in range(100, 300):
+                tracker.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+            time.sleep(1.0)  # a flush meets the stopped server
+    record = manager.get_experiment(tracker.run_id)
+    assert record.status == "completed"
+    assert manager.get_metric_history(tracker.run_id, "loss").steps.tolist() == list(range(300))
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert [backend for backend, _ in record.mirror_failures] == ["mlflow", "mlflow"]
+    assert record.mirror_failures[1][1].startswith("at finish: not sent: 200 metric points")
