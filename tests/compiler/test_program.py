@@ -233,3 +233,17 @@ def test_neural_run_compiles_into_a_cache_and_trains(tmp_path: Path) -> None:
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 1 and "did you mean 'train.epochs'" in again.stderr
     assert list((tmp_path / "build" / ".cache").glob("DigitsCNN-*/train.py")) == cached
+
+
+def test_sweep_overrides_are_checked_with_their_first_value(digits_program: Path) -> None:
+    from neural_dsl_tracking.compiler import runtime
+    from neural_dsl_tracking.errors import ConfigError
+    from neural_dsl_tracking.resources import configs_dir
+
+    conf = digits_program.parent / "conf"
+    search = f"hydra.searchpath=[{configs_dir().as_uri()}]"
+    runtime.preflight(conf, ["optimizer.lr=0.1,0.01", "model.dense_1.units=choice(32,64)", "data=digits"], search)
+    with pytest.raises(ConfigError, match="did you mean 'optimizer.lr'"):
+        runtime.preflight(conf, ["optimizer.lrr=0.1,0.01"], search)
+    with pytest.raises(ConfigError, match="cannot read the overrides"):
+        runtime.preflight(conf, ["optimizer.lr=[0.1"], search)
