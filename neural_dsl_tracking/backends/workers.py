@@ -146,6 +146,7 @@ class _Worker:
 
     # -- caller side -------------------------------------------------------------------
     def put(self, op: _Op) -> None:
+        overflow = f"backlog over {MAX_PENDING_POINTS} points"
         with self._cond:
             if self._closing:
                 LOG.debug("%s mirror: %s after finish() ignored", self.mirror.name, op.kind)
@@ -153,14 +154,20 @@ class _Worker:
             if self._stopped:
                 self._unsent.add(op)
                 return
-            if op.kind == "metrics":
-                if self._pending_points + len(op.payload) > MAX_PENDING_POINTS:
-                    self._unsent.add(op)
-                    self._unsent.reason(f"backlog over {MAX_PENDING_POINTS} points")
-                    return
-                self._pending_points += len(op.payload)
-            self._ops.append(op)
-            self._cond.notify()
+            full = op.kind == "metrics" and (
+                self._pending_points + len(op.payload) > MAX_PENDING_POINTS
+            )
+            first_overflow = full and overflow not in self._unsent.reasons
+            if full:
+                self._unsent.add(op)
+                self._unsent.reason(overflow)
+            else:
+                self._pending_points += len(op.payload) if op.kind == "metrics" else 0
+                self._ops.append(op)
+                self._cond.notify()
+        if first_overflow:
+            self._report(f"{self.mirror.name} mirror is too far behind ({overflow}); newer "
+                         "points are kept in the local store only")
 
     def request_finish(self, status: str, deadline: float) -> None:
         with self._cond:

@@ -261,3 +261,21 @@ def test_an_artifact_file_changed_after_logging_is_never_sent(run_info, failures
                       f"{path} changed after checkpoint v1 was logged; its original bytes are in "
                       "the local store only)"]
     assert failures[0][1].startswith("scripted mirror rejected artifact: ArtifactChangedError")
+
+
+def test_a_backlog_over_the_bound_is_reported_once_and_counted(
+    run_info, failures, monkeypatch, caplog
+):
+    monkeypatch.setattr(workers_module, "MAX_PENDING_POINTS", 10)
+    mirror = ScriptedMirror(run_info)
+    mirror.gate.clear()  # the mirror is stuck, the backlog grows
+    mirrors = MirrorWorkers([mirror], lambda *a: failures.append(a))
+    with caplog.at_level(logging.WARNING, "neural_dsl_tracking.backends"):
+        for i in range(5):
+            mirrors.metrics(points(4, start=4 * i))
+    assert len(failures) == 1 and "too far behind (backlog over 10 points)" in failures[0][1]
+    assert len(caplog.records) == 1
+    mirror.gate.set()
+    unsent = mirrors.finish("completed", timeout=10)
+    assert mirror.points() == points(4) + points(4, start=4)
+    assert unsent == ["scripted: not sent: 12 metric points (backlog over 10 points)"]
