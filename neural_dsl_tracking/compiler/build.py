@@ -57,8 +57,12 @@ def compile_network(spec: ModelSpec, source_path: str | Path, out_dir: str | Pat
 
 
 def write_compiled(program: CompiledProgram, source_path: Path, out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".compile-", dir=out_dir))
+    """Write a compiled program into ``out_dir`` (staged, then moved into place)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".compile-", dir=out_dir))
+    except OSError as error:
+        raise CompileError(f"cannot write the program into {out_dir}: {error}") from error
     try:
         (staging / "conf").mkdir()
         (staging / "train.py").write_text(program.train_py, encoding="utf-8")

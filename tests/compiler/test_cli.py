@@ -52,3 +52,11 @@ def test_compile_errors_are_one_message_and_exit_1(args: list[str], message: str
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert not (tmp_path / "build").exists()
+
+
+def test_an_unwritable_output_directory_is_a_clear_error(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["compile", str(DIGITS), "-o", str(blocker / "out")]) == 1
+    assert capsys.readouterr().err.startswith(f"error: cannot write the program into {blocker / 'out'}")
