@@ -70,6 +70,8 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
             out.line("train(config, composed)")
         with out.block("except NeuralError as error"):
             out.line("runtime.fail(error)")
+        with out.block("except OSError as error"):
+            out.line("runtime.fail(NeuralError(f\"the run stopped on a file system error: {error}\"))")
     out.line()
     out.line()
     with out.block("def train(config, composed: dict) -> dict[str, float]"):
