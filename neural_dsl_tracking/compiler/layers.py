@@ -407,6 +407,8 @@ def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tenso
     heads = em.param(layer, name, "num_heads")
     if value_of(features) % value_of(heads):
         raise em.error(layer, f"num_heads={value_of(heads)} must divide its {value_of(features)} input features")
+    if layer.children:
+        return _emit_transformer_block(em, layer, name, x, features, heads)
     em.module(
         name,
         call(
@@ -424,6 +426,50 @@ def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tenso
         x.shape,
     )
     em.forward(f"x = self.{name}(x)")
+    return x
+
+
+def _emit_transformer_block(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor, features: Dim,
+                            heads: Dim) -> Tensor:
+    """``TransformerEncoder(...) { layers }``: the nested layers are the feed-forward sub-layer.
+
+    Self-attention and the two residual + LayerNorm steps are PyTorch's encoder layer's
+    (post-norm, or pre-norm with ``norm_first``); the block's layers replace its
+    Linear-activation-Linear and must keep the ``(steps, features)`` shape.
+    """
+    if "ff_dim" in layer.params:
+        em.shared.warnings.append(f"{em.where(layer)}: ff_dim of TransformerEncoder is unused: its nested "
+                                  "layers are the feed-forward sub-layer")
+    dropout = em.param(layer, name, "dropout")
+    eps = float(em.param(layer, name, "epsilon"))
+    size = code_of(features)
+    em.module(f"{name}_attention", call("nn.MultiheadAttention", size, code_of(heads), dropout=dropout,
+                                        batch_first=True), x.shape, x.shape)
+    em.module(f"{name}_norm1", call("nn.LayerNorm", size, eps=eps), x.shape, x.shape)
+    em.module(f"{name}_norm2", call("nn.LayerNorm", size, eps=eps), x.shape, x.shape)
+    em.module(f"{name}_dropout", call("nn.Dropout", p=dropout), x.shape, x.shape)
+    body = em.sub_emitter()
+    y = body.to_layout(body.emit_layers(layer.children, x), "last")
+    if tuple(value_of(d) for d in y.shape) != tuple(value_of(d) for d in x.shape):
+        raise em.error(layer, f"its nested layers (the feed-forward sub-layer) turn {show(x.shape)} into "
+                       f"{show(y.shape)}; they must keep the shape")
+    norm_first = em.param(layer, name, "norm_first")
+    skip = f"{name}_skip"
+    em.comment(f"{name}: TransformerEncoder, its nested layers as the feed-forward sub-layer")
+    if norm_first:
+        em.forward(f"attended = self.{name}_norm1(x)")
+        em.forward(f"attended, _ = self.{name}_attention(attended, attended, attended, need_weights=False)")
+        em.forward(f"x = x + self.{name}_dropout(attended)")
+        em.forward(f"{skip} = x")
+        em.forward(f"x = self.{name}_norm2(x)")
+        em.absorb(body)
+        em.forward(f"x = {skip} + self.{name}_dropout(x)")
+    else:
+        em.forward(f"attended, _ = self.{name}_attention(x, x, x, need_weights=False)")
+        em.forward(f"x = self.{name}_norm1(x + self.{name}_dropout(attended))")
+        em.forward(f"{skip} = x")
+        em.absorb(body)
+        em.forward(f"x = self.{name}_norm2({skip} + self.{name}_dropout(x))")
     return x
 
 

@@ -91,12 +91,12 @@ class ModelEmitter:
             allowed = ", ".join(PARAMS[layer.type]) or "no parameters"
             raise self.error(layer, f"has no parameter {unknown[0]!r}; it takes {allowed}"
                              + _did_you_mean(unknown[0], list(PARAMS[layer.type])))
-        if layer.children and layer.type != "ResidualConnection":
-            raise self.error(layer, "has a nested { } block; only ResidualConnection takes nested layers "
-                             "(write the layers after it instead)")
+        if layer.children and layer.type not in ("ResidualConnection", "TransformerEncoder"):
+            raise self.error(layer, "has a nested { } block; only ResidualConnection and TransformerEncoder "
+                             "take nested layers (write the layers after it instead)")
         if layer.device is not None:
             self.shared.warnings.append(
-                f"{self._where(layer)}: the placement of {layer.type} on a device is ignored; "
+                f"{self.where(layer)}: the placement of {layer.type} on a device is ignored; "
                 "the whole model runs on execution.device")
         return emit(self, layer, self.new_name(layer.type), x)
 
@@ -269,12 +269,13 @@ class ModelEmitter:
 
     # ------------------------------------------------------------ errors
 
-    def _where(self, layer: LayerSpec) -> str:
+    def where(self, layer: LayerSpec) -> str:
+        """``file:line`` of a layer, for messages."""
         line = f":{layer.pos.line}" if layer.pos else ""
         return f"{self.shared.source_name}{line}"
 
     def error(self, layer: LayerSpec, message: str) -> CompileError:
-        return CompileError(f"{self._where(layer)}: layer {layer.type}: {message}")
+        return CompileError(f"{self.where(layer)}: layer {layer.type}: {message}")
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:

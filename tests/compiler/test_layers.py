@@ -17,7 +17,7 @@ from neural_dsl_tracking.language import parse_file, parse_text
 from .conftest import CORPUS, compile_text, default_model, import_program
 
 CORPUS_FILES = sorted(p for p in CORPUS.glob("*") if p.suffix in (".neural", ".nr"))
-REJECTED = {("nested_layers.neural", "ViT"): "has a nested { } block"}
+REJECTED = {("nested_layers.neural", "ViT"): "layer TransformerEncoder: expects a sequence (steps, features)"}
 BIG = {"ResNet18", "DeepSeek1984"}  # ResNet at 224x224 and a 50k-token vocabulary: batch of 1
 
 
@@ -284,3 +284,29 @@ def test_nested_residual_blocks_keep_their_own_shortcuts(tmp_path: Path) -> None
     block = model.dense_3(model.dense_2(hidden) + hidden)
     expected = model.output_1(block + model.residual_1_shortcut(x))
     torch.testing.assert_close(model(x), expected)
+
+
+def test_transformer_encoder_block_uses_its_nested_layers_as_feed_forward(tmp_path: Path) -> None:
+    model = _build("""network Block {
+      input: (5, 8)
+      layers:
+        TransformerEncoder(num_heads=2, dropout=0.0) {
+          Dense(16, "relu")
+          Dense(8)
+        }
+        GlobalAveragePooling1D()
+        Output(3, "softmax")
+    }""", tmp_path).eval()
+    x = torch.randn(2, 5, 8)
+    attended, _ = model.transformer_encoder_1_attention(x, x, x, need_weights=False)
+    h = model.transformer_encoder_1_norm1(x + attended)
+    h = model.transformer_encoder_1_norm2(h + model.dense_2(torch.relu(model.dense_1(h))))
+    expected = model.output_1(h.mean(dim=1))
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_transformer_encoder_block_must_keep_the_shape() -> None:
+    text = "network B {\n input: (5, 8)\n layers:\n TransformerEncoder(num_heads=2) {\n Dense(4)\n }\n}"
+    with pytest.raises(CompileError, match=r"b.neural:4: layer TransformerEncoder: its nested layers .* turn "
+                                           r"\(5, 8\) into \(5, 4\); they must keep the shape"):
+        compile_program(parse_text(text, "b.neural").networks[0], "b.neural")
