@@ -168,8 +168,7 @@ def _compare(args: argparse.Namespace) -> int:
         print("(hyperparameters are identical)")
     out = Path(args.out) if args.out else None
     manager.compare_experiments([r.run_id for r in runs], metrics=args.metrics, out_dir=out)
-    where = out or manager.files_dir / "comparisons" / "_".join(r.run_id[:8] for r in runs)
-    print(f"plots saved to {where}")
+    print(f"plots saved to {out or manager.comparison_dir(runs)}")
     return 0
 
 

@@ -111,10 +111,12 @@ class ExperimentManager:
         ``<store>/comparisons/<run ids>/``)."""
         records, histories, metrics = self._gather(list(run_ids), metrics)
         figures = comparison.comparison_figures(records, histories, metrics)
-        if out_dir is None:
-            out_dir = self.files_dir / "comparisons" / "_".join(r.run_id[:8] for r in records)
-        comparison.save_figures(figures, Path(out_dir))
+        comparison.save_figures(figures, Path(out_dir or self.comparison_dir(records)))
         return figures
+
+    def comparison_dir(self, records: list[RunRecord]) -> Path:
+        """Where ``compare_experiments`` saves PNGs by default."""
+        return self.files_dir / "comparisons" / "_".join(r.run_id[:8] for r in records)
 
     def export_comparison(self, run_ids: list[str], out_dir: str | Path,
                           metrics: list[str] | None = None) -> Path:
