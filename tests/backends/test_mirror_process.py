@@ -28,10 +28,13 @@ def test_the_child_runs_in_its_own_session_and_exits_after_finish(tmp_path, read
     (child,) = set(mirror_children()) - before
     assert os.getsid(child) != os.getsid(0)  # a Ctrl-C in the terminal does not reach it
     mirrors.metrics([("loss", s, float(s), 1000.0 + s) for s in range(100)])
+    mirrors.params({"lr": 0.1, "schedule": lambda epoch: 0.1})  # a value pickle cannot carry
     assert mirrors.finish("completed", timeout=30) == []
     assert child not in mirror_children()
     events = readback.tensorboard(tmp_path / "tensorboard" / "r")
     assert [e.step for e in events.Scalars("loss")] == list(range(100))
+    (_, config), = readback.text(events, "config")
+    assert '"lr": "0.1"' in config and '"schedule": "<function' in config
 
 
 def test_a_killed_child_is_a_recorded_failure_and_the_caller_carries_on(tmp_path, caplog):
