@@ -2,7 +2,7 @@
 
 Started as ``python -m neural_dsl_tracking.backends.child IN_FD OUT_FD`` in its own session
 (a Ctrl-C in the terminal reaches the training program, which then finishes the run and
-with it this process). Reads frames from IN_FD: first ``("open", [(name, run, options)])``,
+with it this process), at a lower CPU priority than training (nice +10). Reads frames from IN_FD: first ``("open", [(name, run, options)])``,
 then ``(method, *args)`` calls and finally ``("finish", status, deadline)``; writes
 ``("failure", backend, message)``, ``("log", level, message)`` and at the end
 ``("finished", reports)`` to OUT_FD. If the parent disappears without finishing, the runs
@@ -77,7 +77,12 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
     replies.send(("finished", reports))
 
 
+NICENESS = 10
+"""The mirror process yields the CPU to training when both want it; it catches up later."""
+
+
 def main(argv: list[str]) -> int:
+    os.nice(NICENESS)
     in_fd, out_fd = int(argv[1]), int(argv[2])
     with os.fdopen(in_fd, "rb") as inbox, os.fdopen(out_fd, "wb") as outbox:
         serve(inbox, outbox)

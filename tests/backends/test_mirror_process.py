@@ -27,6 +27,11 @@ def test_the_child_runs_in_its_own_session_and_exits_after_finish(tmp_path, read
     mirrors = open_mirrors(["tensorboard"], {}, RunInfo("r", "e", None, (), tmp_path), lambda *a: None)
     (child,) = set(mirror_children()) - before
     assert os.getsid(child) != os.getsid(0)  # a Ctrl-C in the terminal does not reach it
+    lower = os.getpriority(os.PRIO_PROCESS, 0) + 10  # training gets the CPU first
+    deadline = time.monotonic() + 30
+    while os.getpriority(os.PRIO_PROCESS, child) != lower and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.getpriority(os.PRIO_PROCESS, child) == lower
     mirrors.metrics([("loss", s, float(s), 1000.0 + s) for s in range(100)])
     mirrors.params({"lr": 0.1, "schedule": lambda epoch: 0.1})  # a value pickle cannot carry
     assert mirrors.finish("completed", timeout=30) == []
