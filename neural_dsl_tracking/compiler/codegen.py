@@ -172,9 +172,15 @@ class CodeWriter:
         self._indent = indent
 
     def line(self, code: str | Expr = "") -> None:
-        """Add one statement line (a builder-made fragment or trusted template text)."""
+        """Add one statement (a builder-made fragment or trusted template text); a call that
+        would make the line longer than :data:`MAX_LINE` gets one argument per line."""
         text = str(code)
-        self._lines.append(("    " * self._indent + text) if text else "")
+        prefix = "    " * self._indent
+        if not text:
+            self._lines.append("")
+            return
+        for part in (_wrapped(text, MAX_LINE - len(prefix)) or text).split("\n"):
+            self._lines.append(prefix + part)
 
     def comment(self, text: str) -> None:
         """A ``#`` comment; only single-line text without DSL-controlled content."""
@@ -208,6 +214,31 @@ class CodeWriter:
 
     def text(self) -> str:
         return "\n".join(self._lines) + "\n"
+
+
+MAX_LINE = 110
+
+
+def _wrapped(text: str, width: int) -> str | None:
+    """``target = f(a, b=c)`` as one argument per line when too long; None to keep it."""
+    if len(text) <= width or "\n" in text or "#" in text:
+        return None
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1:
+        return None
+    statement = tree.body[0]
+    value = statement.value if isinstance(statement, (ast.Assign, ast.Expr)) else None
+    if not isinstance(value, ast.Call) or not (value.args or value.keywords):
+        return None
+    head = text[: value.func.end_col_offset] + "("  # type: ignore[union-attr]
+    parts = [ast.get_source_segment(text, node) for node in value.args]
+    parts += [ast.get_source_segment(text, node) for node in value.keywords]
+    if any(part is None for part in parts) or text[value.end_col_offset:].strip():  # type: ignore[union-attr]
+        return None
+    return "\n".join([head, *(f"    {part}," for part in parts), ")"])
 
 
 def check_module(source: str, filename: str = "<generated>") -> ast.Module:

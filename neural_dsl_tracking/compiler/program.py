@@ -55,7 +55,10 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
     out.assign("LOSS_FAMILY", loss_family)
     out.assign("TOKENS", tokens)
     out.line("# model hyperparameters in conf/config.yaml's model section, and how they are checked")
-    out.assign("MODEL_KINDS", model.kinds)
+    out.line("MODEL_KINDS = {")
+    for layer_name, kinds in model.kinds.items():
+        out.line(f"    {lit(layer_name)}: {lit(kinds)},")
+    out.line("}")
     out.assign("PLUGIN_SECTIONS", tuple(sorted(plugin_sections)))
     out.line()
     out.line()
@@ -170,7 +173,9 @@ def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | N
                 out.line('state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict()}')
                 out.line("torch.save(state, checkpoint_path)")
                 out.extend(_hook_lines(hooks, "on_checkpoint"))
-    out.line('held_out, x_eval, y_eval = ("validation", x_val, y_val) if len(x_val) else ("training", x_train, y_train)')
+    out.line('held_out, x_eval, y_eval = "validation", x_val, y_val')
+    with out.block("if not len(x_val)"):
+        out.line('held_out, x_eval, y_eval = "training", x_train, y_train')
     out.line("final_metrics = runtime.evaluate(model, objective, x_eval, y_eval, batch_size)")
     out.line('final_metrics["training_time"] = runtime.clock() - training_started')
     out.line('final_metrics["training_cpu_time"] = runtime.cpu_clock() - cpu_started')
