@@ -64,3 +64,15 @@ def test_writer_indents_blocks_and_refuses_multiline_comments() -> None:
     assert out.text() == "if x:\n    y = 1\n"
     with pytest.raises(CompileError):
         out.comment("two\nlines")
+
+
+def test_long_calls_are_wrapped_one_argument_per_line() -> None:
+    out = CodeWriter(indent=2)
+    statement = call("nn.Conv2d", 1, Expr("hp.conv2d_1.filters"), kernel_size=(3, 3), stride=(1, 1),
+                     padding=(1, 1), bias=True, extra_argument_to_be_long="x" * 30)
+    out.assign("self.conv2d_1", statement)
+    text = out.text()
+    assert all(len(line) <= 110 for line in text.splitlines())
+    assert text.splitlines()[1] == "            1,"
+    assert ast.dump(ast.parse(text.replace("\n        ", "\n").strip())) == \
+        ast.dump(ast.parse(f"self.conv2d_1 = {statement.code}"))
