@@ -14,7 +14,7 @@ export WANDB_MODE := offline
 export WANDB_SILENT := true
 export WANDB_DISABLE_GIT := true
 
-.PHONY: demo test venv system-deps bench clean
+.PHONY: demo test venv system-deps bench screenshots clean
 
 venv: $(INSTALLED)
 
@@ -34,9 +34,13 @@ system-deps:
 
 demo: venv
 	$(BIN)/neural check examples/*.neural
+	$(BIN)/python -m neural_dsl_tracking.compiler.demo --store neural_experiments
 
 test: venv system-deps
 	$(BIN)/python -m pytest -q
+
+screenshots: venv system-deps
+	NEURAL_SCREENSHOT_DIR=$(CURDIR)/docs/img $(BIN)/python -m pytest -q tests/dashboard -m browser
 
 bench: venv
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

@@ -28,7 +28,9 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+# Screenshots of every tab go to build/screenshots/; `make screenshots` refreshes docs/img/.
+SCREENSHOTS = Path(os.environ.get("NEURAL_SCREENSHOT_DIR")
+                   or Path(__file__).resolve().parents[2] / "build" / "screenshots")
 HOSTILE_NAME = "<b>bold</b><img src=x onerror=window.__xss=1>"
 SPIKE_STEP, SPIKE_VALUE, LONG_STEPS = 12_345, 1000.0, 20_000
 CHECKPOINTS = (b"first checkpoint", b"second checkpoint \x00\xff")
