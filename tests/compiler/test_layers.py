@@ -16,7 +16,8 @@ from neural_dsl_tracking.language import parse_file, parse_text
 
 from .conftest import CORPUS, compile_text, default_model, import_program
 
-CORPUS_FILES = sorted(p for p in CORPUS.glob("*") if p.suffix in (".neural", ".nr"))
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CORPUS_FILES = sorted(p for p in [*CORPUS.glob("*"), *EXAMPLES.glob("*.neural")] if p.suffix in (".neural", ".nr"))
 REJECTED = {("nested_layers.neural", "ViT"): "layer TransformerEncoder: expects a sequence (steps, features)"}
 BIG = {"ResNet18", "DeepSeek1984"}  # ResNet at 224x224 and a 50k-token vocabulary: batch of 1
 
