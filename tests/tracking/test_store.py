@@ -149,7 +149,7 @@ def test_unknown_metric_is_a_clear_error(make_tracker, manager):
         manager.get_metric_history(tracker.run_id, "acc")
 
 
-def test_resume_continues_steps_and_keeps_earlier_points(make_tracker, store_kwargs, manager):
+def test_resume_continues_steps_and_keeps_earlier_points(make_tracker, manager):
     first = make_tracker("resumable")
     for step in range(3):
         first.log_metrics({"loss": float(step)})
