@@ -7,10 +7,9 @@ names are loaded on first use, so importing ``neural_dsl_tracking.language.cli``
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from neural_dsl_tracking.lazy import lazy_exports
 
-_EXPORTS = {
+__getattr__, __all__ = lazy_exports(__name__, {
     "parse_text": "neural_dsl_tracking.language.parser",
     "parse_file": "neural_dsl_tracking.language.parser",
     "NeuralFile": "neural_dsl_tracking.language.spec",
@@ -21,13 +20,4 @@ _EXPORTS = {
     "ChoiceHPO": "neural_dsl_tracking.language.spec",
     "RangeHPO": "neural_dsl_tracking.language.spec",
     "LogRangeHPO": "neural_dsl_tracking.language.spec",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neural_dsl_tracking.language' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+})

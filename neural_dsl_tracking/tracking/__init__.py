@@ -1,7 +1,16 @@
-"""The tracking engine: ExperimentTracker writes runs, ExperimentManager reads and manages them."""
+"""The tracking engine: ExperimentTracker writes runs, ExperimentManager reads and manages them.
 
-from neural_dsl_tracking.tracking.manager import ExperimentManager
-from neural_dsl_tracking.tracking.records import ArtifactVersion, MetricHistory, RunRecord
-from neural_dsl_tracking.tracking.tracker import ExperimentTracker
+Names load on first use, so ``neural_dsl_tracking.tracking.cli`` imports no numpy.
+"""
 
-__all__ = ["ArtifactVersion", "ExperimentManager", "ExperimentTracker", "MetricHistory", "RunRecord"]
+from __future__ import annotations
+
+from neural_dsl_tracking.lazy import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "ExperimentManager": "neural_dsl_tracking.tracking.manager",
+    "ExperimentTracker": "neural_dsl_tracking.tracking.tracker",
+    "ArtifactVersion": "neural_dsl_tracking.tracking.records",
+    "MetricHistory": "neural_dsl_tracking.tracking.records",
+    "RunRecord": "neural_dsl_tracking.tracking.records",
+})
