@@ -97,11 +97,10 @@ class _Unsent:
             parts.append("plots " + ", ".join(sorted(self.figures)))
         if self.end_status:
             parts.append(f"the run's end (status {self.end_status})")
-        if not parts and not self.reasons:
+        if not parts:
             return None
-        what = ", ".join(parts) if parts else "nothing lost"
         why = "; ".join(self.reasons)
-        return f"{mirror}: not sent: {what}" + (f" ({why})" if why else "")
+        return f"{mirror}: not sent: {', '.join(parts)}" + (f" ({why})" if why else "")
 
 
 class ArtifactChangedError(ValueError):
