@@ -159,7 +159,9 @@ class ExperimentTracker:
             self._store.free_unreferenced([v.sha256 for v in previous])
         result = self._store.find_artifact_version(self.run_id, name, number)
         if self._mirrors:
-            self._mirrors.artifact(str(path), name, number, sha256, list(result.aliases))
+            # the stored object, not the user's file, which may be overwritten before it is sent
+            self._mirrors.artifact(str(result.path), name, number, sha256, list(result.aliases),
+                                   filename=path.name)
         return result
 
     def _monitored_value(self, key: str) -> float | None:
@@ -299,12 +301,15 @@ class ExperimentTracker:
                                 f"{error}") from error
         self._store.set_status(self.run_id, status)
         self.status = status
+        plots: list[Path] = []
         if self._auto_visualize:
             try:
-                self._visualizer.generate()
+                plots = self._visualizer.generate()
             except Exception as error:  # noqa: BLE001 - plots never change a run's outcome
                 warnings.warn(f"final plots failed: {error}", RuntimeWarning, stacklevel=2)
         if self._mirrors:
+            for plot in plots:
+                self._mirrors.figure(str(plot), plot.stem)
             for unsent in self._mirrors.finish(status, MIRROR_FINISH_TIMEOUT) or []:
                 backend, _, message = str(unsent).partition(": ")
                 if not message:  # no "<mirror names>: " prefix
