@@ -81,7 +81,7 @@ class Mirror(ABC):
 
     @abstractmethod
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Record hyperparameters; ``params`` may be nested (see :func:`flatten_params`)."""
+        """Record hyperparameters; ``params`` may be nested (see :func:`neural_dsl_tracking.dotted.flatten`)."""
 
     @abstractmethod
     def log_metrics(self, points: Sequence[MetricPoint]) -> None:
@@ -103,18 +103,6 @@ class Mirror(ABC):
         """True when retrying the failed call cannot help: a missing SDK, a file that is
         gone, a value the library rejects. Network and server errors are retried."""
         return isinstance(error, PERMANENT_ERRORS)
-
-
-def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"optimizer": {"lr": 0.1}}`` -> ``{"optimizer.lr": 0.1}``; other values untouched."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten_params(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def deep_merge(into: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

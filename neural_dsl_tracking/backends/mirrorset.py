@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import neural_dsl_tracking
+from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends import frames
-from neural_dsl_tracking.backends.base import LOG, MetricPoint, OnFailure, RunInfo, flatten_params
+from neural_dsl_tracking.backends.base import LOG, MetricPoint, OnFailure, RunInfo
 
 FINISH_GRACE = 5.0
 """Seconds ``finish`` waits for the child beyond its timeout before ending it."""
@@ -60,7 +61,7 @@ class MirrorSet:
         try:
             self._send(("params", dict(params)))
         except (pickle.PicklingError, TypeError, AttributeError):
-            self._send(("params", {k: str(v) for k, v in flatten_params(params).items()}))
+            self._send(("params", {k: str(v) for k, v in flatten(params).items()}))
 
     def metrics(self, points: Sequence[MetricPoint]) -> None:
         """Queue flushed points ``(key, step, value, unix seconds)``."""

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends.base import (
     ArtifactRef,
     MetricPoint,
     Mirror,
-    flatten_params,
     safe_name,
 )
 
@@ -107,7 +107,7 @@ class MlflowMirror(Mirror):
 
         values = {
             self._key(key): str(value)[: self._max_value]
-            for key, value in flatten_params(params).items()
+            for key, value in flatten(params).items()
         }
         new = [Param(k, v) for k, v in values.items() if k not in self._params]
         # MLflow parameters are immutable: a changed value is kept as a tag instead.

@@ -20,12 +20,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends.base import (
     ArtifactRef,
     MetricPoint,
     Mirror,
     deep_merge,
-    flatten_params,
     safe_name,
 )
 
@@ -98,7 +98,7 @@ class TensorboardMirror(Mirror):
         from tensorboard.plugins.hparams import plugin_data_pb2
         from tensorboard.plugins.text.summary_v2 import text_pb
 
-        hparams = {key: _hparam_value(value) for key, value in flatten_params(self._config).items()}
+        hparams = {key: _hparam_value(value) for key, value in flatten(self._config).items()}
         experiment = api_pb2.Experiment(
             hparam_infos=[
                 api_pb2.HParamInfo(name=key, type=_hparam_type(value, api_pb2))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends.base import (
     LOG,
     ArtifactRef,
@@ -38,7 +39,6 @@ from neural_dsl_tracking.backends.base import (
     Mirror,
     OnFailure,
     describe_error,
-    flatten_params,
 )
 
 FIRST_RETRY_DELAY = 0.5
@@ -73,7 +73,7 @@ class _Unsent:
         if op.kind == "metrics":
             self.points += len(op.payload)
         elif op.kind == "params":
-            self.param_keys += len(flatten_params(op.payload))
+            self.param_keys += len(flatten(op.payload))
         elif op.kind == "artifact":
             self.artifacts.append(f"{op.payload.name} v{op.payload.version}")
         elif op.kind == "figure":
@@ -359,7 +359,7 @@ class MirrorWorkers:
         try:
             snapshot = copy.deepcopy(dict(params))
         except Exception:  # noqa: BLE001 - uncopyable values: keep the flattened leaves
-            snapshot = flatten_params(params)
+            snapshot = flatten(params)
         self._put("params", snapshot)
 
     def metrics(self, points: Sequence[MetricPoint]) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neural_dsl_tracking.dotted import flatten  # noqa: F401 - generated programs call runtime.flatten
 from neural_dsl_tracking.compiler.data import NetworkIO, Splits, check_arrays, load_data
 from neural_dsl_tracking.compiler.runconfig import validate_run_config
 from neural_dsl_tracking.errors import ConfigError, NeuralError
@@ -164,18 +165,6 @@ def hyperparameters(section: Any) -> SimpleNamespace:
     """The ``model:`` section as attributes: ``hp.dense_1.units``."""
     data = section.model_dump() if hasattr(section, "model_dump") else dict(section)
     return SimpleNamespace(**{name: SimpleNamespace(**params) for name, params in data.items()})
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 # ---------------------------------------------------------------- environment

@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.errors import NeuralError
 
 
@@ -78,7 +79,8 @@ def summarize(parsed: Any) -> str:
                     f"device {net.execution.device}"]
         lines.append("    " + ", ".join(t for t in training if t))
         for keyword, spec in net.plugins.items():
-            settings = ", ".join(f"{k}={_short(v)}" for k, v in _flatten(spec.model_dump(mode="json")))
+            settings = ", ".join(f"{k}={_short(v)}" for k, v in flatten(spec.model_dump(mode="json")).items()
+                                 if v is not None and v != {})
             lines.append(f"    {keyword}: {settings}")
     return "\n".join(lines)
 
@@ -114,14 +116,3 @@ def _short(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_short(v) for v in value) + "]"
     return str(value)
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Dotted keys for nested settings; unset (None) ones left out."""
-    items: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            items.extend(_flatten(value, f"{prefix}{key}."))
-        elif value is not None:
-            items.append((f"{prefix}{key}", value))
-    return items

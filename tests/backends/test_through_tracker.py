@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from neural_dsl_tracking.backends.base import flatten_params
 
 ALL = ["local", "mlflow", "wandb", "tensorboard"]
 PARAMS = {"lr": 0.005, "batch_size": 32, "optimizer": {"type": "Adam", "betas": [0.9, 0.999]}}
@@ -24,7 +23,8 @@ def train(tmp_path: Path, backend: list[str], options: dict, steps: int = 1500,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neural_dsl_tracking import ExperimentTracker
+    from neural_dsl_tracking.dotted import flatten
+from neural_dsl_tracking import ExperimentTracker
 
     with ExperimentTracker("digits", base_dir=tmp_path / "experiments", backend=backend,
                            backend_options=options, run_name="mirrored", tags=["ci"],
@@ -72,7 +72,7 @@ def test_all_three_mirrors_match_the_store(tmp_path, mlflow_sqlite_uri, manager,
     experiment = client.get_experiment_by_name("through-tracker")
     (mlflow_run,) = client.search_runs([experiment.experiment_id])
     assert mlflow_run.info.status == "FINISHED"
-    assert mlflow_run.data.params == {k: str(v) for k, v in flatten_params(PARAMS).items()}
+    assert mlflow_run.data.params == {k: str(v) for k, v in flatten(PARAMS).items()}
     for key, history in ours.items():
         theirs = sorted(client.get_metric_history(mlflow_run.info.run_id, key), key=lambda m: m.step)
         assert [(m.step, m.value, m.timestamp) for m in theirs] == [

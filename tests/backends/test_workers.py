@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends import RunInfo, open_mirrors
 from neural_dsl_tracking.backends import workers as workers_module
-from neural_dsl_tracking.backends.base import ArtifactRef, Mirror, flatten_params, safe_name
+from neural_dsl_tracking.backends.base import ArtifactRef, Mirror, safe_name
 from neural_dsl_tracking.backends.workers import MirrorWorkers
 from neural_dsl_tracking.errors import ConfigError
 
@@ -238,7 +239,7 @@ def test_open_mirrors_skips_local_and_rejects_unknown_names_and_options(run_info
 
 
 def test_helpers():
-    assert flatten_params({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}}) == {
+    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}}) == {
         "a.b": 1, "a.c.d": [1, 2], "e": {}}
     assert safe_name("../../etc/passwd") == "etc_passwd"
     assert safe_name("best model.pt") == "best_model.pt"
