@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
+from neural_dsl_tracking.tracking.downsample import downsample_minmax
 from neural_dsl_tracking.tracking.records import MetricHistory, RunRecord, jsonable
 from neural_dsl_tracking.tracking.values import metric_mode
 from neural_dsl_tracking.tracking.visualizer import (
-    downsample_minmax,
     new_figure,
     plot_metric,
     safe_filename,

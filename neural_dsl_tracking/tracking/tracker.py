@@ -1,8 +1,8 @@
 """ExperimentTracker: what a training run logs through.
 
 ``log_metrics`` validates and appends to memory only; a background writer flushes to the
-store (see ``writer.py``), a background visualizer redraws plots, and mirrors (MLflow,
-W&B, TensorBoard) are fed from each flushed batch.
+store (see ``writer.py``), a plot process redraws plots (``plot_process.py``), and
+mirrors (MLflow, W&B, TensorBoard) are fed from each flushed batch.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from typing import Any, Iterable
 
 from neural_dsl_tracking.errors import NeuralError, TrackingError
 from neural_dsl_tracking.tracking import lifecycle
+from neural_dsl_tracking.tracking.db import is_database_url
 from neural_dsl_tracking.tracking.objects import hash_file
 from neural_dsl_tracking.tracking.records import FINAL_STATUSES, ArtifactVersion, MetricHistory
+from neural_dsl_tracking.tracking.plot_process import PlotProcess
 from neural_dsl_tracking.tracking.store import Series, Store
 from neural_dsl_tracking.tracking.values import clean_metrics, to_step
-from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, safe_filename
+from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, load_histories, safe_filename
 from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
 
 MIRROR_FINISH_TIMEOUT = 30.0
@@ -72,10 +74,14 @@ class ExperimentTracker:
         self._visualize_every = visualize_every if auto_visualize else 0
         self._auto_visualize = auto_visualize
         self._log_calls = 0
-        self._visualizer = MetricVisualizer(self.run_dir / "plots", self._load_histories)
+        self._visualizer = MetricVisualizer(self.run_dir / "plots",
+                                            lambda: load_histories(self._store, self.run_id))
+        self._plots = PlotProcess({
+            "files_dir": str(self._store.files_dir.resolve()),
+            "store": str(store) if store is not None and is_database_url(str(store)) else None,
+            "run_id": self.run_id, "plots_dir": str((self.run_dir / "plots").resolve()),
+        }) if self._visualize_every else None
         self._writer.start()
-        if self._visualize_every:
-            self._visualizer.start()
         lifecycle.register(self)
 
     def _resume(self, run_id: str, tags: list[str]) -> str:
@@ -130,7 +136,7 @@ class ExperimentTracker:
         if self._visualize_every:
             self._log_calls += 1
             if self._log_calls % self._visualize_every == 0:
-                self._visualizer.request()
+                self._plots.request()
 
     def log_artifact(self, path: str | Path, name: str | None = None, version: bool = True,
                      aliases: Iterable[str] = (), metadata: dict | None = None,
@@ -239,10 +245,6 @@ class ExperimentTracker:
             self._writer.flush()
         return self._visualizer.generate()
 
-    def _load_histories(self) -> dict[str, MetricHistory]:
-        return {key: self._store.metric_history(self.run_id, key)
-                for key in self._store.metric_keys(self.run_id)}
-
     # ---- mirrors ----------------------------------------------------------------------
     def _open_mirrors(self, backend: str | list[str], options: dict, tags: list[str]) -> Any:
         names = [backend] if isinstance(backend, str) else list(backend)
@@ -293,10 +295,11 @@ class ExperimentTracker:
             raise TrackingError(f"status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}")
         self._finished = True
         lifecycle.unregister(self)
-        self._visualizer.stop()
         try:
             self._writer.close()
         except NeuralError as error:
+            if self._plots:
+                self._plots.stop()
             raise TrackingError(f"run {self.run_id[:8]}: the last metrics could not be written: "
                                 f"{error}") from error
         self._store.set_status(self.run_id, status)
@@ -304,7 +307,8 @@ class ExperimentTracker:
         plots: list[Path] = []
         if self._auto_visualize:
             try:
-                plots = self._visualizer.generate()
+                plots = (self._plots.final(self._visualizer.generate) if self._plots
+                         else self._visualizer.generate())
             except Exception as error:  # noqa: BLE001 - plots never change a run's outcome
                 warnings.warn(f"final plots failed: {error}", RuntimeWarning, stacklevel=2)
         if self._mirrors:

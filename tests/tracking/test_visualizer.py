@@ -1,14 +1,20 @@
-"""Plots: valid PNG files, drawn off the hot path, skipped while a round is still drawing."""
+"""Plots: valid PNG files, drawn in a separate process during the run, skipped while a round
+is still drawing, and drawn here when that process is gone."""
 
 from __future__ import annotations
 
 import math
-import threading
+import os
+import signal
+import time
+import warnings
 
 import pytest
 
 from neural_dsl_tracking.tracking import ExperimentTracker
-from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, downsample_minmax
+from neural_dsl_tracking.tracking.downsample import downsample_minmax
+from neural_dsl_tracking.tracking.plot_process import PlotProcess
+from neural_dsl_tracking.tracking.visualizer import MetricVisualizer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -46,28 +52,79 @@ def test_generate_visualizations_on_demand(tmp_path):
     assert not (tracker.run_dir / "plots" / "correlation.png").exists()  # one metric only
 
 
-def test_log_metrics_never_waits_for_drawing(tmp_path, monkeypatch):
-    """With visualize_every=1 and drawing blocked, every log_metrics call still returns."""
-    gate, drawing = threading.Event(), threading.Event()
-    original = MetricVisualizer.generate
+def _wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
-    def blocked_generate(self):
-        drawing.set()
-        gate.wait(timeout=60)
-        return original(self)
 
-    monkeypatch.setattr(MetricVisualizer, "generate", blocked_generate)
+def test_background_rounds_draw_in_a_separate_process_during_the_run(tmp_path):
+    tracker = ExperimentTracker("viz", base_dir=tmp_path, visualize_every=5, flush_interval=0.05)
+    plots = tracker.run_dir / "plots"
+    for step in range(5):
+        tracker.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 10})
+    _wait_for(lambda: tracker._plots.rounds >= 1)  # a whole round, before the run finishes
+    for name in ("metric_loss.png", "metric_acc.png", "all_metrics.png", "histograms.png"):
+        _assert_png(plots / name)
+    child = tracker._plots._process
+    assert child.pid != os.getpid() and tracker._plots.rounds >= 1
+    assert os.getsid(child.pid) != os.getsid(0)  # a Ctrl-C in the terminal does not reach it
+    assert os.getpriority(os.PRIO_PROCESS, child.pid) >= os.getpriority(os.PRIO_PROCESS, 0) + 10
+    tracker.log_metrics({"late": 3.0})
+    tracker.finish()
+    assert child.returncode == 0  # stopped at finish
+    _assert_png(plots / "metric_late.png")  # the final round saw everything logged
+
+
+def test_log_metrics_never_waits_for_drawing(tmp_path):
+    """With visualize_every=1 and the plot process frozen, every log_metrics call returns."""
     tracker = ExperimentTracker("viz", base_dir=tmp_path, visualize_every=1)
     tracker.log_metrics({"loss": 1.0})
-    assert drawing.wait(timeout=30)
-    for step in range(1, 5000):
-        tracker.log_metrics({"loss": 1.0 / step})
-    assert not gate.is_set()  # all 5000 calls returned while a round was stuck drawing
-    visualizer = tracker._visualizer
-    assert visualizer.rounds == 0 and visualizer.skipped >= 4990
-    gate.set()
+    _wait_for(lambda: tracker._plots._process is not None)
+    child = tracker._plots._process
+    os.kill(child.pid, signal.SIGSTOP)
+    try:
+        for step in range(1, 5000):
+            tracker.log_metrics({"loss": 1.0 / step})
+        plots = tracker._plots
+        assert plots.rounds <= 1 and plots.skipped >= 4990  # at most one round got going
+    finally:
+        os.kill(child.pid, signal.SIGCONT)
     tracker.finish()
-    assert visualizer.rounds >= 2  # the background round, then the final one
+    assert child.returncode == 0
+    _assert_png(tracker.run_dir / "plots" / "metric_loss.png")
+
+
+def test_a_dead_plot_process_is_warned_once_and_the_final_plots_are_drawn_here(tmp_path):
+    tracker = ExperimentTracker("viz", base_dir=tmp_path, visualize_every=1, flush_interval=0.05)
+    tracker.log_metrics({"loss": 1.0})
+    _wait_for(lambda: tracker._plots.rounds >= 1)
+    os.kill(tracker._plots._process.pid, signal.SIGKILL)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(1, 300):
+            tracker.log_metrics({"loss": 1.0 / step, "late": float(step)})
+            time.sleep(0.002)
+        tracker.finish()
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "plot process ended unexpectedly" in messages[0], messages
+    assert tracker.status == "completed"
+    _assert_png(tracker.run_dir / "plots" / "metric_late.png")  # drawn in this process
+
+
+def test_a_plot_process_that_cannot_start_is_warned_once(tmp_path, monkeypatch):
+    from neural_dsl_tracking.tracking import plot_process
+
+    def no_process(*args, **kwargs):
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(plot_process, "spawn_module", no_process)
+    with pytest.warns(RuntimeWarning, match="could not start") as caught:
+        with ExperimentTracker("viz", base_dir=tmp_path, visualize_every=1) as tracker:
+            for step in range(100):
+                tracker.log_metrics({"loss": 1.0 / (step + 1)})
+    assert len([w for w in caught if "plot process" in str(w.message)]) == 1
     _assert_png(tracker.run_dir / "plots" / "metric_loss.png")
 
 
@@ -77,7 +134,7 @@ def test_drawing_errors_do_not_break_the_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(MetricVisualizer, "_draw_single", broken)
     with pytest.warns(RuntimeWarning, match="final plots failed"):
-        with ExperimentTracker("viz", base_dir=tmp_path, visualize_every=1) as tracker:
+        with ExperimentTracker("viz", base_dir=tmp_path, visualize_every=0) as tracker:
             tracker.log_metrics({"loss": 1.0})
     assert tracker.status == "completed"
 
@@ -93,6 +150,18 @@ def test_downsampling_keeps_spikes():
     assert len(dx) <= 1000 and 50.0 in dy and -7.0 in dy and 73_123 in dx
 
 
+def test_downsampling_keeps_each_buckets_extremes_around_nan():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=10_001)
+    y[::7] = np.nan
+    x = np.arange(y.size)
+    dx, dy = downsample_minmax(x, y, 100)
+    assert len(dx) <= 200 and np.all(np.diff(dx) > 0)
+    assert np.nanmax(dy) == np.nanmax(y) and np.nanmin(dy) == np.nanmin(y)
+
+
 def test_distinct_metric_names_never_share_a_file():
     from neural_dsl_tracking.tracking.visualizer import safe_filename
 
@@ -103,23 +172,18 @@ def test_distinct_metric_names_never_share_a_file():
     assert all("/" not in f and not f.startswith(".") for f in files)
 
 
-def test_after_a_round_the_worker_rests_as_long_as_it_drew(tmp_path, monkeypatch):
-    import time
-
-    def slow_generate(self):
+def test_after_a_round_the_worker_rests_as_long_as_it_drew(monkeypatch):
+    def slow_round(self):
         time.sleep(0.2)
-        self.rounds += 1
         return []
 
-    monkeypatch.setattr(MetricVisualizer, "generate", slow_generate)
-    visualizer = MetricVisualizer(tmp_path, load=dict)
-    visualizer.start()
+    monkeypatch.setattr(PlotProcess, "_round", slow_round)
+    plots = PlotProcess({})
     started = time.monotonic()
-    visualizer.request()
-    while visualizer.rounds == 0 or visualizer._busy.locked():
-        time.sleep(0.01)
-    assert visualizer._rest_until >= started + 0.4  # drew >= 0.2 s, then rests >= 0.2 s
-    visualizer._rest_until = time.monotonic() + 60
-    visualizer.request()
-    assert visualizer.skipped == 1 and not visualizer._wake.is_set()
-    visualizer.stop()
+    plots.request()
+    _wait_for(lambda: plots.rounds == 1 and not plots._busy.locked())
+    assert plots._rest_until >= started + 0.4  # drew >= 0.2 s, then rests >= 0.2 s
+    plots._rest_until = time.monotonic() + 60
+    plots.request()
+    assert plots.skipped == 1 and not plots._wake.is_set()
+    assert plots.final(lambda: ["drawn here"]) == []  # the final round still runs

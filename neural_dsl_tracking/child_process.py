@@ -1,0 +1,25 @@
+"""Starting a helper process of this package (the mirror process, the plot process).
+
+The child runs ``python -m <module>`` with the same interpreter, finds this package even
+when it is not installed (a checkout), and gets its own session: a Ctrl-C in the terminal
+reaches the training program, which then closes its helpers in order.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import neural_dsl_tracking
+
+
+def spawn_module(module: str, args: list[str] | tuple[str, ...] = (), **popen: Any) -> subprocess.Popen:
+    """Start ``python -m module *args``; ``popen`` goes to :class:`subprocess.Popen`."""
+    package_root = str(Path(neural_dsl_tracking.__file__).resolve().parents[1])
+    python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    return subprocess.Popen([sys.executable, "-m", module, *args],
+                            env={**os.environ, "PYTHONPATH": python_path},
+                            start_new_session=True, **popen)
