@@ -44,7 +44,7 @@ def comparison_figures(records: list[RunRecord], histories: Histories,
         for record in records:
             history = histories[record.run_id].get(key)
             if history is not None and len(history):
-                plot_metric(ax, history, label=run_label(record), mark_extremes=False)
+                plot_metric(ax, history, label=run_label(record))
         ax.set_title(key)
         ax.legend(fontsize=8)
         figure.tight_layout()

@@ -89,22 +89,57 @@ def few_ticks(ax: Axes) -> None:
     ax.locator_params(nbins=5)
 
 
-def plot_metric(ax: Axes, history: MetricHistory, label: str | None = None,
-                mark_extremes: bool = True) -> None:
+def plot_metric(ax: Axes, history: MetricHistory, label: str | None = None) -> None:
     x, y = downsample_minmax(history.steps, history.values, MAX_PLOT_POINTS // 2)
     ax.plot(x, y, linewidth=1.2, label=label or history.key)
-    finite = np.isfinite(history.values)
-    if mark_extremes and finite.any():
-        values = np.where(finite, history.values, np.nan)
-        for index, colour, word in ((int(np.nanargmin(values)), "tab:green", "min"),
-                                    (int(np.nanargmax(values)), "tab:red", "max")):
-            step, value = history.steps[index], history.values[index]
-            ax.plot([step], [value], "o", color=colour, zorder=3, markersize=5)
-            ax.annotate(f"{word} {value:.4g} @ {step}", (step, value), textcoords="offset points",
-                        xytext=(5, 6 if word == "max" else -12), fontsize=8, color=colour)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
     few_ticks(ax)
+
+
+class SingleMetricFigure:
+    """One figure reused for every per-metric plot: only the data, the marks and the title
+    change from metric to metric, so axes and ticks are built once per round."""
+
+    def __init__(self) -> None:
+        self.figure = new_figure()
+        ax = self.ax = self.figure.add_subplot()
+        self.figure.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.91)
+        (self.line,) = ax.plot([], [], linewidth=1.2)
+        self.marks = {}
+        for word, colour in (("min", "tab:green"), ("max", "tab:red")):
+            (point,) = ax.plot([], [], "o", color=colour, zorder=3, markersize=5)
+            text = ax.annotate("", (0, 0), xytext=(5, 0), textcoords="offset points", fontsize=8,
+                               color=colour)
+            self.marks[word] = (point, text)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        few_ticks(ax)
+        self.title = ax.set_title("", y=1.0)
+
+    def draw(self, history: MetricHistory, path: Path) -> Path:
+        """Plot ``history`` with its minimum and maximum marked, saved to ``path``."""
+        self.line.set_data(*downsample_minmax(history.steps, history.values, MAX_PLOT_POINTS // 2))
+        finite = np.isfinite(history.values)
+        values = np.where(finite, history.values, np.nan)
+        middle = (int(history.steps.min()) + int(history.steps.max())) / 2
+        for word, pick, rise in (("min", np.nanargmin, -12), ("max", np.nanargmax, 6)):
+            point, text = self.marks[word]
+            if not finite.any():
+                point.set_data([], [])
+                text.set_text("")
+                continue
+            index = int(pick(values))
+            step, value = history.steps[index], history.values[index]
+            point.set_data([step], [value])
+            text.xy = (step, value)
+            text.xyann = (-5, rise) if step > middle else (5, rise)  # label towards the middle
+            text.set_horizontalalignment("right" if step > middle else "left")
+            text.set_text(f"{word} {value:.4g} @ {step}")
+        self.title.set_text(history.key)
+        self.ax.relim()
+        self.ax.autoscale_view()
+        return save_png(self.figure, path)
 
 
 def aligned_by_step(histories: dict[str, MetricHistory]) -> tuple[list[str], np.ndarray]:
@@ -145,7 +180,9 @@ class MetricVisualizer:
         self.rounds += 1
         if not histories:
             return []
-        paths = [self._draw_single(h) for h in histories.values()]
+        single = SingleMetricFigure()
+        paths = [single.draw(h, self.plots_dir / f"metric_{safe_filename(h.key)}.png")
+                 for h in histories.values()]
         paths.append(self._draw_combined(histories))
         paths.append(self._draw_histograms(histories))
         correlation = self._draw_correlation(histories)
@@ -153,23 +190,15 @@ class MetricVisualizer:
             paths.append(correlation)
         return paths
 
-    def _draw_single(self, history: MetricHistory) -> Path:
-        figure = new_figure()
-        ax = figure.add_subplot()
-        figure.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.91)
-        plot_metric(ax, history)
-        set_title(ax, history.key)
-        return save_png(figure, self.plots_dir / f"metric_{safe_filename(history.key)}.png")
-
     def _grid_figure(self, n: int) -> tuple[Figure, list[Axes]]:
         cols = min(GRID_COLUMNS, n)
         figure = new_figure(TILE_WIDTH * cols, TILE_HEIGHT * math.ceil(n / cols))
-        return figure, grid(figure, n, top=0.55)
+        return figure, grid(figure, n, top=0.7)
 
     def _draw_combined(self, histories: dict[str, MetricHistory]) -> Path:
         figure, axes = self._grid_figure(len(histories))
         for ax, history in zip(axes, histories.values()):
-            plot_metric(ax, history, mark_extremes=False)
+            plot_metric(ax, history)
             set_title(ax, history.key, fontsize=9)
         figure.suptitle("all metrics")
         return save_png(figure, self.plots_dir / "all_metrics.png")

@@ -129,10 +129,10 @@ def test_a_plot_process_that_cannot_start_is_warned_once(tmp_path, monkeypatch):
 
 
 def test_drawing_errors_do_not_break_the_run(tmp_path, monkeypatch):
-    def broken(self, history):
+    def broken(self, histories):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(MetricVisualizer, "_draw_single", broken)
+    monkeypatch.setattr(MetricVisualizer, "_draw_combined", broken)
     with pytest.warns(RuntimeWarning, match="final plots failed"):
         with ExperimentTracker("viz", base_dir=tmp_path, visualize_every=0) as tracker:
             tracker.log_metrics({"loss": 1.0})
@@ -187,3 +187,12 @@ def test_after_a_round_the_worker_rests_as_long_as_it_drew(monkeypatch):
     plots.request()
     assert plots.skipped == 1 and not plots._wake.is_set()
     assert plots.final(lambda: ["drawn here"]) == []  # the final round still runs
+
+
+def test_metrics_without_finite_values_or_with_one_point_still_plot(tmp_path):
+    with ExperimentTracker("viz", base_dir=tmp_path, visualize_every=0) as tracker:
+        tracker.log_metrics({"all_nan": float("nan"), "spiky": 1e9})
+        tracker.log_metrics({"all_nan": float("inf"), "once": 2.0})
+    plots = tracker.run_dir / "plots"
+    for name in ("metric_all_nan.png", "metric_spiky.png", "metric_once.png", "all_metrics.png"):
+        _assert_png(plots / name)
