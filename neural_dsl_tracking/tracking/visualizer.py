@@ -173,16 +173,25 @@ class MetricVisualizer:
         self.plots_dir = Path(plots_dir)
         self.load = load
         self.rounds = 0
+        self._drawn: dict[Path, tuple] = {}  # per-metric file -> the series it shows
 
     def generate(self) -> list[Path]:
-        """Draw every plot now; returns the files written."""
+        """Draw every plot now; returns the files. A per-metric plot whose series has not
+        grown since this visualizer drew it, and whose file is still there, is kept."""
         histories = {k: h for k, h in self.load().items() if len(h)}
         self.rounds += 1
         if not histories:
             return []
-        single = SingleMetricFigure()
-        paths = [single.draw(h, self.plots_dir / f"metric_{safe_filename(h.key)}.png")
-                 for h in histories.values()]
+        single: SingleMetricFigure | None = None
+        paths = []
+        for history in histories.values():
+            path = self.plots_dir / f"metric_{safe_filename(history.key)}.png"
+            shown = (len(history), history.steps[-1].item(), history.values[-1].tobytes())
+            if self._drawn.get(path) != shown or not path.exists():
+                single = single or SingleMetricFigure()
+                single.draw(history, path)
+                self._drawn[path] = shown
+            paths.append(path)
         paths.append(self._draw_combined(histories))
         paths.append(self._draw_histograms(histories))
         correlation = self._draw_correlation(histories)

@@ -196,3 +196,19 @@ def test_metrics_without_finite_values_or_with_one_point_still_plot(tmp_path):
     plots = tracker.run_dir / "plots"
     for name in ("metric_all_nan.png", "metric_spiky.png", "metric_once.png", "all_metrics.png"):
         _assert_png(plots / name)
+
+
+def test_a_round_redraws_only_the_metric_plots_whose_series_grew(tmp_path):
+    tracker = ExperimentTracker("viz", base_dir=tmp_path, auto_visualize=False)
+    tracker.log_metrics({"loss": 1.0, "acc": 0.1, "epoch_time": 3.0})
+    tracker.log_metrics({"loss": 0.5, "acc": 0.2, "epoch_time": 2.0})
+    first = {p.name: p.stat().st_mtime_ns for p in tracker.generate_visualizations()}
+    time.sleep(0.05)
+    tracker.log_metrics({"loss": 0.25})
+    (tracker.run_dir / "plots" / "metric_acc.png").unlink()  # a missing file is drawn again
+    second = {p.name: p.stat().st_mtime_ns for p in tracker.generate_visualizations()}
+    assert second["metric_epoch_time.png"] == first["metric_epoch_time.png"]  # kept
+    assert second["metric_loss.png"] > first["metric_loss.png"]
+    assert second["all_metrics.png"] > first["all_metrics.png"]
+    _assert_png(tracker.run_dir / "plots" / "metric_acc.png")
+    tracker.finish()
