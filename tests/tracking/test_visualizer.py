@@ -59,8 +59,9 @@ def _wait_for(condition, timeout=60.0):
         time.sleep(0.02)
 
 
-def test_background_rounds_draw_in_a_separate_process_during_the_run(tmp_path):
-    tracker = ExperimentTracker("viz", base_dir=tmp_path, visualize_every=5, flush_interval=0.05)
+def test_background_rounds_draw_in_a_separate_process_during_the_run(store_kwargs):
+    """On SQLite and on PostgreSQL: the plot process reads the store itself."""
+    tracker = ExperimentTracker("viz", **store_kwargs, visualize_every=5, flush_interval=0.05)
     plots = tracker.run_dir / "plots"
     for step in range(5):
         tracker.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 10})
