@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import pickle
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -24,10 +23,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import neural_dsl_tracking
-from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends import frames
 from neural_dsl_tracking.backends.base import LOG, MetricPoint, OnFailure, RunInfo
+from neural_dsl_tracking.child_process import spawn_module
+from neural_dsl_tracking.dotted import flatten
 
 FINISH_GRACE = 5.0
 """Seconds ``finish`` waits for the child beyond its timeout before ending it."""
@@ -103,17 +102,10 @@ class MirrorSet:
     def _start(self, specs: Sequence[MirrorSpec]) -> None:
         to_child_read, to_child_write = os.pipe()
         from_child_read, from_child_write = os.pipe()
-        package_root = str(Path(neural_dsl_tracking.__file__).resolve().parents[1])
-        python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "neural_dsl_tracking.backends.child",
-                 str(to_child_read), str(from_child_write)],
-                pass_fds=(to_child_read, from_child_write),
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": python_path},
-                start_new_session=True,
-            )
+            self._process = spawn_module(
+                "neural_dsl_tracking.backends.child", [str(to_child_read), str(from_child_write)],
+                pass_fds=(to_child_read, from_child_write), stdin=subprocess.DEVNULL)
         finally:
             os.close(to_child_read)
             os.close(from_child_write)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from neural_dsl_tracking.dotted import flatten
 
 ALL = ["local", "mlflow", "wandb", "tensorboard"]
 PARAMS = {"lr": 0.005, "batch_size": 32, "optimizer": {"type": "Adam", "betas": [0.9, 0.999]}}
@@ -23,8 +24,7 @@ def train(tmp_path: Path, backend: list[str], options: dict, steps: int = 1500,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neural_dsl_tracking.dotted import flatten
-from neural_dsl_tracking import ExperimentTracker
+    from neural_dsl_tracking import ExperimentTracker
 
     with ExperimentTracker("digits", base_dir=tmp_path / "experiments", backend=backend,
                            backend_options=options, run_name="mirrored", tags=["ci"],
