@@ -13,4 +13,5 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "ArtifactVersion": "neural_dsl_tracking.tracking.records",
     "MetricHistory": "neural_dsl_tracking.tracking.records",
     "RunRecord": "neural_dsl_tracking.tracking.records",
+    "metric_mode": "neural_dsl_tracking.tracking.values",
 })

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from neural_dsl_tracking.errors import TrackingError
 
@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 SQLITE_FILE = "store.db"
 _RETRIES = 60
+_SQLITE_MMAP_BYTES = 1 << 30  # reads map the file instead of copying it page by page
 _POSTGRES_PREFIXES = ("postgresql+psycopg://", "postgresql://", "postgres://")
 
 
@@ -34,7 +35,7 @@ class StoreAbsent(TrackingError):
 
 
 class Cursor:
-    """What a transaction body receives: ``execute``, ``executemany``, ``one``, ``all``."""
+    """What a transaction body receives: ``execute``, ``executemany``, ``one``, ``all``, ``rows``."""
 
     def __init__(self, raw: Any, adapt: Callable[[str], str]) -> None:
         self._raw = raw
@@ -51,6 +52,11 @@ class Cursor:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         self._raw.execute(self._adapt(sql), tuple(params))
         return list(self._raw.fetchall())
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple]:
+        """The result rows one at a time (each is dropped before the next is made)."""
+        self._raw.execute(self._adapt(sql), tuple(params))
+        return iter(self._raw)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         self._raw.execute(self._adapt(sql), tuple(params))
@@ -173,6 +179,7 @@ def _connect_sqlite(directory: Path, *, create: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout = 60000")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA mmap_size = {_SQLITE_MMAP_BYTES}")
     except sqlite3.Error as error:
         raise TrackingError(f"cannot open the experiment store {path}: {error}") from None
     if str(mode).lower() != "wal":

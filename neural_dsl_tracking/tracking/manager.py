@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking import comparison
 from neural_dsl_tracking.tracking.db import StoreAbsent
 from neural_dsl_tracking.tracking.records import ArtifactVersion, MetricHistory, RunRecord
 from neural_dsl_tracking.tracking.store import Store, store_locations
+from neural_dsl_tracking.tracking.values import to_step
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,11 +35,16 @@ class ExperimentManager:
                 return None
         return self._store
 
-    def _require(self, run_id: str) -> tuple[Store, str]:
+    def _existing(self, run_id: str) -> Store:
+        """The store, or a TrackingError about ``run_id`` when there is none."""
         store = self._open()
         if store is None:
             location = self.store_location or self.base_dir
             raise TrackingError(f"no run {run_id!r}: there is no experiment store at {location}")
+        return store
+
+    def _require(self, run_id: str) -> tuple[Store, str]:
+        store = self._existing(run_id)
         return store, store.resolve_run_id(run_id)
 
     def close(self) -> None:
@@ -65,14 +71,36 @@ class ExperimentManager:
         store, full_id = self._require(run_id)
         return store.metric_keys(full_id)
 
-    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
-        """Every point of ``key`` as numpy arrays; TrackingError if the run never logged it."""
+    def get_metric_history(self, run_id: str, key: str, after_step: int | None = None) -> MetricHistory:
+        """Every point of ``key`` as numpy arrays, or only the points at a step greater than
+        ``after_step``; TrackingError if the run never logged ``key``."""
         store, full_id = self._require(run_id)
-        history = store.metric_history(full_id, key)
+        if after_step is not None:
+            after_step = _step_bound(after_step)
+        history = store.metric_history(full_id, key, after_step)
         if not len(history) and key not in store.metric_keys(full_id):
             known = ", ".join(store.metric_keys(full_id)) or "none"
             raise TrackingError(f"run {full_id[:8]} has no metric {key!r} (metrics: {known})")
         return history
+
+    def get_metric_histories(self, run_ids: Iterable[str], keys: Iterable[str] | None = None
+                             ) -> dict[tuple[str, str], MetricHistory]:
+        """The histories of ``keys`` (default: every key) of ``run_ids``, read in bulk:
+        ``{(run_id, key): MetricHistory}`` keyed by the run ids as given. Pairs a run never
+        logged are absent; an unknown run is a TrackingError."""
+        for name, given in (("run_ids", run_ids), ("keys", keys)):
+            if isinstance(given, (str, bytes)):
+                raise TrackingError(f"get_metric_histories: {name} must be a list, got the string {given!r}")
+        refs = list(run_ids)
+        if not refs:
+            return {}
+        store = self._existing(refs[0])
+        refs_of: dict[str, list[str]] = {}
+        for ref, full_id in store.resolve_run_ids(refs).items():
+            refs_of.setdefault(full_id, []).append(ref)
+        read = store.metric_histories(list(refs_of), None if keys is None else list(keys))
+        return {(ref, key): history for (full_id, key), history in read.items()
+                for ref in refs_of[full_id]}
 
     def list_artifact_versions(self, run_id: str, name: str | None = None) -> list[ArtifactVersion]:
         store, full_id = self._require(run_id)
@@ -101,8 +129,9 @@ class ExperimentManager:
             unknown = [m for m in metrics if not any(m in r.metrics for r in records)]
             if unknown:
                 raise TrackingError(f"no run among those compared has metric(s) {', '.join(unknown)}")
-        histories = {r.run_id: {key: store.metric_history(r.run_id, key)
-                                for key in metrics if key in r.metrics} for r in records}
+        read = store.metric_histories([r.run_id for r in records], metrics)
+        histories = {r.run_id: {key: read[(r.run_id, key)] for key in metrics if (r.run_id, key) in read}
+                     for r in records}
         return records, histories, list(metrics)
 
     def compare_experiments(self, run_ids: list[str], metrics: list[str] | None = None,
@@ -129,3 +158,11 @@ class ExperimentManager:
         """Delete a run, its plots, and artifact objects no other run uses; returns bytes freed."""
         store, full_id = self._require(run_id)
         return store.delete_run(full_id)
+
+
+def _step_bound(step: object) -> int:
+    """``after_step`` as an int, or a TrackingError naming the bad value."""
+    try:
+        return to_step(step)
+    except TypeError as error:
+        raise TrackingError(f"after_step: {error}") from None

@@ -16,7 +16,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ CHUNK_POINTS = 65536  # largest chunk written
 MERGE_BELOW = 4096  # a tail chunk smaller than this is extended instead of starting a new one
 DEFAULT_CRASH_AFTER = 30.0
 CRASH_AFTER_ENV = "NEURAL_TRACKING_CRASH_AFTER"
+_RUNS_PER_QUERY = 500  # well under SQLite's limit of bound parameters per statement
 
 Series = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, values, timestamps
 
@@ -192,6 +193,17 @@ class Store:
             shown = ", ".join(f[:12] for f in found[:5])
             raise TrackingError(f"run {ref!r} is ambiguous in {self.location}: {shown} ...")
         return found[0]
+
+    def resolve_run_ids(self, refs: Sequence[str]) -> dict[str, str]:
+        """``{ref: full run id}`` for several refs: one query when all are full ids."""
+        cleaned = {ref: str(ref).strip() for ref in refs}
+        wanted, found = list(cleaned.values()), set()
+        for start in range(0, len(wanted), _RUNS_PER_QUERY):
+            batch = wanted[start:start + _RUNS_PER_QUERY]
+            found.update(row[0] for row in self.db.read(lambda cur: cur.all(
+                f"SELECT run_id FROM runs WHERE run_id IN ({_marks(batch)})", batch)))
+        return {ref: clean if clean in found else self.resolve_run_id(clean)
+                for ref, clean in cleaned.items()}
 
     def get_run(self, run_id: str, crash_after: float | None = None) -> RunRecord:
         records = self._records("r.run_id = ?", (run_id,), crash_after)
@@ -353,17 +365,46 @@ class Store:
             (run_id, key, int(len(steps)), None if latest != latest else latest,
              int(steps[-1]), float(times[-1]), low, high, int(steps.max())))
 
-    def metric_history(self, run_id: str, key: str) -> MetricHistory:
-        rows = self.db.read(lambda cur: cur.all(
-            "SELECT steps, vals, times FROM metric_chunks WHERE run_id = ? AND key = ? "
-            "ORDER BY seq", (run_id, key)))
-        if not rows:
-            empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
-            return MetricHistory(key, empty_i, empty_f, empty_f.copy())
-        steps = np.concatenate([np.frombuffer(r[0], STEP_DTYPE) for r in rows]).astype(np.int64)
-        values = np.concatenate([np.frombuffer(r[1], FLOAT_DTYPE) for r in rows]).astype(np.float64)
-        times = np.concatenate([np.frombuffer(r[2], FLOAT_DTYPE) for r in rows]).astype(np.float64)
-        return MetricHistory(key, steps, values, times)
+    def metric_history(self, run_id: str, key: str, after_step: int | None = None) -> MetricHistory:
+        """Every point of one series, or only those at a step after ``after_step``."""
+
+        def body(cur: Cursor) -> MetricHistory:
+            where, args = "WHERE run_id = ? AND key = ?", [run_id, key]
+            if after_step is not None:
+                # steps first; values and times only of the chunks holding a later step
+                later = [seq for seq, steps in cur.rows(
+                    f"SELECT seq, steps FROM metric_chunks {where} ORDER BY seq", args)
+                    if np.frombuffer(steps, STEP_DTYPE).max() > after_step]
+                if not later:
+                    return _empty_history(key)
+                where, args = f"{where} AND seq IN ({_marks(later)})", [*args, *later]
+            history = _read_histories(cur, where, args).get((run_id, key), _empty_history(key))
+            if after_step is None:
+                return history
+            keep = history.steps > after_step
+            return MetricHistory(key, history.steps[keep], history.values[keep], history.timestamps[keep])
+
+        return self.db.read(body)
+
+    def metric_histories(self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+                         ) -> dict[tuple[str, str], MetricHistory]:
+        """The series of ``keys`` (every key when None) of ``run_ids``, by (run id, key), read
+        in one transaction, one query per batch of runs. Pairs never logged are absent; the
+        histories of one batch are slices of one array per column."""
+        run_ids, keys = list(dict.fromkeys(run_ids)), None if keys is None else list(dict.fromkeys(keys))
+        if keys is not None and not keys:
+            return {}
+        key_clause = "" if keys is None else f" AND key IN ({_marks(keys)})"
+
+        def body(cur: Cursor) -> dict[tuple[str, str], MetricHistory]:
+            out: dict[tuple[str, str], MetricHistory] = {}
+            for start in range(0, len(run_ids), _RUNS_PER_QUERY):
+                batch = run_ids[start:start + _RUNS_PER_QUERY]
+                out.update(_read_histories(cur, f"WHERE run_id IN ({_marks(batch)}){key_clause}",
+                                           [*batch, *(keys or ())]))
+            return out
+
+        return self.db.read(body)
 
     def metric_keys(self, run_id: str) -> list[str]:
         return [r[0] for r in self.db.read(lambda cur: cur.all(
@@ -447,6 +488,43 @@ class Store:
                 return version
         raise TrackingError(f"artifact {name!r} has no version {number} "
                             f"(versions: {', '.join(str(v.version) for v in versions)})")
+
+
+def _marks(items: Sequence[Any]) -> str:
+    """``?, ?, ...``: one placeholder per item."""
+    return ", ".join("?" * len(items))
+
+
+def _empty_history(key: str) -> MetricHistory:
+    return MetricHistory(key, np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64))
+
+
+def _read_histories(cur: Cursor, where: str, args: Sequence[Any]) -> dict[tuple[str, str], MetricHistory]:
+    """The histories of the chunks matching ``where``: one array per column for all of them,
+    filled as the chunks stream in, so a large read costs few fresh pages."""
+    capacity = cur.one(f"SELECT SUM(n_points) FROM metric_chunks {where}", args)[0]
+    return _stream_histories(cur.rows(f"SELECT run_id, key, steps, vals, times FROM metric_chunks "
+                                      f"{where} ORDER BY run_id, key, seq", args), int(capacity or 0))
+
+
+def _stream_histories(rows: Iterable[tuple], capacity: int) -> dict[tuple[str, str], MetricHistory]:
+    """Histories from (run_id, key, steps, vals, times) chunk rows ordered by run, key, seq,
+    copied into one array per column sized ``capacity`` points (grown if more arrive)."""
+    columns = [np.empty(capacity, dtype) for dtype in (STEP_DTYPE, FLOAT_DTYPE, FLOAT_DTYPE)]
+    spans: dict[tuple[str, str], list[int]] = {}
+    end = 0
+    for run_id, key, *blobs in rows:
+        parts = [np.frombuffer(blob, column.dtype) for blob, column in zip(blobs, columns)]
+        size = parts[0].size
+        if end + size > columns[0].size:  # points flushed since the summary was read
+            columns = [np.concatenate([column[:end], np.empty(max(end + size, 2 * end), column.dtype)])
+                       for column in columns]
+        for column, part in zip(columns, parts):
+            column[end:end + size] = part
+        spans.setdefault((run_id, key), [end, end])[1] = end + size
+        end += size
+    return {(run_id, key): MetricHistory(key, *(column[first:last] for column in columns))
+            for (run_id, key), (first, last) in spans.items()}
 
 
 def _summary(key: str, row: tuple) -> MetricSummary:

@@ -200,3 +200,92 @@ def test_logging_after_finish_is_an_error(make_tracker):
     tracker.finish()
     with pytest.raises(TrackingError, match="finished"):
         tracker.log_metrics({"loss": 1.0})
+
+
+def test_history_after_a_step_reads_only_later_points(make_tracker, manager):
+    tracker = make_tracker()
+    for step in range(70_000):  # more than one stored chunk
+        tracker.log_metrics({"loss": float(step)}, step=step)
+    tracker.log_metrics({"loss": -1.0}, step=5)  # logged last at an earlier step
+    tracker.log_metrics({"loss": -2.0}, step=70_001)
+    tracker.finish()
+    later = manager.get_metric_history(tracker.run_id, "loss", after_step=69_990)
+    assert later.steps.tolist() == [*range(69_991, 70_000), 70_001]
+    assert later.values.tolist() == [*map(float, range(69_991, 70_000)), -2.0]
+    assert later.timestamps.shape == later.steps.shape
+    assert manager.get_metric_history(tracker.run_id, "loss", after_step=4).steps[-2:].tolist() == [5, 70_001]
+    whole = manager.get_metric_history(tracker.run_id, "loss")
+    assert len(manager.get_metric_history(tracker.run_id, "loss", after_step=-1)) == len(whole) == 70_002
+    nothing = manager.get_metric_history(tracker.run_id, "loss", after_step=70_001)
+    assert len(nothing) == 0 and nothing.steps.dtype == np.int64 and nothing.values.dtype == np.float64
+
+
+def test_history_after_a_step_checks_its_arguments(make_tracker, manager):
+    tracker = make_tracker()
+    tracker.log_metrics({"loss": 1.0})
+    tracker.finish()
+    with pytest.raises(TrackingError, match="no metric 'acc'"):
+        manager.get_metric_history(tracker.run_id, "acc", after_step=0)
+    with pytest.raises(TrackingError, match="after_step: step must be an integer"):
+        manager.get_metric_history(tracker.run_id, "loss", after_step="ten")
+
+
+def test_histories_of_many_runs_read_in_bulk_match_one_by_one(make_tracker, manager):
+    runs = []
+    for index in range(3):
+        tracker = make_tracker(run_name=f"bulk-{index}")
+        for step in range(1000 * (index + 1)):
+            metrics = {"loss": 1.0 / (step + 1 + index), "acc": step / 1000}
+            if index == 0:
+                metrics["lr"] = 0.1
+            tracker.log_metrics(metrics, step=step)
+        tracker.finish()
+        runs.append(tracker.run_id)
+    bulk = manager.get_metric_histories(runs, ["loss", "lr", "never"])
+    assert set(bulk) == {(run, "loss") for run in runs} | {(runs[0], "lr")}  # never logged: absent
+    for (run, key), history in bulk.items():
+        single = manager.get_metric_history(run, key)
+        assert history.key == key
+        for name in ("steps", "values", "timestamps"):
+            assert np.array_equal(getattr(history, name), getattr(single, name))
+    every = manager.get_metric_histories(runs)
+    assert len(every) == 7 and len(every[(runs[2], "acc")]) == 3000
+    # run ids resolve like everywhere else and key the result as given
+    named = manager.get_metric_histories(["bulk-1", runs[2][:8]], ["acc"])
+    assert set(named) == {("bulk-1", "acc"), (runs[2][:8], "acc")}
+    assert manager.get_metric_histories([], ["loss"]) == {}
+    assert manager.get_metric_histories(runs, []) == {}
+
+
+def test_bulk_histories_refuse_unknown_runs_and_strings(make_tracker, manager):
+    tracker = make_tracker()
+    tracker.log_metrics({"loss": 1.0})
+    tracker.finish()
+    with pytest.raises(TrackingError, match="no run 'ffffffffffff'"):
+        manager.get_metric_histories([tracker.run_id, "ffffffffffff"], ["loss"])
+    with pytest.raises(TrackingError, match="run_ids must be a list"):
+        manager.get_metric_histories(tracker.run_id, ["loss"])
+    with pytest.raises(TrackingError, match="keys must be a list"):
+        manager.get_metric_histories([tracker.run_id], "loss")
+
+
+def test_bulk_histories_without_a_store_are_a_clear_error(tmp_path):
+    manager = ExperimentManager(base_dir=tmp_path / "absent")
+    with pytest.raises(TrackingError, match="no experiment store"):
+        manager.get_metric_histories(["abc"], ["loss"])
+    assert not (tmp_path / "absent").exists()
+
+
+def test_bulk_decoding_grows_when_more_points_arrive_than_counted():
+    from neural_dsl_tracking.tracking.store import _stream_histories
+
+    def chunk(run, key, steps):
+        steps = np.asarray(steps, dtype="<i8")
+        return run, key, steps.tobytes(), (steps * 0.5).astype("<f8").tobytes(), steps.astype("<f8").tobytes()
+
+    rows = [chunk("r1", "a", [0, 1]), chunk("r1", "a", [2]), chunk("r1", "b", [7]), chunk("r2", "a", [3, 4, 5])]
+    for capacity in (0, 1, 7, 100):  # a flush between counting and reading adds points
+        found = _stream_histories(iter(rows), capacity)
+        assert {pair: h.steps.tolist() for pair, h in found.items()} == {
+            ("r1", "a"): [0, 1, 2], ("r1", "b"): [7], ("r2", "a"): [3, 4, 5]}
+        assert found[("r2", "a")].values.tolist() == [1.5, 2.0, 2.5] and found[("r1", "b")].key == "b"

@@ -92,3 +92,9 @@ def test_threads_logging_to_one_tracker_keep_each_call_whole(make_tracker, manag
     history = manager.get_metric_history(tracker.run_id, "value")
     assert len(history) == 80_000
     assert np.array_equal(history.steps.astype(float), history.values)  # never mixed up
+
+
+def test_metric_mode_is_exported_by_the_tracking_package():
+    from neural_dsl_tracking import tracking
+
+    assert "metric_mode" in tracking.__all__ and tracking.metric_mode is metric_mode
