@@ -220,7 +220,7 @@ def new_points(
         run = runs.get(meta["run"])
         summary = run.metrics.get(key) if run else None
         if summary and summary.get("count", 0) > meta["count"]:
-            steps, values, times = data.points_after(meta["run"], key, meta["last_step"], meta["count"])
+            steps, values, times = data.points_after(meta["run"], key, meta["last_step"] if meta["count"] else None)
             if steps.size:
                 (fresh,) = draw(steps, values, times, meta["bucket"])
                 xs.append(plain_list(x_values(fresh.steps, fresh.times, x_mode, meta["start"])))

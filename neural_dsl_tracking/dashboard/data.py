@@ -2,7 +2,9 @@
 
 Everything goes through ``ExperimentManager``; nothing here writes to the store. A
 series is read once per (run, key, number of points): a finished run's series is read
-and downsampled once, a live one again only when new points were flushed.
+and downsampled once, a live one again only when new points were flushed. The Metrics tab
+reads the series it lacks in bulk (``prefetch``: a few runs per store query, downsampled
+on two threads); live updates read only the points after the last drawn step.
 
 Each read keeps three downsampled variants (``max_points``, half, a quarter). A chart
 overlaying many runs uses a smaller one so it stays under ``CHART_POINT_BUDGET`` points:
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -27,6 +30,8 @@ from neural_dsl_tracking.errors import NeuralError, TrackingError
 _STORE_FILE = "store.db"
 LEVEL_DIVISORS = (1, 2, 4)  # series are kept at about max_points, half and a quarter of it
 CHART_POINT_BUDGET = 100_000  # points drawn per chart before series get fewer points each
+RUNS_PER_READ = 8  # runs per bulk store read: about 60 MB of arrays with 3 x 100k-point series each
+DRAW_THREADS = 2  # numpy releases the GIL while downsampling
 
 
 @dataclass(frozen=True)
@@ -161,20 +166,50 @@ class DashboardData:
             if cached is not None:
                 self._cache.move_to_end(cache_key)
                 return cached[points]
-        history = self.manager().get_metric_history(run_id, key)
+        return self._keep(cache_key, self.manager().get_metric_history(run_id, key))[points]
+
+    def prefetch(self, wanted: Iterable[tuple[str, str, int]]) -> int:
+        """Read and downsample the (run id, key, count) series not cached yet, in bulk.
+
+        A few runs per store query; the series of one batch are downsampled on a thread
+        pool while the next batch is read. Returns how many series were read.
+        """
+        with self._lock:
+            missing = [(run_id, key, int(count)) for run_id, key, count in wanted
+                       if (run_id, key, int(count)) not in self._cache]
+        counts: dict[str, dict[str, int]] = {}
+        for run_id, key, count in missing:
+            counts.setdefault(run_id, {})[key] = count
+        runs = list(counts)
+        done = 0
+        with ThreadPoolExecutor(max_workers=DRAW_THREADS) as pool:
+            in_flight: list[Future] = []
+            for start in range(0, len(runs), RUNS_PER_READ):
+                batch = runs[start:start + RUNS_PER_READ]
+                keys = sorted({key for run_id in batch for key in counts[run_id]})
+                histories = self.manager().get_metric_histories(batch, keys)
+                drawing = [pool.submit(self._keep, (run_id, key, counts[run_id][key]), history)
+                           for (run_id, key), history in histories.items() if key in counts[run_id]]
+                for future in in_flight:  # at most two batches of arrays in memory
+                    future.result()
+                in_flight = drawing
+                done += len(drawing)
+            for future in in_flight:
+                future.result()
+        return done
+
+    def _keep(self, cache_key: tuple[str, str, int], history: Any) -> dict[int, DrawnSeries]:
+        """Downsample a history to every level and cache the variants."""
         drawn = draw(history.steps, history.values, history.timestamps,
                      bucket_size_for(len(history), self.max_points), len(LEVEL_DIVISORS))
         variants = dict(zip(self.levels, drawn))
         self._remember(cache_key, variants)
-        return variants[points]
+        return variants
 
-    def points_after(self, run_id: str, key: str, after_step: int, seen: int) -> tuple[np.ndarray, ...]:
-        """Points logged after the first ``seen`` ones (steps, values, times)."""
-        history = self.manager().get_metric_history(run_id, key)
-        start = min(int(seen), len(history))
-        if start and int(history.steps[start - 1]) != after_step:
-            start = int(np.searchsorted(history.steps, after_step, side="right"))
-        return history.steps[start:], history.values[start:], history.timestamps[start:]
+    def points_after(self, run_id: str, key: str, after_step: int | None) -> tuple[np.ndarray, ...]:
+        """Points logged at a step after ``after_step`` (all when None): steps, values, times."""
+        history = self.manager().get_metric_history(run_id, key, after_step=after_step)
+        return history.steps, history.values, history.timestamps
 
     def _remember(self, cache_key: tuple[str, str, int], variants: dict[int, DrawnSeries]) -> None:
         size = sum(drawn.nbytes for drawn in variants.values())
@@ -191,12 +226,13 @@ class DashboardData:
     def warm(self, stop: threading.Event | None = None) -> int:
         """Read and downsample every series ahead of the first page; returns how many."""
         done = 0
-        for run in self.runs():
-            for key, summary in run.metrics.items():
-                if stop is not None and stop.is_set():
-                    return done
-                self.series(run.run_id, key, summary.get("count", 0))
-                done += 1
+        runs = self.runs()
+        for start in range(0, len(runs), RUNS_PER_READ):
+            if stop is not None and stop.is_set():
+                break
+            done += self.prefetch((run.run_id, key, summary.get("count", 0))
+                                  for run in runs[start:start + RUNS_PER_READ]
+                                  for key, summary in run.metrics.items())
         return done
 
     # -- artifacts -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from neural_dsl_tracking.tracking.values import metric_mode
+from neural_dsl_tracking.tracking import metric_mode
 
 MISSING = "—"
 

@@ -64,6 +64,7 @@ def metrics_view(
     keys = sorted({key for run in runs for key in run.metrics})
     graphs: list[Any] = []
     drawn_meta: dict[str, list[dict[str, Any]]] = {}
+    data.prefetch((run.run_id, key, summary.get("count", 0)) for run in runs for key, summary in run.metrics.items())
     for key in keys:
         curves, metas = [], []
         points = data.points_per_series(sum(1 for run in runs if key in run.metrics))

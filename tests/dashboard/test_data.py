@@ -39,7 +39,7 @@ def test_short_series_are_drawn_exactly(store):
 
 def test_points_after_returns_only_the_new_ones(store):
     data = DashboardData(store.path)
-    steps, values, _ = data.points_after(store.ids["alpha"], "loss", after_step=189, seen=190)
+    steps, values, _ = data.points_after(store.ids["alpha"], "loss", after_step=189)
     assert steps.tolist() == list(range(190, 200))
     assert values.tolist() == [1.0 / (step + 1) for step in range(190, 200)]
 
@@ -110,3 +110,24 @@ def test_sqlite_and_postgresql_stores_read_the_same(store_kwargs, tmp_path):
 def test_database_password_is_never_shown(tmp_path):
     data = DashboardData(tmp_path, "postgresql+psycopg://ada:hunter2@db.example:5432/runs")
     assert data.location == "postgresql+psycopg://ada:***@db.example:5432/runs"
+
+
+def test_prefetch_reads_in_bulk_what_series_would_read_one_by_one(store):
+    bulk, single = DashboardData(store.path), DashboardData(store.path)
+    runs = [run for run in bulk.runs() if run.metrics]
+    wanted = [(run.run_id, key, summary["count"]) for run in runs for key, summary in run.metrics.items()]
+    assert bulk.prefetch(wanted) == len(wanted) > 3
+    assert bulk.prefetch(wanted) == 0  # all cached now
+    for run_id, key, count in wanted:
+        for points in bulk.levels:
+            ours, theirs = bulk.series(run_id, key, count, points), single.series(run_id, key, count, points)
+            assert np.array_equal(ours.steps, theirs.steps) and np.array_equal(ours.values, theirs.values,
+                                                                                 equal_nan=True)
+            assert np.array_equal(ours.bucket_means, theirs.bucket_means, equal_nan=True)
+
+
+def test_warm_reads_every_series(store):
+    data = DashboardData(store.path)
+    expected = sum(len(run.metrics) for run in data.runs())
+    assert data.warm() == expected and data.prefetch(
+        (run.run_id, key, summary["count"]) for run in data.runs() for key, summary in run.metrics.items()) == 0
