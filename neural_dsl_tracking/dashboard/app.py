@@ -9,7 +9,7 @@ from dash import Dash
 
 from neural_dsl_tracking.dashboard import callbacks, layout
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
-from neural_dsl_tracking.dashboard.downsample import DEFAULT_MAX_POINTS
+from neural_dsl_tracking.tracking.downsample import DEFAULT_MAX_POINTS
 from neural_dsl_tracking.dashboard.security import Credentials, require_basic_auth
 from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
 

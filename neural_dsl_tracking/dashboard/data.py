@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from neural_dsl_tracking.dashboard.downsample import DEFAULT_MAX_POINTS, bucket_size_for, bucketize_levels
+from neural_dsl_tracking.tracking.downsample import DEFAULT_MAX_POINTS, bucket_size_for, bucketize_levels
 from neural_dsl_tracking.errors import NeuralError, TrackingError
 
 _STORE_FILE = "store.db"

@@ -13,10 +13,10 @@ from dash import dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
 
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
+from neural_dsl_tracking.humanize import duration as format_duration
 from neural_dsl_tracking.dashboard.tables import (
     best_value,
     default_direction,
-    format_duration,
     format_time,
 )
 

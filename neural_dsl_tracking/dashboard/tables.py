@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from neural_dsl_tracking.tracking import metric_mode
+from neural_dsl_tracking.dotted import flatten
 
 MISSING = "—"
 
@@ -49,20 +50,6 @@ def format_time(value: Any) -> str:
     return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def format_duration(seconds: float | None) -> str:
-    """``1h 02m 03s`` style."""
-    if seconds is None:
-        return MISSING
-    whole = int(round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
 def format_value(value: Any) -> str:
     """A parameter or metric value as text; floats with up to 6 significant digits."""
     if value is None:
@@ -76,18 +63,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(item) for item in value) + "]"
     return str(value)
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts flattened to dotted keys (``optimizer.lr``)."""
-    flat: dict[str, Any] = {}
-    for name, value in params.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{key}."))
-        else:
-            flat[key] = value
-    return flat
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from dash import dcc, html
 from neural_dsl_tracking.dashboard.data import DashboardData, DrawnSeries
 from neural_dsl_tracking.dashboard.figures import Axis, CurveData, color_for, metric_figure, parallel_figure, x_values
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
+from neural_dsl_tracking.humanize import duration as format_duration, file_size
 from neural_dsl_tracking.dashboard.tables import (
     MISSING,
     best_value,
     flatten,
-    format_duration,
     format_time,
     format_value,
     hyperparameter_rows,
@@ -206,7 +206,7 @@ def artifacts_view(data: DashboardData, runs: Sequence[Any]) -> html.Table:
                 html.Td(labels[run.run_id]),
                 html.Td(version.name),
                 html.Td(f"v{version.version}"),
-                html.Td(_size(version.size), title=f"{version.size} bytes"),
+                html.Td(file_size(version.size), title=f"{version.size} bytes"),
                 html.Td(version.sha256, className="sha"),
                 html.Td(", ".join(version.aliases)),
                 html.Td(format_time(version.created_at)),
@@ -215,11 +215,3 @@ def artifacts_view(data: DashboardData, runs: Sequence[Any]) -> html.Table:
     if not body:
         body = [html.Tr(html.Td("The selected runs have no artifacts.", colSpan=8))]
     return html.Table(className="data-table", id="artifacts-table", children=[html.Thead(header), html.Tbody(body)])
-
-
-def _size(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.humanize import duration, file_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -108,7 +109,7 @@ def _ls(args: argparse.Namespace) -> int:
         print(f"no runs in {redact(where) if is_database_url(where) else where}")
         return 0
     rows = [[r.run_id[:8], r.experiment, r.run_name, r.status, _when(r.start_time),
-             _duration(r.duration), _metric_line(r.metrics)] for r in runs]
+             duration(r.duration, "-"), _metric_line(r.metrics)] for r in runs]
     _table(["RUN", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "LATEST METRICS"], rows)
     return 0
 
@@ -126,7 +127,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     fields = [("run", run.run_id), ("experiment", run.experiment), ("name", run.run_name),
               ("status", run.status), ("started", _when(run.start_time)),
-              ("ended", _when(run.end_time)), ("duration", _duration(run.duration)),
+              ("ended", _when(run.end_time)), ("duration", duration(run.duration, "-")),
               ("tags", ", ".join(run.tags) or "-")]
     if run.source_file:
         fields.append(("source", f"{run.source_file} (sha256 {(run.source_sha256 or '')[:12]})"))
@@ -144,7 +145,7 @@ def _show(args: argparse.Namespace) -> int:
     print("\nartifacts:" + ("" if versions else " none"))
     if versions:
         _table(["NAME", "VERSION", "SIZE", "SHA256", "ALIASES", "CREATED"],
-               [[v.name, f"v{v.version}", _size(v.size), v.sha256[:12], ", ".join(v.aliases),
+               [[v.name, f"v{v.version}", file_size(v.size), v.sha256[:12], ", ".join(v.aliases),
                  _when(v.created_at)] for v in versions], indent=2)
     if run.mirror_failures:
         print("\nmirror failures:")
@@ -190,7 +191,7 @@ def _rm(args: argparse.Namespace) -> int:
         raise TrackingError(f"run {running[0].run_id[:8]} is still running; stop it first or use --force")
     for run in runs:
         freed = manager.delete_experiment(run.run_id)
-        print(f"deleted run {run.run_id[:8]} ({run.run_name}); freed {_size(freed)} of artifacts")
+        print(f"deleted run {run.run_id[:8]} ({run.run_name}); freed {file_size(freed)} of artifacts")
     return 0
 
 
@@ -241,19 +242,3 @@ def _metric_line(metrics: dict[str, dict]) -> str:
 
 def _when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s")
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"

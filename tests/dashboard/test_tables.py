@@ -9,11 +9,11 @@ import pytest
 
 from neural_dsl_tracking.dashboard.figures import Axis, metric_figure, parallel_figure, plotly_text, typed_array
 from neural_dsl_tracking.dashboard.figures import CurveData
+from neural_dsl_tracking.dotted import flatten
+from neural_dsl_tracking.humanize import duration as format_duration
 from neural_dsl_tracking.dashboard.tables import (
     best_value,
     default_direction,
-    flatten,
-    format_duration,
     format_value,
     hyperparameter_rows,
     unique_labels,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neural_dsl_tracking.dashboard.downsample import bucket_size_for, bucketize, bucketize_levels, downsample_indices
+from neural_dsl_tracking.tracking.downsample import bucket_size_for, bucketize, bucketize_levels, downsample_indices
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 
 
