@@ -23,3 +23,20 @@ def spawn_module(module: str, args: list[str] | tuple[str, ...] = (), **popen: A
     return subprocess.Popen([sys.executable, "-m", module, *args],
                             env={**os.environ, "PYTHONPATH": python_path},
                             start_new_session=True, **popen)
+
+
+NICENESS = 10
+
+
+def yield_cpu_to_training() -> None:
+    """Run this helper process only on CPU time that training leaves idle.
+
+    ``nice +10`` everywhere, and Linux's ``SCHED_IDLE`` where available, so the mirror and
+    plot processes catch up when a core is free instead of slowing the training loop.
+    """
+    os.nice(NICENESS)
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass  # not permitted here: nice alone still lowers the priority

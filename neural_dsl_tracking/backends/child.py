@@ -22,6 +22,7 @@ from neural_dsl_tracking.backends import frames
 from neural_dsl_tracking.backends.registry import create_mirror
 from neural_dsl_tracking.backends.base import LOG
 from neural_dsl_tracking.backends.workers import MirrorWorkers
+from neural_dsl_tracking.child_process import yield_cpu_to_training
 
 ORPHAN_FINISH_TIMEOUT = 30.0
 CALLS = ("params", "metrics", "artifact", "figure")
@@ -77,12 +78,8 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
     replies.send(("finished", reports))
 
 
-NICENESS = 10
-"""The mirror process yields the CPU to training when both want it; it catches up later."""
-
-
 def main(argv: list[str]) -> int:
-    os.nice(NICENESS)
+    yield_cpu_to_training()
     in_fd, out_fd = int(argv[1]), int(argv[2])
     with os.fdopen(in_fd, "rb") as inbox, os.fdopen(out_fd, "wb") as outbox:
         serve(inbox, outbox)

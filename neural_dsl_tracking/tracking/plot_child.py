@@ -18,9 +18,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-NICENESS = 10
-"""The plot process yields the CPU to training when both want it."""
-
+from neural_dsl_tracking.child_process import yield_cpu_to_training
 
 def serve(inbox: TextIO, outbox: TextIO) -> None:
     from neural_dsl_tracking.tracking.store import Store
@@ -56,7 +54,7 @@ def _reply(outbox: TextIO, reply: dict) -> None:
 
 
 def main() -> int:
-    os.nice(NICENESS)
+    yield_cpu_to_training()
     # Replies go to a private copy of stdout; whatever a library prints goes to stderr.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
