@@ -65,3 +65,12 @@ def test_every_tracking_key_is_documented() -> None:
             keys.append(name)
     for key in keys:
         assert f"\n| {key} |" in DOC, key
+
+
+def test_the_readme_example_parses_with_its_tracking_line() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```neural\n(.*?)```", readme, flags=re.DOTALL)
+    net = parse_text(example, "README.md").network()
+    assert [layer.type for layer in net.layers] == ["Flatten", "Dense", "Dropout", "Output"]
+    assert net.tracking.backend == ["local", "tensorboard"]
+    assert (net.tracking.monitor, net.tracking.mode, net.tracking.visualize_every) == ("val_accuracy", "max", 50)
