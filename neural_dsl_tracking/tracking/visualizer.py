@@ -172,14 +172,12 @@ class MetricVisualizer:
     def __init__(self, plots_dir: Path, load: Callable[[], dict[str, MetricHistory]]) -> None:
         self.plots_dir = Path(plots_dir)
         self.load = load
-        self.rounds = 0
         self._drawn: dict[Path, tuple] = {}  # per-metric file -> the series it shows
 
     def generate(self) -> list[Path]:
         """Draw every plot now; returns the files. A per-metric plot whose series has not
         grown since this visualizer drew it, and whose file is still there, is kept."""
         histories = {k: h for k, h in self.load().items() if len(h)}
-        self.rounds += 1
         if not histories:
             return []
         single: SingleMetricFigure | None = None

@@ -11,7 +11,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-BACKENDS = ("local", "mlflow", "wandb", "tensorboard")
 Backend = Literal["local", "mlflow", "wandb", "tensorboard"]
 
 
