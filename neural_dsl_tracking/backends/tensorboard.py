@@ -1,5 +1,5 @@
-"""TensorBoard mirror: event files written with the ``tensorboard`` package alone (no torch,
-no TensorFlow).
+"""TensorBoard mirror: event files written with the ``tensorboard`` package's protos alone (no
+torch, no TensorFlow), framed by :mod:`~neural_dsl_tracking.backends.event_file`.
 
 Scalars: the key as tag, our step, the point's own wall time (points logged together share
 one event).
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from neural_dsl_tracking.dotted import flatten
+from neural_dsl_tracking.backends.event_file import EventFile
 from neural_dsl_tracking.backends.base import (
     ArtifactRef,
     MetricPoint,
@@ -40,13 +41,11 @@ class TensorboardMirror(Mirror):
     def start(self) -> None:
         from tensorboard.compat.proto.event_pb2 import Event
         from tensorboard.compat.proto.summary_pb2 import Summary
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         default = Path(self.run.store_dir) / "tensorboard" / safe_name(self.run.run_id)
         self.log_dir = Path(self.options.get("log_dir") or default)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         self._event, self._summary = Event, Summary
-        self._writer = EventFileWriter(str(self.log_dir), max_queue_size=1024, flush_secs=5)
+        self._file = EventFile(self.log_dir, Event)
         self._config: dict[str, Any] = {}
         self._config_versions = 0
         self._metric_keys: dict[str, None] = {}
@@ -70,8 +69,9 @@ class TensorboardMirror(Mirror):
             self._metric_keys[key] = None
         for (step, wall_time), values in events.items():
             summary = self._summary(value=values)
-            self._writer.add_event(self._event(wall_time=wall_time, step=step, summary=summary))
+            self._file.write(self._event(wall_time=wall_time, step=step, summary=summary))
             self._last_step = max(self._last_step, step)
+        self._file.flush()
 
     def log_artifact(self, artifact: ArtifactRef) -> None:
         from tensorboard.plugins.text.summary_v2 import text_pb
@@ -136,10 +136,11 @@ class TensorboardMirror(Mirror):
             )
             self._write(summary, step=0)
         self._write(text_pb("status", status), step=0)
-        self._writer.close()
+        self._file.close()
 
     def _write(self, summary: Any, step: int) -> None:
-        self._writer.add_event(self._event(wall_time=time.time(), step=step, summary=summary))
+        self._file.write(self._event(wall_time=time.time(), step=step, summary=summary))
+        self._file.flush()
 
 
 _SESSION_STATUS = {
