@@ -13,11 +13,16 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, ClassVar
 
 MetricPoint = tuple[str, int, float, float]
 """``(key, step, value, unix timestamp in seconds)``, as flushed by the tracker."""
+
+MetricColumns = Mapping[str, tuple[Any, Any, Any]]
+"""Per key, the columns ``(steps, values, unix timestamps)`` as equal-length sequences or
+NumPy arrays: how the tracker hands over a flushed batch (cheap to pickle, no per-point work)."""
 
 OnFailure = Callable[[str, str], None]
 """``on_failure(backend, message)``: records a mirror's failure on the run."""
@@ -103,6 +108,22 @@ class Mirror(ABC):
         """True when retrying the failed call cannot help: a missing SDK, a file that is
         gone, a value the library rejects. Network and server errors are retried."""
         return isinstance(error, PERMANENT_ERRORS)
+
+
+def as_points(batch: Sequence[MetricPoint] | MetricColumns) -> list[MetricPoint]:
+    """Metric points from either form a batch comes in, keys in order, each in logging order."""
+    if not isinstance(batch, Mapping):
+        return batch if isinstance(batch, list) else list(batch)
+    points: list[MetricPoint] = []
+    for key, (steps, values, times) in batch.items():
+        points.extend(zip(repeat(key), _as_list(steps, int), _as_list(values, float),
+                          _as_list(times, float)))
+    return points
+
+
+def _as_list(column: Any, kind: type) -> list[Any]:
+    """A column as a list of Python numbers (NumPy arrays convert in C)."""
+    return column.tolist() if hasattr(column, "tolist") else [kind(x) for x in column]
 
 
 def deep_merge(into: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

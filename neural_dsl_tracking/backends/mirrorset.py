@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from neural_dsl_tracking.backends import frames
-from neural_dsl_tracking.backends.base import LOG, MetricPoint, OnFailure, RunInfo
+from neural_dsl_tracking.backends.base import LOG, MetricColumns, MetricPoint, OnFailure, RunInfo
 from neural_dsl_tracking.child_process import spawn_module
 from neural_dsl_tracking.dotted import flatten
 
@@ -62,10 +62,12 @@ class MirrorSet:
         except (pickle.PicklingError, TypeError, AttributeError):
             self._send(("params", {k: str(v) for k, v in flatten(params).items()}))
 
-    def metrics(self, points: Sequence[MetricPoint]) -> None:
-        """Queue flushed points ``(key, step, value, unix seconds)``."""
-        if points:
-            self._send(("metrics", points))
+    def metrics(self, batch: Sequence[MetricPoint] | MetricColumns) -> None:
+        """Queue flushed points ``(key, step, value, unix seconds)``, or columns per key (NumPy
+        arrays pass as raw bytes; the child makes the points, so this costs no per-point work
+        here, where it would compete with training for the GIL). Arrays must not change later."""
+        if batch:
+            self._send(("metrics", batch))
 
     def artifact(self, path: str | Path, name: str, version: int, sha256: str,
                  aliases: Iterable[str] = (), filename: str | None = None) -> None:

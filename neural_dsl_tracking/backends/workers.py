@@ -35,9 +35,11 @@ from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends.base import (
     LOG,
     ArtifactRef,
+    MetricColumns,
     MetricPoint,
     Mirror,
     OnFailure,
+    as_points,
     describe_error,
 )
 
@@ -362,11 +364,12 @@ class MirrorWorkers:
             snapshot = flatten(params)
         self._put("params", snapshot)
 
-    def metrics(self, points: Sequence[MetricPoint]) -> None:
-        """Queue flushed points ``(key, step, value, unix seconds)``; the list is not copied,
-        so the caller must not change it afterwards."""
+    def metrics(self, batch: Sequence[MetricPoint] | MetricColumns) -> None:
+        """Queue flushed points ``(key, step, value, unix seconds)`` or columns per key; a
+        list is not copied, so the caller must not change it afterwards."""
+        points = as_points(batch)
         if points:
-            self._put("metrics", points if isinstance(points, list) else list(points))
+            self._put("metrics", points)
 
     def artifact(
         self,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from itertools import repeat
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,7 +18,7 @@ from neural_dsl_tracking.tracking.db import is_database_url
 from neural_dsl_tracking.tracking.objects import hash_file
 from neural_dsl_tracking.tracking.records import FINAL_STATUSES, ArtifactVersion, MetricHistory
 from neural_dsl_tracking.tracking.plot_process import PlotProcess
-from neural_dsl_tracking.tracking.store import Series, Store
+from neural_dsl_tracking.tracking.store import Store
 from neural_dsl_tracking.tracking.values import clean_metrics, to_step
 from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, load_histories, safe_filename
 from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
@@ -69,7 +68,7 @@ class ExperimentTracker:
 
         self._mirrors = self._open_mirrors(backend, backend_options or {}, record.tags)
         self._writer = MetricWriter(self._store, self.run_id, interval=flush_interval,
-                                    on_flushed=self._mirror_metrics if self._mirrors else None)
+                                    on_flushed=self._mirrors.metrics if self._mirrors else None)
         self._append = self._writer.pending.append
         self._visualize_every = visualize_every if auto_visualize else 0
         self._auto_visualize = auto_visualize
@@ -279,12 +278,6 @@ class ExperimentTracker:
         except NeuralError as error:
             warnings.warn(f"could not record mirror failure ({backend}: {message}): {error}",
                           RuntimeWarning, stacklevel=2)
-
-    def _mirror_metrics(self, series: dict[str, Series]) -> None:
-        points = []
-        for key, (steps, values, times) in series.items():
-            points.extend(zip(repeat(key), steps.tolist(), values.tolist(), times.tolist()))
-        self._mirrors.metrics(points)
 
     # ---- finishing --------------------------------------------------------------------
     def finish(self, status: str = "completed") -> None:

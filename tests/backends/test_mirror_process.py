@@ -64,3 +64,20 @@ def test_a_killed_child_is_a_recorded_failure_and_the_caller_carries_on(tmp_path
     assert unsent == ["tensorboard: not sent: everything after the mirror process ended "
                       "(exit code -9)"]
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
+
+
+def test_columns_of_numpy_arrays_arrive_as_the_same_points(tmp_path, readback):
+    import numpy as np
+
+    steps = np.arange(500, dtype=np.int64)
+    times = 1_700_000_000.0 + steps * 0.25
+    columns = {"loss": (steps, 1.0 / (steps + 1), times), "acc": (steps[::5], steps[::5] / 500, times[::5])}
+    mirrors = open_mirrors(["tensorboard"], {}, RunInfo("r", "e", None, (), tmp_path), lambda *a: None)
+    mirrors.metrics(columns)
+    mirrors.metrics({"loss": ([500], [0.5], [1_700_000_200.0])})  # plain lists work too
+    assert mirrors.finish("completed", timeout=30) == []
+    events = readback.tensorboard(tmp_path / "tensorboard" / "r")
+    assert [(e.step, e.value, e.wall_time) for e in events.Scalars("loss")] == [
+        *((s, np.float32(1.0 / (s + 1)), 1_700_000_000.0 + s * 0.25) for s in range(500)),
+        (500, 0.5, 1_700_000_200.0)]
+    assert [e.step for e in events.Scalars("acc")] == list(range(0, 500, 5))
