@@ -15,8 +15,10 @@ queues. A worker sends its queue in order, in batches of at most the mirror's
 
 Either way the first failure logs one warning (``neural_dsl_tracking.backends`` logger)
 and is reported through ``on_failure``; the local store, written independently by the
-tracker, keeps every point. ``finish`` drains the queues within a time bound and returns,
-per mirror, what could not be sent.
+tracker, keeps every point. Until ``finish``, the workers share a
+:class:`~neural_dsl_tracking.backends.pacing.Pacer` budget of busy time, so that they trail
+training rather than compete with it; ``finish`` drains the queues at full speed within a
+time bound and returns, per mirror, what could not be sent.
 """
 
 from __future__ import annotations
@@ -42,12 +44,15 @@ from neural_dsl_tracking.backends.base import (
     as_points,
     describe_error,
 )
+from neural_dsl_tracking.backends.pacing import Pacer
 
 FIRST_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 30.0
 MAX_PENDING_POINTS = 2_000_000
 FINISH_ATTEMPTS = 3
 """After ``finish``, consecutive failed attempts before giving up (1 if already failing)."""
+FINISH_NOTICE_SECONDS = 1.0
+"""``finish`` says how much it is sending when that should take at least this long."""
 HASH_CHUNK = 1 << 20
 MAX_FAILURE_REPORTS = 5
 """``on_failure`` is called once per failure episode (a run of failed attempts), at most
@@ -125,9 +130,11 @@ def check_unchanged(artifact: ArtifactRef) -> None:
 class _Worker:
     """One mirror, its queue and the thread that drains it."""
 
-    def __init__(self, mirror: Mirror, on_failure: OnFailure) -> None:
+    def __init__(self, mirror: Mirror, on_failure: OnFailure, pacer: Pacer) -> None:
         self.mirror = mirror
         self._on_failure = on_failure
+        self._pacer = pacer
+        self._seconds_per_point = 0.0  # learnt from the metrics calls, for the pacer
         self._ops: deque[_Op] = deque()
         self._cond = threading.Condition()
         self._pending_points = 0
@@ -170,6 +177,11 @@ class _Worker:
             self._report(f"{self.mirror.name} mirror is too far behind ({overflow}); newer "
                          "points are kept in the local store only")
 
+    def backlog(self) -> tuple[int, float]:
+        """Queued metric points and the estimated seconds to send them."""
+        with self._cond:
+            return self._pending_points, self._lag()
+
     def request_finish(self, status: str, deadline: float) -> None:
         with self._cond:
             if self._closing:
@@ -200,6 +212,10 @@ class _Worker:
                     self._cond.wait()
                 if self._stopped:
                     return
+                pause = self._pause()
+                if pause:
+                    self._cond.wait(pause)
+                    continue
                 op = self._next_op()
             try:
                 if not self._started:
@@ -207,15 +223,37 @@ class _Worker:
                     self._started = True
                     if self._stopped:  # finish gave up on us while the start hung
                         return
+                started_at = time.perf_counter()
                 self._apply(op)
             except Exception as error:  # noqa: BLE001 - any SDK error must not kill the worker
                 if self._failed(op, error, delay):
                     return
                 delay = min(delay * 2, MAX_RETRY_DELAY)
                 continue
+            self._account(op, time.perf_counter() - started_at)
             delay = FIRST_RETRY_DELAY
             if self._done(op):
                 return
+
+    def _pause(self) -> float:
+        """Seconds to wait before the next call (the pacer's budget); 0 once finishing.
+        Caller holds the lock."""
+        if self._closing:
+            return 0.0
+        self._pacer.report_lag(id(self), self._lag())
+        return self._pacer.delay()
+
+    def _lag(self) -> float:
+        """Estimated seconds to send the queued points. Caller holds the lock."""
+        return self._pending_points * self._seconds_per_point
+
+    def _account(self, op: _Op, seconds: float) -> None:
+        """Charge a successful call to the pacer and learn the cost of a metric point."""
+        self._pacer.spent(seconds)
+        if op.kind == "metrics":
+            per_point = seconds / max(1, len(op.payload))
+            learnt = self._seconds_per_point
+            self._seconds_per_point = per_point if not learnt else 0.8 * learnt + 0.2 * per_point
 
     def _next_op(self) -> _Op:
         """The head of the queue, as a batch of at most ``metrics_per_call`` points."""
@@ -345,8 +383,10 @@ class MirrorWorkers:
     """The mirrors of one run, one thread each. Every method returns at once; ``finish``
     waits, bounded."""
 
-    def __init__(self, mirrors: Iterable[Mirror], on_failure: OnFailure) -> None:
-        self._workers = [_Worker(mirror, on_failure) for mirror in mirrors]
+    def __init__(self, mirrors: Iterable[Mirror], on_failure: OnFailure,
+                 pacer: Pacer | None = None) -> None:
+        pacer = pacer or Pacer()
+        self._workers = [_Worker(mirror, on_failure, pacer) for mirror in mirrors]
         self._finished = False
 
     @property
@@ -401,6 +441,12 @@ class MirrorWorkers:
             return []
         self._finished = True
         deadline = time.monotonic() + timeout
+        behind = {w.mirror.name: w.backlog() for w in self._workers}
+        seconds = sum(estimate for _, estimate in behind.values())
+        if seconds >= FINISH_NOTICE_SECONDS:
+            LOG.info("sending the queued metric points (%s), about %.0f s",
+                     ", ".join(f"{name} {points}" for name, (points, _) in behind.items() if points),
+                     seconds)
         for worker in self._workers:
             worker.request_finish(status, deadline)
         reports = [worker.wait(deadline, timeout) for worker in self._workers]

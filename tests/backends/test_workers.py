@@ -5,6 +5,7 @@ tested against the real libraries in the other test files."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends import RunInfo, open_mirrors
 from neural_dsl_tracking.backends import workers as workers_module
 from neural_dsl_tracking.backends.base import ArtifactRef, Mirror, safe_name
+from neural_dsl_tracking.backends.pacing import Pacer
 from neural_dsl_tracking.backends.workers import MirrorWorkers
 from neural_dsl_tracking.errors import ConfigError
 
@@ -24,7 +26,8 @@ class Down(ConnectionError):
 
 
 class ScriptedMirror(Mirror):
-    """Records every call; ``down`` makes calls fail, ``gate`` makes start() wait."""
+    """Records every call; ``down`` makes calls fail, ``gate`` makes start() wait,
+    ``call_seconds`` makes every call take that long."""
 
     name = "scripted"
     metrics_per_call = 3
@@ -37,8 +40,11 @@ class ScriptedMirror(Mirror):
         self.gate.set()
         self.attempts = 0
         self.start_error = start_error
+        self.call_seconds = 0.0
 
     def _call(self, kind: str, payload: object) -> None:
+        if self.call_seconds:
+            time.sleep(self.call_seconds)
         self.attempts += 1
         if self.down.is_set():
             raise Down("connection refused")
@@ -280,3 +286,65 @@ def test_a_backlog_over_the_bound_is_reported_once_and_counted(
     unsent = mirrors.finish("completed", timeout=10)
     assert mirror.points() == points(4) + points(4, start=4)
     assert unsent == ["scripted: not sent: 12 metric points (backlog over 10 points)"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_pacer_keeps_busy_time_within_its_share_unless_too_far_behind():
+    clock = FakeClock()
+    pacer = Pacer(share=0.25, max_lag=10.0, burst=1.0, clock=clock)
+    assert pacer.delay() == 0  # a full bucket
+    pacer.spent(1.5)  # 0.5 s over budget: 0.5 / 0.25 s to earn it back
+    assert pacer.delay() == pytest.approx(2.0)
+    clock.now += 1.0
+    assert pacer.delay() == pytest.approx(1.0)
+    clock.now += 60.0
+    assert pacer.delay() == 0
+    pacer.spent(1.0 + 2.0)  # the bucket holds at most `burst`, however long the quiet spell
+    assert pacer.delay() == pytest.approx(8.0)
+    pacer.report_lag(1, 6.0)
+    pacer.report_lag(2, 5.0)  # 11 s of work queued: no more waiting until caught up
+    assert pacer.delay() == 0
+    pacer.report_lag(2, 1.0)
+    assert pacer.delay() == pytest.approx(8.0)
+
+
+def test_paced_mirrors_trail_training_and_finish_sends_the_rest_at_once(run_info, failures):
+    mirror = ScriptedMirror(run_info)
+    mirror.call_seconds = 0.05  # with a share of 0.001, each call earns a 50 s wait
+    mirrors = MirrorWorkers([mirror], lambda *a: failures.append(a),
+                            pacer=Pacer(share=0.001, max_lag=1e9, burst=0.0))
+    mirrors.metrics(points(9))  # three calls of metrics_per_call = 3
+    wait_until(lambda: len(mirror.points()) == 3)
+    time.sleep(0.5)
+    assert len(mirror.points()) == 3  # the second call waits for the budget
+    started = time.monotonic()
+    assert mirrors.finish("completed", timeout=30) == []
+    assert time.monotonic() - started < 10  # not the 100 s the budget would take
+    assert mirror.points() == points(9)
+    assert mirror.calls[-1] == ("finish", "completed") and failures == []
+
+
+def test_a_mirror_too_far_behind_catches_up_without_waiting_for_finish(
+    run_info, failures, caplog, monkeypatch
+):
+    monkeypatch.setattr(workers_module, "FINISH_NOTICE_SECONDS", 0.01)
+    mirror = ScriptedMirror(run_info)
+    mirror.call_seconds = 0.05  # ~0.017 s per point, learnt from the first call
+    mirrors = MirrorWorkers([mirror], lambda *a: failures.append(a),
+                            pacer=Pacer(share=0.001, max_lag=0.2, burst=0.0))
+    mirrors.metrics(points(60))  # ~1 s of work queued, far over max_lag
+    wait_until(lambda: len(mirror.points()) >= 45)
+    time.sleep(0.3)
+    assert len(mirror.points()) < 60  # within max_lag of the end, pacing applies again
+    with caplog.at_level(logging.INFO, "neural_dsl_tracking.backends"):
+        assert mirrors.finish("completed", timeout=30) == []
+    assert re.search(r"sending the queued metric points \(scripted \d+\), about \d+ s",
+                     caplog.text)
+    assert mirror.points() == points(60)
