@@ -95,6 +95,16 @@ class ExperimentTracker:
         return run_id
 
     # ---- context manager --------------------------------------------------------------
+    @property
+    def mirrors(self) -> list[str]:
+        """The mirrors this run is copied to (``mlflow``, ``wandb``, ``tensorboard``)."""
+        return list(self._mirrors.names) if self._mirrors else []
+
+    @property
+    def store_location(self) -> str:
+        """Where the run is recorded: the store's directory, or its URL without a password."""
+        return self._store.location
+
     def __enter__(self) -> "ExperimentTracker":
         return self
 

@@ -61,6 +61,10 @@ def test_compiled_program_mirrors_to_all_three(tmp_path, mlflow_sqlite_uri, read
     try:
         (run,) = manager.list_experiments()
         assert run.status == "completed" and run.mirror_failures == []
+        short, store = run.run_id[:8], launch / "store"
+        assert f"run {short}: final plots, then sending to mlflow, wandb, tensorboard\n" in result.stdout
+        assert result.stdout.endswith(f"run {short} completed, recorded in {store}: "
+                                      f"neural experiments show {short} --store {store}\n")
         keys = manager.metric_keys(run.run_id)
         ours = {key: manager.get_metric_history(run.run_id, key) for key in keys}
         checkpoints = manager.list_artifact_versions(run.run_id, "checkpoint")

@@ -50,6 +50,10 @@ def test_digits_training_records_everything(digits_program: Path, tmp_path: Path
     manager = _manager(launch / "store")
     (run,) = manager.list_experiments()
     assert run.status == "completed" and run.experiment == "digits-cnn"
+    short, store = run.run_id[:8], launch / "store"
+    assert "sending to" not in result.stdout  # no mirrors, nothing to wait for
+    assert result.stdout.endswith(f"run {short} completed, recorded in {store}: "
+                                  f"neural experiments show {short} --store {store}\n")
     assert run.metrics["val_accuracy"]["max"] >= 0.9
     assert run.metrics["final_accuracy"]["latest"] >= 0.9
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_time", "samples_per_s", "batch_loss"):

@@ -2,13 +2,14 @@
 
 :class:`TrackingHooks` writes the tracker calls at the compiler's hook points; all values
 come from the validated ``config.tracking`` section at run time, so no DSL text reaches
-the code. :func:`open_tracker` and :func:`write_file` are the small runtime helpers the
-emitted code calls.
+the code. :func:`open_tracker`, :func:`write_file` and :func:`finish_run` are the small
+runtime helpers the emitted code calls.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ class TrackingHooks:
         self.spec = spec
 
     def imports(self) -> list[str]:
-        return ["from neural_dsl_tracking.plugins.tracking.hooks import open_tracker, write_file"]
+        return ["from neural_dsl_tracking.plugins.tracking.hooks import finish_run, open_tracker, write_file"]
 
     def setup(self) -> list[str]:
         out = CodeWriter()
@@ -72,7 +73,7 @@ class TrackingHooks:
                 out.line(call("torch.save", call(attr("model", "state_dict")), model_file))
                 out.line(call(attr(TRACKER, "log_model"), model_file, framework="pytorch"))
         with out.block("finally"):
-            out.line(call(attr(TRACKER, "finish"), Expr("status")))
+            out.line(call("finish_run", TRACKER, Expr("status")))
         return out.lines
 
 
@@ -112,6 +113,17 @@ def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir:
         source_file=source_file,
         **place,
     )
+
+
+def finish_run(tracker: Any, status: str) -> None:
+    """Finish the run, saying first what the wait is for and then where the run is."""
+    short = tracker.run_id[:8]
+    if tracker.mirrors:
+        print(f"run {short}: final plots, then sending to {', '.join(tracker.mirrors)}", flush=True)
+    tracker.finish(status)
+    store = tracker.store_location
+    print(f"run {short} {tracker.status}, recorded in {store}: "
+          f"neural experiments show {short} --store {shlex.quote(store)}", flush=True)
 
 
 def _resolve(path: str, launch_dir: Path) -> Path:
