@@ -43,6 +43,10 @@ _RUNS_PER_QUERY = 500  # well under SQLite's limit of bound parameters per state
 Series = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, values, timestamps
 
 
+class RunDeleted(TrackingError):
+    """A write found its run gone (deleted while running, e.g. ``neural experiments rm --force``)."""
+
+
 def crash_after_default() -> float:
     """Seconds without a heartbeat after which a running run is reported crashed."""
     try:
@@ -157,14 +161,27 @@ class Store:
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         rows = [(run_id, str(key), to_json(value)) for key, value in params.items()]
-        self.db.write(lambda cur: cur.executemany(
-            "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", rows))
+
+        def body(cur: Cursor) -> None:
+            self._check_run(cur, run_id)
+            cur.executemany("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) "
+                            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", rows)
+
+        self.db.write(body)
 
     def record_mirror_failure(self, run_id: str, backend: str, message: str) -> None:
-        self.db.write(lambda cur: cur.execute(
-            "INSERT INTO mirror_failures (run_id, backend, message, created_at) "
-            "VALUES (?, ?, ?, ?)", (run_id, str(backend), str(message), time.time())))
+        def body(cur: Cursor) -> None:
+            self._check_run(cur, run_id)
+            cur.execute("INSERT INTO mirror_failures (run_id, backend, message, created_at) "
+                        "VALUES (?, ?, ?, ?)", (run_id, str(backend), str(message), time.time()))
+
+        self.db.write(body)
+
+    def _check_run(self, cur: Cursor, run_id: str) -> None:
+        """Inside a write: RunDeleted unless the run is still in the store."""
+        if cur.one("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)) is None:
+            raise RunDeleted(f"run {run_id[:8]} was deleted from the experiment store "
+                             f"{self.location}; nothing more is recorded for it")
 
     def run_exists(self, run_id: str) -> bool:
         return self.db.read(lambda cur: cur.one(
@@ -305,6 +322,7 @@ class Store:
         """Append points per key and update the summaries, in one transaction."""
 
         def body(cur: Cursor) -> None:
+            self._check_run(cur, run_id)
             for key, (steps, values, times) in series.items():
                 if len(steps):
                     self._append_chunks(cur, run_id, key, steps, values, times)
@@ -425,6 +443,7 @@ class Store:
         aliases = list(dict.fromkeys(["latest", *aliases]))
 
         def body(cur: Cursor) -> int:
+            self._check_run(cur, run_id)
             if replace:
                 cur.execute("DELETE FROM artifact_aliases WHERE run_id = ? AND name = ?",
                             (run_id, name))

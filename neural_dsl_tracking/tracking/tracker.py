@@ -18,7 +18,7 @@ from neural_dsl_tracking.tracking.db import is_database_url
 from neural_dsl_tracking.tracking.objects import hash_file
 from neural_dsl_tracking.tracking.records import FINAL_STATUSES, ArtifactVersion, MetricHistory
 from neural_dsl_tracking.tracking.plot_process import PlotProcess
-from neural_dsl_tracking.tracking.store import Store
+from neural_dsl_tracking.tracking.store import RunDeleted, Store
 from neural_dsl_tracking.tracking.values import clean_metrics, to_step
 from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, load_histories, safe_filename
 from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
@@ -167,9 +167,13 @@ class ExperimentTracker:
             if value is not None and self._is_best(name, monitor, mode, value):
                 aliases.append("best")
         previous = [] if version else self._store.artifact_versions(self.run_id, name)
-        number = self._store.add_artifact_version(
-            self.run_id, name, sha256=sha256, size=size, filename=path.name, metadata=metadata,
-            aliases=aliases, replace=not version)
+        try:
+            number = self._store.add_artifact_version(
+                self.run_id, name, sha256=sha256, size=size, filename=path.name,
+                metadata=metadata, aliases=aliases, replace=not version)
+        except RunDeleted:
+            self._store.free_unreferenced([sha256])
+            raise
         if previous:
             self._store.free_unreferenced([v.sha256 for v in previous])
         result = self._store.find_artifact_version(self.run_id, name, number)

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from neural_dsl_tracking.tracking.store import Series, Store
+from neural_dsl_tracking.tracking.store import RunDeleted, Series, Store
 
 FLUSH_INTERVAL = 0.5
 IDLE_HEARTBEAT = 5.0
@@ -57,6 +57,7 @@ class MetricWriter:
         self.pending: list[tuple[int, float, dict[str, float]]] = []
         self.on_flushed = on_flushed
         self.last_error: Exception | None = None
+        self.run_deleted = False  # the run was deleted from the store: points are dropped
         self.close_timeout = -1.0  # seconds close() waits for the flush lock; -1 = forever
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -91,7 +92,12 @@ class MetricWriter:
                 return 0
             batch = self.pending[:n]
             series = columnize(batch)
-            self.store.append_metrics(self.run_id, series)
+            try:
+                self.store.append_metrics(self.run_id, series)
+            except RunDeleted as error:
+                del self.pending[:n]
+                self._warn_deleted(error)
+                return n
             del self.pending[:n]
             self._last_write = time.monotonic()
             if self.on_flushed is not None:
@@ -99,6 +105,11 @@ class MetricWriter:
         finally:
             self._flush_lock.release()
         return n
+
+    def _warn_deleted(self, error: RunDeleted) -> None:
+        if not self.run_deleted:
+            warnings.warn(f"experiment tracking: {error}", RuntimeWarning, stacklevel=1)
+        self.run_deleted = True
 
     def close(self) -> None:
         """Stop the thread and write what is left (raises if that last write fails)."""

@@ -181,6 +181,27 @@ def test_delete_removes_the_run_and_its_plots(make_tracker, manager):
         manager.get_metric_history(tracker.run_id, "loss")
 
 
+def test_a_live_run_deleted_under_it_leaves_no_rows_behind(make_tracker, manager, tmp_path):
+    tracker = make_tracker()
+    tracker.log_metrics({"loss": 1.0})
+    tracker.get_metric_history("loss")  # flushed
+    manager.delete_experiment(tracker.run_id)  # `neural experiments rm --force`
+    tracker.log_metrics({"loss": 2.0})
+    with pytest.warns(RuntimeWarning, match="deleted"):
+        tracker.get_metric_history("loss")
+    tracker.log_metrics({"loss": 3.0})
+    for write in (lambda: tracker.log_hyperparameters({"lr": 0.1}),
+                  lambda: tracker.log_artifact(tmp_path / "w.pt")):
+        (tmp_path / "w.pt").write_bytes(b"w")
+        with pytest.raises(TrackingError, match="deleted"):
+            write()
+    tracker.finish()
+    store = manager._open()
+    for table in ("metric_chunks", "metric_summary", "params", "artifact_versions", "artifact_aliases"):
+        assert store.db.read(lambda cur: cur.all(f"SELECT * FROM {table}")) == [], table
+    assert not list(store.objects.root.glob("??/*"))
+
+
 def test_schema_is_versioned(make_tracker, store_kwargs):
     from neural_dsl_tracking.tracking.schema import SCHEMA_VERSION, installed_version
     from neural_dsl_tracking.tracking.store import Store
