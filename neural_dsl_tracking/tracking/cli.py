@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("runs", nargs="+", metavar="RUN")
     export.add_argument("-o", "--out", required=True, help="output folder")
     export.add_argument("--metric", action="append", dest="metrics", help="metric to include (repeatable)")
+    export.add_argument("--force", action="store_true",
+                        help="write into a non-empty folder, replacing a previous export's files")
     export.set_defaults(func=_export)
 
     rm = actions.add_parser("rm", parents=[common], help="delete runs and their unused artifact objects")
@@ -159,6 +161,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     manager = _manager(args)
     runs = [manager.get_experiment(ref) for ref in args.runs]
+    out = Path(args.out) if args.out else None
+    manager.compare_experiments([r.run_id for r in runs], metrics=args.metrics, out_dir=out)
     metrics = args.metrics or sorted({k for r in runs for k in r.metrics})
     params = differing_params(runs)
     rows = [[r.run_id[:8], r.run_name, r.status,
@@ -167,8 +171,6 @@ def _compare(args: argparse.Namespace) -> int:
     _table(["RUN", "NAME", "STATUS", *params, *[f"{m} (best)" for m in metrics]], rows)
     if not params:
         print("(hyperparameters are identical)")
-    out = Path(args.out) if args.out else None
-    manager.compare_experiments([r.run_id for r in runs], metrics=args.metrics, out_dir=out)
     print(f"plots saved to {out or manager.comparison_dir(runs)}")
     return 0
 
@@ -176,7 +178,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     manager = _manager(args)
     ids = [manager.get_experiment(ref).run_id for ref in args.runs]
-    out = manager.export_comparison(ids, args.out, metrics=args.metrics)
+    out = manager.export_comparison(ids, args.out, metrics=args.metrics, overwrite=args.force)
     print(f"exported {len(ids)} run(s) to {out}")
     for path in sorted(out.iterdir()):
         print(f"  {path.name}")

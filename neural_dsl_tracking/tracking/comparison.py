@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
+from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.downsample import downsample_minmax
 from neural_dsl_tracking.tracking.records import MetricHistory, RunRecord, jsonable
 from neural_dsl_tracking.tracking.values import metric_mode
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 HTML_MAX_POINTS = 5000
+EXPORT_FILES = ("metrics.csv", "summary.json", "report.html")  # and compare_*.png
 
 Histories = dict[str, dict[str, MetricHistory]]  # run_id -> key -> history
 
@@ -52,7 +54,41 @@ def comparison_figures(records: list[RunRecord], histories: Histories,
     return figures
 
 
+def check_out_dir(path: Path, *, empty: bool = False) -> None:
+    """TrackingError unless ``path`` is, or can be created as, a folder (an empty one with
+    ``empty``); creates nothing."""
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        if folder.exists():
+            where = "it is" if folder == path else f"{folder} is"
+            raise TrackingError(f"cannot write to {path}: {where} a file, not a folder")
+    found = sorted(p.name for p in path.iterdir()) if empty and path.is_dir() else []
+    if found:
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise TrackingError(f"cannot export to {path}: the folder is not empty ({shown}); "
+                            "choose a new folder, or overwrite a previous export there "
+                            "(--force, overwrite=True)")
+
+
+def make_out_dir(path: Path) -> Path:
+    """``path`` created as a folder (parents too), or a TrackingError saying why not."""
+    check_out_dir(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TrackingError(f"cannot create the folder {path}: {error.strerror or error}") from None
+    return path
+
+
+def remove_export(out_dir: Path) -> None:
+    """Delete the files a previous export wrote into ``out_dir``; other files stay."""
+    for path in [*(out_dir / name for name in EXPORT_FILES), *out_dir.glob("compare_*.png")]:
+        path.unlink(missing_ok=True)
+
+
 def save_figures(figures: dict[str, Figure], out_dir: Path) -> list[Path]:
+    make_out_dir(out_dir)
     return [save_png(fig, out_dir / f"compare_{safe_filename(key)}.png") for key, fig in figures.items()]
 
 
@@ -83,7 +119,7 @@ def summary(records: list[RunRecord], metrics: list[str]) -> dict[str, Any]:
 def export(records: list[RunRecord], histories: Histories, metrics: list[str],
            out_dir: Path) -> Path:
     """Write metrics.csv, summary.json, compare_*.png and report.html into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out_dir)
     with open(out_dir / "metrics.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["run_id", "run_name", "metric", "step", "value", "timestamp"])

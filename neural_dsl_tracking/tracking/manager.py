@@ -138,6 +138,8 @@ class ExperimentManager:
                             out_dir: str | Path | None = None) -> dict[str, Figure]:
         """A figure per metric with one line per run; PNGs saved to ``out_dir`` (default:
         ``<store>/comparisons/<run ids>/``)."""
+        if out_dir is not None:
+            comparison.check_out_dir(Path(out_dir))
         records, histories, metrics = self._gather(list(run_ids), metrics)
         figures = comparison.comparison_figures(records, histories, metrics)
         comparison.save_figures(figures, Path(out_dir or self.comparison_dir(records)))
@@ -148,10 +150,15 @@ class ExperimentManager:
         return self.files_dir / "comparisons" / "_".join(r.run_id[:8] for r in records)
 
     def export_comparison(self, run_ids: list[str], out_dir: str | Path,
-                          metrics: list[str] | None = None) -> Path:
-        """A folder with metrics.csv, summary.json, PNG plots and a self-contained report.html."""
+                          metrics: list[str] | None = None, *, overwrite: bool = False) -> Path:
+        """A folder with metrics.csv, summary.json, PNG plots and a self-contained report.html.
+        ``out_dir`` must be new or empty; ``overwrite`` replaces a previous export's files there."""
+        out_dir = Path(out_dir)
+        comparison.check_out_dir(out_dir, empty=not overwrite)
         records, histories, metrics = self._gather(list(run_ids), metrics)
-        return comparison.export(records, histories, metrics, Path(out_dir))
+        if overwrite and out_dir.is_dir():
+            comparison.remove_export(out_dir)
+        return comparison.export(records, histories, metrics, out_dir)
 
     # ---- deleting ---------------------------------------------------------------------
     def delete_experiment(self, run_id: str) -> int:

@@ -100,6 +100,19 @@ def test_user_mistakes_give_one_clear_error(store, args, message):
     assert result.returncode == 1 and message in result.stderr
 
 
+def test_compare_and_export_mistakes_print_only_the_error(store, tmp_path):
+    result = neural("experiments", "compare", "lr0.1", "lr0.2", "--metric", "nope", "--base-dir", store)
+    assert result.returncode == 1 and not result.stdout
+    assert result.stderr.strip() == "error: no run among those compared has metric(s) nope"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "metrics.csv").write_text("my own data")
+    result = neural("experiments", "export", "lr0.1", "-o", tmp_path / "mine", "--base-dir", store)
+    assert result.returncode == 1 and not result.stdout and "not empty" in result.stderr
+    assert (tmp_path / "mine" / "metrics.csv").read_text() == "my own data"
+    result = neural("experiments", "export", "lr0.1", "-o", tmp_path / "mine", "--force", "--base-dir", store)
+    assert result.returncode == 0 and "run_id" in (tmp_path / "mine" / "metrics.csv").read_text()
+
+
 def test_import_command(tmp_path):
     folder = tmp_path / "old" / "exp_abcdef12"
     folder.mkdir(parents=True)

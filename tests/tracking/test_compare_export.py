@@ -68,3 +68,37 @@ def test_export_writes_csv_json_png_and_self_contained_html(two_runs, tmp_path):
     assert "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js is inline
     assert not re.search(r"<script[^>]+src=", html)  # nothing fetched from the network
     assert "lr" in html and ids[0][:8] in html
+
+
+def test_export_refuses_a_folder_with_other_files_and_keeps_them(two_runs, tmp_path):
+    manager, ids = two_runs
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "metrics.csv").write_text("my own data")
+    with pytest.raises(TrackingError, match=r"mine.*not empty.*metrics\.csv"):
+        manager.export_comparison(ids, out)
+    assert [p.name for p in out.iterdir()] == ["metrics.csv"]
+    assert (out / "metrics.csv").read_text() == "my own data"
+
+
+def test_export_overwrite_replaces_a_previous_export_and_keeps_other_files(two_runs, tmp_path):
+    manager, ids = two_runs
+    out = manager.export_comparison(ids, tmp_path / "export", metrics=["acc"])
+    (out / "notes.txt").write_text("keep")
+    manager.export_comparison(ids, out, metrics=["loss"], overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "compare_loss.png", "metrics.csv", "notes.txt", "report.html", "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["metrics"] == ["loss"]
+
+
+@pytest.mark.parametrize("action", ["compare", "export"])
+def test_an_output_path_that_is_a_file_is_a_clear_error(two_runs, tmp_path, action):
+    manager, ids = two_runs
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        with pytest.raises(TrackingError, match=f"{out}.*not a folder"):
+            if action == "compare":
+                manager.compare_experiments(ids, out_dir=out)
+            else:
+                manager.export_comparison(ids, out)
+    assert (tmp_path / "afile").read_text() == "x"
