@@ -96,9 +96,7 @@ class MirrorSet:
         except subprocess.TimeoutExpired:
             self._end_child()
         self._from_child.close()
-        for report in self._reports or []:
-            LOG.info(report)
-        return list(self._reports or [])
+        return list(self._reports or [])  # the child has logged them
 
     # -- the child process -------------------------------------------------------------
     def _start(self, specs: Sequence[MirrorSpec]) -> None:

@@ -35,25 +35,32 @@ TINY = """network TinyMirrored {{
 """
 
 
+def compile_and_run(tmp_path: Path, uri: str, launch: Path,
+                    *overrides: str) -> subprocess.CompletedProcess[str]:
+    """Compile TINY with MLflow at ``uri`` and train it from ``launch`` like a user would."""
+    from neural_dsl_tracking.compiler import compile_network
+    from neural_dsl_tracking.language import parse_text
+
+    source = tmp_path / "tiny.neural"
+    source.write_text(TINY.format(uri=uri), encoding="utf-8")
+    train_py = compile_network(parse_text(source.read_text(), str(source)).network(), source,
+                               tmp_path / "program")
+    launch.mkdir()
+    return subprocess.run(
+        [sys.executable, str(train_py), "execution.threads=1", "data=synthetic",
+         "data.samples=512", "tracking.store=store", *overrides],
+        cwd=launch, env={**os.environ, "NEURAL_NO_PROGRESS": "1"}, capture_output=True,
+        text=True, timeout=600)
+
+
 @pytest.mark.slow
 def test_compiled_program_mirrors_to_all_three(tmp_path, mlflow_sqlite_uri, readback):
     from mlflow import MlflowClient
 
-    from neural_dsl_tracking.compiler import compile_network
-    from neural_dsl_tracking.language import parse_text
     from neural_dsl_tracking.tracking import ExperimentManager
 
-    source = tmp_path / "tiny.neural"
-    source.write_text(TINY.format(uri=mlflow_sqlite_uri), encoding="utf-8")
-    train_py = compile_network(parse_text(source.read_text(), str(source)).network(), source,
-                               tmp_path / "program")
     launch = tmp_path / "launch"
-    launch.mkdir()
-    result = subprocess.run(
-        [sys.executable, str(train_py), "execution.threads=1", "data=synthetic",
-         "data.samples=512", "tracking.store=store"],
-        cwd=launch, env={**os.environ, "NEURAL_NO_PROGRESS": "1"}, capture_output=True,
-        text=True, timeout=600)
+    result = compile_and_run(tmp_path, mlflow_sqlite_uri, launch)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in launch.iterdir()) == ["store"]  # no mlruns/ or wandb/ litter
 
@@ -98,3 +105,25 @@ def test_compiled_program_mirrors_to_all_three(tmp_path, mlflow_sqlite_uri, read
         theirs = [(e.step, e.value) for e in sorted(events.Scalars(key), key=lambda e: e.step)]
         assert theirs == [(s, pytest.approx(v, rel=1e-6))
                           for s, v in zip(history.steps.tolist(), history.values.tolist())], key
+
+
+@pytest.mark.slow
+def test_a_failing_mirror_is_shown_on_the_console_and_the_run_completes(tmp_path, closed_port_uri):
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    launch = tmp_path / "launch"
+    result = compile_and_run(tmp_path, closed_port_uri, launch, "tracking.backend=[local,mlflow]")
+    assert result.returncode == 0, result.stderr
+    problems = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(problems) == 1, result.stderr
+    assert problems[0].startswith("warning: mlflow mirror failed, retrying with backoff (the local "
+                                  "store keeps everything): ")
+    assert "\nmlflow: not sent: " in result.stderr
+    assert "Traceback" not in result.stderr
+    manager = ExperimentManager(store=str(launch / "store"))
+    try:
+        (run,) = manager.list_experiments()
+    finally:
+        manager.close()
+    assert run.status == "completed"
+    assert [backend for backend, _ in run.mirror_failures] == ["mlflow", "mlflow"]

@@ -9,6 +9,7 @@ runtime helpers the emitted code calls.
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir:
     from neural_dsl_tracking.tracking import ExperimentTracker
     from neural_dsl_tracking.tracking.store import is_database_url
 
+    show_messages_on_stderr()
     options = {
         "mlflow": section.mlflow.model_dump(),
         "wandb": section.wandb.model_dump(),
@@ -113,6 +115,27 @@ def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir:
         source_file=source_file,
         **place,
     )
+
+
+class _ConsoleFormat(logging.Formatter):
+    """``warning: <message>`` for problems, the bare message for progress."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def show_messages_on_stderr() -> None:
+    """Print the package's log messages (a failing mirror, what finish is sending) on
+    stderr: generated programs turn Hydra's logging off, which would silence them."""
+    logger = logging.getLogger("neural_dsl_tracking")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(_ConsoleFormat())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def finish_run(tracker: Any, status: str) -> None:
