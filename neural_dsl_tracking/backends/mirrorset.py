@@ -47,6 +47,7 @@ class MirrorSet:
         self._finished = False
         self._reports: list[str] | None = None
         self._replied = threading.Event()
+        self._stopped_here = False  # finish ended the child: its end is no surprise
         self._process: subprocess.Popen[bytes] | None = None
         if specs:
             self._start(specs)
@@ -88,9 +89,12 @@ class MirrorSet:
         self._finished = True
         self._send(("finish", status, time.time() + timeout), final=True)
         if not self._replied.wait(timeout + FINISH_GRACE):
+            self._stopped_here = True
             self._end_child()
-            return [f"{', '.join(self.names)}: the mirror process did not finish within "
-                    f"{timeout:g} s and was stopped; what it had not sent is lost to the mirrors"]
+            report = (f"{', '.join(self.names)}: the mirror process did not finish within "
+                      f"{timeout:g} s and was stopped; what it had not sent is lost to the mirrors")
+            LOG.warning(report)
+            return [report]
         try:
             self._process.wait(FINISH_GRACE)
         except subprocess.TimeoutExpired:
@@ -158,6 +162,8 @@ class MirrorSet:
                 self._replied.set()
                 return
         code = self._process.wait() if self._process else None
+        if self._stopped_here:
+            return
         message = (f"the mirror process ended unexpectedly (exit code {code}); "
                    "the run continues locally")
         LOG.warning(message)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from neural_dsl_tracking.backends import RunInfo, open_mirrors
+from neural_dsl_tracking.backends import mirrorset
 
 
 def mirror_children() -> list[int]:
@@ -81,3 +82,23 @@ def test_columns_of_numpy_arrays_arrive_as_the_same_points(tmp_path, readback):
         *((s, np.float32(1.0 / (s + 1)), 1_700_000_000.0 + s * 0.25) for s in range(500)),
         (500, 0.5, 1_700_000_200.0)]
     assert [e.step for e in events.Scalars("acc")] == list(range(0, 500, 5))
+
+
+def test_a_child_that_does_not_finish_in_time_is_stopped_with_one_report(
+    tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr(mirrorset, "FINISH_GRACE", 0.5)
+    failures: list[tuple[str, str]] = []
+    before = set(mirror_children())
+    mirrors = open_mirrors(["tensorboard"], {}, RunInfo("r", "e", None, (), tmp_path),
+                           lambda *a: failures.append(a))
+    (child,) = set(mirror_children()) - before
+    os.kill(child, signal.SIGSTOP)  # hung: it will never answer
+    with caplog.at_level(logging.WARNING, "neural_dsl_tracking.backends"):
+        unsent = mirrors.finish("completed", timeout=1)
+        time.sleep(0.5)  # the reader sees the end of the pipe
+    message = ("tensorboard: the mirror process did not finish within 1 s and was stopped; "
+               "what it had not sent is lost to the mirrors")
+    assert unsent == [message]
+    assert [r.getMessage() for r in caplog.records] == [message]  # not "ended unexpectedly"
+    assert failures == [] and child not in mirror_children()
