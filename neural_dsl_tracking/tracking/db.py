@@ -174,17 +174,41 @@ def _connect_sqlite(directory: Path, *, create: bool) -> sqlite3.Connection:
     elif not path.exists():
         raise StoreAbsent(f"no experiment store at {directory} (no {SQLITE_FILE})")
     try:
-        conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 60000")
+        conn = _open_sqlite(str(path))
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA mmap_size = {_SQLITE_MMAP_BYTES}")
+    except sqlite3.OperationalError as error:
+        if create:
+            raise TrackingError(f"cannot open the experiment store {path}: {error}") from None
+        return _open_read_only(path, error)
     except sqlite3.Error as error:
         raise TrackingError(f"cannot open the experiment store {path}: {error}") from None
     if str(mode).lower() != "wal":
         raise TrackingError(f"cannot put the experiment store {path} in WAL mode (got {mode})")
     return conn
+
+
+def _open_sqlite(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(target, timeout=60.0, isolation_level=None, check_same_thread=False,
+                           uri=uri)
+    conn.execute("PRAGMA busy_timeout = 60000")
+    conn.execute(f"PRAGMA mmap_size = {_SQLITE_MMAP_BYTES}")
+    return conn
+
+
+def _open_read_only(path: Path, error: sqlite3.Error) -> sqlite3.Connection:
+    """A store in a folder this process cannot write (a read-only mount, someone else's
+    store): read-only, or immutable when no write-ahead log holds changes it would miss."""
+    wal = path.with_name(path.name + "-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    for mode in ("mode=ro", *(() if pending else ("immutable=1",))):
+        try:
+            conn = _open_sqlite(f"{path.resolve().as_uri()}?{mode}", uri=True)
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error:
+            continue
+    raise TrackingError(f"cannot open the experiment store {path}: {error}") from None
 
 
 def _connect_postgres(url: str) -> Any:

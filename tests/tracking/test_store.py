@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -131,6 +137,57 @@ def test_get_experiment_never_creates_anything(tmp_path):
         manager.get_experiment("abc")
     assert manager.list_experiments() == []
     assert not base.exists()
+
+
+RECORD_ONE_RUN = """import sys
+from neural_dsl_tracking.tracking import ExperimentTracker
+with ExperimentTracker("ro", base_dir=sys.argv[1], run_name="old", auto_visualize=False) as tracker:
+    tracker.log_metrics({"loss": 0.5})
+"""
+
+
+@contextmanager
+def read_only_folder(path):
+    """``path`` and its files unwritable, as on a read-only mount: chattr +i for root, mode
+    bits for other users."""
+    entries = [path, *path.iterdir()]
+    if os.geteuid() != 0:
+        for entry in entries:
+            entry.chmod(entry.stat().st_mode & 0o555)
+    elif shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", *map(str, entries)], capture_output=True).returncode:
+        pytest.skip("cannot make a folder read-only for root here (chattr +i)")
+    try:
+        yield path
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", *map(str, entries)], check=True)
+        for entry in entries:
+            entry.chmod(entry.stat().st_mode | 0o200)
+
+
+@pytest.mark.parametrize("pending_wal", [False, True])
+def test_a_store_in_a_read_only_folder_can_be_read(tmp_path, pending_wal):
+    live, base = tmp_path / "live", tmp_path / "store"
+    subprocess.run([sys.executable, "-c", RECORD_ONE_RUN, str(live)], check=True)  # closed: no -wal
+    writer = sqlite3.connect(live / "store.db", isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    if pending_wal:  # a change still only in store.db-wal: copied while a writer is open
+        writer.execute("UPDATE runs SET run_name = 'renamed'")
+        shutil.copytree(live, base)
+    writer.close()
+    if not pending_wal:
+        shutil.copytree(live, base)
+    before = sorted(p.name for p in base.iterdir())
+    with read_only_folder(base):
+        manager = ExperimentManager(base_dir=base)
+        run = manager.get_experiment("old" if not pending_wal else "renamed")
+        assert run.run_name == ("renamed" if pending_wal else "old")
+        assert manager.get_metric_history(run.run_id, "loss").values.tolist() == [0.5]
+        with pytest.raises(TrackingError, match="store"):
+            manager.delete_experiment(run.run_id)
+        manager.close()
+        assert sorted(p.name for p in base.iterdir()) == before
 
 
 def test_get_experiment_on_an_existing_store_raises_and_adds_no_run(make_tracker, manager):
