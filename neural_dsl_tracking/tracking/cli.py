@@ -198,9 +198,10 @@ def _rm(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from neural_dsl_tracking.tracking.importer import import_runs
+    from neural_dsl_tracking.tracking.importer import find_run_folders, import_runs
     from neural_dsl_tracking.tracking.store import Store
 
+    find_run_folders(Path(args.dir))  # a bad folder is an error before any store is created
     store = Store(args.base_dir, args.store, create=True)
     try:
         results = import_runs(Path(args.dir), store)

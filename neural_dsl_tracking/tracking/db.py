@@ -166,6 +166,8 @@ class Database:
 
 def _connect_sqlite(directory: Path, *, create: bool) -> sqlite3.Connection:
     path = directory / SQLITE_FILE
+    if directory.exists() and not directory.is_dir():
+        raise TrackingError(f"{directory} is a file, not an experiment store folder")
     if create:
         try:
             directory.mkdir(parents=True, exist_ok=True)

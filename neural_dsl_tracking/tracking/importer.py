@@ -41,7 +41,8 @@ class ImportResult:
 def find_run_folders(source: Path) -> list[Path]:
     source = Path(source)
     if not source.is_dir():
-        raise TrackingError(f"cannot import {source}: not a directory")
+        what = "it is a file, not a folder" if source.exists() else "it does not exist"
+        raise TrackingError(f"cannot import {source}: {what}")
     if (source / "metadata.json").is_file():
         return [source]
     folders = sorted(p for p in source.iterdir() if (p / "metadata.json").is_file())

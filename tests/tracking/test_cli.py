@@ -93,7 +93,7 @@ def test_rm_refuses_a_running_run_without_force(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["show", "nope"], "error: no run 'nope'"),
     (["compare", "nope"], "error: no run 'nope'"),
-    (["import", "/does/not/exist"], "not a directory"),
+    (["import", "/does/not/exist"], "cannot import /does/not/exist: it does not exist"),
 ])
 def test_user_mistakes_give_one_clear_error(store, args, message):
     result = neural("experiments", *args, "--base-dir", store)
@@ -111,6 +111,23 @@ def test_compare_and_export_mistakes_print_only_the_error(store, tmp_path):
     assert (tmp_path / "mine" / "metrics.csv").read_text() == "my own data"
     result = neural("experiments", "export", "lr0.1", "-o", tmp_path / "mine", "--force", "--base-dir", store)
     assert result.returncode == 0 and "run_id" in (tmp_path / "mine" / "metrics.csv").read_text()
+
+
+@pytest.mark.parametrize("source", ["missing", "afile", "empty"])
+def test_import_of_a_bad_folder_creates_no_store(tmp_path, source):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "empty").mkdir()
+    result = neural("experiments", "import", tmp_path / source, "--base-dir", tmp_path / "store")
+    assert result.returncode == 1 and f"cannot import {tmp_path / source}" in result.stderr
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("action", [["ls"], ["ls", "--json"], ["show", "abc"], ["rm", "abc"]])
+def test_a_store_path_that_is_a_file_is_an_error(tmp_path, action):
+    (tmp_path / "afile").write_text("x")
+    result = neural("experiments", *action, "--base-dir", tmp_path / "afile")
+    assert result.returncode == 1 and not result.stdout
+    assert f"{tmp_path / 'afile'} is a file, not an experiment store folder" in result.stderr
 
 
 def test_import_command(tmp_path):

@@ -88,7 +88,7 @@ def test_a_folder_without_runs_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(TrackingError, match="no run folders"):
         import_runs(tmp_path / "empty", Store(tmp_path / "store"))
-    with pytest.raises(TrackingError, match="not a directory"):
+    with pytest.raises(TrackingError, match="missing: it does not exist"):
         import_runs(tmp_path / "missing", Store(tmp_path / "store"))
 
 
