@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from neural_dsl_tracking.backends import frames
 from neural_dsl_tracking.backends.registry import create_mirror
-from neural_dsl_tracking.backends.base import LOG
+from neural_dsl_tracking.backends.base import LOG, describe_error
 from neural_dsl_tracking.backends.workers import MirrorWorkers
 from neural_dsl_tracking.child_process import yield_cpu_to_training
 
@@ -80,9 +80,19 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
 
 def main(argv: list[str]) -> int:
     yield_cpu_to_training()
+    # Metric batches arrive as NumPy arrays, and unpickling the first one would import NumPy
+    # in this thread while the mirror threads import their SDKs, which import it too: two
+    # threads importing one package can get it half-initialised (ImportError). So import it
+    # before any thread starts.
+    import numpy  # noqa: F401
+
     in_fd, out_fd = int(argv[1]), int(argv[2])
     with os.fdopen(in_fd, "rb") as inbox, os.fdopen(out_fd, "wb") as outbox:
-        serve(inbox, outbox)
+        try:
+            serve(inbox, outbox)
+        except Exception as error:  # noqa: BLE001 - told to the parent, not dumped on its console
+            LOG.error("the mirror process failed: %s", describe_error(error))
+            return 1
     return 0
 
 

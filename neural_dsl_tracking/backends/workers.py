@@ -59,6 +59,14 @@ MAX_FAILURE_REPORTS = 5
 this many times per mirror; the warning is logged only once."""
 
 
+_STARTING = threading.Lock()
+"""Mirrors start one at a time: their SDKs import shared packages (NumPy, protobuf, ...) as
+they start, and two threads importing one package at once can get it half-initialised."""
+START_TURN_WAIT = 15.0
+"""Seconds a mirror waits for another one's start (importing takes a few) before starting
+anyway: a start stuck on an unreachable service must not hold the others up."""
+
+
 @dataclass
 class _Op:
     kind: str  # "params" | "metrics" | "artifact" | "figure" | "finish"
@@ -219,7 +227,7 @@ class _Worker:
                 op = self._next_op()
             try:
                 if not self._started:
-                    self.mirror.start()
+                    self._start_mirror()
                     self._started = True
                     if self._stopped:  # finish gave up on us while the start hung
                         return
@@ -234,6 +242,14 @@ class _Worker:
             delay = FIRST_RETRY_DELAY
             if self._done(op):
                 return
+
+    def _start_mirror(self) -> None:
+        has_turn = _STARTING.acquire(timeout=START_TURN_WAIT)
+        try:
+            self.mirror.start()
+        finally:
+            if has_turn:
+                _STARTING.release()
 
     def _pause(self) -> float:
         """Seconds to wait before the next call (the pacer's budget); 0 once finishing.

@@ -102,3 +102,40 @@ def test_a_child_that_does_not_finish_in_time_is_stopped_with_one_report(
     assert unsent == [message]
     assert [r.getMessage() for r in caplog.records] == [message]  # not "ended unexpectedly"
     assert failures == [] and child not in mirror_children()
+
+
+def test_the_child_reports_its_own_failure_to_the_parent_without_a_traceback(tmp_path):
+    import pickle
+    import subprocess
+    import sys
+
+    from neural_dsl_tracking.backends import frames
+
+    to_child_read, to_child_write = os.pipe()
+    from_child_read, from_child_write = os.pipe()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "neural_dsl_tracking.backends.child", str(to_child_read),
+         str(from_child_write)], pass_fds=(to_child_read, from_child_write),
+        stderr=subprocess.PIPE)
+    os.close(to_child_read)
+    os.close(from_child_write)
+    with os.fdopen(to_child_write, "wb") as inbox:
+        inbox.write(frames.encode(("open", [])))
+        payload = b"not a pickle"
+        inbox.write(frames.HEADER.pack(len(payload)) + payload)
+    with os.fdopen(from_child_read, "rb") as outbox:
+        replies = []
+        while (message := frames.read(outbox)) is not None:
+            replies.append(message)
+    assert child.wait(30) == 1
+    assert child.stderr.read() == b""
+    assert replies == [("log", logging.ERROR, "the mirror process failed: UnpicklingError: "
+                        + str(_unpickling_error(pickle, payload)))]
+
+
+def _unpickling_error(pickle, payload: bytes) -> Exception:
+    try:
+        pickle.loads(payload)
+    except Exception as error:  # noqa: BLE001 - the message the child saw
+        return error
+    raise AssertionError("payload unpickled")

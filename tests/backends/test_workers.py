@@ -348,3 +348,36 @@ def test_a_mirror_too_far_behind_catches_up_without_waiting_for_finish(
     assert re.search(r"sending the queued metric points \(scripted \d+\), about \d+ s",
                      caplog.text)
     assert mirror.points() == points(60)
+
+
+def test_mirrors_start_one_at_a_time_but_a_stuck_start_holds_no_one_for_long(
+    run_info, failures, monkeypatch
+):
+    monkeypatch.setattr(workers_module, "START_TURN_WAIT", 0.5)
+    starts: list[tuple[str, float, float]] = []
+
+    class Timed(ScriptedMirror):
+        def start(self) -> None:
+            began = time.monotonic()
+            super().start()
+            time.sleep(0.2)
+            starts.append((self.name, began, time.monotonic()))
+
+    first, second = Timed(run_info), Timed(run_info)
+    first.name, second.name = "first", "second"
+    mirrors = MirrorWorkers([first, second], lambda *a: failures.append(a))
+    mirrors.metrics(points(1))
+    wait_until(lambda: len(starts) == 2)
+    (_, began_a, ended_a), (_, began_b, ended_b) = sorted(starts, key=lambda s: s[1])
+    assert ended_a <= began_b  # never both importing at once
+    mirrors.finish("completed", timeout=10)
+
+    stuck, free = Timed(run_info), Timed(run_info)
+    stuck.name, free.name = "stuck", "free"
+    stuck.gate.clear()  # its start hangs, as on a service that never answers
+    starts.clear()
+    mirrors = MirrorWorkers([stuck, free], lambda *a: failures.append(a))
+    mirrors.metrics(points(1))
+    wait_until(lambda: [name for name, _, _ in starts] == ["free"], timeout=5)
+    stuck.gate.set()
+    assert mirrors.finish("completed", timeout=10) == []
