@@ -83,10 +83,12 @@ class ExperimentTracker:
         self._writer.start()
         lifecycle.register(self)
 
-    def _resume(self, run_id: str, tags: list[str]) -> str:
-        if not self._store.run_exists(run_id):
-            raise TrackingError(f"cannot resume run {run_id!r}: it is not in the experiment "
-                                f"store {self._store.location}")
+    def _resume(self, ref: str, tags: list[str]) -> str:
+        """Reopen the run ``ref`` names (an id, a unique id prefix, or a unique run name)."""
+        try:
+            run_id = self._store.resolve_run_id(ref)
+        except TrackingError as error:
+            raise TrackingError(f"cannot resume: {error}") from None
         self._store.reopen_run(run_id)
         if tags:
             self._store.add_tags(run_id, tags)

@@ -220,8 +220,19 @@ def test_resume_continues_steps_and_keeps_earlier_points(make_tracker, manager):
     assert manager.get_experiment(first.run_id).status == "completed"
 
 
+def test_resume_takes_the_id_prefix_or_name_that_ls_shows(make_tracker, manager):
+    first = make_tracker(run_name="to-resume")
+    first.log_metrics({"loss": 1.0})
+    first.finish()
+    for ref in (first.run_id[:8], "to-resume"):
+        resumed = make_tracker(run_id=ref)
+        assert resumed.run_id == first.run_id
+        resumed.finish()
+    assert len(manager.list_experiments()) == 1
+
+
 def test_resuming_an_unknown_run_is_an_error(make_tracker):
-    with pytest.raises(TrackingError, match="cannot resume run 'nope'"):
+    with pytest.raises(TrackingError, match="cannot resume: no run 'nope' in the experiment store"):
         make_tracker(run_id="nope")
 
 
