@@ -19,14 +19,13 @@ from neural_dsl_tracking.tracking.objects import hash_file
 from neural_dsl_tracking.tracking.records import FINAL_STATUSES, ArtifactVersion, MetricHistory
 from neural_dsl_tracking.tracking.plot_process import PlotProcess
 from neural_dsl_tracking.tracking.store import RunDeleted, Store
-from neural_dsl_tracking.tracking.values import clean_metrics, to_step
+from neural_dsl_tracking.tracking.values import MAX_STEP, MIN_STEP, clean_metrics, to_step
 from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, load_histories, safe_filename
 from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
 
 MIRROR_FINISH_TIMEOUT = 30.0
 PROCESS_HOOK_FLUSH_TIMEOUT = 10.0  # a signal may arrive while this thread holds the flush lock
 _now = time.time
-_MIN_STEP, _MAX_STEP = -(2**63), 2**63 - 2
 
 
 class ExperimentTracker:
@@ -140,7 +139,7 @@ class ExperimentTracker:
                 break
         if step is None:
             step = self._next_step
-        elif type(step) is not int or not _MIN_STEP <= step <= _MAX_STEP:
+        elif type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
             step = to_step(step)
         self._next_step = step + 1
         self._append((step, _now(), values))  # one append per call: atomic across threads

@@ -23,7 +23,11 @@ def to_float(key: object, value: Any) -> float:
     if not isinstance(key, str):
         raise TypeError(f"metric names must be strings, got {key!r} ({type(key).__name__})")
     if isinstance(value, numbers.Real):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise TypeError(f"metric {key!r}: value {_short(value)} is too large for a "
+                            "64-bit float") from None
     item = getattr(value, "item", None)
     if callable(item) and not isinstance(value, (str, bytes)):
         try:
@@ -46,27 +50,39 @@ def clean_metrics(metrics: Mapping) -> dict[str, float]:
     return {key: to_float(key, value) for key, value in metrics.items()}
 
 
+MIN_STEP, MAX_STEP = -(2**63), 2**63 - 2  # int64, with room for the step after the last
+
+
 def to_step(step: Any) -> int:
-    """A step as a Python int (ints, integral numpy scalars, 0-d tensors)."""
+    """A step as a Python int (ints, integral numpy scalars, 0-d tensors) within int64."""
     if isinstance(step, bool):
         raise TypeError(f"step must be an integer, got {step!r}")
+    value = _integral(step)
+    if value is None:
+        raise TypeError(f"step must be an integer, got {_short(step)} ({type(step).__name__})")
+    if not MIN_STEP <= value <= MAX_STEP:
+        raise TypeError(f"step {value} is out of range: steps are 64-bit integers "
+                        f"from {MIN_STEP} to {MAX_STEP}")
+    return value
+
+
+def _integral(step: Any) -> int | None:
+    """``step`` as an int when it is a whole number, else None."""
     if isinstance(step, int):
-        if not -(2**63) <= step <= 2**63 - 2:
-            raise TypeError(f"step {step} does not fit in a signed 64-bit integer")
         return step
     item = getattr(step, "item", None)
     if callable(item):
         try:
-            value = item()
+            step = item()
         except (ValueError, RuntimeError, TypeError):
-            value = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+            return None
+        if isinstance(step, bool):
+            return None
+        if isinstance(step, int):
+            return step
     if isinstance(step, float) and math.isfinite(step) and step.is_integer():
         return int(step)
-    raise TypeError(f"step must be an integer, got {_short(step)} ({type(step).__name__})")
+    return None
 
 
 def _short(value: Any) -> str:

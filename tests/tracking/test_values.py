@@ -67,6 +67,22 @@ def test_steps_reject_the_rest(step):
         to_step(step)
 
 
+@pytest.mark.parametrize("step", [1e30, -1e30, np.uint64(2**64 - 1), np.float64(2.0**70), 2**63 - 1])
+def test_out_of_range_steps_are_refused_and_do_not_lose_the_other_points(make_tracker, manager, step):
+    tracker = make_tracker()
+    tracker.log_metrics({"loss": 1.0})
+    with pytest.raises(TypeError, match="out of range"):
+        tracker.log_metrics({"loss": 2.0}, step=step)
+    tracker.log_metrics({"loss": 3.0})
+    tracker.finish()
+    assert manager.get_metric_history(tracker.run_id, "loss").values.tolist() == [1.0, 3.0]
+
+
+def test_an_integer_too_large_for_a_float_is_a_type_error_naming_the_key():
+    with pytest.raises(TypeError, match="metric 'loss'.*too large"):
+        to_float("loss", 10**400)
+
+
 @pytest.mark.parametrize("key, mode", [("loss", "min"), ("val_loss", "min"), ("mae", "min"),
                                        ("accuracy", "max"), ("val_acc", "max"), ("f1", "max")])
 def test_best_direction_follows_the_metric_name(key, mode):
