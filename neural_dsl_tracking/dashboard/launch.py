@@ -42,6 +42,7 @@ def launch_comparison_ui(
 
     out = out or sys.stdout
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    check_port(port)
     credentials = Credentials.parse(auth) if auth else None
     check_exposure(host, credentials, no_auth)
     data = DashboardData(base_dir, store)
@@ -72,6 +73,12 @@ def launch_comparison_ui(
             warmer.join(WARM_STOP_TIMEOUT)  # never exit while it is inside numpy
     print("\nstopped", file=out, flush=True)
     return 0
+
+
+def check_port(port: int) -> None:
+    """Refuse a port number no socket can bind (the OS would raise OverflowError)."""
+    if not 0 <= port <= 65535:
+        raise NeuralError(f"--port must be between 0 and 65535 (0 picks a free port), not {port}")
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -130,3 +130,11 @@ def test_port_in_use_is_a_clear_error(tmp_path):
                                "--port", str(port)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("port", ["-1", "70000"])
+def test_port_out_of_range_is_a_clear_error(tmp_path, port):
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "experiments", "--base-dir", str(tmp_path),
+                           "--port", port], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == f"error: --port must be between 0 and 65535 (0 picks a free port), not {port}\n"
