@@ -77,6 +77,11 @@ def plain_list(values: np.ndarray) -> list[float | None]:
     return [float(value) if np.isfinite(value) else None for value in array.tolist()]
 
 
+def line_mode(values: np.ndarray) -> str:
+    """``"lines"``, or ``"lines+markers"`` when at most one point is finite (a lone point draws no line)."""
+    return "lines+markers" if np.count_nonzero(np.isfinite(values)) <= 1 else "lines"
+
+
 def _array(values: np.ndarray, extendable: bool) -> Any:
     return plain_list(values) if extendable else typed_array(values)
 
@@ -94,12 +99,13 @@ def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: boo
         traces.append(
             {
                 "type": "scatter",
-                "mode": "lines",
+                "mode": line_mode(curve.y),
                 "name": plotly_text(curve.label),
                 "legendgroup": curve.run_id,
                 "showlegend": legend and not smoothed,
                 "opacity": RAW_OPACITY_WHEN_SMOOTHED if smoothed else 1.0,
                 "line": {"color": curve.color, "width": 1.2},
+                "marker": {"color": curve.color, "size": 6},
                 "x": _array(curve.x, curve.extendable),
                 "y": _array(curve.y, curve.extendable),
                 "meta": {"run_id": curve.run_id, "kind": "raw"},
@@ -110,11 +116,12 @@ def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: boo
             traces.append(
                 {
                     "type": "scatter",
-                    "mode": "lines",
+                    "mode": line_mode(curve.smooth_y),
                     "name": plotly_text(curve.label),
                     "legendgroup": curve.run_id,
                     "showlegend": legend,
                     "line": {"color": curve.color, "width": 2},
+                    "marker": {"color": curve.color, "size": 6},
                     "x": _array(curve.smooth_x, curve.extendable),
                     "y": _array(curve.smooth_y, curve.extendable),
                     "meta": {"run_id": curve.run_id, "kind": "smoothed"},
