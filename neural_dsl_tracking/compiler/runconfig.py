@@ -9,6 +9,7 @@ given and what is allowed. The ``tracking`` section is checked by the same
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Any, Literal, Optional
 
@@ -23,13 +24,13 @@ DEVICE = re.compile(r"(auto|cpu|cuda|cuda:\d+|mps)\Z")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class OptimizerConfig(BaseModel):
     """``optimizer:``: the name and its PyTorch arguments (the name decides which are allowed)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
     lr: float = Field(gt=0)
 
@@ -41,6 +42,8 @@ class OptimizerConfig(BaseModel):
                 raise ValueError(f"{self.name} has no argument {key!r}; it takes " + ", ".join(allowed))
             if isinstance(value, bool) is not isinstance(allowed[key], bool):
                 raise ValueError(f"{key} must be {'true or false' if isinstance(allowed[key], bool) else 'a number'}")
+            if not _finite(value):
+                raise ValueError(f"{key} must be a finite number, got {value}")
         return self
 
     def arguments(self) -> dict[str, Any]:
@@ -49,6 +52,13 @@ class OptimizerConfig(BaseModel):
         if "betas" in extra:
             extra["betas"] = tuple(extra["betas"])
         return {"lr": self.lr, **extra}
+
+
+def _finite(value: Any) -> bool:
+    """False for a float (or a list holding one) that is infinite or NaN."""
+    if isinstance(value, (list, tuple)):
+        return all(_finite(item) for item in value)
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 class ScheduleConfig(_Section):
@@ -116,7 +126,7 @@ def run_config_model(kinds: dict[str, dict[str, str]], loss_family: str, tracked
     return create_model(
         "RunConfig",
         __base__=_Section,
-        seed=(int, ...),
+        seed=(int, Field(ge=0, lt=2**63)),
         loss=(Literal[losses], ...),  # type: ignore[valid-type]
         model=(_model_section(kinds), ...),
         optimizer=(OptimizerConfig, ...),

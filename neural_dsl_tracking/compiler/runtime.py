@@ -93,6 +93,8 @@ def preflight(conf_dir: Path, overrides: list[str], search: str) -> None:
             base = compose(config_name="config", overrides=[search, *groups])
         except (HydraException, OmegaConfBaseException) as error:
             raise ConfigError(_first_line(error)) from None
+        except ValueError as error:  # e.g. data=3: Hydra wants a group option's name
+            raise ConfigError(f"{' '.join(groups)}: {_first_line(error)}") from None
         known = OmegaConf.to_container(base, resolve=False)
         for override in settings:
             key = override.key_or_group
@@ -101,7 +103,7 @@ def preflight(conf_dir: Path, overrides: list[str], search: str) -> None:
             _check_key(key, known, override.is_delete())
         try:
             compose(config_name="config", overrides=[search, *single])
-        except (HydraException, OmegaConfBaseException) as error:
+        except (HydraException, OmegaConfBaseException, ValueError) as error:
             raise ConfigError(_first_line(error)) from None
 
 
@@ -114,6 +116,8 @@ def _first_value(override: Any) -> str:
 
 def _check_key(key: str, known: Any, deleting: bool) -> None:
     """An override of a key the config does not have: name it and what exists there."""
+    if not key:
+        raise ConfigError("an override needs a key before '=' (e.g. optimizer.lr=0.01)")
     parts = key.split(".")
     node = known
     for depth, part in enumerate(parts):
@@ -137,7 +141,7 @@ def _check_key(key: str, known: Any, deleting: bool) -> None:
 
 
 def _is_group(name: str) -> bool:
-    return (configs_dir() / name).is_dir()
+    return bool(name) and (configs_dir() / name).is_dir()
 
 
 def _first_line(error: BaseException) -> str:

@@ -116,6 +116,13 @@ BAD_OVERRIDES = [
     ("execution.device=tpu", ["execution.device='tpu'", "auto, cpu, cuda"]),
     ("model.dense_1.units=0", ["model.dense_1.units=0", "greater than or equal to 1"]),
     ("loss=mse", ["loss='mse'", "sparse_categorical_crossentropy"]),
+    ("seed=-1", ["seed=-1", "greater than or equal to 0"]),
+    ("optimizer.lr=inf", ["optimizer.lr=inf", "finite number"]),
+    ("optimizer.eps=nan", ["eps must be a finite number"]),
+    ("optimizer.betas=[0.9,inf]", ["betas must be a finite number"]),
+    ("=3", ["an override needs a key before '='"]),
+    ("data=3", ["data=3: Config group override must be a string"]),
+    ("data=null", ["data=null: Config group override must be a string"]),
 ]
 
 
@@ -141,7 +148,8 @@ def test_bad_overrides_are_reported_with_key_and_allowed_values(digits_program: 
         assert text in str(caught.value), str(caught.value)
 
 
-@pytest.mark.parametrize("override,expected", [BAD_OVERRIDES[1], BAD_OVERRIDES[2]])
+@pytest.mark.parametrize("override,expected", [BAD_OVERRIDES[1], BAD_OVERRIDES[2], BAD_OVERRIDES[10],
+                                               BAD_OVERRIDES[15]])
 def test_a_bad_override_exits_with_one_error_and_no_traceback(digits_program: Path, tmp_path: Path,
                                                                override: str, expected: list[str]) -> None:
     result = run_program(digits_program, override, f"tracking.store={tmp_path / 'store'}", cwd=tmp_path)
