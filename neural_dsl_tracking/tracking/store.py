@@ -188,7 +188,8 @@ class Store:
             "SELECT 1 FROM runs WHERE run_id = ?", (run_id,))) is not None
 
     def resolve_run_id(self, ref: str) -> str:
-        """A full run id from an id, a unique id prefix, or a unique run name."""
+        """A full run id from an id, a unique id prefix, or a unique run name (a ref that is
+        both a prefix of one run's id and another run's name is ambiguous)."""
         ref = str(ref).strip()
 
         def body(cur: Cursor) -> list[str]:
@@ -198,17 +199,17 @@ class Store:
             if re.fullmatch(r"[0-9a-f]{1,32}", ref):
                 found = [r[0] for r in cur.all(
                     "SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY run_id", (ref + "%",))]
-            if not found:
-                found = [r[0] for r in cur.all(
-                    "SELECT run_id FROM runs WHERE run_name = ? ORDER BY run_id", (ref,))]
-            return found
+            named = [r[0] for r in cur.all(
+                "SELECT run_id FROM runs WHERE run_name = ? ORDER BY run_id", (ref,))]
+            return list(dict.fromkeys(found + named))
 
         found = self.db.read(body)
         if not found:
             raise TrackingError(f"no run {ref!r} in the experiment store {self.location}")
         if len(found) > 1:
-            shown = ", ".join(f[:12] for f in found[:5])
-            raise TrackingError(f"run {ref!r} is ambiguous in {self.location}: {shown} ...")
+            shown = ", ".join(f[:12] for f in found[:5]) + (", ..." if len(found) > 5 else "")
+            raise TrackingError(f"run {ref!r} is ambiguous in {self.location}: it matches {shown}; "
+                                "give more of the run id")
         return found[0]
 
     def resolve_run_ids(self, refs: Sequence[str]) -> dict[str, str]:

@@ -130,6 +130,18 @@ def test_run_ids_resolve_from_unique_prefixes(make_tracker, manager):
     assert manager.get_experiment("named-run").run_id == tracker.run_id
 
 
+def test_a_run_name_that_is_also_another_runs_id_prefix_is_ambiguous(make_tracker, manager):
+    first = make_tracker()
+    first.finish()
+    named = make_tracker(run_name=first.run_id[:6])  # e.g. sweep runs named "1", "2", ...
+    named.finish()
+    with pytest.raises(TrackingError, match=rf"ambiguous.*{first.run_id[:12]}.*{named.run_id[:12]}"
+                       rf"|ambiguous.*{named.run_id[:12]}.*{first.run_id[:12]}"):
+        manager.get_experiment(first.run_id[:6])
+    assert manager.get_experiment(first.run_id[:8]).run_id == first.run_id
+    assert manager.get_experiment(named.run_id).run_id == named.run_id
+
+
 def test_get_experiment_never_creates_anything(tmp_path):
     base = tmp_path / "nothing_here"
     manager = ExperimentManager(base_dir=base)
