@@ -105,8 +105,10 @@ def register(app: Dash, data: DashboardData) -> None:
         runs, chosen = selected_runs(selection)
         if ctx.triggered_id == "live-tick":
             # new points are extended by `extend_live`; redraw only when a new metric appeared
+            # or a live curve outgrew its downsampling
             keys = {key for run in chosen for key in run.metrics}
-            if not chosen or keys == set(drawn or {}):
+            by_id = {run.run_id: run for run in chosen}
+            if not chosen or (keys == set(drawn or {}) and not outgrown(by_id, drawn, data.max_points)):
                 return no_update, no_update
         if not chosen:
             return views.select_hint(), {}
@@ -194,6 +196,8 @@ def register(app: Dash, data: DashboardData) -> None:
             runs = {run.run_id: run for run in data.runs()}
         except StoreUnavailable:
             return [no_update] * len(graph_ids), no_update
+        if outgrown(runs, drawn, data.max_points):  # `render_metrics` redraws instead
+            return [no_update] * len(graph_ids), no_update
         extends, changed = [], False
         for graph_id in graph_ids:
             key = graph_id["key"]
@@ -201,6 +205,21 @@ def register(app: Dash, data: DashboardData) -> None:
             extends.append(update if update else no_update)
             changed = changed or bool(update)
         return extends, drawn if changed else no_update
+
+
+def outgrown(runs: dict[str, Any], drawn: dict[str, list[dict[str, Any]]] | None, max_points: int) -> bool:
+    """Whether a live curve has more than doubled since it was drawn, and past ``max_points``.
+
+    Extending keeps the bucket size chosen at the first draw, so a curve drawn early in a
+    long run would grow without bound; redrawing then downsamples it again.
+    """
+    for key, metas in (drawn or {}).items():
+        for meta in metas:
+            run = runs.get(meta["run"]) if meta["kind"] == "raw" else None
+            summary = run.metrics.get(key) if run else None
+            if summary and summary.get("count", 0) > 2 * max(meta["drawn_count"], max_points):
+                return True
+    return False
 
 
 def new_points(

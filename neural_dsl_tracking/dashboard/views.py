@@ -49,8 +49,8 @@ def smoothed_curve(drawn: DrawnSeries, weight: float) -> tuple[Any, EmaState]:
 
 def trace_meta(run: Any, key: str, drawn: DrawnSeries, kind: str, ema: EmaState | None = None) -> dict[str, Any]:
     """What the live updater must know about one drawn trace to extend it later."""
-    meta = {"run": run.run_id, "kind": kind, "count": drawn.count, "last_step": drawn.last_step,
-            "bucket": drawn.bucket_size, "start": run.start_time.timestamp()}
+    meta = {"run": run.run_id, "kind": kind, "count": drawn.count, "drawn_count": drawn.count,
+            "last_step": drawn.last_step, "bucket": drawn.bucket_size, "start": run.start_time.timestamp()}
     if ema is not None:
         meta["ema"] = [ema.accumulator, ema.seen]
     return meta

@@ -5,12 +5,20 @@ from __future__ import annotations
 import pytest
 
 from neural_dsl_tracking.dashboard.app import create_app
-from neural_dsl_tracking.tracking import ExperimentTracker
+from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 POINTS_JS = """() => Array.from(document.querySelectorAll('.metric-graph .js-plotly-plot')).map(gd =>
     gd.querySelectorAll('.scatterlayer .trace .points path').length)"""
+
+
+def flushed(base_dir, run_id, key, count):
+    try:
+        return len(ExperimentManager(base_dir).get_metric_history(run_id, key)) == count
+    except TrackingError:  # nothing flushed yet
+        return False
 
 
 def test_a_single_point_is_drawn_as_a_marker(ui, serve, tmp_path):
@@ -28,3 +36,23 @@ def test_a_single_point_is_drawn_as_a_marker(ui, serve, tmp_path):
         ui.page.wait_for_function(f"() => ({POINTS_JS})()[0] === 2")
     assert ui.page.errors == []
 
+
+def test_a_long_live_run_is_downsampled_again_as_it_grows(ui, serve, eventually, tmp_path):
+    base_dir = tmp_path / "neural_experiments"
+    tracker = ExperimentTracker("live", base_dir=str(base_dir), run_name="long-live", auto_visualize=False)
+    try:
+        for step in range(10):
+            tracker.log_metrics({"loss": 1.0}, step=step)
+        eventually(lambda: flushed(base_dir, tracker.run_id, "loss", 10))
+        with serve(create_app(base_dir=base_dir, max_points=50)) as url:
+            ui.open(url)
+            ui.wait_graphs("gs => gs.length === 1 && gs[0].traces[0].x.length === 10")
+            for step in range(10, 3000):
+                tracker.log_metrics({"loss": 1.0 + step % 7}, step=step)
+            (graph,) = ui.wait_graphs("gs => gs[0].traces[0].x.slice(-1)[0] === 2999")
+            (trace,) = graph["traces"]
+            assert len(trace["x"]) <= 4 * 50  # not every one of the 3,000 points
+            assert trace["x"] == sorted(set(trace["x"])) and max(trace["y"]) == 7.0
+    finally:
+        tracker.finish("completed")
+    assert ui.page.errors == []
