@@ -9,7 +9,7 @@ from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking import comparison
 from neural_dsl_tracking.tracking.db import StoreAbsent
 from neural_dsl_tracking.tracking.records import ArtifactVersion, MetricHistory, RunRecord
-from neural_dsl_tracking.tracking.store import Store, store_locations
+from neural_dsl_tracking.tracking.store import Store, check_crash_after, store_locations
 from neural_dsl_tracking.tracking.values import to_step
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ class ExperimentManager:
                  crash_after: float | None = None) -> None:
         self.base_dir = Path(base_dir)
         self.store_location = store
-        self.crash_after = crash_after
+        self.crash_after = check_crash_after(crash_after)
         self._store: Store | None = None
         self.files_dir = store_locations(base_dir, store)[1]
 

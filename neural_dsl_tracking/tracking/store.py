@@ -9,6 +9,7 @@ arrays, so reading 100k points is a handful of blob reads.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -49,10 +50,21 @@ class RunDeleted(TrackingError):
 
 def crash_after_default() -> float:
     """Seconds without a heartbeat after which a running run is reported crashed."""
+    text = os.environ.get(CRASH_AFTER_ENV, "").strip()
     try:
-        return float(os.environ.get(CRASH_AFTER_ENV, DEFAULT_CRASH_AFTER))
+        seconds = float(text) if text else DEFAULT_CRASH_AFTER
     except ValueError:
-        return DEFAULT_CRASH_AFTER
+        seconds = math.nan
+    if not seconds >= 0:
+        raise TrackingError(f"{CRASH_AFTER_ENV} must be a number of seconds >= 0, got {text!r}")
+    return seconds
+
+
+def check_crash_after(seconds: float | None) -> float | None:
+    """``seconds`` when None or a number >= 0, else a TrackingError."""
+    if seconds is not None and not (isinstance(seconds, (int, float)) and seconds >= 0):
+        raise TrackingError(f"crash_after must be a number of seconds >= 0, got {seconds!r}")
+    return seconds
 
 
 def store_locations(base_dir: str | Path, store: str | Path | None) -> tuple[str, Path]:

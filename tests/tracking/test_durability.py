@@ -235,3 +235,19 @@ def test_postgresql_connection_dropped_mid_run_reconnects_without_loss(postgres_
     assert manager.get_experiment(tracker.run_id).status == "completed"
     history = manager.get_metric_history(tracker.run_id, "loss")
     assert np.array_equal(history.values, np.arange(2000, dtype=float))
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "-5"])
+def test_a_bad_crash_after_setting_is_a_clear_error(tmp_path, monkeypatch, value):
+    from neural_dsl_tracking.errors import TrackingError
+
+    with ExperimentTracker("c", base_dir=tmp_path, auto_visualize=False):
+        pass
+    monkeypatch.setenv("NEURAL_TRACKING_CRASH_AFTER", value)
+    with pytest.raises(TrackingError, match=f"NEURAL_TRACKING_CRASH_AFTER.*{value!r}"):
+        ExperimentManager(base_dir=tmp_path).list_experiments()
+    monkeypatch.setenv("NEURAL_TRACKING_CRASH_AFTER", "")  # empty: the default
+    assert len(ExperimentManager(base_dir=tmp_path).list_experiments()) == 1
+    if value != "abc":
+        with pytest.raises(TrackingError, match=f"crash_after must be.*{value}"):
+            ExperimentManager(base_dir=tmp_path, crash_after=float(value))
