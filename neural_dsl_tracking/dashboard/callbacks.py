@@ -96,24 +96,25 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("smoothing", "value"),
         Input("x-mode", "value"),
         Input("log-y", "value"),
+        Input("metric-filter", "value"),
         Input("live-tick", "n_intervals"),
         State("drawn", "data"),
     )
-    def render_metrics(selection, tab, weight, x_mode, log_y, _tick, drawn):
+    def render_metrics(selection, tab, weight, x_mode, log_y, pattern, _tick, drawn):
         if tab != "metrics":
             return no_update, no_update
         runs, chosen = selected_runs(selection)
         if ctx.triggered_id == "live-tick":
             # new points are extended by `extend_live`; redraw only when a new metric appeared
             # or a live curve outgrew its downsampling
-            keys = {key for run in chosen for key in run.metrics}
+            keys = set(views.chart_keys(chosen, pattern or "")[0])
             by_id = {run.run_id: run for run in chosen}
             if not chosen or (keys == set(drawn or {}) and not outgrown(by_id, drawn, data.max_points)):
                 return no_update, no_update
         if not chosen:
             return views.select_hint(), {}
         return views.metrics_view(data, chosen, views.run_colors(runs), float(weight or 0), x_mode,
-                                  "log" in (log_y or ()))
+                                  "log" in (log_y or ()), pattern or "")
 
     @app.callback(
         Output("hyperparameters-area", "children"),

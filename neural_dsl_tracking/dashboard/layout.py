@@ -195,6 +195,8 @@ def _tab_body(value: str, maximised: list[str], keys: list[str], main: str | Non
                                             {"label": "wall time", "value": "wall"}]),
                     dcc.Checklist(id="log-y", options=[{"label": "log scale", "value": "log"}], value=[],
                                   inline=True),
+                    dcc.Input(id="metric-filter", type="search", debounce=True, value="",
+                              placeholder="filter metrics by name"),
                 ],
             ),
             dcc.Loading(area, delay_show=300),

@@ -24,6 +24,7 @@ from neural_dsl_tracking.dashboard.tables import (
 
 DIFFERS_STYLE = {"backgroundColor": "#fff3cd"}
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+MAX_CHARTS = 24  # Plotly takes ~50 ms per chart: 300 metrics would block the page for seconds
 
 
 def select_hint() -> html.P:
@@ -56,15 +57,26 @@ def trace_meta(run: Any, key: str, drawn: DrawnSeries, kind: str, ema: EmaState 
     return meta
 
 
+def chart_keys(runs: Sequence[Any], pattern: str = "") -> tuple[list[str], int]:
+    """The metrics charted: those whose name contains ``pattern`` (any case), at most
+    ``MAX_CHARTS`` of them, sorted; and how many match in all."""
+    needle = pattern.strip().lower()
+    keys = sorted({key for run in runs for key in run.metrics if needle in key.lower()})
+    return keys[:MAX_CHARTS], len(keys)
+
+
 def metrics_view(
-    data: DashboardData, runs: Sequence[Any], colors: dict[str, str], weight: float, x_mode: str, log_y: bool
+    data: DashboardData, runs: Sequence[Any], colors: dict[str, str], weight: float, x_mode: str, log_y: bool,
+    pattern: str = "",
 ) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
-    """One graph per metric key, and the trace bookkeeping for live updates."""
+    """One graph per metric key (see ``chart_keys``), and the trace bookkeeping for live updates."""
     labels = run_labels(runs)
-    keys = sorted({key for run in runs for key in run.metrics})
+    keys, matching = chart_keys(runs, pattern)
     graphs: list[Any] = []
     drawn_meta: dict[str, list[dict[str, Any]]] = {}
-    data.prefetch((run.run_id, key, summary.get("count", 0)) for run in runs for key, summary in run.metrics.items())
+    charted = set(keys)
+    data.prefetch((run.run_id, key, summary.get("count", 0)) for run in runs for key, summary in run.metrics.items()
+                  if key in charted)
     for key in keys:
         curves, metas = [], []
         points = data.points_per_series(sum(1 for run in runs if key in run.metrics))
@@ -91,8 +103,13 @@ def metrics_view(
         drawn_meta[key] = metas
         graphs.append(dcc.Graph(id={"type": "metric-graph", "key": key}, className="metric-graph",
                                 figure=metric_figure(key, curves, x_mode, log_y), config=GRAPH_CONFIG))
+    if matching > len(keys):
+        graphs.insert(0, html.P(f"Showing {len(keys)} of {matching} metrics; filter by name to see the others.",
+                                className="hint", id="metrics-capped"))
     if not graphs:
-        graphs = [html.P("The selected runs have logged no metrics yet.", className="hint")]
+        text = f"No metric name contains {pattern.strip()!r}." if pattern.strip() else \
+            "The selected runs have logged no metrics yet."
+        graphs = [html.P(text, className="hint")]
     return graphs, drawn_meta
 
 

@@ -56,3 +56,25 @@ def test_a_long_live_run_is_downsampled_again_as_it_grows(ui, serve, eventually,
     finally:
         tracker.finish("completed")
     assert ui.page.errors == []
+
+
+def test_hundreds_of_metrics_chart_a_page_and_filter_by_name(ui, serve, tmp_path):
+    base_dir = tmp_path / "neural_experiments"
+    with ExperimentTracker("wide", base_dir=str(base_dir), run_name="wide", auto_visualize=False) as tracker:
+        for step in range(5):
+            tracker.log_metrics({f"layer{index:03d}/grad_norm": index + step for index in range(200)}, step=step)
+    with serve(create_app(base_dir=base_dir)) as url:
+        ui.open(url)
+        graphs = ui.wait_graphs("gs => gs.length > 0")
+        assert [graph["title"] for graph in graphs] == [f"layer{index:03d}/grad_norm" for index in range(24)]
+        assert ui.page.locator("#metrics-capped").inner_text() == \
+            "Showing 24 of 200 metrics; filter by name to see the others."
+        ui.page.fill("#metric-filter", "LAYER15")
+        ui.page.press("#metric-filter", "Enter")
+        graphs = ui.wait_graphs("gs => gs.length === 10")
+        assert [graph["title"] for graph in graphs] == [f"layer{index}/grad_norm" for index in range(150, 160)]
+        assert ui.page.locator("#metrics-capped").count() == 0
+        ui.page.fill("#metric-filter", "no-such-metric")
+        ui.page.press("#metric-filter", "Enter")
+        ui.page.wait_for_selector("text=No metric name contains 'no-such-metric'.")
+    assert ui.page.errors == []
