@@ -108,8 +108,13 @@ def report_runs(data: DashboardData, out: TextIO) -> None:
         return
     print(f"store {data.location}: {len(runs)} runs", file=out)
     for run in runs[:RECENT_RUNS_SHOWN]:
-        print(f"  {format_time(run.start_time)}  {run.status:<11} {run.experiment} / {run.run_name}"
-              f"  ({run.run_id})", file=out)
+        print(f"  {format_time(run.start_time)}  {run.status:<11} {printable(run.experiment)} / "
+              f"{printable(run.run_name)}  ({printable(run.run_id)})", file=out)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``), so a run name cannot drive the terminal."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
 def _warm(data: DashboardData, stop: threading.Event) -> None:

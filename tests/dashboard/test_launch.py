@@ -138,3 +138,17 @@ def test_port_out_of_range_is_a_clear_error(tmp_path, port):
                            "--port", port], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr == f"error: --port must be between 0 and 65535 (0 picks a free port), not {port}\n"
+
+
+def test_run_names_cannot_send_escape_sequences_to_the_terminal(tmp_path):
+    base_dir = tmp_path / "neural_experiments"
+    hostile = "evil\x1b[2J\x1b]0;title\x07\rname"
+    with ExperimentTracker("esc", base_dir=str(base_dir), run_name=hostile, auto_visualize=False):
+        pass
+    process, url, lines = start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(base_dir), "--port", "0")
+    urllib.request.urlopen(url).close()
+    code, _, err = stop(process)
+    assert code == 0, err
+    (recent,) = [line for line in lines if line.startswith("  ")]
+    assert "esc / evil\\x1b[2J\\x1b]0;title\\x07\\rname  (" in recent
+    assert not any(char in "\n".join(lines) for char in "\x1b\x07\r")
