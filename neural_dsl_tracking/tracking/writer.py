@@ -58,6 +58,7 @@ class MetricWriter:
         self.on_flushed = on_flushed
         self.last_error: Exception | None = None
         self.run_deleted = False  # the run was deleted from the store: points are dropped
+        self._dropped: set[str] = set()  # metric names warned about and dropped
         self.close_timeout = -1.0  # seconds close() waits for the flush lock; -1 = forever
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -92,6 +93,8 @@ class MetricWriter:
                 return 0
             batch = self.pending[:n]
             series = columnize(batch)
+            if self.store.db.dialect == "postgresql" and any("\x00" in key for key in series):
+                series = self._without_nul_names(series)
             try:
                 self.store.append_metrics(self.run_id, series)
             except RunDeleted as error:
@@ -105,6 +108,16 @@ class MetricWriter:
         finally:
             self._flush_lock.release()
         return n
+
+    def _without_nul_names(self, series: dict[str, Series]) -> dict[str, Series]:
+        """``series`` without the names PostgreSQL cannot hold (its text refuses NUL)."""
+        for key in series:
+            if "\x00" in key and key not in self._dropped:
+                self._dropped.add(key)
+                warnings.warn(f"experiment tracking: metric name {key!r} contains a NUL character, "
+                              "which PostgreSQL cannot store; its points are dropped",
+                              RuntimeWarning, stacklevel=1)
+        return {key: columns for key, columns in series.items() if "\x00" not in key}
 
     def _warn_deleted(self, error: RunDeleted) -> None:
         if not self.run_deleted:

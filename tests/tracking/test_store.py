@@ -88,6 +88,23 @@ def test_metric_names_step_and_timestamp_do_not_collide(make_tracker, manager):
     assert manager.get_metric_history(tracker.run_id, "timestamp").values.tolist() == [7.0]
 
 
+def test_a_metric_name_with_a_nul_character_never_loses_the_other_points(make_tracker, manager,
+                                                                         store_kwargs):
+    tracker = make_tracker()
+    tracker.log_metrics({"ok": 1.0})
+    tracker.log_metrics({"bad\x00name": 3.0, "ok": 2.0})
+    if store_kwargs["store"] is None:
+        tracker.finish()
+        kept = ["bad\x00name", "ok"]
+    else:  # PostgreSQL text cannot hold NUL: that name is dropped, not the whole flush
+        with pytest.warns(RuntimeWarning, match=r"'bad\\x00name'.*NUL.*dropped"):
+            tracker.finish()
+        kept = ["ok"]
+    run = manager.get_experiment(tracker.run_id)
+    assert run.status == "completed" and sorted(run.metrics) == kept
+    assert manager.get_metric_history(run.run_id, "ok").values.tolist() == [1.0, 2.0]
+
+
 def test_steps_default_to_the_next_step_and_keys_may_differ_per_call(make_tracker, manager):
     tracker = make_tracker()
     tracker.log_metrics({"loss": 1.0})
