@@ -36,30 +36,39 @@ def launch_comparison_ui(
     ``no_auth=True``. ``warm`` reads and downsamples every series in the background so
     the first charts draw from the cache.
     """
-    from werkzeug.serving import make_server
-
-    from neural_dsl_tracking.dashboard.app import create_app
-
     out = out or sys.stdout
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     check_port(port)
     credentials = Credentials.parse(auth) if auth else None
     check_exposure(host, credentials, no_auth)
-    data = DashboardData(base_dir, store)
+    try:
+        return _serve(DashboardData(base_dir, store), credentials, host, port, warm, out)
+    except KeyboardInterrupt:  # Ctrl-C while starting, before serving began
+        print("\nstopped", file=out, flush=True)
+        return 0
+
+
+def _serve(data: DashboardData, credentials: Credentials | None, host: str, port: int, warm: bool,
+           out: TextIO) -> int:
+    """Create the app, print the startup report and serve until Ctrl-C or SIGTERM."""
+    from werkzeug.serving import make_server
+
+    from neural_dsl_tracking.dashboard.app import create_app
+
     app = create_app(credentials=credentials, data=data)
     listener = _listen(host, port)
     server = make_server(host, port, app.server, threaded=True, fd=listener.fileno())
-    shown_host = f"[{host}]" if ":" in host else host
-    print(f"Neural experiments dashboard: http://{shown_host}:{listener.getsockname()[1]}/", file=out)
-    report_runs(data, out)
-    print("Press Ctrl-C to stop.", file=out, flush=True)
     stop = threading.Event()
     warmer = threading.Thread(target=_warm, args=(data, stop), name="dashboard-warm", daemon=True)
-    if warm:
-        warmer.start()
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
     try:
+        shown_host = f"[{host}]" if ":" in host else host
+        print(f"Neural experiments dashboard: http://{shown_host}:{listener.getsockname()[1]}/", file=out)
+        report_runs(data, out)
+        print("Press Ctrl-C to stop.", file=out, flush=True)
+        if warm:
+            warmer.start()
         server.serve_forever()  # werkzeug's returns quietly on Ctrl-C
     except KeyboardInterrupt:
         pass

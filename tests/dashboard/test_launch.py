@@ -152,3 +152,15 @@ def test_run_names_cannot_send_escape_sequences_to_the_terminal(tmp_path):
     (recent,) = [line for line in lines if line.startswith("  ")]
     assert "esc / evil\\x1b[2J\\x1b]0;title\\x07\\rname  (" in recent
     assert not any(char in "\n".join(lines) for char in "\x1b\x07\r")
+
+
+def test_ctrl_c_while_starting_stops_without_a_traceback(store):
+    for _ in range(3):
+        process = subprocess.Popen([sys.executable, "-m", "neural_dsl_tracking.dashboard", "--base-dir",
+                                    str(store.path), "--port", "0"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        first = process.stdout.readline()
+        assert first.startswith("Neural experiments dashboard: ")
+        code, out, err = stop(process)  # while it reads the store for its report
+        assert (code, err) == (0, "")
+        assert out.endswith("stopped\n")
