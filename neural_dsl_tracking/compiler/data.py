@@ -12,6 +12,7 @@ Every source returns numpy arrays; the program checks them against the network.
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,22 +86,55 @@ def _synthetic(io: NetworkIO, samples: int, length: int, seed: int) -> tuple[np.
 
 def _npz(path: Path, io: NetworkIO, validation_split: float, seed: int, launch_dir: Path) -> Splits:
     path = path if path.is_absolute() else launch_dir / path
-    if not path.is_file():
-        raise ConfigError(f"data.path: {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            content = {key: arrays[key] for key in arrays.files}
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"data.path: {path} is not a readable .npz file ({error})") from None
+    content = _read_npz(path)
     missing = [key for key in ("x_train", "y_train") if key not in content]
     if missing:
         raise ConfigError(f"data.path: {path} lacks {', '.join(missing)} (found: {', '.join(content) or 'nothing'})")
+    if ("x_val" in content) != ("y_val" in content):
+        raise ConfigError(f"data.path: {path} has {'x_val' if 'x_val' in content else 'y_val'} without its pair; "
+                          "give both x_val and y_val, or neither (train.validation_split then splits x_train)")
+    for name in ("x_train", "y_train", "x_val", "y_val"):
+        if name in content:
+            _check_array(path, name, content[name])
+    for part in ("train", "val"):
+        x, y = content.get(f"x_{part}"), content.get(f"y_{part}")
+        if x is not None and y is not None and len(x) != len(y):
+            raise ConfigError(f"data.path: x_{part} has {len(x)} samples but y_{part} has {len(y)}")
     x, y = content["x_train"], content["y_train"]
-    if len(x) != len(y):
-        raise ConfigError(f"data.path: x_train has {len(x)} samples but y_train has {len(y)}")
-    if "x_val" in content and "y_val" in content:
+    if "x_val" in content:
         return Splits(x, y, content["x_val"], content["y_val"], f"{path.name}")
     return _split(x, y, validation_split, seed, path.name)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The named arrays of a ``np.savez`` file, or a ConfigError saying what the file is."""
+    if path.is_dir():
+        raise ConfigError(f"data.path: {path} is a directory, not a .npz file")
+    try:
+        with path.open("rb") as file:
+            magic = file.read(6)
+        if magic == b"\x93NUMPY":
+            raise ConfigError(f"data.path: {path} holds a single array (.npy); save named arrays with "
+                              "np.savez(path, x_train=..., y_train=...)")
+        if not magic.startswith(b"PK"):
+            raise ConfigError(f"data.path: {path} is not a .npz file (a zip of named arrays written by np.savez)")
+        with np.load(path, allow_pickle=False) as arrays:
+            return {key: arrays[key] for key in arrays.files}
+    except FileNotFoundError:
+        raise ConfigError(f"data.path: {path} does not exist") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ConfigError(f"data.path: {path} is not a readable .npz file ({error})") from None
+
+
+def _check_array(path: Path, name: str, array: np.ndarray) -> None:
+    """One sample per entry, real numbers, no NaN or infinity."""
+    if array.ndim == 0:
+        raise ConfigError(f"data.path: {path}: {name} is a single value; it needs one entry per sample")
+    if array.dtype.kind not in "biuf":
+        raise ConfigError(f"data.path: {path}: {name} has dtype {array.dtype}; only booleans, integers "
+                          "and real floats can be trained on")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ConfigError(f"data.path: {path}: {name} contains NaN or infinite values")
 
 
 def _split(x: np.ndarray, y: np.ndarray, validation_split: float, seed: int, description: str) -> Splits:
@@ -113,8 +147,14 @@ def _split(x: np.ndarray, y: np.ndarray, validation_split: float, seed: int, des
     return Splits(x[train], y[train], x[val], y[val], description)
 
 
-def check_arrays(splits: Splits, io: NetworkIO) -> None:
-    """Data versus network, before training: shapes, label kinds and class counts."""
+def check_arrays(splits: Splits, io: NetworkIO) -> Splits:
+    """Data versus network, before training: shapes, label kinds and class counts.
+
+    Returns the arrays in the dtypes training takes: float32 inputs (int64 token ids),
+    int64 class ids (also from integral floats or an ``(N, 1)`` column), float32 targets.
+    """
+    splits = Splits(_inputs(splits.x_train, io), _labels(splits.y_train, io), _inputs(splits.x_val, io),
+                    _labels(splits.y_val, io), splits.description)
     for name, x in (("training", splits.x_train), ("validation", splits.x_val)):
         if len(x) and not _fits(x.shape[1:], io.input_shape):
             raise ConfigError(f"the {name} inputs have shape {_shape(x.shape[1:])} per sample, but the "
@@ -131,6 +171,29 @@ def check_arrays(splits: Splits, io: NetworkIO) -> None:
             if len(y) and np.issubdtype(y.dtype, np.integer) and (y.min() < 0 or (classes and y.max() >= classes)):
                 raise ConfigError(f"labels go from {y.min()} to {y.max()}, but the output layer has "
                                   f"{classes} units (one per class)")
+    return splits
+
+
+def _inputs(x: np.ndarray, io: NetworkIO) -> np.ndarray:
+    return x if io.tokens is not None else x.astype(np.float32, copy=False)
+
+
+def _labels(y: np.ndarray, io: NetworkIO) -> np.ndarray:
+    """Class ids as int64 and one-hot rows or targets as float32, as the loss takes them."""
+    if io.loss_family != "cross_entropy":
+        return y.astype(np.float32, copy=False)
+    ids_rank = len(io.output_shape)  # class ids: one per output position except the class axis
+    if y.dtype.kind == "f" and y.ndim == ids_rank:
+        if not np.array_equal(y, np.round(y)):
+            raise ConfigError("the labels must be class ids (whole numbers) or one-hot rows, "
+                              f"but some are fractional, e.g. {y[y != np.round(y)].flat[0]}")
+        y = y.astype(np.int64)
+    if y.dtype.kind in "biu" and y.ndim == ids_rank + 1:
+        if y.shape[-1] == 1:
+            y = y[..., 0]
+        elif y.shape[-1] == io.output_shape[-1]:
+            return y.astype(np.float32)  # one-hot rows
+    return y.astype(np.int64 if y.dtype.kind in "biu" else np.float32, copy=False)
 
 
 def _fits(actual: tuple[int, ...], declared: tuple[int | None, ...]) -> bool:

@@ -225,8 +225,25 @@ def prepare_data(config: Any, model: nn.Module, tokens: int | None, loss_family:
         raise ConfigError(f"model: the network does not run with these settings: {error}") from None
     io = NetworkIO(tuple(model.input_shape), output_shape, tokens, loss_family)
     splits = load_data(config.data, io, config.train.validation_split, config.seed, launch_dir)
-    check_arrays(splits, io)
+    splits = check_arrays(splits, io)
+    _probe(model, Objective(config.loss, loss_family), splits)
     return splits
+
+
+def _probe(model: nn.Module, objective: Objective, splits: Splits) -> None:
+    """Two samples of each set through the network and the loss: data that does not fit is a ConfigError."""
+    x_train, y_train, x_val, y_val = to_tensors(splits, torch.device("cpu"))
+    for name, x, y in (("training", x_train, y_train), ("validation", x_val, y_val)):
+        if not len(x):
+            continue
+        try:
+            with torch.no_grad():
+                output = model(x[:2])
+                objective(output, y[:2])
+                objective.correct(output, y[:2])
+        except (RuntimeError, ValueError, IndexError) as error:
+            raise ConfigError(f"the {name} data does not fit the network (inputs {tuple(x.shape[1:])}, "
+                              f"labels {tuple(y.shape[1:])} per sample): {str(error).splitlines()[0]}") from None
 
 
 def to_tensors(splits: Splits, device: torch.device) -> tuple[torch.Tensor, ...]:
