@@ -160,10 +160,10 @@ def _compare(args: argparse.Namespace) -> int:
     from neural_dsl_tracking.tracking.comparison import differing_params
 
     manager = _manager(args)
-    runs = [manager.get_experiment(ref) for ref in args.runs]
+    runs = list({r.run_id: r for r in map(manager.get_experiment, args.runs)}.values())
     out = Path(args.out) if args.out else None
-    manager.compare_experiments([r.run_id for r in runs], metrics=args.metrics, out_dir=out)
-    metrics = args.metrics or sorted({k for r in runs for k in r.metrics})
+    metrics = list(manager.compare_experiments([r.run_id for r in runs], metrics=args.metrics,
+                                               out_dir=out))
     params = differing_params(runs)
     rows = [[r.run_id[:8], r.run_name, r.status,
              *[json.dumps(r.hyperparameters.get(p), default=str) for p in params],
@@ -177,7 +177,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     manager = _manager(args)
-    ids = [manager.get_experiment(ref).run_id for ref in args.runs]
+    ids = list(dict.fromkeys(manager.get_experiment(ref).run_id for ref in args.runs))
     out = manager.export_comparison(ids, args.out, metrics=args.metrics, overwrite=args.force)
     print(f"exported {len(ids)} run(s) to {out}")
     for path in sorted(out.iterdir()):
@@ -187,7 +187,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _rm(args: argparse.Namespace) -> int:
     manager = _manager(args)
-    runs = [manager.get_experiment(ref) for ref in args.runs]
+    runs = list({r.run_id: r for r in map(manager.get_experiment, args.runs)}.values())
     running = [r for r in runs if r.status == "running"]
     if running and not args.force:
         raise TrackingError(f"run {running[0].run_id[:8]} is still running; stop it first or use --force")

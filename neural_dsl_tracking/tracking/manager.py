@@ -116,16 +116,21 @@ class ExperimentManager:
         return found
 
     # ---- comparing --------------------------------------------------------------------
-    def _gather(self, run_ids: list[str], metrics: list[str] | None
+    def _gather(self, run_ids: Iterable[str], metrics: Iterable[str] | None
                 ) -> tuple[list[RunRecord], comparison.Histories, list[str]]:
-        if not run_ids:
+        """The runs (each once, in the order given), their histories, and the metrics."""
+        for name, what, given in (("run_ids", "run ids", run_ids), ("metrics", "names", metrics)):
+            if isinstance(given, (str, bytes)):
+                raise TrackingError(f"{name} must be a list of {what}, got the string {given!r}")
+        records = list({r.run_id: r for r in map(self.get_experiment, run_ids)}.values())
+        if not records:
             raise TrackingError("name at least one run to compare")
-        records = [self.get_experiment(run_id) for run_id in run_ids]
         store = self._open()
         assert store is not None
         if metrics is None:
             metrics = sorted({key for r in records for key in r.metrics})
         else:
+            metrics = list(dict.fromkeys(metrics))
             unknown = [m for m in metrics if not any(m in r.metrics for r in records)]
             if unknown:
                 raise TrackingError(f"no run among those compared has metric(s) {', '.join(unknown)}")
@@ -140,7 +145,7 @@ class ExperimentManager:
         ``<store>/comparisons/<run ids>/``)."""
         if out_dir is not None:
             comparison.check_out_dir(Path(out_dir))
-        records, histories, metrics = self._gather(list(run_ids), metrics)
+        records, histories, metrics = self._gather(run_ids, metrics)
         figures = comparison.comparison_figures(records, histories, metrics)
         comparison.save_figures(figures, Path(out_dir or self.comparison_dir(records)))
         return figures
@@ -155,7 +160,7 @@ class ExperimentManager:
         ``out_dir`` must be new or empty; ``overwrite`` replaces a previous export's files there."""
         out_dir = Path(out_dir)
         comparison.check_out_dir(out_dir, empty=not overwrite)
-        records, histories, metrics = self._gather(list(run_ids), metrics)
+        records, histories, metrics = self._gather(run_ids, metrics)
         if overwrite and out_dir.is_dir():
             comparison.remove_export(out_dir)
         return comparison.export(records, histories, metrics, out_dir)

@@ -130,6 +130,16 @@ def test_a_store_path_that_is_a_file_is_an_error(tmp_path, action):
     assert f"{tmp_path / 'afile'} is a file, not an experiment store folder" in result.stderr
 
 
+def test_a_run_named_twice_is_handled_once(store):
+    result = neural("experiments", "compare", "lr0.1", "lr0.1", "lr0.2", "--metric", "loss",
+                    "--metric", "loss", "--base-dir", store)
+    assert result.returncode == 0
+    table = result.stdout.splitlines()
+    assert table[0].split().count("loss") == 1 and len(table) == 4  # head, 2 runs, "plots saved"
+    result = neural("experiments", "rm", "lr0.1", "lr0.1", "--base-dir", store)
+    assert result.returncode == 0 and result.stdout.count("deleted run") == 1
+
+
 def test_import_command(tmp_path):
     folder = tmp_path / "old" / "exp_abcdef12"
     folder.mkdir(parents=True)

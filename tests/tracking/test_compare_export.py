@@ -102,3 +102,23 @@ def test_an_output_path_that_is_a_file_is_a_clear_error(two_runs, tmp_path, acti
             else:
                 manager.export_comparison(ids, out)
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_run_or_metric_named_twice_is_compared_once(two_runs, tmp_path):
+    manager, ids = two_runs
+    figures = manager.compare_experiments([ids[0], ids[0][:8], ids[1]], metrics=["loss", "loss"],
+                                          out_dir=tmp_path / "cmp")
+    assert list(figures) == ["loss"] and len(figures["loss"].axes[0].get_lines()) == 2
+    out = manager.export_comparison([ids[1], ids[1]], tmp_path / "export", metrics=["acc", "acc"])
+    with open(out / "metrics.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 100
+
+
+@pytest.mark.parametrize("action", ["compare", "export"])
+def test_one_run_id_given_as_a_string_is_a_clear_error(two_runs, tmp_path, action):
+    manager, ids = two_runs
+    with pytest.raises(TrackingError, match="must be a list of run ids"):
+        if action == "compare":
+            manager.compare_experiments(ids[0])
+        else:
+            manager.export_comparison(ids[0], tmp_path / "export")
