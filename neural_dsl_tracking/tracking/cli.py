@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -156,9 +157,15 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_missing_glyphs() -> None:
+    """Characters the plot font lacks are drawn as boxes; one warning per glyph is noise here."""
+    warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from", UserWarning)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from neural_dsl_tracking.tracking.comparison import differing_params
 
+    _quiet_missing_glyphs()
     manager = _manager(args)
     runs = list({r.run_id: r for r in map(manager.get_experiment, args.runs)}.values())
     out = Path(args.out) if args.out else None
@@ -176,6 +183,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _quiet_missing_glyphs()
     manager = _manager(args)
     ids = list(dict.fromkeys(manager.get_experiment(ref).run_id for ref in args.runs))
     out = manager.export_comparison(ids, args.out, metrics=args.metrics, overwrite=args.force)

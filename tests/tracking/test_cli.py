@@ -140,6 +140,14 @@ def test_a_run_named_twice_is_handled_once(store):
     assert result.returncode == 0 and result.stdout.count("deleted run") == 1
 
 
+def test_compare_and_export_of_emoji_metrics_print_no_font_warnings(tmp_path):
+    with ExperimentTracker("e", base_dir=tmp_path / "store", auto_visualize=False) as tracker:
+        tracker.log_metrics({"loss/🚀": 1.0, "ünï": 2.0})
+    for action in (["compare", tracker.run_id], ["export", tracker.run_id, "-o", tmp_path / "out"]):
+        result = neural("experiments", *action, "--base-dir", tmp_path / "store")
+        assert result.returncode == 0 and result.stderr == ""
+
+
 def test_import_command(tmp_path):
     folder = tmp_path / "old" / "exp_abcdef12"
     folder.mkdir(parents=True)
