@@ -208,7 +208,13 @@ def build(model_class: type[nn.Module], section: Any) -> nn.Module:
     try:
         return model_class(hyperparameters(section))
     except (ValueError, RuntimeError, AssertionError, TypeError) as error:
-        raise ConfigError(f"model: the network cannot be built with these settings: {error}") from None
+        raise ConfigError(f"model: the network cannot be built with these settings: {_torch_message(error)}") from None
+
+
+def _torch_message(error: BaseException) -> str:
+    """The first line of a PyTorch error (C++ errors append a stack of native frames)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def prepare_data(config: Any, model: nn.Module, tokens: int | None, loss_family: str,
@@ -222,7 +228,7 @@ def prepare_data(config: Any, model: nn.Module, tokens: int | None, loss_family:
         with torch.no_grad():
             output_shape = tuple(model(probe).shape[1:])
     except RuntimeError as error:
-        raise ConfigError(f"model: the network does not run with these settings: {error}") from None
+        raise ConfigError(f"model: the network does not run with these settings: {_torch_message(error)}") from None
     io = NetworkIO(tuple(model.input_shape), output_shape, tokens, loss_family)
     splits = load_data(config.data, io, config.train.validation_split, config.seed, launch_dir)
     splits = check_arrays(splits, io)
@@ -243,7 +249,7 @@ def _probe(model: nn.Module, objective: Objective, splits: Splits) -> None:
                 objective.correct(output, y[:2])
         except (RuntimeError, ValueError, IndexError) as error:
             raise ConfigError(f"the {name} data does not fit the network (inputs {tuple(x.shape[1:])}, "
-                              f"labels {tuple(y.shape[1:])} per sample): {str(error).splitlines()[0]}") from None
+                              f"labels {tuple(y.shape[1:])} per sample): {_torch_message(error)}") from None
 
 
 def to_tensors(splits: Splits, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -277,7 +283,7 @@ def build_optimizer(model: nn.Module, section: Any) -> torch.optim.Optimizer:
     try:
         return cls(model.parameters(), **section.arguments())
     except (ValueError, TypeError) as error:
-        raise ConfigError(f"optimizer: {error}") from None
+        raise ConfigError(f"optimizer: {_torch_message(error)}") from None
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, section: Any) -> Any:

@@ -259,3 +259,11 @@ def test_sweep_overrides_are_checked_with_their_first_value(digits_program: Path
         runtime.preflight(conf, ["optimizer.lrr=0.1,0.01"], search)
     with pytest.raises(ConfigError, match="cannot read the overrides"):
         runtime.preflight(conf, ["optimizer.lr=[0.1"], search)
+
+
+def test_a_network_pytorch_cannot_build_is_one_line_without_native_frames(tmp_path: Path) -> None:
+    huge = "network Huge {\n  input: (100000000000, 100000000000, 1)\n  layers:\n    Flatten()\n    Output(10)\n}\n"
+    result = run_program(compile_text(huge, tmp_path / "huge"), cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: model: the network cannot be built with these settings: ")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
