@@ -113,7 +113,12 @@ def metrics_view(
     return graphs, drawn_meta
 
 
-def hyperparameters_view(runs: Sequence[Any], only_differences: bool) -> html.Table:
+def scrolling(table: html.Table) -> html.Div:
+    """A wide table in a box that scrolls sideways, its first column pinned."""
+    return html.Div(table, className="table-scroll")
+
+
+def hyperparameters_view(runs: Sequence[Any], only_differences: bool) -> html.Div:
     """Runs side by side; rows whose values differ are highlighted."""
     labels = run_labels(runs)
     rows = hyperparameter_rows([run.hyperparameters for run in runs], only_differences)
@@ -129,11 +134,11 @@ def hyperparameters_view(runs: Sequence[Any], only_differences: bool) -> html.Ta
     if not body:
         body = [html.Tr(html.Td("No hyperparameters differ." if only_differences else "No hyperparameters logged.",
                                 colSpan=len(runs) + 1))]
-    return html.Table(className="data-table", id="hyperparameters-table",
-                      children=[html.Thead(header), html.Tbody(body)])
+    return scrolling(html.Table(className="data-table", id="hyperparameters-table",
+                                children=[html.Thead(header), html.Tbody(body)]))
 
 
-def best_view(runs: Sequence[Any], maximised: Sequence[str]) -> html.Table:
+def best_view(runs: Sequence[Any], maximised: Sequence[str]) -> html.Div:
     """The best value per run for each metric; the best run of each metric in bold."""
     labels = run_labels(runs)
     keys = sorted({key for run in runs for key in run.metrics})
@@ -151,7 +156,8 @@ def best_view(runs: Sequence[Any], maximised: Sequence[str]) -> html.Table:
             cells.append(html.Td(format_value(best[key][position]), className="best-cell" if winner else None,
                                  style={"fontWeight": "bold", "backgroundColor": "#d4edda"} if winner else None))
         body.append(html.Tr(cells))
-    return html.Table(className="data-table", id="best-table", children=[html.Thead(header), html.Tbody(body)])
+    return scrolling(html.Table(className="data-table", id="best-table",
+                                children=[html.Thead(header), html.Tbody(body)]))
 
 
 def _winner(values: Sequence[float | None], direction: str) -> int | None:
@@ -210,7 +216,7 @@ def _axis_value(value: Any) -> Any:
     return format_value(value)
 
 
-def artifacts_view(data: DashboardData, runs: Sequence[Any]) -> html.Table:
+def artifacts_view(data: DashboardData, runs: Sequence[Any]) -> html.Div:
     """Every version of every artifact of the selected runs, with a download link."""
     labels = run_labels(runs)
     header = html.Tr([html.Th(name) for name in
@@ -231,4 +237,5 @@ def artifacts_view(data: DashboardData, runs: Sequence[Any]) -> html.Table:
             ]))
     if not body:
         body = [html.Tr(html.Td("The selected runs have no artifacts.", colSpan=8))]
-    return html.Table(className="data-table", id="artifacts-table", children=[html.Thead(header), html.Tbody(body)])
+    return scrolling(html.Table(className="data-table", id="artifacts-table",
+                                children=[html.Thead(header), html.Tbody(body)]))

@@ -78,3 +78,28 @@ def test_hundreds_of_metrics_chart_a_page_and_filter_by_name(ui, serve, tmp_path
         ui.page.press("#metric-filter", "Enter")
         ui.page.wait_for_selector("text=No metric name contains 'no-such-metric'.")
     assert ui.page.errors == []
+
+
+WRAPPED_CELLS_JS = """sel => Array.from(document.querySelectorAll(sel + ' td')).filter(td => {
+    const range = document.createRange();
+    range.selectNodeContents(td);
+    return range.getClientRects().length > 1;
+}).map(td => td.innerText)"""
+
+
+def test_many_runs_side_by_side_scroll_sideways_without_breaking_values(ui, serve, tmp_path):
+    base_dir = tmp_path / "neural_experiments"
+    for index in range(40):
+        with ExperimentTracker("sweep", base_dir=str(base_dir), run_name=f"trial-{index:02d}",
+                               auto_visualize=False) as tracker:
+            tracker.log_hyperparameters({"lr": 0.000123456 * (index + 1), "optimizer": "adamw"})
+    with serve(create_app(base_dir=base_dir)) as url:
+        ui.open(url)
+        ui.page.click("#select-shown")
+        ui.page.wait_for_function("() => document.querySelector('#run-count').innerText.endsWith('40 selected')")
+        ui.tab("Hyperparameters")
+        ui.page.wait_for_function("() => document.querySelectorAll('#hyperparameters-table thead th').length === 41")
+        assert ui.page.evaluate(WRAPPED_CELLS_JS, "#hyperparameters-table") == []
+        assert ui.page.evaluate("() => document.querySelector('#hyperparameters-table').parentElement.scrollWidth > "
+                                "document.querySelector('.tab-body').clientWidth")
+    assert ui.page.errors == []
