@@ -139,17 +139,17 @@ def _show(args: argparse.Namespace) -> int:
     print("\nhyperparameters:" + ("" if run.hyperparameters else " none"))
     if run.hyperparameters:
         _table(["NAME", "VALUE"], [[k, json.dumps(v, default=str)] for k, v in run.hyperparameters.items()],
-               indent=2)
+               indent=2, whole_first=True)
     print("\nmetrics:" + ("" if run.metrics else " none"))
     if run.metrics:
         _table(["KEY", "LATEST", "BEST", "MIN", "MAX", "COUNT"],
                [[k, _num(m["latest"]), _num(m["best"]), _num(m["min"]), _num(m["max"]), str(m["count"])]
-                for k, m in run.metrics.items()], indent=2)
+                for k, m in run.metrics.items()], indent=2, whole_first=True)
     print("\nartifacts:" + ("" if versions else " none"))
     if versions:
         _table(["NAME", "VERSION", "SIZE", "SHA256", "ALIASES", "CREATED"],
                [[v.name, f"v{v.version}", file_size(v.size), v.sha256[:12], ", ".join(v.aliases),
-                 _when(v.created_at)] for v in versions], indent=2)
+                 _when(v.created_at)] for v in versions], indent=2, whole_first=True)
     if run.mirror_failures:
         print("\nmirror failures:")
         for backend, message in run.mirror_failures:
@@ -228,8 +228,11 @@ def _import(args: argparse.Namespace) -> int:
 
 
 # ---- formatting ---------------------------------------------------------------------------
-def _table(head: Sequence[str], rows: list[list[str]], indent: int = 0) -> None:
-    widths = [min(48, max(len(str(c)) for c in column)) for column in zip(head, *rows)]
+def _table(head: Sequence[str], rows: list[list[str]], indent: int = 0, *,
+           whole_first: bool = False) -> None:
+    """Columns up to 48 characters wide (the first one whole with ``whole_first``: names)."""
+    widths = [max(len(str(c)) for c in column) for column in zip(head, *rows)]
+    widths = [w if i == 0 and whole_first else min(48, w) for i, w in enumerate(widths)]
     for row in [list(head), *rows]:
         cells = [_clip(str(c), w).ljust(w) for c, w in zip(row, widths)]
         print(" " * indent + "  ".join(cells).rstrip())

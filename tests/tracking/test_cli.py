@@ -148,6 +148,17 @@ def test_compare_and_export_of_emoji_metrics_print_no_font_warnings(tmp_path):
         assert result.returncode == 0 and result.stderr == ""
 
 
+def test_show_prints_long_metric_and_parameter_names_whole(tmp_path):
+    long = "val/per_class/accuracy/" + "x" * 40
+    with ExperimentTracker("e", base_dir=tmp_path, auto_visualize=False) as tracker:
+        tracker.log_metrics({long + "_cat": 1.0, long + "_dog": 2.0})
+        tracker.log_hyperparameters({long + "_lr": 0.1, "note": "y" * 200})
+    out = neural("experiments", "show", tracker.run_id, "--base-dir", tmp_path).stdout
+    for name in (long + "_cat", long + "_dog", long + "_lr"):
+        assert name in out
+    assert "y" * 200 not in out  # values are still clipped
+
+
 def test_import_command(tmp_path):
     folder = tmp_path / "old" / "exp_abcdef12"
     folder.mkdir(parents=True)
