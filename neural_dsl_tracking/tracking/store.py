@@ -142,7 +142,7 @@ class Store:
                 (run_id, experiment, name, status, now, time.time(),
                  None if config is None else to_json(config), source_file, source_sha256))
             cur.executemany("INSERT INTO run_tags (run_id, tag) VALUES (?, ?) "
-                            "ON CONFLICT DO NOTHING", [(run_id, str(t)) for t in dict.fromkeys(tags)])
+                            "ON CONFLICT DO NOTHING", _tag_rows(run_id, tags))
 
         self.db.write(body)
         return run_id
@@ -157,7 +157,7 @@ class Store:
         self.db.write(body)
 
     def add_tags(self, run_id: str, tags: Iterable[str]) -> None:
-        rows = [(run_id, str(t)) for t in dict.fromkeys(tags)]
+        rows = _tag_rows(run_id, tags)
         self.db.write(lambda cur: cur.executemany(
             "INSERT INTO run_tags (run_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", rows))
 
@@ -520,6 +520,12 @@ class Store:
                 return version
         raise TrackingError(f"artifact {name!r} has no version {number} "
                             f"(versions: {', '.join(str(v.version) for v in versions)})")
+
+
+def _tag_rows(run_id: str, tags: Iterable[str] | str) -> list[tuple[str, str]]:
+    """(run_id, tag) rows, each tag once; a single string is one tag, not its characters."""
+    tags = [tags] if isinstance(tags, str) else tags
+    return [(run_id, str(tag)) for tag in dict.fromkeys(tags)]
 
 
 def _marks(items: Sequence[Any]) -> str:

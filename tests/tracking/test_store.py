@@ -159,6 +159,13 @@ def test_a_run_name_that_is_also_another_runs_id_prefix_is_ambiguous(make_tracke
     assert manager.get_experiment(named.run_id).run_id == named.run_id
 
 
+def test_a_single_tag_given_as_a_string_is_one_tag(make_tracker, manager):
+    tracker = make_tracker(tags="baseline")
+    tracker.finish()
+    make_tracker(run_id=tracker.run_id, tags="resumed").finish()
+    assert manager.get_experiment(tracker.run_id).tags == ["baseline", "resumed"]
+
+
 def test_get_experiment_never_creates_anything(tmp_path):
     base = tmp_path / "nothing_here"
     manager = ExperimentManager(base_dir=base)
