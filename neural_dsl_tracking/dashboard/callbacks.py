@@ -14,7 +14,7 @@ from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, 
 from neural_dsl_tracking.dashboard.figures import plain_list, x_values
 from neural_dsl_tracking.dashboard.layout import IDLE_INTERVAL_MS, LIVE_INTERVAL_MS, run_rows
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
-from neural_dsl_tracking.dashboard.tables import flatten, format_value
+from neural_dsl_tracking.dashboard.tables import flatten, param_text
 from neural_dsl_tracking.dashboard import views
 
 
@@ -30,7 +30,7 @@ def matches(run: Any, experiments: Sequence[str], statuses: Sequence[str], tags:
         needle = text.lower()
         params = flatten(run.hyperparameters)
         haystack = [run.run_name, run.run_id, run.experiment, run.status, *run.tags,
-                    *(f"{name}={format_value(value)}" for name, value in params.items())]
+                    *(f"{name}={param_text(value)}" for name, value in params.items())]
         return any(needle in item.lower() for item in haystack)
     return True
 

@@ -65,6 +65,11 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def param_text(value: Any) -> str:
+    """A logged parameter as text; a parameter logged as None reads ``None``, not as absent."""
+    return "None" if value is None else format_value(value)
+
+
 @dataclass(frozen=True)
 class ParamRow:
     """One hyperparameter across runs: text per run and whether the runs disagree."""
@@ -80,7 +85,7 @@ def hyperparameter_rows(params_per_run: Sequence[Mapping[str, Any]], only_differ
     names = sorted({name for params in flat for name in params})
     rows = []
     for name in names:
-        texts = [format_value(params.get(name)) if name in params else MISSING for params in flat]
+        texts = [param_text(params[name]) if name in params else MISSING for params in flat]
         differs = len(set(texts)) > 1
         if differs or not only_differences:
             rows.append(ParamRow(name, texts, differs))

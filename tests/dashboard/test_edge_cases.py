@@ -103,3 +103,25 @@ def test_many_runs_side_by_side_scroll_sideways_without_breaking_values(ui, serv
         assert ui.page.evaluate("() => document.querySelector('#hyperparameters-table').parentElement.scrollWidth > "
                                 "document.querySelector('.tab-body').clientWidth")
     assert ui.page.errors == []
+
+
+def test_a_parameter_logged_as_none_is_not_shown_as_absent(ui, serve, tmp_path):
+    base_dir = tmp_path / "neural_experiments"
+    for name, params in (("with-none", {"scheduler": None, "lr": 0.1}), ("without", {"lr": 0.1})):
+        with ExperimentTracker("hp", base_dir=str(base_dir), run_name=name, auto_visualize=False) as tracker:
+            tracker.log_hyperparameters(params)
+    with serve(create_app(base_dir=base_dir)) as url:
+        ui.open(url)
+        ui.tab("Hyperparameters")
+        ui.page.wait_for_selector("#hyperparameters-table")
+        rows = ui.page.locator("#hyperparameters-table tbody tr")
+        cells = {row.locator("td").first.inner_text(): row for row in rows.all()}
+        texts = dict(zip(ui.page.locator("#hyperparameters-table thead th").all_inner_texts()[1:],
+                         cells["scheduler"].locator("td").all_inner_texts()[1:]))
+        assert texts == {"with-none": "None", "without": "—"}
+        assert cells["scheduler"].get_attribute("class") == "differs"
+        ui.page.fill("#filter-text", "scheduler=None")
+        ui.page.press("#filter-text", "Enter")
+        ui.page.wait_for_function("() => document.querySelectorAll('#run-table td[data-dash-column=run_name]').length === 1")
+        assert ui.rows() == ["with-none"]
+    assert ui.page.errors == []
