@@ -50,7 +50,7 @@ def clean_metrics(metrics: Mapping) -> dict[str, float]:
     return {key: to_float(key, value) for key, value in metrics.items()}
 
 
-MIN_STEP, MAX_STEP = -(2**63), 2**63 - 2  # int64, with room for the step after the last
+MIN_STEP, MAX_STEP = -(2**63), 2**62  # int64, with room for the default steps after the last
 
 
 def to_step(step: Any) -> int:
@@ -61,8 +61,8 @@ def to_step(step: Any) -> int:
     if value is None:
         raise TypeError(f"step must be an integer, got {_short(step)} ({type(step).__name__})")
     if not MIN_STEP <= value <= MAX_STEP:
-        raise TypeError(f"step {value} is out of range: steps are 64-bit integers "
-                        f"from {MIN_STEP} to {MAX_STEP}")
+        raise TypeError(f"step {value} is out of range: steps are integers "
+                        f"from -2**63 to 2**62 (64-bit)")
     return value
 
 

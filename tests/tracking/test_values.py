@@ -67,7 +67,8 @@ def test_steps_reject_the_rest(step):
         to_step(step)
 
 
-@pytest.mark.parametrize("step", [1e30, -1e30, np.uint64(2**64 - 1), np.float64(2.0**70), 2**63 - 1])
+@pytest.mark.parametrize("step", [1e30, -1e30, np.uint64(2**64 - 1), np.float64(2.0**70), 2**63 - 1,
+                                  2**62 + 1])
 def test_out_of_range_steps_are_refused_and_do_not_lose_the_other_points(make_tracker, manager, step):
     tracker = make_tracker()
     tracker.log_metrics({"loss": 1.0})
@@ -76,6 +77,18 @@ def test_out_of_range_steps_are_refused_and_do_not_lose_the_other_points(make_tr
     tracker.log_metrics({"loss": 3.0})
     tracker.finish()
     assert manager.get_metric_history(tracker.run_id, "loss").values.tolist() == [1.0, 3.0]
+
+
+def test_default_steps_after_the_largest_step_are_stored(make_tracker, manager):
+    from neural_dsl_tracking.tracking.values import MAX_STEP
+
+    tracker = make_tracker()
+    tracker.log_metrics({"loss": 1.0}, step=MAX_STEP)
+    for value in (2.0, 3.0, 4.0):
+        tracker.log_metrics({"loss": value})  # step=None: the step after the last one
+    tracker.finish()
+    history = manager.get_metric_history(tracker.run_id, "loss")
+    assert history.steps.tolist() == [MAX_STEP + i for i in range(4)]
 
 
 def test_an_integer_too_large_for_a_float_is_a_type_error_naming_the_key():
