@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,15 @@ def run_compile(args: argparse.Namespace) -> int:
     out_dir = Path(args.output) if args.output else Path("build") / spec.name
     train_py = write_compiled(program, path, out_dir)
     print(f"wrote {train_py}, {out_dir / 'conf' / 'config.yaml'} and {out_dir / 'source.neural'}")
-    print(f"train it:  {Path(sys.executable).name} {train_py} [KEY=VALUE ...]")
+    print(f"train it:  {_python()} {train_py} [KEY=VALUE ...]")
     return 0
+
+
+def _python() -> str:
+    """How to call this Python: its short name when that is what the PATH finds, else its path."""
+    name = Path(sys.executable).name
+    found = shutil.which(name)
+    return name if found and Path(found).resolve() == Path(sys.executable).resolve() else sys.executable
 
 
 def compile_cached(file: str, network: str | None = None) -> Path:
@@ -96,9 +104,24 @@ def compile_cached(file: str, network: str | None = None) -> Path:
     return write_compiled(program, path, out_dir)
 
 
+def _take_network(args: argparse.Namespace) -> list[str]:
+    """The program's arguments, without a ``--network NAME`` written after FILE (it is ours)."""
+    rest = list(args.overrides)
+    for index, arg in enumerate(rest):
+        if arg.startswith("--network="):
+            args.network = arg.partition("=")[2]
+            return rest[:index] + rest[index + 1:]
+        if arg == "--network":
+            if index + 1 == len(rest):
+                raise CompileError("--network needs the name of a network of the file")
+            args.network = rest[index + 1]
+            return rest[:index] + rest[index + 2:]
+    return rest
+
+
 def run_run(args: argparse.Namespace) -> int:
+    extra = _take_network(args)
     train_py = compile_cached(args.file, args.network)
-    extra = list(args.overrides)
     if args.multirun and "--multirun" not in extra and "-m" not in extra:
         extra.insert(0, "--multirun")
     print(f"running {train_py}", file=sys.stderr, flush=True)

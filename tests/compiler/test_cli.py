@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,23 @@ def test_an_unwritable_output_directory_is_a_clear_error(tmp_path: Path,
     blocker.write_text("not a directory")
     assert main(["compile", str(DIGITS), "-o", str(blocker / "out")]) == 1
     assert capsys.readouterr().err.startswith(f"error: cannot write the program into {blocker / 'out'}")
+
+
+def test_the_train_it_line_names_a_python_that_has_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))  # the PATH's python is not this one
+    assert main(["compile", str(DIGITS), "-o", str(tmp_path / "out")]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == f"train it:  {sys.executable} {tmp_path / 'out' / 'train.py'} [KEY=VALUE ...]"
+
+
+@pytest.mark.parametrize("network", [["--network", "Huge"], ["--network=Huge"]])
+def test_run_takes_network_written_after_the_file(network: list[str], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(CORPUS / "tiny.neural"), "train.epochs=1", *network]) == 1
+    assert capsys.readouterr().err == (f"error: {CORPUS / 'tiny.neural'}: no network named 'Huge'; "
+                                       "the file defines: Tiny\n")
+    assert main(["run", str(CORPUS / "tiny.neural"), "--network"]) == 1
+    assert "--network needs the name of a network" in capsys.readouterr().err
