@@ -23,11 +23,20 @@ X_MODES = {"step": "step", "relative": "relative time (s)", "wall": "wall time"}
 RAW_OPACITY_WHEN_SMOOTHED = 0.25
 MISSING_TEXT = "—"
 MAX_LEGEND_ENTRIES = 12  # more runs than this: names show on hover only
+TITLE_CHARS, NAME_CHARS = 48, 60  # longer titles and legend names are cut in the middle (full run name on hover)
 
 
 def plotly_text(text: str) -> str:
     """Text shown literally by Plotly, which otherwise reads ``<b>``, ``<br>``, ``&amp;`` as markup."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters (both ends tell metrics apart)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 def color_for(position: int) -> str:
@@ -100,7 +109,7 @@ def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: boo
             {
                 "type": "scatter",
                 "mode": line_mode(curve.y),
-                "name": plotly_text(curve.label),
+                "name": plotly_text(shortened(curve.label, NAME_CHARS)),
                 "legendgroup": curve.run_id,
                 "showlegend": legend and not smoothed,
                 "opacity": RAW_OPACITY_WHEN_SMOOTHED if smoothed else 1.0,
@@ -108,8 +117,8 @@ def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: boo
                 "marker": {"color": curve.color, "size": 6},
                 "x": _array(curve.x, curve.extendable),
                 "y": _array(curve.y, curve.extendable),
-                "meta": {"run_id": curve.run_id, "kind": "raw"},
-                "hovertemplate": "%{fullData.name}<br>%{x}: %{y}<extra>raw</extra>",
+                "meta": {"run_id": curve.run_id, "kind": "raw", "label": plotly_text(curve.label)},
+                "hovertemplate": "%{meta.label}<br>%{x}: %{y}<extra>raw</extra>",
             }
         )
         if smoothed:
@@ -117,21 +126,21 @@ def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: boo
                 {
                     "type": "scatter",
                     "mode": line_mode(curve.smooth_y),
-                    "name": plotly_text(curve.label),
+                    "name": plotly_text(shortened(curve.label, NAME_CHARS)),
                     "legendgroup": curve.run_id,
                     "showlegend": legend,
                     "line": {"color": curve.color, "width": 2},
                     "marker": {"color": curve.color, "size": 6},
                     "x": _array(curve.smooth_x, curve.extendable),
                     "y": _array(curve.smooth_y, curve.extendable),
-                    "meta": {"run_id": curve.run_id, "kind": "smoothed"},
-                    "hovertemplate": "%{fullData.name}<br>%{x}: %{y}<extra>smoothed</extra>",
+                    "meta": {"run_id": curve.run_id, "kind": "smoothed", "label": plotly_text(curve.label)},
+                    "hovertemplate": "%{meta.label}<br>%{x}: %{y}<extra>smoothed</extra>",
                 }
             )
     return {
         "data": traces,
         "layout": {
-            "title": {"text": plotly_text(key)},
+            "title": {"text": plotly_text(shortened(key, TITLE_CHARS))},
             "uirevision": key,
             "height": 420,
             "margin": {"l": 60, "r": 20, "t": 40, "b": 20},

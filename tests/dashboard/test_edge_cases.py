@@ -125,3 +125,28 @@ def test_a_parameter_logged_as_none_is_not_shown_as_absent(ui, serve, tmp_path):
         ui.page.wait_for_function("() => document.querySelectorAll('#run-table td[data-dash-column=run_name]').length === 1")
         assert ui.rows() == ["with-none"]
     assert ui.page.errors == []
+
+
+def test_long_metric_and_run_names_are_cut_in_the_middle_to_fit(ui, serve, tmp_path):
+    base_dir = tmp_path / "neural_experiments"
+    metric, run_name = "train/" + "x" * 150 + "/grad_norm", "sweep-" + "r" * 100 + "-seed<7>"
+    with ExperimentTracker("long", base_dir=str(base_dir), run_name=run_name, auto_visualize=False) as tracker:
+        for step in range(5):
+            tracker.log_metrics({metric: float(step)}, step=step)
+    with serve(create_app(base_dir=base_dir)) as url:
+        ui.open(url)
+        (graph,) = ui.wait_graphs("gs => gs.length === 1")
+        assert len(graph["title"]) == 48
+        assert graph["title"].startswith("train/xxx") and graph["title"].endswith("xxx/grad_norm")
+        assert graph["traces"][0]["name"].startswith("sweep-rrr")
+        assert graph["traces"][0]["name"].endswith("rrr-seed&lt;7&gt;")
+        fits = """() => { const gd = document.querySelector('.metric-graph .js-plotly-plot');
+            const box = gd.getBoundingClientRect();
+            return Array.from(gd.querySelectorAll('.gtitle, .legendtext')).every(text => {
+                const r = text.getBoundingClientRect(); return r.left >= box.left && r.right <= box.right; }); }"""
+        assert ui.page.evaluate(fits)
+        ui.page.evaluate("() => Plotly.Fx.hover(document.querySelector('.metric-graph .js-plotly-plot'), "
+                         "[{curveNumber: 0, pointNumber: 2}])")
+        ui.page.wait_for_function("() => document.querySelector('.hoverlayer').textContent.length > 0")
+        assert run_name in ui.page.evaluate("() => document.querySelector('.hoverlayer').textContent")
+    assert ui.page.errors == []
