@@ -101,7 +101,8 @@ def _launch_dashboard(args: argparse.Namespace) -> int:
 def _ls(args: argparse.Namespace) -> int:
     from neural_dsl_tracking.tracking.records import jsonable
 
-    runs = _manager(args).list_experiments(experiment=args.experiment, status=args.status, tag=args.tag)
+    manager = _manager(args)
+    runs = manager.list_experiments(experiment=args.experiment, status=args.status, tag=args.tag)
     if args.json:
         print(json.dumps([jsonable(asdict(r)) for r in runs], indent=2))
         return 0
@@ -109,7 +110,8 @@ def _ls(args: argparse.Namespace) -> int:
         from neural_dsl_tracking.tracking.db import is_database_url, redact
 
         where = str(args.store or args.base_dir)
-        print(f"no runs in {redact(where) if is_database_url(where) else where}")
+        where = redact(where) if is_database_url(where) else where
+        print(f"no runs in {where}" if manager.exists else f"no experiment store at {where}")
         return 0
     rows = [[r.run_id[:8], r.experiment, r.run_name, r.status, _when(r.start_time),
              duration(r.duration, "-"), _metric_line(r.metrics)] for r in runs]

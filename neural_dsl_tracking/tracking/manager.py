@@ -47,6 +47,11 @@ class ExperimentManager:
         store = self._existing(run_id)
         return store, store.resolve_run_id(run_id)
 
+    @property
+    def exists(self) -> bool:
+        """Whether there is a store at this location (finding out creates nothing)."""
+        return self._open() is not None
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

@@ -159,6 +159,15 @@ def test_show_prints_long_metric_and_parameter_names_whole(tmp_path):
     assert "y" * 200 not in out  # values are still clipped
 
 
+def test_ls_says_whether_there_is_a_store_at_all(tmp_path):
+    result = neural("experiments", "ls", "--base-dir", tmp_path / "typo")
+    assert result.returncode == 0 and result.stdout.strip() == f"no experiment store at {tmp_path / 'typo'}"
+    assert not (tmp_path / "typo").exists()
+    ExperimentTracker("e", base_dir=tmp_path / "store", auto_visualize=False).finish("failed")
+    result = neural("experiments", "ls", "--base-dir", tmp_path / "store", "--status", "completed")
+    assert result.stdout.strip() == f"no runs in {tmp_path / 'store'}"
+
+
 def test_import_command(tmp_path):
     folder = tmp_path / "old" / "exp_abcdef12"
     folder.mkdir(parents=True)
