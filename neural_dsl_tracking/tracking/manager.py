@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -14,6 +15,8 @@ from neural_dsl_tracking.tracking.values import to_step
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+_NAMED_RUNS = 8  # a default comparison folder names at most this many runs in full
 
 
 class ExperimentManager:
@@ -156,8 +159,14 @@ class ExperimentManager:
         return figures
 
     def comparison_dir(self, records: list[RunRecord]) -> Path:
-        """Where ``compare_experiments`` saves PNGs by default."""
-        return self.files_dir / "comparisons" / "_".join(r.run_id[:8] for r in records)
+        """Where ``compare_experiments`` saves PNGs by default: ``<id8>_<id8>...``, or for
+        more than 8 runs ``<three id8s>_and_<n>_more-<hash of all ids>`` (names stay short)."""
+        ids = [r.run_id[:8] for r in records]
+        name = "_".join(ids)
+        if len(ids) > _NAMED_RUNS:
+            digest = hashlib.sha256(" ".join(r.run_id for r in records).encode()).hexdigest()[:8]
+            name = f"{'_'.join(ids[:3])}_and_{len(ids) - 3}_more-{digest}"
+        return self.files_dir / "comparisons" / name
 
     def export_comparison(self, run_ids: list[str], out_dir: str | Path,
                           metrics: list[str] | None = None, *, overwrite: bool = False) -> Path:

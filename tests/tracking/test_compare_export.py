@@ -122,3 +122,17 @@ def test_one_run_id_given_as_a_string_is_a_clear_error(two_runs, tmp_path, actio
             manager.compare_experiments(ids[0])
         else:
             manager.export_comparison(ids[0], tmp_path / "export")
+
+
+def test_comparing_many_runs_saves_to_a_folder_name_the_file_system_takes(tmp_path):
+    from neural_dsl_tracking.tracking.store import Store
+
+    store = Store(tmp_path / "store")
+    ids = [store.create_run(experiment="many", run_name=None, status="completed") for _ in range(40)]
+    store.close()
+    manager = ExperimentManager(base_dir=tmp_path / "store")
+    manager.compare_experiments(ids)
+    folder = manager.comparison_dir([manager.get_experiment(i) for i in ids])
+    assert folder.is_dir() and len(folder.name) < 100 and folder.name.startswith(ids[0][:8])
+    other = manager.comparison_dir([manager.get_experiment(i) for i in ids[1:]])
+    assert other != folder
