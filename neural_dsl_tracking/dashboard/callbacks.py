@@ -14,7 +14,7 @@ from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, 
 from neural_dsl_tracking.dashboard.figures import plain_list, x_values
 from neural_dsl_tracking.dashboard.layout import IDLE_INTERVAL_MS, LIVE_INTERVAL_MS, run_rows
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
-from neural_dsl_tracking.dashboard.tables import flatten, param_text
+from neural_dsl_tracking.dashboard.tables import counted, flatten, param_text
 from neural_dsl_tracking.dashboard import views
 
 
@@ -85,7 +85,7 @@ def register(app: Dash, data: DashboardData) -> None:
         selected_rows = [position for position, row in enumerate(rows) if row["id"] in chosen]
         live = any(run.status == "running" for run in runs)
         selection_out = new_selection if new_selection != previous else no_update
-        return (rows, selected_rows, selection_out, f"{len(runs)} runs, {len(chosen)} selected",
+        return (rows, selected_rows, selection_out, f"{counted(len(runs), 'run')}, {len(chosen)} selected",
                 LIVE_INTERVAL_MS if live else IDLE_INTERVAL_MS)
 
     @app.callback(

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.dashboard.security import Credentials, check_exposure
-from neural_dsl_tracking.dashboard.tables import format_time
+from neural_dsl_tracking.dashboard.tables import counted, format_time
 from neural_dsl_tracking.errors import NeuralError
 
 RECENT_RUNS_SHOWN = 5
@@ -115,7 +115,7 @@ def report_runs(data: DashboardData, out: TextIO) -> None:
     except StoreUnavailable as error:
         print(f"{error}; the page explains how to create one.", file=out)
         return
-    print(f"store {data.location}: {len(runs)} runs", file=out)
+    print(f"store {data.location}: {counted(len(runs), 'run')}", file=out)
     for run in runs[:RECENT_RUNS_SHOWN]:
         print(f"  {format_time(run.start_time)}  {run.status:<11} {printable(run.experiment)} / "
               f"{printable(run.run_name)}  ({printable(run.run_id)})", file=out)

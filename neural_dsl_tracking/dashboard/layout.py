@@ -16,6 +16,7 @@ from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.humanize import duration as format_duration
 from neural_dsl_tracking.dashboard.tables import (
     best_value,
+    counted,
     default_direction,
     format_time,
 )
@@ -143,7 +144,7 @@ def dashboard_page(runs: Sequence[Any], location: str) -> html.Div:
                 children=[
                     html.H1("Neural experiments"),
                     html.Span(location, id="store-location", className="store"),
-                    html.Span(f"{len(runs)} runs", id="run-count", className="count"),
+                    html.Span(counted(len(runs), "run"), id="run-count", className="count"),
                 ],
             ),
             html.Div(

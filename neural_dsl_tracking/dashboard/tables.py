@@ -30,6 +30,11 @@ def best_value(metrics: Mapping[str, Mapping[str, Any]], key: str, direction: st
     return None if value is None else float(value)
 
 
+def counted(number: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``0 runs``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def epoch_seconds(value: Any) -> float | None:
     """A time given as datetime, ISO text or epoch seconds, as epoch seconds."""
     if value is None:

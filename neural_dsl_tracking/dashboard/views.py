@@ -15,6 +15,7 @@ from neural_dsl_tracking.humanize import duration as format_duration, file_size
 from neural_dsl_tracking.dashboard.tables import (
     MISSING,
     best_value,
+    counted,
     flatten,
     format_time,
     format_value,
@@ -187,7 +188,7 @@ def summary_view(runs: Sequence[Any], maximised: Sequence[str], colors: dict[str
                     html.P(f"started {format_time(run.start_time)}, duration {format_duration(run.duration)}"),
                     html.Ul(bests or [html.Li("no metrics")], className="bests"),
                     html.P("tags: " + (", ".join(run.tags) if run.tags else MISSING), className="tags"),
-                    html.P(f"{len(run.artifacts)} artifacts", className="artifact-count"),
+                    html.P(counted(len(run.artifacts), "artifact"), className="artifact-count"),
                 ],
             )
         )

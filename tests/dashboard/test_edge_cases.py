@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from neural_dsl_tracking.dashboard.app import create_app
@@ -149,4 +153,24 @@ def test_long_metric_and_run_names_are_cut_in_the_middle_to_fit(ui, serve, tmp_p
                          "[{curveNumber: 0, pointNumber: 2}])")
         ui.page.wait_for_function("() => document.querySelector('.hoverlayer').textContent.length > 0")
         assert run_name in ui.page.evaluate("() => document.querySelector('.hoverlayer').textContent")
+    assert ui.page.errors == []
+
+
+def test_one_run_and_one_artifact_are_counted_in_the_singular(ui, serve, tmp_path):
+    base_dir = tmp_path / "neural_experiments"
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"weights")
+    with ExperimentTracker("solo", base_dir=str(base_dir), run_name="solo", auto_visualize=False) as tracker:
+        tracker.log_artifact(checkpoint, name="model")
+    with serve(create_app(base_dir=base_dir)) as url:
+        ui.open(url)
+        ui.page.wait_for_function("() => document.querySelector('#run-count').innerText === '1 run, 1 selected'")
+        ui.tab("Summary")
+        assert ui.page.locator(".artifact-count").inner_text() == "1 artifact"
+    process = subprocess.Popen([sys.executable, "-m", "neural_dsl_tracking.dashboard", "--base-dir", str(base_dir),
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = [process.stdout.readline() for _ in range(2)]
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=20)
+    assert lines[1] == f"store {base_dir}: 1 run\n"
     assert ui.page.errors == []
