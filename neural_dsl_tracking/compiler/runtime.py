@@ -13,6 +13,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
@@ -38,8 +39,10 @@ def launch(main: Callable[[], None], conf_dir: Path) -> None:
     """Run a ``@hydra.main`` program: config groups on the search path, overrides checked first.
 
     User mistakes (bad overrides, invalid settings, data that does not fit) print one
-    ``error:`` line block and exit 1 without a traceback; Ctrl-C exits 130.
+    ``error:`` line block and exit 1 without a traceback; Ctrl-C exits 130. Warnings print
+    as ``warning: message`` lines, like the compiler's.
     """
+    warnings.formatwarning = _format_warning
     search = f"hydra.searchpath=[{configs_dir().resolve().as_uri()}]"
     flags, overrides = _split_arguments(sys.argv[1:])
     if not any(arg.startswith("hydra.searchpath") for arg in overrides):
@@ -54,6 +57,12 @@ def launch(main: Callable[[], None], conf_dir: Path) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """``warning: message``, without the file, line number and source line of whoever warned."""
+    return f"warning: {message}\n"
 
 
 def _split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -267,3 +267,11 @@ def test_a_network_pytorch_cannot_build_is_one_line_without_native_frames(tmp_pa
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("error: model: the network cannot be built with these settings: ")
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_warnings_print_as_one_warning_line(digits_program: Path, tmp_path: Path) -> None:
+    result = run_program(digits_program, "train.epochs=1", "train.validation_split=0",
+                         f"tracking.store={tmp_path / 'store'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning: monitor 'val_accuracy' has no value yet" in result.stderr, result.stderr
+    assert "Warning:" not in result.stderr and "train.py:" not in result.stderr, result.stderr
