@@ -13,8 +13,14 @@ _HIGHER_IS_BETTER = re.compile(
 )
 
 
+_LOWER_IS_BETTER = re.compile(r"loss|err", re.IGNORECASE)  # wins: dice_loss, top1_error
+
+
 def metric_mode(key: str) -> str:
-    """``max`` for score-like names (accuracy, f1, auc, ...), otherwise ``min`` (losses, errors)."""
+    """``max`` for score-like names (accuracy, f1, auc, ...), otherwise ``min`` (losses, errors:
+    a name with ``loss`` or ``err`` is ``min`` even with a score word, as in dice_loss)."""
+    if _LOWER_IS_BETTER.search(key):
+        return "min"
     return "max" if _HIGHER_IS_BETTER.search(key) else "min"
 
 

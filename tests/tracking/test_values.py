@@ -97,7 +97,10 @@ def test_an_integer_too_large_for_a_float_is_a_type_error_naming_the_key():
 
 
 @pytest.mark.parametrize("key, mode", [("loss", "min"), ("val_loss", "min"), ("mae", "min"),
-                                       ("accuracy", "max"), ("val_acc", "max"), ("f1", "max")])
+                                       ("accuracy", "max"), ("val_acc", "max"), ("f1", "max"),
+                                       ("dice_loss", "min"), ("iou_loss", "min"), ("top1_error", "min"),
+                                       ("top5_err", "min"), ("val/acc_error", "min"),
+                                       ("grad_accum_loss", "min"), ("val/dice", "max")])
 def test_best_direction_follows_the_metric_name(key, mode):
     assert metric_mode(key) == mode
 
