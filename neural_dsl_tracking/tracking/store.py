@@ -97,6 +97,14 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _param_json(key: Any, value: Any) -> str:
+    """A hyperparameter as JSON, or a TypeError naming it (a structure that contains itself)."""
+    try:
+        return to_json(value)
+    except (ValueError, RecursionError) as error:
+        raise TypeError(f"hyperparameter {key!r}: {error}") from None
+
+
 def _nan_if_none(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
@@ -172,7 +180,7 @@ class Store:
             "UPDATE runs SET heartbeat = ? WHERE run_id = ?", (time.time(), run_id)))
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        rows = [(run_id, str(key), to_json(value)) for key, value in params.items()]
+        rows = [(run_id, str(key), _param_json(key, value)) for key, value in params.items()]
 
         def body(cur: Cursor) -> None:
             self._check_run(cur, run_id)

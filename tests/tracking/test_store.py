@@ -39,6 +39,16 @@ def test_run_record_has_everything_logged(make_tracker, manager):
     assert record.mirror_failures == []
 
 
+def test_a_hyperparameter_that_cannot_be_json_is_a_type_error_naming_it(make_tracker, manager):
+    tracker = make_tracker()
+    loop: dict = {}
+    loop["self"] = loop
+    with pytest.raises(TypeError, match="hyperparameter 'cfg'.*[Cc]ircular"):
+        tracker.log_hyperparameters({"lr": 0.1, "cfg": loop})
+    tracker.finish()
+    assert manager.get_experiment(tracker.run_id).hyperparameters == {}
+
+
 def test_history_comes_back_as_numpy_arrays_in_logging_order(make_tracker, manager):
     tracker = make_tracker()
     before = time.time()
