@@ -152,7 +152,7 @@ def test_summary_cards_and_parallel_coordinates(ui, dashboard_url):
     assert cards.count() == 3
     alpha = cards.filter(has_text="alpha")
     assert "completed" in alpha.inner_text() and "2 artifacts" not in alpha.inner_text()
-    assert "1 artifacts" in alpha.inner_text() and "baseline" in alpha.inner_text()
+    assert "1 artifact" in alpha.inner_text() and "baseline" in alpha.inner_text()
     assert "failed" in cards.filter(has_text="gamma").inner_text()
     ui.screenshot("summary")
 
