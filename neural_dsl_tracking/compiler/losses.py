@@ -8,6 +8,7 @@ the same quantity. Regression losses see the network's declared outputs.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from neural_dsl_tracking.errors import CompileError
@@ -43,8 +44,10 @@ def canonical_loss(name: str, where: str) -> str:
     key = name.strip().strip("\"'").lower()
     key = ALIASES.get(key, key)
     if key not in LOSS_FAMILIES:
-        raise CompileError(f"{where}: loss {name!r} is not supported; supported losses: "
-                           + ", ".join([*LOSS_FAMILIES, *ALIASES]))
+        known = [*LOSS_FAMILIES, *ALIASES]
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise CompileError(f"{where}: loss {name!r} is not supported{hint}; supported losses: " + ", ".join(known))
     return key
 
 

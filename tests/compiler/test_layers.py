@@ -311,3 +311,11 @@ def test_transformer_encoder_block_must_keep_the_shape() -> None:
     with pytest.raises(CompileError, match=r"b.neural:4: layer TransformerEncoder: its nested layers .* turn "
                                            r"\(5, 8\) into \(5, 4\); they must keep the shape"):
         compile_program(parse_text(text, "b.neural").networks[0], "b.neural")
+
+
+def test_a_misspelt_loss_gets_a_did_you_mean() -> None:
+    text = "network Bad {\n input: (8, 8, 1)\n layers:\n  Flatten()\n  Output(10)\n loss: categorial_crossentropy\n}"
+    with pytest.raises(CompileError) as caught:
+        compile_program(parse_text(text, "bad.neural").networks[0], "bad.neural")
+    assert str(caught.value).startswith("bad.neural:1: loss 'categorial_crossentropy' is not supported "
+                                        "(did you mean 'categorical_crossentropy'?); supported losses: ")
