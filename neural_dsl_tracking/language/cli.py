@@ -72,7 +72,8 @@ def summarize(parsed: Any) -> str:
         shape = ", ".join("None" if d is None else str(d) for d in net.input.shape)
         total = layer_count(net.layers)
         nested = f" ({total} with nested)" if total != len(net.layers) else ""
-        lines.append(f"  network {net.name}: input ({shape}), {len(net.layers)} layers{nested}")
+        layers = f"{len(net.layers)} layer{'s' if len(net.layers) != 1 else ''}"
+        lines.append(f"  network {net.name}: input ({shape}), {layers}{nested}")
         lines.append(f"    layers: {_layer_types(net.layers)}")
         training = [f"loss {net.loss}" if net.loss else "", _optimizer(net.optimizer),
                     f"epochs {_short(net.train.epochs)}", f"batch_size {_short(net.train.batch_size)}",

@@ -33,6 +33,7 @@ def test_check_corpus_files_exit_zero_with_summaries(corpus: Path) -> None:
     assert "network ViT: input (224, 224, 3), 15 layers (39 with nested)" in result.stdout
     assert "TransformerEncoder x12" in result.stdout
     assert "three_inputs_neuron.neural: ok, 2 networks" in result.stdout
+    assert "network Tiny: input (28, 28, 1), 1 layer\n" in result.stdout
 
 
 def test_check_examples_show_tracking_with_defaults() -> None:
