@@ -56,6 +56,7 @@ def _serve(data: DashboardData, credentials: Credentials | None, host: str, port
     from neural_dsl_tracking.dashboard.app import create_app
 
     app = create_app(credentials=credentials, data=data)
+    report = runs_report(data)  # an unreachable database stops here, before a URL is announced
     listener = _listen(host, port)
     server = make_server(host, port, app.server, threaded=True, fd=listener.fileno())
     stop = threading.Event()
@@ -65,7 +66,7 @@ def _serve(data: DashboardData, credentials: Credentials | None, host: str, port
     try:
         shown_host = f"[{host}]" if ":" in host else host
         print(f"Neural experiments dashboard: http://{shown_host}:{listener.getsockname()[1]}/", file=out)
-        report_runs(data, out)
+        print(*report, sep="\n", file=out)
         print("Press Ctrl-C to stop.", file=out, flush=True)
         if warm:
             warmer.start()
@@ -108,17 +109,21 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def report_runs(data: DashboardData, out: TextIO) -> None:
-    """How many runs the store holds and the most recent ones (or why there are none)."""
+def runs_report(data: DashboardData) -> list[str]:
+    """How many runs the store holds and the most recent ones (or why there are none).
+
+    A store that exists but cannot be read (a database that refuses the connection)
+    raises its ``NeuralError``.
+    """
     try:
         runs = data.runs()
     except StoreUnavailable as error:
-        print(f"{error}; the page explains how to create one.", file=out)
-        return
-    print(f"store {data.location}: {counted(len(runs), 'run')}", file=out)
-    for run in runs[:RECENT_RUNS_SHOWN]:
-        print(f"  {format_time(run.start_time)}  {run.status:<11} {printable(run.experiment)} / "
-              f"{printable(run.run_name)}  ({printable(run.run_id)})", file=out)
+        return [f"{error}; the page explains how to create one."]
+    return [f"store {data.location}: {counted(len(runs), 'run')}"] + [
+        f"  {format_time(run.start_time)}  {run.status:<11} {printable(run.experiment)} / "
+        f"{printable(run.run_name)}  ({printable(run.run_id)})"
+        for run in runs[:RECENT_RUNS_SHOWN]
+    ]
 
 
 def printable(text: str) -> str:

@@ -166,3 +166,13 @@ def test_ctrl_c_while_starting_stops_without_a_traceback(store):
         # stderr: the interpreter's exit, not this code; what matters is no traceback
         assert err == "" and code in (0, -signal.SIGINT)
         assert out.endswith("stopped\n")
+
+
+def test_unreachable_database_is_an_error_before_any_url_is_announced():
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "experiments", "--store",
+                           "postgresql+psycopg://nobody:secret@127.0.0.1:1/experiments", "--port", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: cannot connect to the experiment store postgresql+psycopg://nobody:***@")
+    assert "secret" not in done.stderr and "Traceback" not in done.stderr
