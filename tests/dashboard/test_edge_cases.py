@@ -73,6 +73,7 @@ def test_hundreds_of_metrics_chart_a_page_and_filter_by_name(ui, serve, tmp_path
         assert [graph["title"] for graph in graphs] == [f"layer{index:03d}/grad_norm" for index in range(24)]
         assert ui.page.locator("#metrics-capped").inner_text() == \
             "Showing 24 of 200 metrics; filter by name to see the others."
+        assert ui.page.locator("#metric-filter").bounding_box()["width"] <= 240  # beside the other controls
         ui.page.fill("#metric-filter", "LAYER15")
         ui.page.press("#metric-filter", "Enter")
         graphs = ui.wait_graphs("gs => gs.length === 10")
