@@ -165,10 +165,12 @@ def load_config(cfg: Any, kinds: dict[str, dict[str, str]], loss_family: str,
                 plugin_sections: tuple[str, ...]) -> tuple[Any, dict]:
     """The validated run config and the composed config as plain data."""
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     try:
         composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as error:
+        raise ConfigError(f"{error.full_key} is not set; give it on the command line: {error.full_key}=...") from None
     except OmegaConfBaseException as error:
         raise ConfigError(_first_line(error)) from None
     return validate_run_config(composed, kinds, loss_family, "tracking" in plugin_sections), composed

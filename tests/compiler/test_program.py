@@ -111,7 +111,7 @@ BAD_OVERRIDES = [
     ("train.epoch=3", ["unknown setting 'train.epoch'", "did you mean 'train.epochs'", "batch_size"]),
     ("+train.epoch=3", ["train.epoch: unknown setting", "did you mean train.epochs"]),
     ("optimizer.name=Lion", ["optimizer.name='Lion'", "'Adam'"]),
-    ("data=npz", ["data.path"]),
+    ("data=npz", ["data.path is not set; give it on the command line: data.path=..."]),
     ("data=imagenet", ["Could not find 'data/imagenet'", "digits npz synthetic"]),
     ("execution.device=tpu", ["execution.device='tpu'", "auto, cpu, cuda"]),
     ("model.dense_1.units=0", ["model.dense_1.units=0", "greater than or equal to 1"]),
