@@ -6,7 +6,7 @@ core, but on a small machine a mirror process busy on the other core still slows
 through shared caches and memory (measured: the training loop 1.04-1.20x slower, logging
 calls 1.10-1.13x). So the mirrors of one process share a budget: together they may be busy
 ``share`` of the wall time (a token bucket refilled at ``share`` seconds per second, holding
-at most ``burst`` seconds; the workers charge the process CPU time of their calls). What does not fit waits in the queues, and goes out at full speed
+at most ``burst`` seconds). What does not fit waits in the queues, and goes out at full speed
 as soon as the run finishes, or while the mirrors are more than ``max_lag`` seconds of their
 own work behind (so a long run never piles up more than ``finish()`` can send).
 """

@@ -231,15 +231,14 @@ class _Worker:
                     self._started = True
                     if self._stopped:  # finish gave up on us while the start hung
                         return
-                started_at, started_cpu = time.perf_counter(), time.process_time()
+                started_at = time.perf_counter()
                 self._apply(op)
             except Exception as error:  # noqa: BLE001 - any SDK error must not kill the worker
                 if self._failed(op, error, delay):
                     return
                 delay = min(delay * 2, MAX_RETRY_DELAY)
                 continue
-            self._account(op, time.perf_counter() - started_at,
-                          time.process_time() - started_cpu)
+            self._account(op, time.perf_counter() - started_at)
             delay = FIRST_RETRY_DELAY
             if self._done(op):
                 return
@@ -264,13 +263,9 @@ class _Worker:
         """Estimated seconds to send the queued points. Caller holds the lock."""
         return self._pending_points * self._seconds_per_point
 
-    def _account(self, op: _Op, seconds: float, cpu_seconds: float) -> None:
-        """Charge a successful call to the pacer and learn how long a metric point takes.
-
-        The charge is the process's CPU time during the call: it includes the SDK's own
-        threads (W&B sends from an asyncio thread) and, unlike wall time, not the time the
-        call waited for a CPU that training was using or for a remote server."""
-        self._pacer.spent(cpu_seconds)
+    def _account(self, op: _Op, seconds: float) -> None:
+        """Charge a successful call to the pacer and learn the cost of a metric point."""
+        self._pacer.spent(seconds)
         if op.kind == "metrics":
             per_point = seconds / max(1, len(op.payload))
             learnt = self._seconds_per_point

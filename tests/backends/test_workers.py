@@ -27,7 +27,7 @@ class Down(ConnectionError):
 
 class ScriptedMirror(Mirror):
     """Records every call; ``down`` makes calls fail, ``gate`` makes start() wait,
-    ``call_seconds`` makes every call keep the CPU busy that long."""
+    ``call_seconds`` makes every call take that long."""
 
     name = "scripted"
     metrics_per_call = 3
@@ -43,9 +43,8 @@ class ScriptedMirror(Mirror):
         self.call_seconds = 0.0
 
     def _call(self, kind: str, payload: object) -> None:
-        busy_until = time.perf_counter() + self.call_seconds
-        while time.perf_counter() < busy_until:  # CPU work, which the pacer charges
-            pass
+        if self.call_seconds:
+            time.sleep(self.call_seconds)
         self.attempts += 1
         if self.down.is_set():
             raise Down("connection refused")
