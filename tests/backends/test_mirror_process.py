@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from neural_dsl_tracking.backends import RunInfo, open_mirrors
 from neural_dsl_tracking.backends import mirrorset
 
@@ -129,13 +131,7 @@ def test_the_child_reports_its_own_failure_to_the_parent_without_a_traceback(tmp
             replies.append(message)
     assert child.wait(30) == 1
     assert child.stderr.read() == b""
-    assert replies == [("log", logging.ERROR, "the mirror process failed: UnpicklingError: "
-                        + str(_unpickling_error(pickle, payload)))]
-
-
-def _unpickling_error(pickle, payload: bytes) -> Exception:
-    try:
+    with pytest.raises(pickle.UnpicklingError) as unpickling:
         pickle.loads(payload)
-    except Exception as error:  # noqa: BLE001 - the message the child saw
-        return error
-    raise AssertionError("payload unpickled")
+    assert replies == [("log", logging.ERROR, "the mirror process failed: UnpicklingError: "
+                        + str(unpickling.value))]
