@@ -6,12 +6,13 @@ one row. W&B's internal ``_step`` just counts rows, so steps that repeat or go b
 (epoch metrics next to batch metrics, a resumed run) are all kept. Artifacts become
 ``wandb.Artifact``s carrying our SHA-256 and version in their metadata and our aliases;
 plots are logged as ``wandb.Image`` (Plotly HTML as ``wandb.Html``) under
-``plots/<name>``. Files go under ``<store_dir>/wandb/``, never the current directory. The SDK
-is imported in ``start``.
+``plots/<name>``. Files go under ``$WANDB_DIR/wandb/`` when ``WANDB_DIR`` is set, else
+``<store_dir>/wandb/``, never the current directory. The SDK is imported in ``start``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
@@ -38,14 +39,14 @@ class WandbMirror(Mirror):
             x_save_requirements=False,
             silent=True,
         )
-        store_dir = Path(self.run.store_dir)
-        store_dir.mkdir(parents=True, exist_ok=True)
+        files_dir = Path(os.environ.get("WANDB_DIR") or self.run.store_dir)
+        files_dir.mkdir(parents=True, exist_ok=True)
         self._wandb = wandb
         self._run = wandb.init(
             project=_clean(self.options.get("project") or self.run.experiment),
             entity=self.options.get("entity"),
             mode=self.options.get("mode"),
-            dir=str(store_dir),
+            dir=str(files_dir),
             id=_clean(self.run.run_id, allowed=r"\w\-"),
             name=self.run.run_name,
             tags=list(self.run.tags) or None,

@@ -90,3 +90,18 @@ def test_missing_library_is_recorded_and_the_run_goes_on(tmp_path, failures, uni
     assert failures[0][0] == "wandb"
     assert unsent == ["wandb: not sent: 1 parameters, the run's end (status completed) "
                       "(disabled: ModuleNotFoundError: import of wandb halted; None in sys.modules)"]
+
+
+def test_wandb_dir_from_the_environment_is_honoured(tmp_path, readback, monkeypatch):
+    wandb_dir = tmp_path / "wandb-home"
+    wandb_dir.mkdir()
+    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
+    store = tmp_path / "store"
+    run = RunInfo("r-wandb-dir", "placed", None, (), store)
+    mirrors = open_mirrors(["wandb"], {"wandb": {"mode": "offline"}}, run, lambda *a: None)
+    mirrors.metrics([("loss", 0, 1.5, 1.0)])
+    assert mirrors.finish("completed", timeout=60) == []
+    back = readback.wandb(wandb_dir / "wandb")
+    assert back.run.run_id == "r-wandb-dir" and back.summary["neural_status"] == "completed"
+    assert [row["loss"] for row in back.history if "loss" in row] == [1.5]
+    assert not (store / "wandb").exists()
