@@ -1,4 +1,5 @@
-"""Numbers as people read them in tables: durations and byte sizes."""
+"""Text as people read it in tables and terminals: durations, byte sizes, and stored text
+made safe to print."""
 
 from __future__ import annotations
 
@@ -24,3 +25,10 @@ def file_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\n``, ``\\x00``), so text read
+    from a store (a run name, a metric name) can neither drive the terminal nor forge lines."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+                   for char in text)

@@ -14,6 +14,7 @@ from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.dashboard.security import Credentials, check_exposure
 from neural_dsl_tracking.dashboard.tables import counted, format_time
 from neural_dsl_tracking.errors import NeuralError
+from neural_dsl_tracking.humanize import printable
 
 RECENT_RUNS_SHOWN = 5
 WARM_STOP_TIMEOUT = 10.0
@@ -124,11 +125,6 @@ def runs_report(data: DashboardData) -> list[str]:
         f"{printable(run.run_name)}  ({printable(run.run_id)})"
         for run in runs[:RECENT_RUNS_SHOWN]
     ]
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters escaped (``\\x1b``), so a run name cannot drive the terminal."""
-    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
 def _warm(data: DashboardData, stop: threading.Event) -> None:
