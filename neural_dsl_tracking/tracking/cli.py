@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from neural_dsl_tracking.errors import TrackingError
-from neural_dsl_tracking.humanize import duration, file_size
+from neural_dsl_tracking.humanize import duration, file_size, printable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -137,7 +137,7 @@ def _show(args: argparse.Namespace) -> int:
     if run.source_file:
         fields.append(("source", f"{run.source_file} (sha256 {(run.source_sha256 or '')[:12]})"))
     for label, value in fields:
-        print(f"{label:<11}{value}")
+        print(f"{label:<11}{printable(value)}")
     print("\nhyperparameters:" + ("" if run.hyperparameters else " none"))
     if run.hyperparameters:
         _table(["NAME", "VALUE"], [[k, json.dumps(v, default=str)] for k, v in run.hyperparameters.items()],
@@ -155,7 +155,7 @@ def _show(args: argparse.Namespace) -> int:
     if run.mirror_failures:
         print("\nmirror failures:")
         for backend, message in run.mirror_failures:
-            print(f"  {backend}: {message}")
+            print(f"  {printable(backend)}: {printable(message)}")
     return 0
 
 
@@ -180,7 +180,7 @@ def _compare(args: argparse.Namespace) -> int:
     _table(["RUN", "NAME", "STATUS", *params, *[f"{m} (best)" for m in metrics]], rows)
     if not params:
         print("(hyperparameters are identical)")
-    print(f"plots saved to {out or manager.comparison_dir(runs)}")
+    print(f"plots saved to {printable(str(out or manager.comparison_dir(runs)))}")
     return 0
 
 
@@ -189,9 +189,9 @@ def _export(args: argparse.Namespace) -> int:
     manager = _manager(args)
     ids = list(dict.fromkeys(manager.get_experiment(ref).run_id for ref in args.runs))
     out = manager.export_comparison(ids, args.out, metrics=args.metrics, overwrite=args.force)
-    print(f"exported {len(ids)} run(s) to {out}")
+    print(f"exported {len(ids)} run(s) to {printable(str(out))}")
     for path in sorted(out.iterdir()):
-        print(f"  {path.name}")
+        print(f"  {printable(path.name)}")
     return 0
 
 
@@ -203,7 +203,8 @@ def _rm(args: argparse.Namespace) -> int:
         raise TrackingError(f"run {running[0].run_id[:8]} is still running; stop it first or use --force")
     for run in runs:
         freed = manager.delete_experiment(run.run_id)
-        print(f"deleted run {run.run_id[:8]} ({run.run_name}); freed {file_size(freed)} of artifacts")
+        print(f"deleted run {run.run_id[:8]} ({printable(run.run_name)}); "
+              f"freed {file_size(freed)} of artifacts")
     return 0
 
 
@@ -219,9 +220,9 @@ def _import(args: argparse.Namespace) -> int:
         store.close()
     for result in results:
         ident = result.run_id[:8] if result.run_id else "-"
-        print(f"{result.status:<9}{ident:<10}{result.folder}")
+        print(f"{result.status:<9}{ident:<10}{printable(str(result.folder))}")
         for note in result.notes:
-            print(f"{'':<19}note: {note}")
+            print(f"{'':<19}note: {printable(note)}")
     errors = sum(r.status == "error" for r in results)
     imported = sum(r.status == "imported" for r in results)
     print(f"{imported} imported, {sum(r.status == 'skipped' for r in results)} already present, "
@@ -232,11 +233,13 @@ def _import(args: argparse.Namespace) -> int:
 # ---- formatting ---------------------------------------------------------------------------
 def _table(head: Sequence[str], rows: list[list[str]], indent: int = 0, *,
            whole_first: bool = False) -> None:
-    """Columns up to 48 characters wide (the first one whole with ``whole_first``: names)."""
-    widths = [max(len(str(c)) for c in column) for column in zip(head, *rows)]
+    """Columns up to 48 characters wide (the first one whole with ``whole_first``: names);
+    control characters in cells are escaped."""
+    head, rows = [printable(str(c)) for c in head], [[printable(str(c)) for c in row] for row in rows]
+    widths = [max(len(c) for c in column) for column in zip(head, *rows)]
     widths = [w if i == 0 and whole_first else min(48, w) for i, w in enumerate(widths)]
     for row in [list(head), *rows]:
-        cells = [_clip(str(c), w).ljust(w) for c, w in zip(row, widths)]
+        cells = [_clip(c, w).ljust(w) for c, w in zip(row, widths)]
         print(" " * indent + "  ".join(cells).rstrip())
 
 
