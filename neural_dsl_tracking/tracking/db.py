@@ -100,7 +100,7 @@ class Database:
                 except Exception as error:  # noqa: BLE001 - classified by _recover
                     if attempt == _RETRIES - 1 or not self._recover(error):
                         raise self._as_tracking_error(error) from error
-            time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 7)) * random.uniform(0.5, 1.5))
+            _backoff(attempt)
         raise AssertionError("unreachable")
 
     def _read_once(self, body: Callable[[Cursor], T]) -> T:
@@ -136,8 +136,7 @@ class Database:
         """True when a retry may succeed: busy, serialization failure, or a dropped connection
         (reconnected here, or on a later retry while the server is away)."""
         if isinstance(error, sqlite3.OperationalError):
-            text = str(error).lower()
-            return "locked" in text or "busy" in text
+            return _sqlite_busy(error)
         if self.dialect != "postgresql":
             return False
         import psycopg
@@ -177,7 +176,7 @@ def _connect_sqlite(directory: Path, *, create: bool) -> sqlite3.Connection:
         raise StoreAbsent(f"no experiment store at {directory} (no {SQLITE_FILE})")
     try:
         conn = _open_sqlite(str(path))
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _switch_to_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.OperationalError as error:
         if create:
@@ -188,6 +187,31 @@ def _connect_sqlite(directory: Path, *, create: bool) -> sqlite3.Connection:
     if str(mode).lower() != "wal":
         raise TrackingError(f"cannot put the experiment store {path} in WAL mode (got {mode})")
     return conn
+
+
+def _backoff(attempt: int) -> None:
+    """Sleep before retrying: from 10 ms doubling up to 1 s, jittered so openers spread out."""
+    time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 7)) * random.uniform(0.5, 1.5))
+
+
+def _sqlite_busy(error: sqlite3.OperationalError) -> bool:
+    """True for SQLite's "database is locked" / "busy": another connection holds a lock."""
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """Put the database in WAL mode; returns the mode it is in. Switching a new database
+    takes an exclusive lock that SQLite's busy timeout does not wait for (it fails at once
+    while another opener holds the file), so a busy switch is retried here."""
+    for attempt in range(_RETRIES):
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as error:
+            if attempt == _RETRIES - 1 or not _sqlite_busy(error):
+                raise
+        _backoff(attempt)
+    raise AssertionError("unreachable")
 
 
 def _open_sqlite(target: str, *, uri: bool = False) -> sqlite3.Connection:
