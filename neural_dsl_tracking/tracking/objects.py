@@ -17,6 +17,7 @@ import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
 
@@ -39,14 +40,15 @@ class ObjectStore:
     def put(self, source: str | Path) -> tuple[str, int]:
         """Copy ``source`` in as an object; returns (sha256, size). Adds no bytes if present."""
         source = Path(source)
-        if not source.is_file():
-            what = "is a directory, not a file" if source.is_dir() else "does not exist"
-            raise TrackingError(f"cannot log artifact {source}: the file {what}")
-        self.root.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(_open_regular(source), "rb", buffering=0) as src:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return self._put(src, source)
+
+    def _put(self, src: BinaryIO, source: Path) -> tuple[str, int]:
         fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=self.root)
         try:
             try:
-                digest, size = _copy_and_hash(source, fd)
+                digest, size = _copy_and_hash(src, fd)
             finally:
                 os.close(fd)
             # an existing object is replaced by this verified copy: no bytes added, and an
@@ -148,14 +150,50 @@ def _buffers() -> list[memoryview]:
     return views
 
 
-def _copy_and_hash(source: Path, fd: int) -> tuple[str, int]:
-    """Copy ``source`` to ``fd`` and hash it in one read pass; two threads write (at their
+def file_kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is: ``a regular file``, ``a FIFO``, ``a socket``..."""
+    kinds = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
+             (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def _open_regular(source: Path) -> int:
+    """A read descriptor on ``source``, or a TrackingError unless it is a regular file. Opened
+    non-blocking and checked on the descriptor, so a FIFO is never waited on."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise TrackingError(f"cannot log artifact {source}: the file does not exist") from None
+    except OSError as error:  # a socket cannot be opened at all: say what it is
+        try:
+            mode = os.stat(source).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if stat.S_ISREG(mode):
+            raise TrackingError(f"cannot log artifact {source}: {error.strerror or error}") from None
+        raise _not_regular(source, mode) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_regular(source, mode)
+    return fd
+
+
+def _not_regular(source: Path, mode: int) -> TrackingError:
+    return TrackingError(f"cannot log artifact {source}: it is {file_kind(mode)}; "
+                         "only regular files can be logged")
+
+
+def _copy_and_hash(src: BinaryIO, fd: int) -> tuple[str, int]:
+    """Copy ``src`` to ``fd`` and hash it in one read pass; two threads write (at their
     offsets, keeping two requests in flight) while this one reads and hashes the next chunk."""
     digest = hashlib.sha256()
     destination = _Destination(fd)
     views = _buffers()
     size = 0
-    with open(source, "rb", buffering=0) as src, ThreadPoolExecutor(2, "neural-write") as writer:
+    with ThreadPoolExecutor(2, "neural-write") as writer:
         pending: list[Future | None] = [None] * len(views)
         index = 0
         while True:

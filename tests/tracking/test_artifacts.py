@@ -160,3 +160,55 @@ def test_logging_the_content_again_heals_a_damaged_object(make_tracker, tmp_path
         tracker.get_artifact_version("w", 1)
     tracker.log_artifact(source, name="w")
     assert tracker.get_artifact_version("w", 1).path.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("kind, make", [
+    ("a FIFO", lambda path: os.mkfifo(path)),
+    ("a socket", lambda path: _bound_socket(path)),
+    ("a directory", lambda path: path.mkdir()),
+])
+def test_a_special_file_is_named_for_what_it_is(make_tracker, tmp_path, kind, make):
+    tracker = make_tracker()
+    special = tmp_path / "special"
+    keep = make(special)
+    try:
+        with pytest.raises(TrackingError, match=f"special: it is {kind}; only regular files can be logged"):
+            _bounded(lambda: tracker.log_artifact(special))
+    finally:
+        if keep is not None:
+            keep.close()
+    assert tracker.list_artifact_versions("special") == []
+
+
+def test_a_character_device_is_named_for_what_it_is(make_tracker):
+    with pytest.raises(TrackingError, match="/dev/null: it is a character device; only regular files"):
+        _bounded(lambda: make_tracker().log_artifact("/dev/null"))
+
+
+def _bound_socket(path: Path):
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    return listener
+
+
+def _bounded(call, seconds: float = 20.0):
+    """``call()`` in a thread that must return within ``seconds`` (a FIFO must not be waited on)."""
+    import threading
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # noqa: BLE001 - re-raised below in the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still blocked after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
