@@ -1,12 +1,11 @@
 """A full disk: clear errors, nothing half-written, and no lost points once space returns.
 
-Uses a small tmpfs mount, so it needs root (as in CI's containers); skipped otherwise.
+Uses a small tmpfs mount (``small_disk`` in tests/conftest.py), so it needs root; skipped otherwise.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import warnings
 
@@ -15,32 +14,6 @@ import pytest
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
-
-
-def _fill(directory) -> os.PathLike:
-    filler = directory / "filler"
-    with open(filler, "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass
-    return filler
 
 
 def test_artifact_on_a_full_disk_is_a_clear_error_and_leaves_nothing(small_disk, tmp_path):
@@ -56,10 +29,10 @@ def test_artifact_on_a_full_disk_is_a_clear_error_and_leaves_nothing(small_disk,
     assert ExperimentManager(base_dir=small_disk / "store").get_experiment(tracker.run_id).status == "completed"
 
 
-def test_metrics_wait_in_memory_until_space_returns(small_disk):
+def test_metrics_wait_in_memory_until_space_returns(small_disk, fill_disk):
     base = small_disk / "store"
     tracker = ExperimentTracker("full", base_dir=base, auto_visualize=False, flush_interval=0.05)
-    filler = _fill(small_disk)
+    filler = fill_disk(small_disk)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for step in range(30_000):
