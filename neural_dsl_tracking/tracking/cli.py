@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import warnings
+from collections import Counter
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -223,11 +224,11 @@ def _import(args: argparse.Namespace) -> int:
         print(f"{result.status:<9}{ident:<10}{printable(str(result.folder))}")
         for note in result.notes:
             print(f"{'':<19}note: {printable(note)}")
-    errors = sum(r.status == "error" for r in results)
-    imported = sum(r.status == "imported" for r in results)
-    print(f"{imported} imported, {sum(r.status == 'skipped' for r in results)} already present, "
-          f"{errors} failed")
-    return 1 if errors else 0
+    counts = Counter(r.status for r in results)
+    links = f"{counts['link']} symbolic link(s) not followed, " if counts["link"] else ""
+    print(f"{counts['imported']} imported, {counts['skipped']} already present, {links}"
+          f"{counts['error']} failed")
+    return 1 if counts["error"] else 0
 
 
 # ---- formatting ---------------------------------------------------------------------------

@@ -5,11 +5,14 @@ That tracker wrote ``<name>_<id8>/`` folders with ``metadata.json``,
 ``artifacts.json``, ``artifacts/`` and ``plots/``. A run is imported once: its id is
 derived from the original experiment id, so importing the same folder again is a no-op.
 A ``metrics.json`` truncated by the original tracker is salvaged up to its last complete entry.
+Only regular files are read: a symbolic link (or a FIFO, a device) anywhere in a run folder,
+or a run folder that is itself a link, is skipped and named in the result's notes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -20,12 +23,14 @@ from typing import Any
 import numpy as np
 
 from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking.objects import file_kind
 from neural_dsl_tracking.tracking.store import Store
 from neural_dsl_tracking.tracking.values import to_float
 
 _LEGACY_NAMESPACE = uuid.UUID("5b0e4a52-8d8e-4c8e-9f1e-6e657572616c")
 _STATUSES = {"completed": "completed", "failed": "failed", "interrupted": "interrupted",
              "running": "crashed", "created": "crashed"}
+SKIPPED_SHOWN = 5
 
 
 @dataclass
@@ -34,27 +39,106 @@ class ImportResult:
 
     folder: Path
     run_id: str | None = None
-    status: str = "imported"  # imported | skipped | error
+    status: str = "imported"  # imported | skipped (already present) | link | error
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _RunFolder:
+    """A run folder's regular files (``name``, ``artifacts/name``, ``plots/.../name``), listed
+    without following a symbolic link, and what was skipped (``{path: "a FIFO"}``)."""
+
+    root: Path
+    files: set[str] = field(default_factory=set)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def scan(cls, root: Path) -> "_RunFolder":
+        found = cls(root)
+        folders = found._scan("", recursive=False)
+        for name, recursive in (("artifacts", False), ("plots", True)):
+            if name in folders:
+                found._scan(name, recursive)
+        return found
+
+    def _scan(self, start: str, recursive: bool) -> set[str]:
+        """Lists ``start`` (and below it with ``recursive``); returns the folders seen."""
+        pending, folders = [start], set()
+        while pending:
+            relative = pending.pop()
+            with os.scandir(self.root / relative) as entries:
+                for entry in entries:
+                    path = f"{relative}/{entry.name}" if relative else entry.name
+                    if entry.is_symlink():
+                        self.skipped[path] = f"a symbolic link to {os.readlink(entry.path)}"
+                    elif entry.is_file(follow_symlinks=False):
+                        self.files.add(path)
+                    elif entry.is_dir(follow_symlinks=False):
+                        folders.add(path)
+                        if recursive:
+                            pending.append(path)
+                    else:
+                        self.skipped[path] = file_kind(entry.stat(follow_symlinks=False).st_mode)
+        return folders
+
+    def skipped_note(self) -> str | None:
+        """One line naming the first entries that were not read, or None."""
+        if not self.skipped:
+            return None
+        names = sorted(self.skipped)
+        shown = ", ".join(f"{name} ({self.skipped[name]})" for name in names[:SKIPPED_SHOWN])
+        more = f" and {len(names) - SKIPPED_SHOWN} more" if len(names) > SKIPPED_SHOWN else ""
+        entries = "entry" if len(names) == 1 else "entries"
+        return (f"skipped {len(names)} {entries} that are not regular files (symbolic links are "
+                f"never followed): {shown}{more}")
+
+    def read_json(self, name: str, required: bool = False) -> Any:
+        """The parsed ``name``; None when it is absent or skipped (an error when ``required``)."""
+        text = self.read_text(name, required)
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise TrackingError(f"{self.root / name}: invalid JSON ({error})") from None
+
+    def read_text(self, name: str, required: bool = False) -> str | None:
+        if name in self.files:
+            return (self.root / name).read_text(encoding="utf-8", errors="replace")
+        if required:
+            why = f"is {self.skipped[name]}, not read" if name in self.skipped else "is missing"
+            raise TrackingError(f"{self.root / name} {why}")
+        return None
+
+
 def find_run_folders(source: Path) -> list[Path]:
+    """``source`` if it is a run folder, else the run folders in it (links among them too)."""
     source = Path(source)
     if not source.is_dir():
         what = "it is a file, not a folder" if source.exists() else "it does not exist"
         raise TrackingError(f"cannot import {source}: {what}")
-    if (source / "metadata.json").is_file():
+    if _is_run_folder(source):
         return [source]
-    folders = sorted(p for p in source.iterdir() if (p / "metadata.json").is_file())
+    folders = sorted(p for p in source.iterdir() if _is_run_folder(p))
     if not folders:
         raise TrackingError(f"cannot import {source}: no run folders (with metadata.json) found")
     return folders
 
 
+def _is_run_folder(path: Path) -> bool:
+    return os.path.lexists(path / "metadata.json")
+
+
 def import_runs(source: Path, store: Store) -> list[ImportResult]:
-    """Import every run folder under ``source`` (or ``source`` itself)."""
+    """Import every run folder under ``source`` (or ``source`` itself, even through a link:
+    it was named); a run folder under ``source`` that is a symbolic link is not followed."""
     results = []
     for folder in find_run_folders(source):
+        if folder != Path(source) and folder.is_symlink():
+            results.append(ImportResult(folder, status="link", notes=[
+                f"a symbolic link to {os.readlink(folder)}; links are not followed "
+                "(name the folder itself to import it)"]))
+            continue
         try:
             results.append(import_run(folder, store))
         except (OSError, ValueError, TrackingError) as error:
@@ -63,9 +147,14 @@ def import_runs(source: Path, store: Store) -> list[ImportResult]:
 
 
 def import_run(folder: Path, store: Store) -> ImportResult:
+    """Import one run folder, reading only its regular files."""
     result = ImportResult(folder)
-    metadata = _read_json(folder / "metadata.json", required=True)
-    summary = _read_json(folder / "summary.json") or {}
+    files = _RunFolder.scan(folder)
+    metadata = files.read_json("metadata.json", required=True)
+    if not isinstance(metadata, dict):
+        raise TrackingError(f"{folder / 'metadata.json'} is not a JSON object")
+    summary = files.read_json("summary.json")
+    summary = summary if isinstance(summary, dict) else {}
     legacy_id = str(summary.get("experiment_id") or folder.name)
     experiment = str(summary.get("experiment_name") or _name_part(folder.name))
     run_id = uuid.uuid5(_LEGACY_NAMESPACE, f"{experiment}/{legacy_id}").hex
@@ -74,7 +163,10 @@ def import_run(folder: Path, store: Store) -> ImportResult:
         result.status = "skipped"
         result.notes.append("already imported")
         return result
-    entries, note = _read_metric_entries(folder / "metrics.json")
+    not_read = files.skipped_note()
+    if not_read:
+        result.notes.append(not_read)
+    entries, note = _read_metric_entries(files)
     if note:
         result.notes.append(note)
     series, skipped = _series(entries)
@@ -87,52 +179,50 @@ def import_run(folder: Path, store: Store) -> ImportResult:
         experiment=experiment, run_name=folder.name, tags=["imported"], run_id=run_id,
         start_time=start, status=status,
         config={"imported_from": str(folder.resolve()), "legacy_metadata": metadata})
-    params = _read_json(folder / "hyperparameters.json") or {}
+    params = files.read_json("hyperparameters.json") or {}
     if isinstance(params, dict):
         store.log_params(run_id, params)
     else:
         result.notes.append("hyperparameters.json is not an object; not imported")
     if series:
         store.append_metrics(run_id, series)
-    _import_artifacts(folder, store, run_id, result)
-    _copy_plots(folder / "plots", store.run_dir(run_id) / "plots")
+    _import_artifacts(files, store, run_id, result)
+    _copy_plots(files, store.run_dir(run_id) / "plots")
     last_time = max((float(s[2][-1]) for s in series.values()), default=start)
     store.set_status(run_id, status, end_time=end or max(start, last_time))
     return result
 
 
-def _import_artifacts(folder: Path, store: Store, run_id: str, result: ImportResult) -> None:
-    listing = _read_json(folder / "artifacts.json") or {}
+def _import_artifacts(files: _RunFolder, store: Store, run_id: str, result: ImportResult) -> None:
+    listing = files.read_json("artifacts.json") or {}
+    if not isinstance(listing, dict):
+        result.notes.append("artifacts.json is not an object; no artifacts imported")
+        return
     for name, info in listing.items():
         info = info if isinstance(info, dict) else {}
-        # only files inside the run folder: an imported folder never pulls in other files
-        candidates = [folder / "artifacts" / Path(str(info.get("path") or name)).name,
-                      folder / "artifacts" / Path(str(name)).name]
-        source = next((c for c in candidates if _inside(c, folder) and c.is_file()), None)
+        # only regular files in the run folder's artifacts/: never other files of the machine
+        candidates = [f"artifacts/{Path(str(info.get('path') or name)).name}",
+                      f"artifacts/{Path(str(name)).name}"]
+        source = next((c for c in candidates if c in files.files), None)
         if source is None:
-            result.notes.append(f"artifact {name!r}: file not found in {folder / 'artifacts'}, "
-                                "not imported")
+            why = next((f"{c} is {files.skipped[c]}" for c in candidates if c in files.skipped),
+                       f"file not found in {files.root / 'artifacts'}")
+            result.notes.append(f"artifact {name!r}: {why}, not imported")
             continue
-        sha256, size = store.objects.put(source)
+        sha256, size = store.objects.put(files.root / source)
         metadata = {k: v for k, v in info.items() if k in ("type", "framework")}
         store.add_artifact_version(run_id, str(name), sha256=sha256, size=size,
-                                   filename=source.name, metadata=metadata, aliases=(),
+                                   filename=Path(source).name, metadata=metadata, aliases=(),
                                    created_at=_timestamp(info.get("timestamp")))
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
-
-
-def _copy_plots(source: Path, target: Path) -> None:
-    """Regular files of the old ``plots/`` (symbolic links are not followed)."""
-    if not source.is_dir():
-        return
-    for path in source.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            destination = target / path.relative_to(source)
+def _copy_plots(files: _RunFolder, target: Path) -> None:
+    """The regular files found under the old ``plots/``."""
+    for relative in sorted(files.files):
+        if relative.startswith("plots/"):
+            destination = target / relative.removeprefix("plots/")
             destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, destination)
+            shutil.copyfile(files.root / relative, destination)
 
 
 def _series(entries: list[Any]) -> tuple[dict, int]:
@@ -163,10 +253,10 @@ def _series(entries: list[Any]) -> tuple[dict, int]:
     return series, skipped
 
 
-def _read_metric_entries(path: Path) -> tuple[list[Any], str | None]:
-    if not path.is_file():
+def _read_metric_entries(files: _RunFolder) -> tuple[list[Any], str | None]:
+    text = files.read_text("metrics.json")
+    if text is None:
         return [], None
-    text = path.read_text(encoding="utf-8", errors="replace")
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -193,17 +283,6 @@ def _salvage(text: str) -> list[Any]:
         except json.JSONDecodeError:
             return entries
         entries.append(entry)
-
-
-def _read_json(path: Path, required: bool = False) -> Any:
-    if not path.is_file():
-        if required:
-            raise TrackingError(f"{path} is missing")
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise TrackingError(f"{path}: invalid JSON ({error})") from None
 
 
 def _timestamp(value: Any) -> float | None:

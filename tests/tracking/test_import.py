@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,102 @@ def test_import_never_pulls_in_files_outside_the_run_folder(tmp_path):
     assert sum("not imported" in note for note in result.notes) == 2
     assert not (store.run_dir(result.run_id) / "plots" / "leak.png").exists()
     assert (store.run_dir(result.run_id) / "plots" / "loss.png").exists()
+
+
+def _outside(tmp_path: Path) -> Path:
+    """A folder of this machine's files that an import must never copy."""
+    outside = tmp_path / "machine"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "passwd").write_text("root:x:0:0")
+    (outside / "deep" / "id_rsa.png").write_text("PRIVATE KEY")
+    (outside / "params.json").write_text(json.dumps({"stolen": 1}))
+    (outside / "metrics.json").write_text(json.dumps([{"step": 0, "stolen": 1.0}]))
+    return outside
+
+
+def _copied(store: Store, run_id: str) -> set[str]:
+    plots = store.run_dir(run_id) / "plots"
+    return {p.relative_to(plots).as_posix() for p in plots.rglob("*") if p.is_file()} if plots.exists() else set()
+
+
+def test_a_symlinked_plots_folder_is_not_followed(tmp_path):
+    outside = _outside(tmp_path)
+    folder = _legacy_run(tmp_path / "old", "linked", "dddddddd")
+    (folder / "plots" / "loss.png").unlink()
+    (folder / "plots").rmdir()
+    (folder / "plots").symlink_to(outside)
+    store = Store(tmp_path / "store")
+    (result,) = import_runs(folder, store)
+    assert result.status == "imported"
+    assert _copied(store, result.run_id) == set()
+    assert any(f"plots (a symbolic link to {outside})" in note for note in result.notes), result.notes
+
+
+def test_symlinked_files_at_the_top_of_the_run_folder_are_not_read(tmp_path):
+    outside = _outside(tmp_path)
+    folder = _legacy_run(tmp_path / "old", "files", "eeeeeeee")
+    for name, target in (("hyperparameters.json", "params.json"), ("metrics.json", "metrics.json"),
+                         ("artifacts.json", "params.json")):
+        (folder / name).unlink()
+        (folder / name).symlink_to(outside / target)
+    store = Store(tmp_path / "store")
+    (result,) = import_runs(folder, store)
+    assert result.status == "imported"
+    run = ExperimentManager(base_dir=tmp_path / "store").get_experiment(result.run_id)
+    assert run.hyperparameters == {} and run.metrics == {} and run.artifacts == []
+    (note,) = [n for n in result.notes if "symbolic link" in n]
+    assert note.startswith("skipped 3 entries") and "hyperparameters.json (a symbolic link to" in note
+
+
+def test_a_symlinked_metadata_file_is_an_error_for_that_run_only(tmp_path):
+    outside = _outside(tmp_path)
+    folder = _legacy_run(tmp_path / "old", "meta", "ffffffff")
+    _legacy_run(tmp_path / "old", "fine", "99999999")
+    (folder / "metadata.json").unlink()
+    (folder / "metadata.json").symlink_to(outside / "params.json")
+    results = {r.folder.name: r for r in import_runs(tmp_path / "old", Store(tmp_path / "store"))}
+    assert results["fine_99999999"].status == "imported"
+    assert results["meta_ffffffff"].status == "error"
+    assert "metadata.json is a symbolic link to" in results["meta_ffffffff"].notes[0]
+
+
+def test_a_link_deep_in_plots_is_not_followed(tmp_path):
+    outside = _outside(tmp_path)
+    folder = _legacy_run(tmp_path / "old", "deep", "abababab")
+    deep = folder / "plots" / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    (deep / "real.png").write_bytes(b"\x89PNG")
+    (deep / "leak.png").symlink_to(outside / "deep" / "id_rsa.png")
+    (deep / "dir").symlink_to(outside / "deep")
+    (folder / "plots" / "a" / "up").symlink_to(outside)
+    os.mkfifo(deep / "pipe.png")
+    store = Store(tmp_path / "store")
+    (result,) = import_runs(folder, store)
+    assert _copied(store, result.run_id) == {"loss.png", "a/b/c/real.png"}
+    (note,) = [n for n in result.notes if "symbolic link" in n]
+    for entry in ("plots/a/b/c/leak.png (a symbolic link", "plots/a/b/c/dir (a symbolic link",
+                  "plots/a/up (a symbolic link", "plots/a/b/c/pipe.png (a FIFO)"):
+        assert entry in note, note
+
+
+def test_a_symlinked_run_folder_among_run_folders_is_not_followed(tmp_path):
+    elsewhere = _legacy_run(tmp_path / "elsewhere", "far", "cdcdcdcd")
+    legacy = tmp_path / "old"
+    _legacy_run(legacy, "near", "12121212")
+    (legacy / "far_cdcdcdcd").symlink_to(elsewhere)
+    results = {r.folder.name: r for r in import_runs(legacy, Store(tmp_path / "store"))}
+    assert results["near_12121212"].status == "imported"
+    assert results["far_cdcdcdcd"].status == "link" and results["far_cdcdcdcd"].run_id is None
+    assert f"a symbolic link to {elsewhere}" in results["far_cdcdcdcd"].notes[0]
+    assert len(ExperimentManager(base_dir=tmp_path / "store").list_experiments()) == 1
+    # named directly, the folder is the user's choice and is imported
+    (result,) = import_runs(legacy / "far_cdcdcdcd", Store(tmp_path / "store"))
+    assert result.status == "imported"
+
+
+def test_metadata_that_is_not_an_object_is_an_error_for_that_run(tmp_path):
+    folder = _legacy_run(tmp_path / "old", "list", "34343434")
+    (folder / "metadata.json").write_text("[]")
+    (folder / "summary.json").write_text("[]")
+    (result,) = import_runs(folder, Store(tmp_path / "store"))
+    assert result.status == "error" and "metadata.json is not a JSON object" in result.notes[0]
