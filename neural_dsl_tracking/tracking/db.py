@@ -9,6 +9,7 @@ are retried on serialization failures and deadlocks.
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -23,11 +24,23 @@ SQLITE_FILE = "store.db"
 _RETRIES = 60
 _SQLITE_MMAP_BYTES = 1 << 30  # reads map the file instead of copying it page by page
 _POSTGRES_PREFIXES = ("postgresql+psycopg://", "postgresql://", "postgres://")
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def is_database_url(location: str) -> bool:
     """True for a PostgreSQL URL, False for a directory path."""
     return str(location).startswith(_POSTGRES_PREFIXES)
+
+
+def check_store_location(location: str) -> None:
+    """TrackingError for a URL of a kind no store can live at (``sqlite://``, ``mysql://``,
+    ``file://``...): an embedded store is a folder path, a database store a PostgreSQL URL."""
+    text = str(location)
+    if _URL_SCHEME.match(text) and not is_database_url(text):
+        raise TrackingError(
+            f"unsupported store URL {redact(text)}: give a folder path for an embedded SQLite "
+            "store (e.g. neural_experiments), or a PostgreSQL URL "
+            "(postgresql+psycopg://user:password@host:5432/dbname)")
 
 
 class StoreAbsent(TrackingError):

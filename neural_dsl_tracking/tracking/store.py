@@ -22,7 +22,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from neural_dsl_tracking.errors import TrackingError
-from neural_dsl_tracking.tracking.db import Cursor, Database, StoreAbsent, is_database_url
+from neural_dsl_tracking.tracking.db import (
+    Cursor,
+    Database,
+    StoreAbsent,
+    check_store_location,
+    is_database_url,
+)
 from neural_dsl_tracking.tracking.objects import ObjectStore
 from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
@@ -68,7 +74,10 @@ def check_crash_after(seconds: float | None) -> float | None:
 
 
 def store_locations(base_dir: str | Path, store: str | Path | None) -> tuple[str, Path]:
-    """(database location, files directory): a URL keeps files in base_dir, a path is both."""
+    """(database location, files directory): a URL keeps files in base_dir, a path is both.
+    A URL other than PostgreSQL's is a TrackingError."""
+    if store is not None:
+        check_store_location(str(store))
     if store is not None and is_database_url(str(store)):
         return str(store), Path(base_dir)
     directory = Path(store if store is not None else base_dir)

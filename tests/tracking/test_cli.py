@@ -190,3 +190,11 @@ def test_bare_experiments_takes_the_dashboard_options():
     assert result.returncode == 0
     for option in ("--port", "--host", "--base-dir", "--store", "ls", "import"):
         assert option in result.stdout
+
+
+def test_a_sqlite_url_as_store_is_refused_with_what_to_give(tmp_path):
+    result = neural("experiments", "ls", "--store", f"sqlite:///{tmp_path}/runs.db")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: unsupported store URL sqlite:///")
+    assert "give a folder path for an embedded SQLite store" in result.stderr
+    assert list(tmp_path.iterdir()) == []

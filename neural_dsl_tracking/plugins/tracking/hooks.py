@@ -89,8 +89,9 @@ def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir:
     the program was launched from, not Hydra's output directory.
     """
     from neural_dsl_tracking.tracking import ExperimentTracker
-    from neural_dsl_tracking.tracking.store import is_database_url
+    from neural_dsl_tracking.tracking.db import check_store_location, is_database_url
 
+    check_store_location(section.store)  # before a URL is taken for a folder path
     show_messages_on_stderr()
     options = {
         "mlflow": section.mlflow.model_dump(),
