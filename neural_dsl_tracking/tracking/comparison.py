@@ -6,6 +6,7 @@ import csv
 import html
 import json
 import math
+import re
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,9 @@ HTML_MAX_POINTS = 5000
 EXPORT_FILES = ("metrics.csv", "summary.json", "report.html")  # and compare_*.png
 
 Histories = dict[str, dict[str, MetricHistory]]  # run_id -> key -> history
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)")
 
 
 def run_label(record: RunRecord) -> str:
@@ -124,9 +128,10 @@ def export(records: list[RunRecord], histories: Histories, metrics: list[str],
         writer = csv.writer(handle)
         writer.writerow(["run_id", "run_name", "metric", "step", "value", "timestamp"])
         for record in records:
+            run_id, run_name = spreadsheet_text(record.run_id), spreadsheet_text(record.run_name)
             for key, h in histories[record.run_id].items():
-                writer.writerows(zip([record.run_id] * len(h), [record.run_name] * len(h),
-                                     [key] * len(h), h.steps.tolist(),
+                writer.writerows(zip([run_id] * len(h), [run_name] * len(h),
+                                     [spreadsheet_text(key)] * len(h), h.steps.tolist(),
                                      map(repr, h.values.tolist()), h.timestamps.tolist()))
     data = summary(records, metrics)
     (out_dir / "summary.json").write_text(
@@ -136,6 +141,14 @@ def export(records: list[RunRecord], histories: Histories, metrics: list[str],
     (out_dir / "report.html").write_text(_report_html(records, histories, metrics, data),
                                          encoding="utf-8")
     return out_dir
+
+
+def spreadsheet_text(text: str) -> str:
+    """``text`` for a CSV cell: with a leading ``'`` when a spreadsheet would read it as a
+    formula (it starts with = + - @ tab or CR and is not a number), as OWASP recommends."""
+    if text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def _report_html(records: list[RunRecord], histories: Histories, metrics: list[str],

@@ -136,3 +136,26 @@ def test_comparing_many_runs_saves_to_a_folder_name_the_file_system_takes(tmp_pa
     assert folder.is_dir() and len(folder.name) < 100 and folder.name.startswith(ids[0][:8])
     other = manager.comparison_dir([manager.get_experiment(i) for i in ids[1:]])
     assert other != folder
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from")
+def test_exported_csv_cells_that_start_a_formula_are_text(tmp_path):
+    """OWASP's CSV injection defence: a text cell starting with = + - @ tab or CR gets a
+    leading ', so a spreadsheet shows it instead of running it; numbers stay numbers."""
+    hostile = ["=HYPERLINK(\"http://x\",\"y\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1)",
+               "\tx", "\rx"]
+    ids = []
+    for index, name in enumerate(hostile):
+        with ExperimentTracker("csv", base_dir=tmp_path / "store", run_name=name,
+                               auto_visualize=False) as tracker:
+            tracker.log_metrics({hostile[-1 - index]: -0.5, "-1.5e3": -2.0, "plain": 1.0}, step=-3)
+        ids.append(tracker.run_id)
+    out = ExperimentManager(base_dir=tmp_path / "store").export_comparison(ids, tmp_path / "out")
+    with open(out / "metrics.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * len(hostile)
+    assert {r["run_name"] for r in rows} == {"'" + name for name in hostile}
+    assert {r["metric"] for r in rows} == {"'" + name for name in hostile} | {"-1.5e3", "plain"}
+    for row in rows:
+        assert float(row["value"]) in (-0.5, -2.0, 1.0) and int(row["step"]) == -3
+        assert float(row["timestamp"]) > 0 and re.fullmatch("[0-9a-f]{32}", row["run_id"])
