@@ -24,7 +24,6 @@ from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, load_histo
 from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
 
 MIRROR_FINISH_TIMEOUT = 30.0
-PROCESS_HOOK_FLUSH_TIMEOUT = 10.0  # a signal may arrive while this thread holds the flush lock
 _now = time.time
 
 
@@ -46,26 +45,38 @@ class ExperimentTracker:
         self._store = Store(base_dir, store, create=True)
         self._finished = False
         self.status = "running"
-        if run_id is not None:
-            self.run_id = self._resume(run_id, tags or [])
-        else:
-            source_sha = None
-            if source_file is not None:
-                if not Path(source_file).is_file():
-                    raise TrackingError(f"source file {source_file} does not exist")
-                source_sha = hash_file(Path(source_file))
-            self.run_id = self._store.create_run(
-                experiment=experiment_name, run_name=run_name, tags=tags or [], config=config,
-                source_file=None if source_file is None else str(source_file),
-                source_sha256=source_sha)
-            self._next_step = 0
+        lifecycle.install()
+        with lifecycle.sigterm_deferred():  # a SIGTERM from here on closes the run once it is open
+            self.run_id = (self._resume(run_id, tags or []) if run_id is not None else
+                           self._create(experiment_name, run_name, tags or [], config, source_file))
+            self._open(store, backend, backend_options or {}, visualize_every, auto_visualize,
+                       flush_interval)
+            lifecycle.register(self)
+
+    def _create(self, experiment_name: str, run_name: str | None, tags: list[str],
+                config: dict | None, source_file: str | Path | None) -> str:
+        """A new run in the store; returns its id."""
+        source_sha = None
+        if source_file is not None:
+            if not Path(source_file).is_file():
+                raise TrackingError(f"source file {source_file} does not exist")
+            source_sha = hash_file(Path(source_file))
+        self._next_step = 0
+        return self._store.create_run(
+            experiment=experiment_name, run_name=run_name, tags=tags, config=config,
+            source_file=None if source_file is None else str(source_file),
+            source_sha256=source_sha)
+
+    def _open(self, store: str | None, backend: str | list[str], backend_options: dict,
+              visualize_every: int, auto_visualize: bool, flush_interval: float) -> None:
+        """Start what serves the run: mirrors, the metric writer, the plot process."""
         record = self._store.get_run(self.run_id)
         self.experiment_name = record.experiment
         self.run_name = record.run_name
         self.run_dir = self._store.run_dir(self.run_id)
         (self.run_dir / "plots").mkdir(parents=True, exist_ok=True)
 
-        self._mirrors = self._open_mirrors(backend, backend_options or {}, record.tags)
+        self._mirrors = self._open_mirrors(backend, backend_options, record.tags)
         self._writer = MetricWriter(self._store, self.run_id, interval=flush_interval,
                                     on_flushed=self._mirrors.metrics if self._mirrors else None)
         self._append = self._writer.pending.append
@@ -80,7 +91,6 @@ class ExperimentTracker:
             "run_id": self.run_id, "plots_dir": str((self.run_dir / "plots").resolve()),
         }) if self._visualize_every else None
         self._writer.start()
-        lifecycle.register(self)
 
     def _resume(self, ref: str, tags: list[str]) -> str:
         """Reopen the run ``ref`` names (an id, a unique id prefix, or a unique run name)."""
@@ -296,11 +306,18 @@ class ExperimentTracker:
 
     # ---- finishing --------------------------------------------------------------------
     def finish(self, status: str = "completed") -> None:
-        """Flush everything, draw the final plots, close mirrors, record ``status``."""
+        """Flush everything, draw the final plots, close mirrors, record ``status``.
+
+        A SIGTERM arriving meanwhile is handled once this returns."""
         if self._finished:
             return
         if status not in FINAL_STATUSES:
             raise TrackingError(f"status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}")
+        with lifecycle.sigterm_deferred():
+            if not self._finished:  # a SIGTERM just before the line above has finished it
+                self._finish(status)
+
+    def _finish(self, status: str) -> None:
         self._finished = True
         lifecycle.unregister(self)
         try:
@@ -327,10 +344,6 @@ class ExperimentTracker:
                 if not message:  # no "<mirror names>: " prefix
                     backend, message = "mirrors", str(unsent)
                 self._record_mirror_failure(backend, f"at finish: {message}")
-
-    def _close_from_process_hook(self, status: str) -> None:
-        self._writer.close_timeout = PROCESS_HOOK_FLUSH_TIMEOUT
-        self.finish(status)
 
     def _check_open(self) -> None:
         if self._finished:

@@ -213,3 +213,17 @@ def test_a_round_redraws_only_the_metric_plots_whose_series_grew(tmp_path):
     assert second["all_metrics.png"] > first["all_metrics.png"]
     _assert_png(tracker.run_dir / "plots" / "metric_acc.png")
     tracker.finish()
+
+
+def test_no_plots_folder_without_a_plot(tmp_path):
+    (tmp_path / "w.pt").write_bytes(b"w")
+    with ExperimentTracker("quiet", base_dir=tmp_path / "off", auto_visualize=False) as off:
+        off.log_metrics({"loss": 1.0})
+        off.log_artifact(tmp_path / "w.pt")
+    with ExperimentTracker("empty", base_dir=tmp_path / "on", visualize_every=1) as nothing:
+        nothing.log_hyperparameters({"lr": 0.1})
+    for tracker in (off, nothing):
+        assert not (tracker.run_dir / "plots").exists()
+    with ExperimentTracker("drawn", base_dir=tmp_path / "on", visualize_every=0) as drawn:
+        drawn.log_metrics({"loss": 1.0})
+    assert (drawn.run_dir / "plots" / "metric_loss.png").exists()
