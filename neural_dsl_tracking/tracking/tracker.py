@@ -73,8 +73,7 @@ class ExperimentTracker:
         record = self._store.get_run(self.run_id)
         self.experiment_name = record.experiment
         self.run_name = record.run_name
-        self.run_dir = self._store.run_dir(self.run_id)
-        (self.run_dir / "plots").mkdir(parents=True, exist_ok=True)
+        self.run_dir = self._store.run_dir(self.run_id)  # plots/ appears with the first plot
 
         self._mirrors = self._open_mirrors(backend, backend_options, record.tags)
         self._writer = MetricWriter(self._store, self.run_id, interval=flush_interval,
