@@ -165,13 +165,27 @@ class Store:
         return run_id
 
     def reopen_run(self, run_id: str) -> None:
-        """Mark an existing run running again (resuming it)."""
+        """Mark an existing run running again (resuming it); a TrackingError while it is still
+        running elsewhere (heartbeat fresher than the crash threshold). Check and update are
+        one statement, so two processes resuming one crashed run cannot both succeed."""
+        crash_after = crash_after_default()
 
-        def body(cur: Cursor) -> None:
-            cur.execute("UPDATE runs SET status = 'running', end_time = NULL, heartbeat = ? "
-                        "WHERE run_id = ?", (time.time(), run_id))
+        def body(cur: Cursor) -> tuple | None:
+            now = time.time()
+            if cur.one("UPDATE runs SET status = 'running', end_time = NULL, heartbeat = ? "
+                       "WHERE run_id = ? AND NOT (status = 'running' AND heartbeat >= ?) "
+                       "RETURNING run_id", (now, run_id, now - crash_after)):
+                return None
+            return cur.one("SELECT heartbeat FROM runs WHERE run_id = ?", (run_id,))
 
-        self.db.write(body)
+        alive = self.db.write(body)
+        if alive is not None:
+            age = max(0.0, time.time() - alive[0])
+            raise TrackingError(
+                f"cannot resume run {run_id[:8]}: it is still running elsewhere (last heartbeat "
+                f"{age:.0f} s ago); finish or stop that process first. A run whose process is "
+                f"gone counts as crashed, and can be resumed, {crash_after:g} s after its last "
+                f"heartbeat ({CRASH_AFTER_ENV})")
 
     def add_tags(self, run_id: str, tags: Iterable[str]) -> None:
         rows = _tag_rows(run_id, tags)

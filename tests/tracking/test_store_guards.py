@@ -39,3 +39,61 @@ def test_a_compiled_programs_store_url_is_checked_before_it_becomes_a_folder(tmp
         open_tracker(TrackingSpec(store="sqlite:///runs.db"), {}, launch_dir=tmp_path,
                      source_file=source)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.neural"]
+
+
+def test_resuming_a_run_that_is_alive_is_refused(make_tracker, manager):
+    alive = make_tracker(run_name="alive")
+    alive.log_metrics({"loss": 1.0})
+    for ref in (alive.run_id, "alive"):
+        with pytest.raises(TrackingError, match=rf"cannot resume run {alive.run_id[:8]}: it is "
+                                                r"still running elsewhere \(last heartbeat \d+ s "
+                                                r"ago\).*NEURAL_TRACKING_CRASH_AFTER"):
+            make_tracker(run_id=ref)
+    alive.log_metrics({"loss": 2.0})
+    alive.finish()
+    assert manager.get_metric_history(alive.run_id, "loss").values.tolist() == [1.0, 2.0]
+    assert manager.get_experiment(alive.run_id).status == "completed"
+
+
+@pytest.mark.parametrize("status", ["failed", "interrupted", "completed"])
+def test_a_finished_run_resumes(make_tracker, status):
+    first = make_tracker()
+    first.finish(status)
+    again = make_tracker(run_id=first.run_id)
+    assert again.status == "running" and again.run_id == first.run_id
+
+
+HOLDER = """
+import sys, time
+from neural_dsl_tracking.tracking import ExperimentTracker
+tracker = ExperimentTracker("held", base_dir=sys.argv[1], store=sys.argv[2] or None,
+                            auto_visualize=False)
+tracker.log_metrics({"loss": 1.0})
+tracker.get_metric_history("loss")  # flushed
+print(tracker.run_id, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_run_alive_in_another_process_resumes_only_once_it_counts_as_crashed(
+        store_kwargs, tmp_path, monkeypatch):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store_kwargs["base_dir"]),
+                               store_kwargs["store"] or ""], stdout=subprocess.PIPE, text=True)
+    try:
+        run_id = holder.stdout.readline().strip()
+        with pytest.raises(TrackingError, match="still running elsewhere"):
+            ExperimentTracker("x", **store_kwargs, run_id=run_id, auto_visualize=False)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    monkeypatch.setenv("NEURAL_TRACKING_CRASH_AFTER", "1")
+    time.sleep(1.2)
+    with ExperimentTracker("x", **store_kwargs, run_id=run_id, auto_visualize=False) as resumed:
+        resumed.log_metrics({"loss": 2.0})
+    run = ExperimentManager(**store_kwargs).get_experiment(run_id)
+    assert run.status == "completed" and run.metrics["loss"]["count"] == 2
