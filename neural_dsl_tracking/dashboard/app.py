@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from neural_dsl_tracking.dashboard.security import Credentials, require_basic_au
 from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
 
 ASSETS = Path(__file__).with_name("assets")
+LOG = logging.getLogger("neural_dsl_tracking.dashboard")
 
 
 def create_app(
@@ -47,23 +49,29 @@ def add_download_route(server: Any, data: DashboardData) -> None:
     """``/artifacts/<run_id>/<version>/<name>``: one stored version, its checksum verified.
 
     The path on disk always comes from the store's own record of the version; nothing
-    in the URL is ever used as a file path.
+    in the URL is ever used as a file path. The object is opened once, checked and sent
+    from that open file (``download.open_object``). A corrupted object answers 500 with
+    no path in the page; the detail goes to the server's log.
     """
     from flask import abort, send_file
 
     @server.route("/artifacts/<run_id>/<int:version>/<path:name>")
     def download_artifact(run_id: str, version: int, name: str) -> Any:
         try:
-            found = data.artifact_version(run_id, name, version)
+            found, handle = data.open_artifact(run_id, name, version)
         except StoreUnavailable:
             abort(404)
         except ArtifactCorruptedError as error:
-            abort(500, description=str(error))
-        except TrackingError as error:
-            abort(404, description=str(error))
+            LOG.error("download refused: %s", error)
+            abort(500, description=f"artifact {name} v{version} is corrupted in the store; "
+                                   "the download was refused (the server's log says why)")
+        except TrackingError:
+            abort(404, description=f"run {run_id} has no artifact {name!r} version {version}")
         filename = Path(str(found.metadata.get("filename") or "")).name or f"{found.name}-v{found.version}"
-        return send_file(Path(found.path), as_attachment=True, download_name=filename,
-                         mimetype="application/octet-stream", etag=found.sha256, max_age=0)
+        response = send_file(handle, as_attachment=True, download_name=filename,
+                             mimetype="application/octet-stream", etag=found.sha256, max_age=0)
+        response.content_length = found.size
+        return response
 
     @server.route("/artifacts/", defaults={"rest": ""})
     @server.route("/artifacts/<path:rest>")

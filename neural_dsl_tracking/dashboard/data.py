@@ -19,11 +19,12 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from neural_dsl_tracking.dashboard.download import open_object
 from neural_dsl_tracking.tracking.downsample import DEFAULT_MAX_POINTS, bucket_size_for, bucketize_levels
 from neural_dsl_tracking.errors import NeuralError, TrackingError
 
@@ -240,6 +241,11 @@ class DashboardData:
         """Every version of every artifact of the run, by name then version."""
         return self.manager().list_artifact_versions(run_id)
 
-    def artifact_version(self, run_id: str, name: str, version: int) -> Any:
-        """One artifact version, its object verified against its SHA-256."""
-        return self.manager().get_artifact_version(run_id, name, int(version), verify=True)
+    def open_artifact(self, run_id: str, name: str, version: int) -> tuple[Any, BinaryIO]:
+        """One artifact version and its object, opened and verified (``download.open_object``).
+
+        ``TrackingError`` when there is no such version, ``ArtifactCorruptedError`` when its
+        object is missing, not a regular file of the store or not its recorded content.
+        """
+        found = self.manager().get_artifact_version(run_id, name, int(version), verify=False)
+        return found, open_object(found)

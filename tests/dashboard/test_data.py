@@ -49,12 +49,13 @@ def test_artifact_versions_and_verified_reads(store, logged):
     versions = data.artifact_versions(store.ids["alpha"])
     assert [(v.name, v.version) for v in versions] == [("checkpoint", 1), ("checkpoint", 2)]
     assert [v.sha256 for v in versions] == [hashlib.sha256(c).hexdigest() for c in logged.checkpoints]
-    found = data.artifact_version(store.ids["alpha"], "checkpoint", 2)
-    assert found.path.read_bytes() == logged.checkpoints[1]
+    found, handle = data.open_artifact(store.ids["alpha"], "checkpoint", 2)
+    with handle:
+        assert found.version == 2 and handle.read() == logged.checkpoints[1]
     with pytest.raises(TrackingError):
-        data.artifact_version(store.ids["alpha"], "checkpoint", 7)
+        data.open_artifact(store.ids["alpha"], "checkpoint", 7)
     with pytest.raises(TrackingError):
-        data.artifact_version(store.ids["alpha"], "../../store.db", 1)
+        data.open_artifact(store.ids["alpha"], "../../store.db", 1)
 
 
 def test_corrupted_artifact_is_refused(tmp_path, serve):
@@ -72,7 +73,7 @@ def test_corrupted_artifact_is_refused(tmp_path, serve):
     version.path.chmod(0o644)
     version.path.write_bytes(b"tampered")
     with pytest.raises(ArtifactCorruptedError):
-        DashboardData(base_dir).artifact_version(tracker.run_id, "weights", 1)
+        DashboardData(base_dir).open_artifact(tracker.run_id, "weights", 1)
     with serve(create_app(base_dir=base_dir)) as url:
         with pytest.raises(HTTPError) as error:
             urlopen(f"{url}/artifacts/{tracker.run_id}/1/weights")
@@ -104,7 +105,9 @@ def test_sqlite_and_postgresql_stores_read_the_same(store_kwargs, tmp_path):
     assert (run.run_name, run.status, run.hyperparameters) == ("team-run", "completed", {"lr": 0.1})
     drawn = data.series(run.run_id, "loss", run.metrics["loss"]["count"])
     assert len(drawn.steps) <= 2000 and drawn.values.max() == 99.0 and 4321 in drawn.steps
-    assert data.artifact_version(run.run_id, "model", 1).path.read_bytes() == b"model bytes"
+    _, handle = data.open_artifact(run.run_id, "model", 1)
+    with handle:
+        assert handle.read() == b"model bytes"
 
 
 def test_database_password_is_never_shown(tmp_path):

@@ -1,0 +1,74 @@
+"""Opening an artifact's object for download: once, without following links, then checked.
+
+The object is opened through its folders' descriptors (``objects/``, then ``ab/`` without
+following a link, then the file without following a link and without blocking on a FIFO),
+checked to be a regular file of the recorded size and SHA-256, and the same open file is
+sent. Swapping the object for a symlink at any moment can only make the download fail.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import stat
+from typing import Any, BinaryIO
+
+from neural_dsl_tracking.errors import ArtifactCorruptedError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NO_LINK = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_REASONS = {errno.ENOENT: "is missing", errno.ELOOP: "is a symbolic link or lies under one",
+            errno.ENOTDIR: "lies under a symbolic link or a file"}
+
+
+def open_object(version: Any) -> BinaryIO:
+    """The object of an ``ArtifactVersion``, open at its start and verified.
+
+    ``ArtifactCorruptedError`` (with the object's path, for the server's log) when the
+    object is missing, is or sits under a symlink, is not a regular file, or does not
+    have the recorded size and SHA-256.
+    """
+    path = version.path
+    label = f"artifact {version.name} v{version.version}: object {path}"
+    if not _SHA256.fullmatch(version.sha256) or path.name != version.sha256 or path.parent.name != version.sha256[:2]:
+        raise ArtifactCorruptedError(f"{label} is not named by the recorded SHA-256 {version.sha256!r}")
+    try:
+        fd = _open_below(path.parent.parent, path.parent.name, path.name)
+    except OSError as error:
+        reason = _REASONS.get(error.errno, error.strerror)
+        raise ArtifactCorruptedError(f"{label} {reason}") from None
+    handle = os.fdopen(fd, "rb")
+    try:
+        _check(handle, version, label)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _open_below(root: Any, folder: str, name: str) -> int:
+    """``root/folder/name`` opened read-only; neither ``folder`` nor ``name`` may be a link."""
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        folder_fd = os.open(folder, _NO_LINK | os.O_DIRECTORY, dir_fd=root_fd)
+    finally:
+        os.close(root_fd)
+    try:
+        return os.open(name, _NO_LINK | os.O_NONBLOCK, dir_fd=folder_fd)  # a FIFO must not block
+    finally:
+        os.close(folder_fd)
+
+
+def _check(handle: BinaryIO, version: Any, label: str) -> None:
+    """A regular file of the recorded size and SHA-256; leaves ``handle`` at its start."""
+    info = os.fstat(handle.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        raise ArtifactCorruptedError(f"{label} is not a regular file")
+    if info.st_size != version.size:
+        raise ArtifactCorruptedError(f"{label} has {info.st_size} bytes, expected {version.size}")
+    actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    if actual != version.sha256:
+        raise ArtifactCorruptedError(f"{label} is corrupted (SHA-256 {actual}, expected {version.sha256})")
+    handle.seek(0)

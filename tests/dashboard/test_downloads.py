@@ -1,0 +1,122 @@
+"""Artifact downloads serve only the store's own objects, checked on the file that is sent."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from neural_dsl_tracking.dashboard.app import create_app
+from neural_dsl_tracking.tracking import ExperimentTracker
+
+pytestmark = pytest.mark.slow
+
+CONTENT = os.urandom(256 * 1024)  # hashing it takes long enough for a swap to land in between
+DOWNLOADS = 400
+SWAP_SECONDS = 120.0
+
+
+def logged_artifact(tmp_path: Path) -> tuple[Path, str, Path]:
+    """A store with one artifact: (store, run id, the object's path)."""
+    base_dir = tmp_path / "neural_experiments"
+    source = tmp_path / "weights.bin"
+    source.write_bytes(CONTENT)
+    with ExperimentTracker("downloads", base_dir=str(base_dir), auto_visualize=False) as tracker:
+        version = tracker.log_artifact(source, name="weights")
+    return base_dir, tracker.run_id, version.path
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_an_object_swapped_for_a_symlink_while_downloading_never_serves_the_link(tmp_path, serve):
+    base_dir, run_id, object_path = logged_artifact(tmp_path)
+    secret = tmp_path / "outside" / "secret"
+    secret.parent.mkdir()
+    secret.write_bytes(b"SECRET outside the store\n" * 100)
+    keep = tmp_path / "kept-object"
+    os.link(object_path, keep)
+    stop = threading.Event()
+    swaps = 0
+
+    def swap() -> None:
+        nonlocal swaps
+        incoming = object_path.with_name(".swap")
+        deadline = time.monotonic() + SWAP_SECONDS
+        while not stop.is_set() and time.monotonic() < deadline:
+            os.symlink(secret, incoming)
+            os.replace(incoming, object_path)
+            time.sleep(0.0005)
+            os.link(keep, incoming)
+            os.replace(incoming, object_path)
+            swaps += 1
+            time.sleep(0.0005)
+
+    answers: dict[int, int] = {}
+    with serve(create_app(base_dir=base_dir)) as url:
+        swapper = threading.Thread(target=swap, daemon=True)
+        swapper.start()
+        try:
+            for _ in range(DOWNLOADS):
+                status, body = fetch(f"{url}/artifacts/{run_id}/1/weights")
+                assert b"SECRET" not in body
+                assert status in (200, 500), status
+                if status == 200:
+                    assert body == CONTENT
+                answers[status] = answers.get(status, 0) + 1
+        finally:
+            stop.set()
+            swapper.join(10)
+    assert swaps > DOWNLOADS / 4 and answers.get(200, 0) > 0, (swaps, answers)
+
+
+@pytest.mark.parametrize("where", ["object", "folder"])
+def test_a_symlinked_object_or_object_folder_is_refused(tmp_path, serve, where):
+    base_dir, run_id, object_path = logged_artifact(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / object_path.name).write_bytes(CONTENT)  # even with the right content
+    if where == "object":
+        object_path.unlink()
+        object_path.symlink_to(outside / object_path.name)
+    else:
+        object_path.unlink()
+        object_path.parent.rmdir()
+        object_path.parent.symlink_to(outside)
+    with serve(create_app(base_dir=base_dir)) as url:
+        status, body = fetch(f"{url}/artifacts/{run_id}/1/weights")
+    assert status == 500 and b"corrupted" in body and CONTENT not in body
+    assert str(tmp_path).encode() not in body
+
+
+def test_a_fifo_in_place_of_an_object_is_refused_at_once(tmp_path, serve):
+    base_dir, run_id, object_path = logged_artifact(tmp_path)
+    object_path.unlink()
+    os.mkfifo(object_path)
+    with serve(create_app(base_dir=base_dir)) as url:
+        started = time.monotonic()
+        status, body = fetch(f"{url}/artifacts/{run_id}/1/weights")
+    assert status == 500 and b"corrupted" in body and time.monotonic() - started < 10
+
+
+def test_a_corrupted_object_is_refused_without_showing_store_paths(tmp_path, serve, caplog):
+    base_dir, run_id, object_path = logged_artifact(tmp_path)
+    object_path.chmod(0o644)
+    object_path.write_bytes(b"tampered")
+    with serve(create_app(base_dir=base_dir)) as url:
+        status, body = fetch(f"{url}/artifacts/{run_id}/1/weights")
+    assert status == 500
+    text = body.decode()
+    assert "weights v1 is corrupted" in text
+    assert str(tmp_path) not in text and "objects" not in text
+    assert str(object_path) in caplog.text  # the detail is in the server's log
