@@ -19,6 +19,9 @@ from neural_dsl_tracking.errors import NeuralError, NeuralSyntaxError, NeuralVal
 
 MAX_REPORTED = 20
 """At most this many problems are listed for one file."""
+SHOWN_CHARS, SHOWN_BEFORE = 120, 40
+"""A source line longer than SHOWN_CHARS is shown from SHOWN_BEFORE characters before
+the reported column."""
 
 
 @dataclass(frozen=True)
@@ -59,19 +62,25 @@ class Source:
         """``file:line:col: message`` then the source line and a caret under the spot."""
         pos = diagnostic.pos
         header = f"{self.filename}:{pos.line}:{pos.column}: {diagnostic.message}"
-        text = self.line_text(pos.line)
+        text = self.line_text(pos.line).rstrip()
         if not text.strip():
             return header
         gutter = str(pos.line)
+        # A long line is shown as a window around the column, cut ends marked "...".
+        first = max(0, min(pos.column - 1 - SHOWN_BEFORE, len(text) - SHOWN_CHARS))
+        last = min(len(text), first + SHOWN_CHARS)
+        before, after = ("..." if first else ""), ("..." if last < len(text) else "")
         # Keep tabs so the caret lines up with the text above it.
-        lead = "".join(ch if ch == "\t" else " " for ch in text[: pos.column - 1])
+        lead = " " * len(before) + "".join(
+            ch if ch == "\t" else " " for ch in text[first: pos.column - 1]
+        )
         width = 1
         if pos.end_line == pos.line and pos.end_column and pos.end_column > pos.column:
-            width = min(pos.end_column, len(text) + 1) - pos.column
+            width = min(pos.end_column, last + 1) - pos.column
         marker = "^" + "~" * max(0, width - 1)
         return (
             f"{header}\n"
-            f"  {gutter} | {text.rstrip()}\n"
+            f"  {gutter} | {before}{text[first:last]}{after}\n"
             f"  {' ' * len(gutter)} | {lead}{marker}"
         )
 

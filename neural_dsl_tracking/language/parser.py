@@ -10,15 +10,31 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import Any
+
+from lark import Token
 from lark.exceptions import UnexpectedInput
 
-from neural_dsl_tracking.errors import NeuralError, NeuralSyntaxError
-from neural_dsl_tracking.language.diagnostics import DiagnosticSink, Pos, Source, syntax_error
+from neural_dsl_tracking.errors import NeuralError, NeuralSyntaxError, NeuralValidationError
+from neural_dsl_tracking.language.diagnostics import (
+    Diagnostic,
+    DiagnosticSink,
+    Pos,
+    Source,
+    raise_diagnostics,
+    syntax_error,
+)
 from neural_dsl_tracking.language.grammar import NeuralParser, get_parser
 from neural_dsl_tracking.language.network import FileBuilder
 from neural_dsl_tracking.language.sections import SectionReader
 from neural_dsl_tracking.language.spec import NeuralFile
-from neural_dsl_tracking.language.syntax import ToSyntax, Value
+from neural_dsl_tracking.language.syntax import (
+    MAX_INT,
+    ToSyntax,
+    Value,
+    out_of_range_numbers,
+    token_pos,
+)
 from neural_dsl_tracking.language.syntax_errors import raise_syntax_error
 
 MAX_NESTING = 64
@@ -32,13 +48,9 @@ def parse_text(text: str, filename: str = "<string>") -> NeuralFile:
 
 def parse_with(parser: NeuralParser, text: str, filename: str = "<string>") -> NeuralFile:
     """``parse_text`` with a given parser (another set of plugins)."""
-    source = Source(text, filename)
+    source = Source(unix_newlines(text), filename)
     _check_nesting(source)
-    try:
-        tree = parser.lark.parse(text, start="start")
-    except UnexpectedInput as error:
-        raise_syntax_error(parser.lark, source, error)
-    syntax = ToSyntax(parser.plugin_rules).transform(tree)
+    syntax = _parse(parser, source, source.text, "start")
     sink = DiagnosticSink(source)
     sections = SectionReader(sink, lambda value: _parse_quoted_optimizer(parser, source, value))
     return FileBuilder(sink, parser.plugins, sections).build(syntax)
@@ -60,11 +72,17 @@ def parse_file(path: str | os.PathLike[str]) -> NeuralFile:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        line = unix_newlines(data[: exc.start].decode("utf-8", "replace")).count("\n") + 1
         raise NeuralSyntaxError(
             f"{path}:{line}: the file is not UTF-8 text (invalid byte at offset {exc.start})"
         ) from None
     return parse_text(text, str(path))
+
+
+def unix_newlines(text: str) -> str:
+    """``\\r\\n`` (Windows) and a lone ``\\r`` (old Mac OS) line endings as ``\\n``, so that
+    comments end and line numbers count the same whatever the file's line endings."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _parse_quoted_optimizer(parser: NeuralParser, source: Source, value: Value) -> Value:
@@ -74,11 +92,33 @@ def _parse_quoted_optimizer(parser: NeuralParser, source: Source, value: Value) 
     error carets) are the file's own."""
     content = value.text[1:-1]
     padded = "\n" * (value.pos.line - 1) + " " * value.pos.column + content
+    return _parse(parser, source, padded, "optimizer")
+
+
+def _parse(parser: NeuralParser, source: Source, text: str, start: str) -> Any:
+    """``text`` (the file, or a padded part of it) parsed from rule ``start`` into syntax
+    nodes; a syntax error or an out-of-range number is raised, located in ``source``."""
     try:
-        tree = parser.lark.parse(padded, start="optimizer")
+        tree = parser.lark.parse(text, start=start)
     except UnexpectedInput as error:
-        raise_syntax_error(parser.lark, source, error, parsed_text=padded)
+        raise_syntax_error(parser.lark, source, error, parsed_text=None if text is source.text else text)
+    _refuse_out_of_range(source, out_of_range_numbers(tree))
     return ToSyntax(parser.plugin_rules).transform(tree)
+
+
+def _refuse_out_of_range(source: Source, tokens: list[Token]) -> None:
+    problems = [Diagnostic(token_pos(token), _out_of_range(token.value)) for token in tokens]
+    if problems:
+        raise_diagnostics(source, problems, NeuralValidationError)
+
+
+def _out_of_range(number: str) -> str:
+    """The message for a literal :func:`number_value` refuses; a huge one is abridged
+    (``12345678901234567890... (5000 characters)``)."""
+    shown = number if len(number) <= 40 else f"{number[:20]}... ({len(number)} characters)"
+    if number.lstrip("+-").isdigit():
+        return f"integer {shown} is out of range: integers are up to 64 bits (at most {MAX_INT})"
+    return f"number {shown} is out of range: numbers are up to about 1.8e308"
 
 
 _OPENERS = "([{"

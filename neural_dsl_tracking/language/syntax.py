@@ -7,6 +7,7 @@ spot. This module never raises for user input.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,11 +137,29 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
-def number_value(text: str) -> int | float:
-    stripped = text.lstrip("+-")
-    if stripped.isdigit():
-        return int(text)
-    return float(text)
+MAX_INT = 2**63 - 1
+"""Integers are 64-bit; a larger literal is refused where it is written."""
+_MAX_INT_DIGITS = len(str(MAX_INT))
+
+
+def number_value(text: str) -> int | float | None:
+    """The number a NUMBER token spells, or None when it is out of range (an integer
+    beyond 64 bits, a float beyond a double). A huge integer is refused by its length,
+    never converted whole (Python refuses ``int()`` of more than 4,300 digits)."""
+    digits = text.lstrip("+-")
+    if digits.isdigit():
+        if len(digits.lstrip("0")) > _MAX_INT_DIGITS:
+            return None
+        number = int(text)
+        return number if abs(number) <= MAX_INT else None
+    real = float(text)
+    return real if math.isfinite(real) else None
+
+
+def out_of_range_numbers(tree: Tree) -> list[Token]:
+    """The NUMBER tokens of a parse tree that :func:`number_value` refuses."""
+    return [child for subtree in tree.iter_subtrees() for child in subtree.children
+            if isinstance(child, Token) and child.type == "NUMBER" and number_value(child.value) is None]
 
 
 def token_value(token: Token) -> Value:

@@ -7,7 +7,6 @@ layer, optimizer, schedule and HPO readers share.
 from __future__ import annotations
 
 import json
-import math
 from typing import Iterable, Sequence
 
 from neural_dsl_tracking.language.diagnostics import DiagnosticSink, did_you_mean
@@ -21,7 +20,6 @@ from neural_dsl_tracking.language.spec import (
 from neural_dsl_tracking.language.syntax import Argument, Call, Value
 
 HPO_KINDS = ("choice", "range", "log_range")
-MAX_INT = 2**63 - 1
 
 
 def dsl_repr(value: ParamValue) -> str:
@@ -101,14 +99,6 @@ class ValueReader:
 
     def param(self, value: Value) -> ParamValue:
         kind = value.kind
-        if kind == "number":
-            data = value.data
-            if (isinstance(data, float) and not math.isfinite(data)) or (
-                isinstance(data, int) and abs(data) > MAX_INT
-            ):
-                self.sink.error(value.pos, f"number {value.text} is out of range")
-                return 0
-            return data
         if kind in ("tuple", "list"):
             return [self.param(item) for item in value.data]
         if kind == "call":
@@ -116,7 +106,7 @@ class ValueReader:
             if call.name == "HPO":
                 return self.hpo(value)
             return self.call(call)
-        return value.data  # string, name, bool, null
+        return value.data  # number (in range: see parser), string, name, bool, null
 
     def call(self, call: Call) -> CallValue:
         args: list[ParamValue] = []
