@@ -3,6 +3,10 @@ blocks, ``* N`` repeats and ``define`` macros (all expanded), ``@ "device"``."""
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+from typing import Iterator
+
 from neural_dsl_tracking.language.diagnostics import DiagnosticSink, did_you_mean
 from neural_dsl_tracking.language.layers import LAYERS
 from neural_dsl_tracking.language.sections import SectionReader, source_pos
@@ -11,7 +15,9 @@ from neural_dsl_tracking.language.syntax import LayerNode, MacroNode, Value
 from neural_dsl_tracking.language.values import bind_arguments
 
 MAX_LAYERS = 10_000
-"""No network expands to more layers than this (counting nested ones)."""
+"""No network or macro expands to more layers than this (counting nested ones)."""
+MAX_DEPTH = 64
+"""Nested ``{ }`` blocks go no deeper than this, also when macros nest them."""
 
 
 def layer_count(layers: list[LayerSpec]) -> int:
@@ -19,8 +25,31 @@ def layer_count(layers: list[LayerSpec]) -> int:
     return sum(1 + layer_count(layer.children) for layer in layers)
 
 
+def layer_depth(layers: list[LayerSpec]) -> int:
+    """How many levels of layers: 1 for a flat list, 0 for none."""
+    return max((1 + layer_depth(layer.children) for layer in layers), default=0)
+
+
+@dataclass(frozen=True)
+class _Body:
+    """Expanded layers (shared by every use) with their count and depth."""
+
+    layers: list[LayerSpec]
+    size: int
+    depth: int
+
+    @classmethod
+    def of(cls, layers: list[LayerSpec]) -> "_Body":
+        return cls(layers, layer_count(layers), layer_depth(layers))
+
+
 class LayerExpander:
-    """Expands the layer lists of one file; macro bodies are expanded once and copied."""
+    """Expands the layer lists of one file; macro bodies are expanded once.
+
+    Macros are expanded in dependency order with an explicit stack, so a chain of
+    thousands of macros does not recurse. An expansion over :data:`MAX_LAYERS` layers
+    or :data:`MAX_DEPTH` levels stops everything at once with that one error, before
+    any layer is copied."""
 
     def __init__(self, sink: DiagnosticSink, macros: list[MacroNode], sections: SectionReader):
         self.sink = sink
@@ -28,7 +57,7 @@ class LayerExpander:
         self.macros: dict[str, MacroNode] = {}
         for macro in macros:
             self._declare(macro)
-        self._bodies: dict[str, list[LayerSpec] | None] = {}
+        self._bodies: dict[str, _Body] = {}
 
     def _declare(self, macro: MacroNode) -> None:
         if macro.name in LAYERS:
@@ -42,9 +71,17 @@ class LayerExpander:
     def check_all_macros(self) -> None:
         """Expand every macro once, so that unused ones are checked too."""
         for name in self.macros:
-            self._macro_body(name, self.macros[name].pos)
+            self._macro_body(name)
 
-    def expand(self, nodes: list[LayerNode]) -> list[LayerSpec]:
+    def expand_network(self, nodes: list[LayerNode], name: str) -> list[LayerSpec]:
+        """The layers of network ``name``: every layer its own object (macro bodies and
+        repeats share theirs while expanding; copying once, at the end, is cheap)."""
+        return [_fresh(layer) for layer in self.expand(nodes, f"network '{name}'")]
+
+    def expand(self, nodes: list[LayerNode], owner: str, depth: int = 0) -> list[LayerSpec]:
+        """The layers of ``nodes`` (the list of ``owner``, e.g. "macro 'M'"), nested
+        ``depth`` blocks deep, with macros and repeats expanded. Repeated layers are the
+        same objects (see :meth:`expand_network`)."""
         result: list[LayerSpec] = []
         size = 0
         for node in nodes:
@@ -53,18 +90,24 @@ class LayerExpander:
             if node.name in self.macros:
                 body = self._macro_use(node)
             else:
-                layer = self._layer(node)
-                body = [] if layer is None else [layer]
-            if device is not None:
-                body = [_with_device(layer, device) for layer in body]
-            body_size = layer_count(body)
-            if size + body_size * count > MAX_LAYERS:
-                self.sink.error(node.pos, f"the layers expand to more than {MAX_LAYERS} layers")
-                return result
-            size += body_size * count
-            for copy in range(count):
-                result.extend(body if copy == 0 else [layer.model_copy(deep=True) for layer in body])
+                body = self._layer_body(node, owner, depth)
+            size += body.size * count
+            self._check_limits(node, owner, size, depth + body.depth)
+            placed = [_with_device(layer, device) for layer in body.layers] if device else body.layers
+            result.extend(placed * count)
         return result
+
+    def _check_limits(self, node: LayerNode, owner: str, size: int, depth: int) -> None:
+        """Stop at the first expansion over a limit (the rest would only repeat it)."""
+        if size > MAX_LAYERS:
+            self.sink.error(node.pos, f"the layers of {owner} expand to more than {MAX_LAYERS} "
+                                      f"layers ({size} up to here)")
+        elif depth > MAX_DEPTH:
+            self.sink.error(node.pos, f"the layers of {owner} are nested more than {MAX_DEPTH} "
+                                      f"deep ({depth} levels here)")
+        else:
+            return
+        self.sink.raise_if_any()
 
     # ------------------------------------------------------------ modifiers
     def _repeat_count(self, node: LayerNode) -> int:
@@ -87,28 +130,56 @@ class LayerExpander:
         return self.sections.device(value.data, value.pos)  # the grammar makes it a string
 
     # ------------------------------------------------------------ macros
-    def _macro_use(self, node: LayerNode) -> list[LayerSpec]:
+    def _macro_use(self, node: LayerNode) -> _Body:
         if node.arguments:
             self.sink.error(node.arguments[0].pos, f"macro '{node.name}' takes no arguments")
         if node.children is not None:
             self.sink.error(node.pos, f"macro '{node.name}' cannot take a nested block")
-        body = self._macro_body(node.name, node.pos)
-        return [layer.model_copy(deep=True) for layer in body]
+        return self._macro_body(node.name)
 
-    def _macro_body(self, name: str, use_pos) -> list[LayerSpec]:
-        if name in self._bodies:
-            body = self._bodies[name]
-            if body is None:
-                self.sink.error(use_pos, f"macro '{name}' uses itself")
-                return []
-            return body
-        self._bodies[name] = None  # in progress: a use from inside is a cycle
-        body = self.expand(self.macros[name].layers)
-        self._bodies[name] = body
-        return body
+    def _macro_body(self, name: str) -> _Body:
+        """The expanded body of macro ``name``: the macros it uses are expanded first,
+        depth first on an explicit stack; a cycle is reported once, at the use that
+        closes it, and leaves the macros on it empty."""
+        chain = [name]  # macros being expanded, each one using the next
+        uses = [self._uses(name)]  # the uses not yet looked at, for each macro in chain
+        on_chain = {name}
+        while name not in self._bodies:
+            use = next((u for u in uses[-1] if u.name not in self._bodies), None)
+            if use is None:
+                current = chain.pop()
+                uses.pop()
+                on_chain.discard(current)
+                layers = self.expand(self.macros[current].layers, f"macro '{current}'")
+                self._bodies[current] = _Body.of(layers)
+            elif use.name in on_chain:
+                cycle = chain[chain.index(use.name):]
+                self.sink.error(use.pos, f"macro '{use.name}' uses itself: {_chain([*cycle, use.name])}")
+                for member in cycle:
+                    self._bodies[member] = _Body([], 0, 0)
+                    on_chain.discard(member)
+                del chain[-len(cycle):], uses[-len(cycle):]
+            else:
+                chain.append(use.name)
+                uses.append(self._uses(use.name))
+                on_chain.add(use.name)
+        return self._bodies[name]
+
+    def _uses(self, name: str) -> Iterator[LayerNode]:
+        """Where macro ``name`` uses macros (itself too), nested blocks included."""
+        pending = list(reversed(self.macros[name].layers))
+        while pending:
+            node = pending.pop()
+            if node.name in self.macros:
+                yield node
+            pending.extend(reversed(node.children or []))
 
     # ------------------------------------------------------------ one layer
-    def _layer(self, node: LayerNode) -> LayerSpec | None:
+    def _layer_body(self, node: LayerNode, owner: str, depth: int) -> _Body:
+        layer = self._layer(node, owner, depth)
+        return _Body.of([] if layer is None else [layer])
+
+    def _layer(self, node: LayerNode, owner: str, depth: int) -> LayerSpec | None:
         info = LAYERS.get(node.name)
         if info is None:
             hint = did_you_mean(node.name, [*LAYERS, *self.macros])
@@ -130,10 +201,28 @@ class LayerExpander:
         children: list[LayerSpec] = []
         if node.children is not None:
             if info.container:
-                children = self.expand(node.children)
+                children = self.expand(node.children, owner, depth + 1)
             else:
                 self.sink.error(node.pos, f"{node.name} does not take a nested {{ }} block")
         return LayerSpec(type=node.name, params=params, children=children, pos=source_pos(node.pos))
+
+
+def _chain(names: list[str], shown: int = 8) -> str:
+    """``A -> B -> A``; a long chain by its ends: ``M1 -> M2 -> M3 -> ... (4994 more) -> M1``."""
+    if len(names) > shown:
+        half = shown // 2
+        names = [*names[:half], f"... ({len(names) - shown} more)", *names[-half:]]
+    return " -> ".join(names)
+
+
+def _fresh(layer: LayerSpec) -> LayerSpec:
+    """A copy of ``layer`` that shares nothing mutable, even where the original shares
+    objects with itself (``copy.deepcopy`` would keep such sharing)."""
+    return layer.model_copy(update={
+        "params": copy.deepcopy(layer.params),
+        "children": [_fresh(child) for child in layer.children],
+        "pos": layer.pos and layer.pos.model_copy(),
+    })
 
 
 def _with_device(layer: LayerSpec, device: str) -> LayerSpec:

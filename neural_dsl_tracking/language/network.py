@@ -74,7 +74,7 @@ class FileBuilder:
         fields: dict = {
             "name": node.name,
             "input": reader.input(sections["input"].payload, sections["input"].pos),
-            "layers": expander.expand(sections["layers"].payload),
+            "layers": expander.expand_network(sections["layers"].payload, node.name),
             "pos": source_pos(node.pos),
         }
         if "loss" in sections:
