@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking import lifecycle
 
 T = TypeVar("T")
 
@@ -107,7 +108,8 @@ class Database:
 
     def _retrying(self, once: Callable[[], T]) -> T:
         for attempt in range(_RETRIES):
-            with self._lock:
+            # a SIGTERM handled in here must not re-enter the connection: it closes the runs after
+            with lifecycle.sigterm_deferred(), self._lock:
                 try:
                     return once()
                 except Exception as error:  # noqa: BLE001 - classified by _recover

@@ -3,6 +3,12 @@
 Installed once, when the first tracker starts. The SIGTERM handler is only installed from
 the main thread and chains to whatever handler was there before; with the default handler
 the process still terminates by SIGTERM after the runs are flushed.
+
+Python runs a signal handler in the main thread between two instructions, possibly in the
+middle of a store transaction, a flush or a ``finish()`` of that thread. Closing the runs
+there would re-enter the store (a transaction inside the transaction, a lock the thread
+already holds), so those blocks run inside :func:`sigterm_deferred`: a SIGTERM that arrives
+in one is held, and the runs are closed when the outermost block ends.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Protocol
+from contextlib import contextmanager
+from typing import Any, Iterator, Protocol
 
 
 class Closable(Protocol):
-    def _close_from_process_hook(self, status: str) -> None: ...
+    def finish(self, status: str) -> None: ...
 
 
 _open_runs: set[Any] = set()  # strong references: a run stays open until finished or exit
@@ -25,11 +32,13 @@ _signal_installed = False
 _previous_sigterm: Any = None
 _exit_status = "completed"
 _install_lock = threading.Lock()
+_holding = 0  # depth of the main thread's sigterm_deferred blocks
+_deferred: tuple[int, Any] | None = None  # a SIGTERM that arrived inside one, to handle at its end
 
 
 def register(tracker: Closable) -> None:
     """Keep ``tracker`` until it finishes, and finish it when the process ends."""
-    _install()
+    install()
     _open_runs.add(tracker)
 
 
@@ -37,12 +46,40 @@ def unregister(tracker: Closable) -> None:
     _open_runs.discard(tracker)
 
 
+@contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """Hold a SIGTERM that arrives in this block until the block ends, then close the runs.
+
+    For the main thread's work on the store (a transaction, a flush, a finish), which the
+    handler's close must not interrupt; other threads never run signal handlers.
+    """
+    global _holding
+    if threading.get_ident() != threading.main_thread().ident:
+        yield
+        return
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
+        if not _holding and _deferred is not None:
+            _on_sigterm(*_take_deferred())
+
+
+def _take_deferred() -> tuple[int, Any]:
+    global _deferred
+    held, _deferred = _deferred, None
+    assert held is not None
+    return held
+
+
 def _close_all(status: str) -> None:
-    for tracker in list(_open_runs):
-        try:
-            tracker._close_from_process_hook(status)
-        except Exception as error:  # noqa: BLE001 - the process is ending; say so and go on
-            print(f"experiment tracking: could not close run: {error}", file=sys.stderr)
+    with sigterm_deferred():  # a SIGTERM while closing waits for the close to end
+        for tracker in list(_open_runs):
+            try:
+                tracker.finish(status)
+            except Exception as error:  # noqa: BLE001 - the process is ending; say so and go on
+                print(f"experiment tracking: could not close run: {error}", file=sys.stderr)
 
 
 def _at_exit() -> None:
@@ -50,6 +87,10 @@ def _at_exit() -> None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    global _deferred
+    if _holding:
+        _deferred = (signum, frame)
+        return
     _close_all("interrupted")
     previous = _previous_sigterm
     if callable(previous):
@@ -61,7 +102,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
         os.kill(os.getpid(), signum)
 
 
-def _install() -> None:
+def install() -> None:
+    """Install the hooks (once): from here on a SIGTERM also closes runs not registered yet."""
     global _installed, _signal_installed, _previous_sigterm
     with _install_lock:
         if not _installed:

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from neural_dsl_tracking.tracking import lifecycle
 from neural_dsl_tracking.tracking.store import RunDeleted, Series, Store
 
 FLUSH_INTERVAL = 0.5
@@ -59,7 +60,6 @@ class MetricWriter:
         self.last_error: Exception | None = None
         self.run_deleted = False  # the run was deleted from the store: points are dropped
         self._dropped: set[str] = set()  # metric names warned about and dropped
-        self.close_timeout = -1.0  # seconds close() waits for the flush lock; -1 = forever
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._last_write = time.monotonic()
@@ -83,11 +83,9 @@ class MetricWriter:
                                   stacklevel=1)
                 self.last_error = error
 
-    def flush(self, timeout: float = -1) -> int:
+    def flush(self) -> int:
         """Write everything buffered so far; returns the number of calls written."""
-        if not self._flush_lock.acquire(timeout=timeout):
-            return 0
-        try:
+        with lifecycle.sigterm_deferred(), self._flush_lock:  # SIGTERM's close flushes after
             n = len(self.pending)
             if not n:
                 return 0
@@ -105,8 +103,6 @@ class MetricWriter:
             self._last_write = time.monotonic()
             if self.on_flushed is not None:
                 self.on_flushed(series)
-        finally:
-            self._flush_lock.release()
         return n
 
     def _without_nul_names(self, series: dict[str, Series]) -> dict[str, Series]:
@@ -129,4 +125,4 @@ class MetricWriter:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
-        self.flush(self.close_timeout)
+        self.flush()
