@@ -51,7 +51,7 @@ def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name:
     """The config dict for ``spec`` and the compile warnings it raised."""
     where = f"{source_name}:{spec.pos.line}" if spec.pos else source_name
     settings = _Settings(where)
-    optimizer, schedule = _optimizer(spec, settings)
+    optimizer, schedule = _optimizer(spec, settings, source_name)
     train = {key: settings.value(f"train.{key}", getattr(spec.train, key)) for key in TRAIN_KEYS}
     _check_train(train, where)
     for key in spec.train.extra:
@@ -115,8 +115,10 @@ def _check_train(train: dict[str, Any], where: str) -> None:
         raise CompileError(f"{where}: train.validation_split must be from 0 to below 1, got {split!r}")
 
 
-def _optimizer(spec: ModelSpec, settings: _Settings) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    where = settings.where
+def _optimizer(spec: ModelSpec, settings: _Settings, source_name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The optimizer section (and the schedule); errors point at the ``optimizer:`` entry."""
+    written_at = spec.optimizer.pos if spec.optimizer else None
+    where = written_at.at(source_name) if written_at else settings.where
     written = spec.optimizer.type if spec.optimizer else "Adam"
     params = dict(spec.optimizer.params) if spec.optimizer else {}
     parsed = split_call_text(written) if "(" in written else None

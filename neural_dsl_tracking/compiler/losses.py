@@ -57,27 +57,29 @@ class LossPlan:
 
     name: str
     family: str
+    where: str
+    """``file:line:col`` of the ``loss:`` entry (just the file for a default loss), for messages."""
 
     def strips(self, activation: str) -> bool:
         return activation in STRIPPED[self.family]
 
-    def check_output(self, output_shape: tuple[int | None, ...], head: str | None, where: str) -> None:
+    def check_output(self, output_shape: tuple[int | None, ...], head: str | None) -> None:
         """Reject heads that cannot meet the loss; turn 2-unit softmax + BCE into cross-entropy."""
         units = output_shape[-1] if output_shape else None
         if self.family == "binary" and head == "softmax":
             if units != 2:
-                raise CompileError(f"{where}: binary_crossentropy with a {units}-unit softmax output is "
+                raise CompileError(f"{self.where}: binary_crossentropy with a {units}-unit softmax output is "
                                    "ambiguous; use a sigmoid output or categorical_crossentropy")
             self.family = "cross_entropy"
             self.name = "sparse_categorical_crossentropy"
         if self.family == "cross_entropy" and (units is None or units < 2):
-            raise CompileError(f"{where}: {self.name} needs an output layer with at least 2 units "
+            raise CompileError(f"{self.where}: {self.name} needs an output layer with at least 2 units "
                                f"(one per class), but the network outputs {output_shape}")
 
 
 def plan_loss(spec: ModelSpec, source_name: str) -> LossPlan:
     """The loss of ``spec``; without one, a default that fits the final layer."""
-    where = f"{source_name}:{spec.pos.line}" if spec.pos else source_name
+    where = spec.loss_pos.at(source_name) if spec.loss and spec.loss_pos else source_name
     if spec.loss:
         name = canonical_loss(spec.loss, where)
     else:
@@ -89,4 +91,4 @@ def plan_loss(spec: ModelSpec, source_name: str) -> LossPlan:
             name = "mean_squared_error"
         else:
             name = "sparse_categorical_crossentropy"
-    return LossPlan(name=name, family=LOSS_FAMILIES[name])
+    return LossPlan(name=name, family=LOSS_FAMILIES[name], where=where)

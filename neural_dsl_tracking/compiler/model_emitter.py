@@ -335,7 +335,7 @@ def emit_model(spec: ModelSpec, source_name: str, loss: LossPlan) -> ModelCode:
     out = root.to_layout(out, "last")
     output_shape = tuple(value_of(d) for d in out.shape)
     input_shape = tuple(value_of(d) for d in x.shape)
-    loss.check_output(output_shape, shared.head, source_name)
+    loss.check_output(output_shape, shared.head)
 
     writer = CodeWriter()
     with writer.block(f"class {class_name}(nn.Module)"):

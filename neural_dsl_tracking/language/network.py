@@ -79,6 +79,7 @@ class FileBuilder:
         }
         if "loss" in sections:
             fields["loss"] = reader.word(sections["loss"].payload, "the loss")
+            fields["loss_pos"] = source_pos(sections["loss"].payload.pos)
         if "optimizer" in sections:
             fields["optimizer"] = reader.optimizer(sections["optimizer"].payload)
         if "metrics" in sections:

@@ -85,7 +85,7 @@ class SectionReader:
             value = self._parse_optimizer(value)
         if value.kind in ("string", "name"):
             self._check_optimizer_name(value.data, value.pos)
-            return OptimizerSpec(type=value.data)
+            return OptimizerSpec(type=value.data, pos=source_pos(value.pos))
         call: Call = value.data
         self._check_optimizer_name(call.name, value.pos)
         bound = bind_arguments(call.arguments, ("learning_rate",), call.name, self.sink)
@@ -99,7 +99,7 @@ class SectionReader:
                 continue
             kind = "positive_number" if name == "learning_rate" else None
             params[name] = self.checked_value(item, kind, name)
-        return OptimizerSpec(type=call.name, params=params, schedule=schedule)
+        return OptimizerSpec(type=call.name, params=params, schedule=schedule, pos=source_pos(value.pos))
 
     def _check_optimizer_name(self, name: str, pos: Pos) -> None:
         if name.lower() not in {o.lower() for o in OPTIMIZERS}:

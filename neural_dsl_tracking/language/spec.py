@@ -29,10 +29,11 @@ class _Strict(BaseModel):
     def _drop_positions(
         self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
     ) -> Any:
-        """With ``context={"positions": False}`` the ``pos`` fields are left out."""
+        """With ``context={"positions": False}`` the ``pos`` and ``*_pos`` fields are left out."""
         data = handler(self)
         if isinstance(data, dict) and (info.context or {}).get("positions") is False:
-            data.pop("pos", None)
+            for key in [key for key in data if key == "pos" or key.endswith("_pos")]:
+                del data[key]
         return data
 
 
@@ -41,6 +42,10 @@ class SourcePos(_Strict):
 
     line: int
     column: int
+
+    def at(self, filename: str) -> str:
+        """``file:line:column``, the way messages locate things."""
+        return f"{filename}:{self.line}:{self.column}"
 
 
 # ---------------------------------------------------------------- HPO values
@@ -145,6 +150,8 @@ class OptimizerSpec(_Strict):
     type: str
     params: dict[str, ParamValue] = Field(default_factory=dict)
     schedule: ScheduleSpec | None = None
+    pos: SourcePos | None = None
+    """Where the optimizer is written (its name, after ``optimizer:``)."""
 
 
 class TrainSpec(_Strict):
@@ -171,6 +178,8 @@ class ModelSpec(_Strict):
     input: InputSpec
     layers: list[LayerSpec]
     loss: str | None = None
+    loss_pos: SourcePos | None = None
+    """Where the loss is written (its name, after ``loss:``)."""
     optimizer: OptimizerSpec | None = None
     metrics: list[str] = Field(default_factory=list)
     train: TrainSpec = Field(default_factory=TrainSpec)
