@@ -209,11 +209,11 @@ def _import_artifacts(files: _RunFolder, store: Store, run_id: str, result: Impo
                        f"file not found in {files.root / 'artifacts'}")
             result.notes.append(f"artifact {name!r}: {why}, not imported")
             continue
-        sha256, size = store.objects.put(files.root / source)
         metadata = {k: v for k, v in info.items() if k in ("type", "framework")}
-        store.add_artifact_version(run_id, str(name), sha256=sha256, size=size,
-                                   filename=Path(source).name, metadata=metadata, aliases=(),
-                                   created_at=_timestamp(info.get("timestamp")))
+        with store.objects.stage(files.root / source) as content:
+            store.add_artifact_version(run_id, str(name), content, filename=Path(source).name,
+                                       metadata=metadata, aliases=(),
+                                       created_at=_timestamp(info.get("timestamp")))
 
 
 def _copy_plots(files: _RunFolder, target: Path) -> None:

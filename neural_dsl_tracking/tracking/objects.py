@@ -37,34 +37,28 @@ class ObjectStore:
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
-    def put(self, source: str | Path) -> tuple[str, int]:
-        """Copy ``source`` in as an object; returns (sha256, size). Adds no bytes if present."""
+    def stage(self, source: str | Path) -> StagedObject:
+        """Copy ``source`` in under a temporary name and hash it; ``place()`` on the result
+        (inside the transaction that records it) puts it at its content address."""
         source = Path(source)
         with os.fdopen(_open_regular(source), "rb", buffering=0) as src:
             self.root.mkdir(parents=True, exist_ok=True)
-            return self._put(src, source)
+            return self._stage(src, source)
 
-    def _put(self, src: BinaryIO, source: Path) -> tuple[str, int]:
+    def _stage(self, src: BinaryIO, source: Path) -> StagedObject:
         fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=self.root)
         try:
             try:
                 digest, size = _copy_and_hash(src, fd)
             finally:
                 os.close(fd)
-            # an existing object is replaced by this verified copy: no bytes added, and an
-            # object damaged on disk is healed
-            target = self.path(digest)
-            target.parent.mkdir(exist_ok=True)
             os.chmod(tmp_name, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.replace(tmp_name, target)
-            _fsync_dir(target.parent)
-            return digest, size
         except BaseException as error:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
+            os.unlink(tmp_name)
             if isinstance(error, OSError):
                 raise TrackingError(f"cannot store artifact {source}: {error}") from None
             raise
+        return StagedObject(Path(tmp_name), self.path(digest), digest, size)
 
     def verify(self, sha256: str, size: int, label: str) -> Path:
         """The object's path after checking its length and SHA-256; ArtifactCorruptedError if not."""
@@ -91,6 +85,39 @@ class ObjectStore:
         except FileNotFoundError:
             return 0
         return size
+
+
+class StagedObject:
+    """A complete, synced copy of an artifact in ``objects/`` under a temporary name.
+
+    ``place()`` renames it to ``objects/<ab>/<sha256>``, replacing an existing object (no
+    bytes added, and one damaged on disk is healed). Store writes call it inside the
+    transaction that adds the version row, under the same lock as freeing an object, so a
+    concurrent deletion never removes an object a version was just recorded for. Use it as
+    a context manager: leaving removes the copy if it was never placed.
+    """
+
+    def __init__(self, temp: Path, target: Path, sha256: str, size: int) -> None:
+        self.temp, self.target, self.sha256, self.size = temp, target, sha256, size
+
+    def place(self) -> None:
+        """Put the object at its address (again after a retried transaction: a no-op)."""
+        if not self.temp.exists():
+            if not self.target.is_file():
+                raise TrackingError(f"artifact object {self.target} vanished while being stored")
+            return
+        self.target.parent.mkdir(exist_ok=True)
+        try:
+            os.replace(self.temp, self.target)
+            _fsync_dir(self.target.parent)
+        except OSError as error:
+            raise TrackingError(f"cannot store artifact object {self.target}: {error}") from None
+
+    def __enter__(self) -> "StagedObject":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.temp.unlink(missing_ok=True)
 
 
 def hash_file(path: Path) -> str:

@@ -29,7 +29,7 @@ from neural_dsl_tracking.tracking.db import (
     check_store_location,
     is_database_url,
 )
-from neural_dsl_tracking.tracking.objects import ObjectStore
+from neural_dsl_tracking.tracking.objects import ObjectStore, StagedObject
 from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
     MetricHistory,
@@ -342,24 +342,33 @@ class Store:
     def delete_run(self, run_id: str) -> int:
         """Remove a run and its rows; frees objects no other version uses. Returns bytes freed."""
 
-        def body(cur: Cursor) -> list[str]:
+        def body(cur: Cursor) -> int:
             shas = [r[0] for r in cur.all(
                 "SELECT DISTINCT sha256 FROM artifact_versions WHERE run_id = ?", (run_id,))]
             for table in ("artifact_aliases", "artifact_versions", "metric_chunks",
                           "metric_summary", "params", "run_tags", "mirror_failures", "runs"):
                 cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            return shas
+            return self._free_unreferenced(cur, shas)
 
-        freed = self.free_unreferenced(self.db.write(body))
+        freed = self.db.write(body)
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
         return freed
 
-    def free_unreferenced(self, shas: Iterable[str]) -> int:
-        """Delete the objects among ``shas`` that no artifact version uses; returns bytes freed."""
+    def _lock_objects(self, cur: Cursor, shas: Iterable[str]) -> None:
+        """Inside a write: serialise it with every other write placing or freeing one of these
+        objects (SQLite write transactions are serialised already)."""
+        if self.db.dialect == "postgresql":
+            for sha in sorted(set(shas)):  # one order everywhere: no deadlock
+                cur.execute("SELECT pg_advisory_xact_lock(?)", (int(sha[:15], 16),))
+
+    def _free_unreferenced(self, cur: Cursor, shas: Iterable[str]) -> int:
+        """Inside a write: delete the objects among ``shas`` that no artifact version uses;
+        returns bytes freed. A version recorded by another write holding the same object lock
+        is seen here, so an object is never freed under a version that uses it."""
         shas = list(dict.fromkeys(shas))
-        unused = self.db.read(lambda cur: [sha for sha in shas if cur.one(
-            "SELECT 1 FROM artifact_versions WHERE sha256 = ? LIMIT 1", (sha,)) is None])
-        return sum(self.objects.delete(sha) for sha in unused)
+        self._lock_objects(cur, shas)
+        return sum(self.objects.delete(sha) for sha in shas if cur.one(
+            "SELECT 1 FROM artifact_versions WHERE sha256 = ? LIMIT 1", (sha,)) is None)
 
     # ---- metrics ----------------------------------------------------------------------
     def append_metrics(self, run_id: str, series: dict[str, Series]) -> None:
@@ -479,15 +488,21 @@ class Store:
         return {row[0]: _summary(row[0], row[1:]) for row in rows}
 
     # ---- artifacts --------------------------------------------------------------------
-    def add_artifact_version(self, run_id: str, name: str, *, sha256: str, size: int,
+    def add_artifact_version(self, run_id: str, name: str, content: StagedObject, *,
                              filename: str | None, metadata: dict, aliases: Iterable[str],
                              replace: bool = False, created_at: float | None = None) -> int:
-        """Record a new version (``replace`` drops the earlier ones); returns its number."""
+        """Record ``content`` as a new version and place its object, in one transaction
+        (``replace`` drops the earlier versions and frees their unused objects); returns
+        the version number."""
         created = time.time() if created_at is None else created_at
         aliases = list(dict.fromkeys(["latest", *aliases]))
 
         def body(cur: Cursor) -> int:
             self._check_run(cur, run_id)
+            replaced = [r[0] for r in cur.all(
+                "SELECT sha256 FROM artifact_versions WHERE run_id = ? AND name = ?",
+                (run_id, name))] if replace else []
+            self._lock_objects(cur, [content.sha256, *replaced])
             if replace:
                 cur.execute("DELETE FROM artifact_aliases WHERE run_id = ? AND name = ?",
                             (run_id, name))
@@ -499,11 +514,14 @@ class Store:
             cur.execute(
                 "INSERT INTO artifact_versions (run_id, name, version, sha256, size, created_at, "
                 "filename, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, name, version, sha256, size, created, filename, to_json(metadata)))
+                (run_id, name, version, content.sha256, content.size, created, filename,
+                 to_json(metadata)))
             cur.executemany(
                 "INSERT INTO artifact_aliases (run_id, name, alias, version) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (run_id, name, alias) DO UPDATE SET version = excluded.version",
                 [(run_id, name, alias, version) for alias in aliases])
+            content.place()
+            self._free_unreferenced(cur, replaced)
             return version
 
         return self.db.write(body)

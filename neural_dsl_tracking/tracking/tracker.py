@@ -18,7 +18,7 @@ from neural_dsl_tracking.tracking.db import is_database_url
 from neural_dsl_tracking.tracking.objects import hash_file
 from neural_dsl_tracking.tracking.records import FINAL_STATUSES, ArtifactVersion, MetricHistory
 from neural_dsl_tracking.tracking.plot_process import PlotProcess
-from neural_dsl_tracking.tracking.store import RunDeleted, Store
+from neural_dsl_tracking.tracking.store import Store
 from neural_dsl_tracking.tracking.values import MAX_STEP, MIN_STEP, clean_metrics, to_step
 from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, load_histories, safe_filename
 from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
@@ -168,29 +168,22 @@ class ExperimentTracker:
             aliases = [aliases]
         path = Path(path)
         name = name or path.name
-        sha256, size = self._store.objects.put(path)
         metadata = dict(metadata or {})
         aliases = list(aliases)
-        if monitor is not None:
-            value = self._monitored_value(monitor)
-            metadata["monitor"] = {"key": monitor, "mode": mode, "value": value}
-            if value is not None and self._is_best(name, monitor, mode, value):
-                aliases.append("best")
-        previous = [] if version else self._store.artifact_versions(self.run_id, name)
-        try:
+        with self._store.objects.stage(path) as content:
+            if monitor is not None:
+                value = self._monitored_value(monitor)
+                metadata["monitor"] = {"key": monitor, "mode": mode, "value": value}
+                if value is not None and self._is_best(name, monitor, mode, value):
+                    aliases.append("best")
             number = self._store.add_artifact_version(
-                self.run_id, name, sha256=sha256, size=size, filename=path.name,
-                metadata=metadata, aliases=aliases, replace=not version)
-        except RunDeleted:
-            self._store.free_unreferenced([sha256])
-            raise
-        if previous:
-            self._store.free_unreferenced([v.sha256 for v in previous])
+                self.run_id, name, content, filename=path.name, metadata=metadata,
+                aliases=aliases, replace=not version)
         result = self._store.find_artifact_version(self.run_id, name, number)
         if self._mirrors:
             # the stored object, not the user's file, which may be overwritten before it is sent
-            self._mirrors.artifact(str(result.path), name, number, sha256, list(result.aliases),
-                                   filename=path.name)
+            self._mirrors.artifact(str(result.path), name, number, result.sha256,
+                                   list(result.aliases), filename=path.name)
         return result
 
     def _monitored_value(self, key: str) -> float | None:

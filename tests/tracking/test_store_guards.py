@@ -97,3 +97,50 @@ def test_a_run_alive_in_another_process_resumes_only_once_it_counts_as_crashed(
         resumed.log_metrics({"loss": 2.0})
     run = ExperimentManager(**store_kwargs).get_experiment(run_id)
     assert run.status == "completed" and run.metrics["loss"]["count"] == 2
+
+
+# Each round: a new run logs the shared content, checks that its stored object is whole,
+# and deletes the run (which frees the object when no other run uses it).
+SHARER = """
+import gc, sys, time
+from pathlib import Path
+from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
+base, store, content, seconds = sys.argv[1], sys.argv[2] or None, Path(sys.argv[3]), float(sys.argv[4])
+manager = ExperimentManager(base_dir=base, store=store)
+rounds = broken = 0
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    tracker = ExperimentTracker("shared", base_dir=base, store=store, auto_visualize=False)
+    tracker.log_artifact(content, name="weights")
+    try:
+        tracker.get_artifact_version("weights")
+    except TrackingError as error:
+        broken += 1
+        print(error, file=sys.stderr)
+    tracker.finish()
+    manager.delete_experiment(tracker.run_id)
+    rounds += 1
+    del tracker
+    gc.collect()  # a finished tracker's connection is closed when it is collected
+print(rounds, broken)
+"""
+
+
+def test_deleting_a_run_never_removes_an_object_another_process_is_logging(store_kwargs,
+                                                                            tmp_path):
+    import subprocess
+    import sys
+
+    content = tmp_path / "weights.bin"
+    content.write_bytes(b"the same weights in every run" * 1000)
+    base, store = str(store_kwargs["base_dir"]), store_kwargs["store"] or ""
+    jobs = [subprocess.Popen([sys.executable, "-c", SHARER, base, store, str(content), "8"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [job.communicate(timeout=120) for job in jobs]
+    for job, (out, err) in zip(jobs, results):
+        assert job.returncode == 0 and "Traceback" not in err, err
+    counts = [tuple(map(int, out.split())) for out, _ in results]
+    assert all(rounds >= 20 for rounds, _ in counts), counts
+    assert [broken for _, broken in counts] == [0, 0], [err for _, err in results]
