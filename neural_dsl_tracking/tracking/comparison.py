@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 
 from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.humanize import printable
 from neural_dsl_tracking.tracking.downsample import downsample_minmax
 from neural_dsl_tracking.tracking.records import MetricHistory, RunRecord, jsonable
 from neural_dsl_tracking.tracking.values import metric_mode
@@ -69,7 +70,7 @@ def check_out_dir(path: Path, *, empty: bool = False) -> None:
             raise TrackingError(f"cannot write to {path}: {where} a file, not a folder")
     found = sorted(p.name for p in path.iterdir()) if empty and path.is_dir() else []
     if found:
-        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        shown = ", ".join(map(printable, found[:5])) + (", ..." if len(found) > 5 else "")
         raise TrackingError(f"cannot export to {path}: the folder is not empty ({shown}); "
                             "choose a new folder, or overwrite a previous export there "
                             "(--force, overwrite=True)")

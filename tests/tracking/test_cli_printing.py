@@ -6,17 +6,32 @@ rows. Every command runs in a real subprocess through ``neural_dsl_tracking.cli.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from neural_dsl_tracking.tracking import ExperimentTracker
 
-from .test_cli import neural
+from .test_cli import NEURAL
 
 # an OSC sequence setting the window title, CR, NUL, LF, a C1 CSI and a right-to-left override
 HOSTILE = "a\x1b]0;pwned\x07b\rc\x00d\ne\x9bf\u202eg"
 RAW = ("\x1b", "\x07", "\r", "\x00", "\x9b", "\u202e")
+
+
+def neural(*args: str) -> subprocess.CompletedProcess:
+    """The command's output as bytes were written (no newline translation hides a CR), checked
+    for raw control characters on both streams, then decoded."""
+    result = subprocess.run([sys.executable, "-c", NEURAL, *map(str, args)], capture_output=True,
+                            timeout=120)
+    for stream in (result.stdout, result.stderr):
+        for char in RAW:
+            assert char.encode() not in stream, (char, stream)
+    result.stdout, result.stderr = result.stdout.decode(), result.stderr.decode()
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
 
 
 def _run(base: Path, folder: Path, text: str, runs: int = 2) -> list[str]:
@@ -49,8 +64,6 @@ def stores(tmp_path):
 
 def _clean(result) -> list[str]:
     assert result.returncode == 0, result.stderr
-    for char in RAW:
-        assert char not in result.stdout and char not in result.stderr, (char, result.stdout)
     return result.stdout.split("\n")
 
 
@@ -87,7 +100,6 @@ def test_export_prints_only_escaped_file_names(stores, tmp_path):
 def test_json_output_stays_json(stores):
     base, ids = stores["hostile"]
     result = neural("experiments", "ls", "--json", "--base-dir", base)
-    assert "\x1b" not in result.stdout
     assert {r["experiment"] for r in json.loads(result.stdout)} == {f"exp{HOSTILE}"}
 
 
@@ -118,3 +130,13 @@ def test_import_names_the_links_it_did_not_follow(tmp_path):
     assert lines[2].startswith("imported") and "run_aaaaaaaa" in lines[2]
     assert f"plots (a symbolic link to {outside})" in lines[3]
     assert lines[4] == "1 imported, 0 already present, 1 symbolic link(s) not followed, 0 failed"
+
+
+def test_export_into_a_folder_with_hostile_file_names_says_so_escaped(stores, tmp_path):
+    base, ids = stores["hostile"]
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / f"x{HOSTILE.replace(chr(0), '')}").write_text("mine")
+    result = neural("experiments", "export", ids[0], "-o", out, "--base-dir", base)
+    assert result.returncode == 1 and "the folder is not empty (xa\\x1b]0;pwned" in result.stderr
+    assert len(result.stderr.strip().split("\n")) == 1
