@@ -19,6 +19,8 @@ from neural_dsl_tracking.errors import NeuralError, NeuralSyntaxError, NeuralVal
 
 MAX_REPORTED = 20
 """At most this many problems are listed for one file."""
+MESSAGE_CHARS = 300
+"""A longer message (one quoting a huge name or value) is cut in the middle."""
 SHOWN_CHARS, SHOWN_BEFORE = 120, 40
 """A source line longer than SHOWN_CHARS is shown from SHOWN_BEFORE characters before
 the reported column."""
@@ -61,7 +63,7 @@ class Source:
     def render(self, diagnostic: Diagnostic) -> str:
         """``file:line:col: message`` then the source line and a caret under the spot."""
         pos = diagnostic.pos
-        header = f"{self.filename}:{pos.line}:{pos.column}: {diagnostic.message}"
+        header = f"{self.filename}:{pos.line}:{pos.column}: {_abridged(diagnostic.message)}"
         text = self.line_text(pos.line).rstrip()
         if not text.strip():
             return header
@@ -120,6 +122,14 @@ def raise_diagnostics(
     error.diagnostics = ordered  # type: ignore[attr-defined]
     error.filename = source.filename  # type: ignore[attr-defined]
     raise error
+
+
+def _abridged(message: str) -> str:
+    if len(message) <= MESSAGE_CHARS:
+        return message
+    tail = MESSAGE_CHARS // 4
+    left_out = len(message) - MESSAGE_CHARS
+    return f"{message[:MESSAGE_CHARS - tail]} ... ({left_out} characters left out) ... {message[-tail:]}"
 
 
 def syntax_error(source: Source, pos: Pos, message: str) -> NoReturn:

@@ -18,6 +18,7 @@ from neural_dsl_tracking.language.grammar import get_parser
 from neural_dsl_tracking.language.spec import to_jsonable
 
 from .conftest import CORPUS, REPO
+from .hostile import check_text, random_text
 
 SEEDS = sorted(
     p.read_text(encoding="utf-8")
@@ -194,3 +195,13 @@ def random_network(draw: st.DrawFn) -> str:
 @given(random_network())
 def test_random_networks(text: str) -> None:
     check(text)
+
+
+@settings(SETTINGS, max_examples=int(os.environ.get("NEURAL_FUZZ_EXAMPLES", "100")))
+@given(st.randoms(use_true_random=False))
+def test_deep_and_large_inputs(rng) -> None:
+    """Nesting thousands deep, huge repeat counts, huge literals, long macro chains and
+    doubling macros (``hostile.py``), at random sizes, edited at random: a spec or a
+    located message, each in under two seconds."""
+    with time_limit(10):
+        check_text(random_text(rng), "fuzzed hostile input")
