@@ -34,6 +34,8 @@ _exit_status = "completed"
 _install_lock = threading.Lock()
 _holding = 0  # depth of the main thread's sigterm_deferred blocks
 _deferred: tuple[int, Any] | None = None  # a SIGTERM that arrived inside one, to handle at its end
+# a forked child inherits the parent's runs (and their store connection) but must not close them
+os.register_at_fork(after_in_child=_open_runs.clear)
 
 
 def register(tracker: Closable) -> None:
@@ -53,7 +55,7 @@ def sigterm_deferred() -> Iterator[None]:
     For the main thread's work on the store (a transaction, a flush, a finish), which the
     handler's close must not interrupt; other threads never run signal handlers.
     """
-    global _holding
+    global _holding, _deferred
     if threading.get_ident() != threading.main_thread().ident:
         yield
         return
@@ -63,23 +65,17 @@ def sigterm_deferred() -> Iterator[None]:
     finally:
         _holding -= 1
         if not _holding and _deferred is not None:
-            _on_sigterm(*_take_deferred())
-
-
-def _take_deferred() -> tuple[int, Any]:
-    global _deferred
-    held, _deferred = _deferred, None
-    assert held is not None
-    return held
+            signum, frame = _deferred
+            _deferred = None
+            _on_sigterm(signum, frame)
 
 
 def _close_all(status: str) -> None:
-    with sigterm_deferred():  # a SIGTERM while closing waits for the close to end
-        for tracker in list(_open_runs):
-            try:
-                tracker.finish(status)
-            except Exception as error:  # noqa: BLE001 - the process is ending; say so and go on
-                print(f"experiment tracking: could not close run: {error}", file=sys.stderr)
+    for tracker in list(_open_runs):
+        try:
+            tracker.finish(status)  # a SIGTERM while it runs waits for it to end
+        except Exception as error:  # noqa: BLE001 - the process is ending; say so and go on
+            print(f"experiment tracking: could not close run: {error}", file=sys.stderr)
 
 
 def _at_exit() -> None:

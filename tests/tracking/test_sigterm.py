@@ -29,22 +29,23 @@ SIGTERM_INSIDE = '''
 """Armed by SIGTERM_AT_SQL: sends SIGTERM from inside the first store statement whose SQL
 contains it (and whose parameters contain SIGTERM_AT_ARGUMENT, when set), in the main
 thread, or in the metric writer's thread with SIGTERM_IN_WRITER=1 (which then holds its
-transaction open for half a second, so the main thread handles the signal meanwhile)."""
+transaction open for half a second, so the main thread handles the signal meanwhile).
+"A|B" sends a second SIGTERM inside the first statement with B after that."""
 import os, signal, sys, threading, time
 
 SQL = os.environ.pop("SIGTERM_AT_SQL", None)  # popped: child processes are not armed
 ARGUMENT = os.environ.pop("SIGTERM_AT_ARGUMENT", "")
 IN_WRITER = os.environ.pop("SIGTERM_IN_WRITER", "") == "1"
-_fired = []
+_targets = SQL.split("|") if SQL else []
 
 
 def _tracer(frame, event, arg):
     code = frame.f_code
-    if _fired or code.co_name not in ("execute", "executemany") or not code.co_filename.endswith("db.py"):
+    if not _targets or code.co_name not in ("execute", "executemany") or not code.co_filename.endswith("db.py"):
         return None
     sql, params = frame.f_locals.get("sql", ""), frame.f_locals.get("params", frame.f_locals.get("rows"))
-    if SQL in sql and ARGUMENT in repr(params):
-        _fired.append(sql)
+    if _targets[0] in sql and ARGUMENT in repr(params):
+        _targets.pop(0)
         print("SIGTERM inside:", " ".join(sql.split()[:3]), flush=True)
         os.kill(os.getpid(), signal.SIGTERM)
         if IN_WRITER:
@@ -127,6 +128,21 @@ def test_sigterm_inside_a_store_write_closes_the_run_interrupted_with_every_poin
         assert [v.version for v in manager.list_artifact_versions(run_id, "script")] == [1]
     if kind == "hyperparameters":
         assert run.hyperparameters == {"lr": 0.1, "units": 64}
+
+
+def test_a_second_sigterm_inside_the_close_waits_for_it(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(ONE_WRITE.format(call=KINDS["artifact"][1])))
+    base = tmp_path / "store"
+    env = _armed_env(tmp_path, "INSERT INTO artifact_versions|INSERT INTO metric_chunks")
+    job = subprocess.run([sys.executable, str(script), str(base), "", "60"], env=env,
+                         capture_output=True, text=True, timeout=90)
+    _assert_terminated_cleanly(job)
+    assert job.stdout.count("SIGTERM inside:") == 2, job.stdout
+    run_id = job.stdout.split()[0]
+    manager = ExperimentManager(base_dir=base)
+    assert manager.get_experiment(run_id).status == "interrupted"
+    assert _assert_every_point(manager, run_id, "loss", 100) == 100
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +235,33 @@ def test_100_random_sigterms_against_a_logging_loop(tmp_path):
     failed = [f"trial {t}: {p}" for t, p in enumerate(problems) if p]
     assert not failed, f"{len(failed)} of 100 trials failed:\n" + "\n".join(failed[:10])
     assert time.monotonic() - started < 120
+
+
+@pytest.mark.parametrize("ending", ["sys.exit(0)", "os.kill(os.getpid(), signal.SIGTERM)"])
+def test_a_forked_child_leaves_the_parents_run_alone(ending, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys
+        from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
+        tracker = ExperimentTracker("fork", base_dir=sys.argv[1], auto_visualize=False,
+                                    flush_interval=60)
+        for step in range(10):
+            tracker.log_metrics({{"loss": step / 2}}, step=step)
+        child = os.fork()
+        if child == 0:
+            {ending}
+        os.waitpid(child, 0)
+        stored = ExperimentManager(base_dir=sys.argv[1]).get_experiment(tracker.run_id)
+        print(tracker.run_id, stored.status, flush=True)
+        for step in range(10, 20):
+            tracker.log_metrics({{"loss": step / 2}}, step=step)
+        tracker.finish()
+    """))
+    base = tmp_path / "store"
+    job = subprocess.run([sys.executable, str(script), str(base)], capture_output=True, text=True,
+                         timeout=60)
+    assert job.returncode == 0 and "Traceback" not in job.stderr, job.stderr
+    run_id, status_after_child = job.stdout.split()
+    manager = ExperimentManager(base_dir=base)
+    assert status_after_child == "running" and manager.get_experiment(run_id).status == "completed"
+    assert _assert_every_point(manager, run_id, "loss", 20) == 20
