@@ -37,7 +37,12 @@ from neural_dsl_tracking.tracking.records import (
     RunRecord,
 )
 from neural_dsl_tracking.tracking.schema import SCHEMA_VERSION, installed_version, migrate
-from neural_dsl_tracking.tracking.values import metric_mode
+from neural_dsl_tracking.tracking.values import (
+    MAX_NAME,
+    check_name,
+    check_param_value,
+    metric_mode,
+)
 
 STEP_DTYPE = np.dtype("<i8")
 FLOAT_DTYPE = np.dtype("<f8")
@@ -107,11 +112,13 @@ def _json_default(value: Any) -> Any:
 
 
 def _param_json(key: Any, value: Any) -> str:
-    """A hyperparameter as JSON, or a TypeError naming it (a structure that contains itself)."""
+    """A hyperparameter as JSON, or a TypeError naming it (a structure that contains itself),
+    or a TrackingError when the JSON is over the length limit."""
     try:
-        return to_json(value)
+        text = to_json(value)
     except (ValueError, RecursionError) as error:
         raise TypeError(f"hyperparameter {key!r}: {error}") from None
+    return check_param_value(str(key), text)
 
 
 def _nan_if_none(value: float | None) -> float:
@@ -148,7 +155,10 @@ class Store:
                    start_time: float | None = None, status: str = "running") -> str:
         run_id = run_id or uuid.uuid4().hex
         now = time.time() if start_time is None else start_time
-        name = run_name or f"{experiment}-{run_id[:8]}"
+        check_name("experiment name", experiment)
+        name = check_name("run name", run_name) if run_name else \
+            f"{experiment[:MAX_NAME - 9]}-{run_id[:8]}"
+        tag_rows = _tag_rows(run_id, tags)
 
         def body(cur: Cursor) -> None:
             cur.execute("INSERT INTO experiments (name, created_at) VALUES (?, ?) "
@@ -159,7 +169,7 @@ class Store:
                 (run_id, experiment, name, status, now, time.time(),
                  None if config is None else to_json(config), source_file, source_sha256))
             cur.executemany("INSERT INTO run_tags (run_id, tag) VALUES (?, ?) "
-                            "ON CONFLICT DO NOTHING", _tag_rows(run_id, tags))
+                            "ON CONFLICT DO NOTHING", tag_rows)
 
         self.db.write(body)
         return run_id
@@ -203,7 +213,8 @@ class Store:
             "UPDATE runs SET heartbeat = ? WHERE run_id = ?", (time.time(), run_id)))
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        rows = [(run_id, str(key), _param_json(key, value)) for key, value in params.items()]
+        rows = [(run_id, check_name("parameter name", str(key)), _param_json(key, value))
+                for key, value in params.items()]
 
         def body(cur: Cursor) -> None:
             self._check_run(cur, run_id)
@@ -374,6 +385,9 @@ class Store:
     def append_metrics(self, run_id: str, series: dict[str, Series]) -> None:
         """Append points per key and update the summaries, in one transaction."""
 
+        for key in series:
+            check_name("metric name", key)
+
         def body(cur: Cursor) -> None:
             self._check_run(cur, run_id)
             for key, (steps, values, times) in series.items():
@@ -495,7 +509,8 @@ class Store:
         (``replace`` drops the earlier versions and frees their unused objects); returns
         the version number."""
         created = time.time() if created_at is None else created_at
-        aliases = list(dict.fromkeys(["latest", *aliases]))
+        check_name("artifact name", name)
+        aliases = [check_name("alias", alias) for alias in dict.fromkeys(["latest", *aliases])]
 
         def body(cur: Cursor) -> int:
             self._check_run(cur, run_id)
@@ -574,7 +589,7 @@ class Store:
 def _tag_rows(run_id: str, tags: Iterable[str] | str) -> list[tuple[str, str]]:
     """(run_id, tag) rows, each tag once; a single string is one tag, not its characters."""
     tags = [tags] if isinstance(tags, str) else tags
-    return [(run_id, str(tag)) for tag in dict.fromkeys(tags)]
+    return [(run_id, check_name("tag", str(tag))) for tag in dict.fromkeys(tags)]
 
 
 def _marks(items: Sequence[Any]) -> str:

@@ -19,7 +19,13 @@ from neural_dsl_tracking.tracking.objects import hash_file
 from neural_dsl_tracking.tracking.records import FINAL_STATUSES, ArtifactVersion, MetricHistory
 from neural_dsl_tracking.tracking.plot_process import PlotProcess
 from neural_dsl_tracking.tracking.store import Store
-from neural_dsl_tracking.tracking.values import MAX_STEP, MIN_STEP, clean_metrics, to_step
+from neural_dsl_tracking.tracking.values import (
+    MAX_NAME,
+    MAX_STEP,
+    MIN_STEP,
+    clean_metrics,
+    to_step,
+)
 from neural_dsl_tracking.tracking.visualizer import MetricVisualizer, load_histories, safe_filename
 from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
 
@@ -143,7 +149,7 @@ class ExperimentTracker:
             raise TrackingError(f"run {self.run_id[:8]} is finished; metrics can no longer be logged")
         values = metrics.copy() if type(metrics) is dict else clean_metrics(metrics)
         for key, value in values.items():
-            if type(value) is not float or type(key) is not str:
+            if type(value) is not float or type(key) is not str or len(key) > MAX_NAME:
                 values = clean_metrics(values)
                 break
         if step is None:

@@ -1,4 +1,5 @@
-"""Turning user-supplied metric values and steps into floats and ints, or a clear TypeError."""
+"""Turning user-supplied metric values and steps into floats and ints, or a clear TypeError;
+the length limits of what the store records (one place for them)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,14 @@ import math
 import numbers
 import re
 from typing import Any, Mapping
+
+from neural_dsl_tracking.errors import TrackingError
+
+MAX_NAME = 250
+"""Characters in an experiment, run, metric, parameter, artifact or alias name, and in a tag
+(tags are labels, limited like names: MLflow's limit for the tag keys its mirror writes)."""
+MAX_PARAM_VALUE = 50_000
+"""Characters of a hyperparameter value as stored (its JSON text)."""
 
 _HIGHER_IS_BETTER = re.compile(
     r"acc|accuracy|f1|precision|recall|auc|score|iou|dice|map\b|bleu|rouge|r2|top\d|hit|ndcg|reward",
@@ -50,10 +59,31 @@ def to_float(key: object, value: Any) -> float:
 
 
 def clean_metrics(metrics: Mapping) -> dict[str, float]:
-    """A copy of ``metrics`` with every value a float; raises TypeError naming the bad key."""
+    """A copy of ``metrics`` with every value a float; raises TypeError naming the bad key
+    (TrackingError for a name over MAX_NAME characters)."""
     if not isinstance(metrics, Mapping):
         raise TypeError(f"metrics must be a dict of name -> number, got {type(metrics).__name__}")
-    return {key: to_float(key, value) for key, value in metrics.items()}
+    return {check_name("metric name", key): to_float(key, value)
+            for key, value in metrics.items()}
+
+
+def check_name(what: str, name: str) -> str:
+    """``name`` itself, or a TrackingError saying ``what`` it is when it has more than MAX_NAME
+    characters (checked when recording; longer names already in a store still read)."""
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise TrackingError(f"{what} {_short(name)} has {len(name):,} characters; "
+                            f"the limit is {MAX_NAME}")
+    return name
+
+
+def check_param_value(key: str, text: str) -> str:
+    """A hyperparameter's JSON text, or a TrackingError when it has more than MAX_PARAM_VALUE
+    characters."""
+    if len(text) > MAX_PARAM_VALUE:
+        raise TrackingError(f"hyperparameter {_short(key)}: its value has {len(text):,} "
+                            f"characters as JSON; values are limited to {MAX_PARAM_VALUE:,} "
+                            "(log large data as an artifact)")
+    return text
 
 
 MIN_STEP, MAX_STEP = -(2**63), 2**62  # int64, with room for the default steps after the last

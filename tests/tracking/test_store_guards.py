@@ -144,3 +144,89 @@ def test_deleting_a_run_never_removes_an_object_another_process_is_logging(store
     counts = [tuple(map(int, out.split())) for out, _ in results]
     assert all(rounds >= 20 for rounds, _ in counts), counts
     assert [broken for _, broken in counts] == [0, 0], [err for _, err in results]
+
+
+LONG = "n" * 251
+LIMIT = "n" * 250
+
+
+def _refused(what: str):
+    return pytest.raises(TrackingError, match=rf"^{what} 'n{{56}}\.\.\. has 251 characters; "
+                                              r"the limit is 250$")
+
+
+def test_names_and_tags_up_to_250_characters_are_recorded(make_tracker, manager, tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"f")
+    tracker = make_tracker("e" * 250, run_name=LIMIT, tags=[LIMIT])
+    tracker.log_metrics({LIMIT: 1.0})
+    tracker.log_hyperparameters({LIMIT: "v" * 49_998})  # 50,000 characters as JSON
+    tracker.log_artifact(tmp_path / "f.bin", name=LIMIT, aliases=[LIMIT])
+    tracker.finish()
+    run = manager.get_experiment(tracker.run_id)
+    assert (run.experiment, run.run_name, run.tags) == ("e" * 250, LIMIT, [LIMIT])
+    assert list(run.metrics) == [LIMIT] and list(run.hyperparameters) == [LIMIT]
+    assert LIMIT in manager.get_artifact_version(tracker.run_id, LIMIT, LIMIT).aliases
+
+
+def test_a_run_of_a_250_character_experiment_gets_a_default_name_within_the_limit(
+        make_tracker):
+    tracker = make_tracker("e" * 250)
+    assert len(tracker.run_name) == 250 and tracker.run_name.endswith(tracker.run_id[:8])
+
+
+def test_longer_names_are_refused_when_logged_and_nothing_of_that_call_is_stored(
+        make_tracker, manager, tmp_path):
+    with _refused("experiment name"):
+        make_tracker(LONG)
+    with _refused("run name"):
+        make_tracker(run_name=LONG)
+    with _refused("tag"):
+        make_tracker(tags=["ok", LONG])
+    assert manager.list_experiments() == []
+    tracker = make_tracker()
+    with _refused("metric name"):
+        tracker.log_metrics({"loss": 1.0, LONG: 2.0})
+    with _refused("metric name"):
+        tracker.log_metrics({"loss": 1.0, LONG: 2})  # the slow path for non-floats too
+    with _refused("parameter name"):
+        tracker.log_hyperparameters({"lr": 0.1, LONG: 1})
+    with pytest.raises(TrackingError, match=r"^hyperparameter 'notes': its value has 50,003 "
+                                            r"characters as JSON; values are limited to 50,000"):
+        tracker.log_hyperparameters({"lr": 0.1, "notes": "v" * 50_001})
+    (tmp_path / "f.bin").write_bytes(b"f")
+    with _refused("artifact name"):
+        tracker.log_artifact(tmp_path / "f.bin", name=LONG)
+    with _refused("alias"):
+        tracker.log_artifact(tmp_path / "f.bin", aliases=[LONG])
+    tracker.finish()
+    run = manager.get_experiment(tracker.run_id)
+    assert (run.metrics, run.hyperparameters, run.artifacts) == ({}, {}, [])
+    objects = tracker.run_dir.parent.parent / "objects"
+    assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))
+
+
+def test_a_store_written_before_the_limits_still_opens_and_reads(make_tracker, manager,
+                                                                   store_kwargs):
+    from neural_dsl_tracking.tracking.store import Store
+
+    tracker = make_tracker("e", run_name="short", tags=["t"])
+    tracker.log_metrics({"m": 1.0})
+    tracker.log_hyperparameters({"p": 1})
+    tracker.finish()
+    long = "x" * 10_000
+    store = Store(**store_kwargs)  # rewrite the names as an older version could have stored them
+    store.db.write(lambda cur: [cur.execute(sql, (long, tracker.run_id)) for sql in (
+        "UPDATE runs SET run_name = ? WHERE run_id = ?",
+        "UPDATE run_tags SET tag = ? WHERE run_id = ?",
+        "UPDATE params SET key = ? WHERE run_id = ?",
+        "UPDATE metric_summary SET key = ? WHERE run_id = ?",
+        "UPDATE metric_chunks SET key = ? WHERE run_id = ?")])
+    store.close()
+    run = manager.get_experiment(tracker.run_id)
+    assert (run.run_name, run.tags, list(run.hyperparameters), list(run.metrics)) == (
+        long, [long], [long], [long])
+    assert manager.get_metric_history(tracker.run_id, long).values.tolist() == [1.0]
+    resumed = make_tracker(run_id=tracker.run_id)
+    resumed.log_metrics({"m": 3.0})
+    resumed.finish()
+    assert manager.get_experiment(tracker.run_id).metrics["m"]["count"] == 1
