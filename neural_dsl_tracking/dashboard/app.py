@@ -11,7 +11,7 @@ from dash import Dash
 from neural_dsl_tracking.dashboard import callbacks, layout
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.tracking.downsample import DEFAULT_MAX_POINTS
-from neural_dsl_tracking.dashboard.security import Credentials, require_basic_auth
+from neural_dsl_tracking.dashboard.security import Credentials, limit_request_size, require_basic_auth
 from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
 
 ASSETS = Path(__file__).with_name("assets")
@@ -36,6 +36,7 @@ def create_app(
         suppress_callback_exceptions=True,
         serve_locally=True,
     )
+    limit_request_size(app.server)
     app.layout = lambda: layout.page(data)
     callbacks.register(app, data)
     add_download_route(app.server, data)

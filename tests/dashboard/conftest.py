@@ -231,6 +231,35 @@ def ui(page) -> Ui:
     return Ui(page)
 
 
+def start_dashboard(*args: str, cwd=None, env=None) -> tuple[subprocess.Popen, str, list[str]]:
+    """Start the dashboard; returns the process, its URL and what it printed before serving."""
+    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=cwd, env=env)
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("Press Ctrl-C"):
+            break
+    else:
+        process.wait(timeout=20)
+        raise AssertionError(f"no startup report: {lines} {process.stderr.read()}")
+    url = next(line.split(": ", 1)[1] for line in lines if line.startswith("Neural experiments dashboard"))
+    return process, url, lines
+
+
+def stop_dashboard(process: subprocess.Popen) -> tuple[int, str, str]:
+    """Ctrl-C; returns the exit code and what it printed after starting."""
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=20)
+    return process.returncode, out, err
+
+
+@pytest.fixture(scope="session")
+def launch() -> SimpleNamespace:
+    """``launch.start(*args)`` runs ``python *args`` until it serves; ``launch.stop(process)``."""
+    return SimpleNamespace(start=start_dashboard, stop=stop_dashboard)
+
+
 @pytest.fixture(scope="session")
 def serve():
     """``with serve(app) as url``: the app served on a free loopback port."""

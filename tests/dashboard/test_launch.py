@@ -17,34 +17,13 @@ from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
 pytestmark = pytest.mark.slow
 
 
-def start(*args: str, cwd=None) -> tuple[subprocess.Popen, str, list[str]]:
-    """Start the dashboard; returns the process, its URL and what it printed before serving."""
-    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=cwd)
-    lines: list[str] = []
-    for line in process.stdout:
-        lines.append(line.rstrip("\n"))
-        if line.startswith("Press Ctrl-C"):
-            break
-    else:
-        raise AssertionError(f"no startup report: {lines} {process.stderr.read()}")
-    url = next(line.split(": ", 1)[1] for line in lines if line.startswith("Neural experiments dashboard"))
-    return process, url, lines
-
-
-def stop(process: subprocess.Popen) -> tuple[int, str, str]:
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=20)
-    return process.returncode, out, err
-
-
 def layout_text(url: str) -> str:
     with urllib.request.urlopen(url + "_dash-layout") as response:
         return json.dumps(json.load(response))
 
 
-def test_module_entry_point_reports_runs_and_stops_cleanly_on_ctrl_c(store):
-    process, url, lines = start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(store.path), "--port", "0")
+def test_module_entry_point_reports_runs_and_stops_cleanly_on_ctrl_c(store, launch):
+    process, url, lines = launch.start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(store.path), "--port", "0")
     try:
         assert url.startswith("http://127.0.0.1:") and not url.endswith(":0/")
         assert any(line.endswith(": 5 runs") for line in lines)
@@ -53,29 +32,29 @@ def test_module_entry_point_reports_runs_and_stops_cleanly_on_ctrl_c(store):
         with urllib.request.urlopen(url) as response:
             assert response.status == 200
     finally:
-        code, out, err = stop(process)
+        code, out, err = launch.stop(process)
     assert code == 0, err
     assert "stopped" in out and "Traceback" not in err
 
 
-def test_neural_experiments_command_starts_the_dashboard(store):
-    process, url, lines = start("-m", "neural_dsl_tracking", "experiments", "--base-dir", str(store.path),
+def test_neural_experiments_command_starts_the_dashboard(store, launch):
+    process, url, lines = launch.start("-m", "neural_dsl_tracking", "experiments", "--base-dir", str(store.path),
                                 "--port", "0")
     try:
         assert "No experiment store" not in layout_text(url)
     finally:
-        code, _, err = stop(process)
+        code, _, err = launch.stop(process)
     assert code == 0, err
 
 
-def test_missing_store_is_a_friendly_page_and_is_not_created(tmp_path):
+def test_missing_store_is_a_friendly_page_and_is_not_created(tmp_path, launch):
     missing = tmp_path / "nowhere"
-    process, url, lines = start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(missing), "--port", "0")
+    process, url, lines = launch.start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(missing), "--port", "0")
     try:
         assert any("no experiment store" in line for line in lines)
         assert "No experiment store yet" in layout_text(url)
     finally:
-        code, _, err = stop(process)
+        code, _, err = launch.stop(process)
     assert code == 0, err
     assert not missing.exists()
 
@@ -140,28 +119,28 @@ def test_port_out_of_range_is_a_clear_error(tmp_path, port):
     assert done.stderr == f"error: --port must be between 0 and 65535 (0 picks a free port), not {port}\n"
 
 
-def test_run_names_cannot_send_escape_sequences_to_the_terminal(tmp_path):
+def test_run_names_cannot_send_escape_sequences_to_the_terminal(tmp_path, launch):
     base_dir = tmp_path / "neural_experiments"
     hostile = "evil\x1b[2J\x1b]0;title\x07\rname"
     with ExperimentTracker("esc", base_dir=str(base_dir), run_name=hostile, auto_visualize=False):
         pass
-    process, url, lines = start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(base_dir), "--port", "0")
+    process, url, lines = launch.start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(base_dir), "--port", "0")
     urllib.request.urlopen(url).close()
-    code, _, err = stop(process)
+    code, _, err = launch.stop(process)
     assert code == 0, err
     (recent,) = [line for line in lines if line.startswith("  ")]
     assert "esc / evil\\x1b[2J\\x1b]0;title\\x07\\rname  (" in recent
     assert not any(char in "\n".join(lines) for char in "\x1b\x07\r")
 
 
-def test_ctrl_c_while_starting_stops_without_a_traceback(store):
+def test_ctrl_c_while_starting_stops_without_a_traceback(store, launch):
     for _ in range(3):
         process = subprocess.Popen([sys.executable, "-m", "neural_dsl_tracking.dashboard", "--base-dir",
                                     str(store.path), "--port", "0"], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         first = process.stdout.readline()
         assert first.startswith("Neural experiments dashboard: ")
-        code, out, err = stop(process)  # while it reads the store for its report
+        code, out, err = launch.stop(process)  # while it reads the store for its report
         # about 1 run in 15 still ends by SIGINT (-2) after printing "stopped", with nothing on
         # stderr: the interpreter's exit, not this code; what matters is no traceback
         assert err == "" and code in (0, -signal.SIGINT)
