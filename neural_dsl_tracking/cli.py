@@ -14,6 +14,7 @@ from typing import Sequence
 
 from neural_dsl_tracking import __version__
 from neural_dsl_tracking.errors import NeuralError
+from neural_dsl_tracking.humanize import printable_message
 
 STAGE_COMMANDS = (
     "neural_dsl_tracking.language.cli",
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except NeuralError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable_message(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

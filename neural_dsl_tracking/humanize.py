@@ -27,8 +27,16 @@ def file_size(size: float) -> str:
     return f"{size:.1f} GiB"
 
 
-def printable(text: str) -> str:
+def printable(text: str, keep: str = "") -> str:
     """``text`` with control characters escaped (``\\x1b``, ``\\n``, ``\\x00``), so text read
-    from a store (a run name, a metric name) can neither drive the terminal nor forge lines."""
-    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+    from a store (a run name, a metric name) can neither drive the terminal nor forge lines.
+    Characters in ``keep`` pass unchanged."""
+    return "".join(char if char.isprintable() or char in keep
+                   else char.encode("unicode_escape").decode("ascii")
                    for char in text)
+
+
+def printable_message(text: str) -> str:
+    """A multi-line message (an error with a source line and a caret) made safe to print:
+    each line through :func:`printable`, keeping its tabs so the caret stays aligned."""
+    return "\n".join(printable(line, keep="\t") for line in text.split("\n"))

@@ -140,3 +140,13 @@ def test_export_into_a_folder_with_hostile_file_names_says_so_escaped(stores, tm
     result = neural("experiments", "export", ids[0], "-o", out, "--base-dir", base)
     assert result.returncode == 1 and "the folder is not empty (xa\\x1b]0;pwned" in result.stderr
     assert len(result.stderr.strip().split("\n")) == 1
+
+
+def test_error_messages_escape_what_they_quote_and_keep_their_lines(tmp_path):
+    """An error that quotes a path or a name (here a store folder named with escapes) prints
+    it escaped; the message keeps its own lines (a source line and its caret)."""
+    missing = tmp_path / HOSTILE.replace("\x00", "").replace("\n", "")
+    result = neural("experiments", "show", "deadbeef", "--base-dir", missing)
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "\\x1b]0;pwned\\x07b\\rc" in result.stderr
