@@ -26,22 +26,26 @@ def launch_comparison_ui(
     port: int = 8052,
     host: str = "127.0.0.1",
     *,
-    auth: str | None = None,
+    auth: str | Credentials | None = None,
     no_auth: bool = False,
     warm: bool = True,
     out: TextIO | None = None,
 ) -> int:
     """Serve the comparison dashboard until Ctrl-C; returns 0.
 
-    ``host`` other than loopback needs ``auth="USER:PASSWORD"`` (HTTP basic) or
-    ``no_auth=True``. ``warm`` reads and downsamples every series in the background so
+    ``host`` other than loopback needs ``auth`` (``"USER:PASSWORD"`` or ``Credentials``,
+    HTTP basic) or ``no_auth=True``. ``warm`` reads and downsamples every series in the background so
     the first charts draw from the cache.
     """
     out = out or sys.stdout
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     check_port(port)
-    credentials = Credentials.parse(auth) if auth else None
+    credentials = Credentials.parse(auth) if isinstance(auth, str) else auth
     check_exposure(host, credentials, no_auth)
+    if store is not None:
+        from neural_dsl_tracking.tracking.db import check_store_location
+
+        check_store_location(store)  # a sqlite:// URL is a mistake, not a store still to create
     try:
         return _serve(DashboardData(base_dir, store), credentials, host, port, warm, out)
     except KeyboardInterrupt:  # Ctrl-C while starting, before serving began

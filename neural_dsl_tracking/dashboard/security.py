@@ -12,6 +12,7 @@ from typing import Any
 from neural_dsl_tracking.errors import NeuralError
 
 REALM = "neural experiments"
+AUTH_ENV = "NEURAL_DASHBOARD_AUTH"  # USER:PASSWORD, when neither --auth nor --auth-file is given
 # The largest request body. Dash callbacks send back the state they read; measured in
 # Chromium, the largest is the run table's (about 270 bytes a run: 267 KB for 1,000 runs)
 # and the charts' live bookkeeping (about 200 bytes per live run, chart and trace: 128 KB
@@ -28,11 +29,11 @@ class Credentials:
     password: str
 
     @classmethod
-    def parse(cls, text: str) -> "Credentials":
-        """``USER:PASSWORD`` (the password may contain ``:``)."""
+    def parse(cls, text: str, source: str = "--auth") -> "Credentials":
+        """``USER:PASSWORD`` (the password may contain ``:``); errors name ``source``."""
         user, sep, password = text.partition(":")
         if not sep or not user or not password:
-            raise NeuralError("--auth expects USER:PASSWORD with a non-empty user and password")
+            raise NeuralError(f"{source}: expected USER:PASSWORD with a non-empty user and password")
         return cls(user, password)
 
     def accepts(self, user: str | None, password: str | None) -> bool:
@@ -59,7 +60,8 @@ def check_exposure(host: str, credentials: Credentials | None, no_auth: bool) ->
     if credentials is None and not no_auth:
         raise NeuralError(
             f"--host {host} makes the dashboard reachable from other machines; "
-            "pass --auth USER:PASSWORD to require a login, or --no-auth to serve it openly"
+            f"require a login with --auth-file PATH, {AUTH_ENV}=USER:PASSWORD or --auth USER:PASSWORD, "
+            "or pass --no-auth to serve it openly"
         )
     if credentials is None:
         print(f"warning: serving on {host} WITHOUT authentication (--no-auth); anyone who can "

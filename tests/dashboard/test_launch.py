@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -83,11 +85,91 @@ def test_launch_arguments_parse():
     parser = argparse.ArgumentParser()
     add_launch_arguments(parser)
     args = parser.parse_args([])
-    assert (args.port, args.host, args.auth, args.no_auth) == (8052, "127.0.0.1", None, False)
+    assert (args.port, args.host, args.auth, args.auth_file, args.no_auth) == (8052, "127.0.0.1", None, None, False)
     args = parser.parse_args(["--host", "0.0.0.0", "--auth", "u:p", "--port", "9000"])
     assert (args.port, args.host, args.auth) == (9000, "0.0.0.0", "u:p")
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--auth", "u:p", "--no-auth"])
+    assert parser.parse_args(["--auth-file", "login.txt"]).auth_file == "login.txt"
+    for clash in (["--auth", "u:p", "--no-auth"], ["--auth", "u:p", "--auth-file", "f"], ["--auth-file", "f", "--no-auth"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(clash)
+
+
+def test_help_says_the_command_line_login_is_visible_and_names_the_other_ways():
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "experiments", "--help"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert "other users" in done.stdout and "--auth-file PATH" in done.stdout
+    assert "NEURAL_DASHBOARD_AUTH" in done.stdout
+
+
+def status_with(url: str, login: str | None) -> int:
+    request = urllib.request.Request(url)
+    if login:
+        request.add_header("Authorization", "Basic " + base64.b64encode(login.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.parametrize("source", ["file", "environment"])
+def test_the_login_can_come_from_a_file_or_the_environment_and_stays_out_of_ps(store, launch, tmp_path, source):
+    password = "pw-from-" + source
+    args = ["-m", "neural_dsl_tracking", "experiments", "--base-dir", str(store.path), "--port", "0"]
+    env = {key: value for key, value in os.environ.items() if key != "NEURAL_DASHBOARD_AUTH"}
+    if source == "file":
+        login_file = tmp_path / "login"
+        login_file.write_text(f"ada:{password}\n")
+        login_file.chmod(0o600)
+        args += ["--auth-file", str(login_file)]
+    else:
+        env["NEURAL_DASHBOARD_AUTH"] = f"ada:{password}"
+    process, url, _ = launch.start(*args, env=env)
+    try:
+        with open(f"/proc/{process.pid}/cmdline", "rb") as cmdline:
+            assert password.encode() not in cmdline.read()
+        assert status_with(url, None) == 401
+        assert status_with(url, "ada:wrong") == 401
+        assert status_with(url, f"ada:{password}") == 200
+    finally:
+        code, _, err = launch.stop(process)
+    assert code == 0 and err == "", err
+
+
+def test_an_auth_file_readable_by_others_is_used_with_a_warning(store, launch, tmp_path):
+    login_file = tmp_path / "login"
+    login_file.write_text("ada:pw")
+    login_file.chmod(0o644)
+    process, url, _ = launch.start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(store.path),
+                                   "--port", "0", "--auth-file", str(login_file))
+    try:
+        assert status_with(url, "ada:pw") == 200
+    finally:
+        code, _, err = launch.stop(process)
+    assert code == 0 and err == f"warning: --auth-file {login_file} can be read by other users (chmod 600 it)\n"
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "error: --auth-file {path}: cannot read it: No such file or directory\n"),
+    ("", "error: --auth-file {path}: expected USER:PASSWORD with a non-empty user and password\n"),
+    ("nocolon\n", "error: --auth-file {path}: expected USER:PASSWORD with a non-empty user and password\n"),
+])
+def test_a_bad_auth_file_is_one_clear_error(tmp_path, content, message):
+    login_file = tmp_path / "login"
+    if content is not None:
+        login_file.write_text(content)
+        login_file.chmod(0o600)
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "experiments", "--base-dir", str(tmp_path),
+                           "--port", "0", "--auth-file", str(login_file)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", message.format(path=login_file))
+
+
+def test_a_bad_login_in_the_environment_is_one_clear_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "experiments", "--base-dir", str(tmp_path),
+                           "--port", "0"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "NEURAL_DASHBOARD_AUTH": "ada"})
+    assert (done.returncode, done.stderr) == (
+        1, "error: NEURAL_DASHBOARD_AUTH: expected USER:PASSWORD with a non-empty user and password\n")
 
 
 def test_cli_module_imports_nothing_heavy():

@@ -45,7 +45,8 @@ def test_loopback_detection(host, loopback):
 
 def test_non_loopback_host_needs_auth_or_explicit_no_auth(capsys):
     check_exposure("127.0.0.1", None, False)
-    with pytest.raises(NeuralError, match="--auth USER:PASSWORD.*--no-auth"):
+    with pytest.raises(NeuralError, match="login with --auth-file PATH, NEURAL_DASHBOARD_AUTH=USER:PASSWORD "
+                                          "or --auth USER:PASSWORD, or pass --no-auth"):
         check_exposure("0.0.0.0", None, False)
     check_exposure("0.0.0.0", None, True)
     assert "WITHOUT authentication" in capsys.readouterr().err
