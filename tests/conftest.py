@@ -57,7 +57,7 @@ class PostgresCluster:
 
     def restart(self, mode: str = "fast") -> None:
         """Stop the server (``fast``: disconnect clients; ``immediate``: like a crash) and start it again."""
-        self.pg_ctl("-m", mode, "-w", "-t", "60", "restart")
+        self.pg_ctl("-m", mode, "-l", str(self.log), "-w", "-t", "60", "restart")
 
 
 @pytest.fixture(scope="session")
