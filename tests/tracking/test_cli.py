@@ -192,9 +192,11 @@ def test_bare_experiments_takes_the_dashboard_options():
         assert option in result.stdout
 
 
-def test_a_sqlite_url_as_store_is_refused_with_what_to_give(tmp_path):
-    result = neural("experiments", "ls", "--store", f"sqlite:///{tmp_path}/runs.db")
-    assert result.returncode == 1
+@pytest.mark.parametrize("command", [["ls"], [], ["--port", "0"]], ids=["ls", "dashboard",
+                                                                     "dashboard-port"])
+def test_a_sqlite_url_as_store_is_refused_with_what_to_give(tmp_path, command):
+    result = neural("experiments", *command, "--store", f"sqlite:///{tmp_path}/runs.db")
+    assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("error: unsupported store URL sqlite:///")
     assert "give a folder path for an embedded SQLite store" in result.stderr
     assert list(tmp_path.iterdir()) == []
