@@ -56,8 +56,17 @@ def compile_network(spec: ModelSpec, source_path: str | Path, out_dir: str | Pat
     return write_compiled(program, source_path, Path(out_dir))
 
 
+PROGRAM_FILES = ("conf/config.yaml", "source.neural", "train.py")
+"""What a compiled program is, in the order they are put in place (train.py last)."""
+
+
 def write_compiled(program: CompiledProgram, source_path: Path, out_dir: Path) -> Path:
-    """Write a compiled program into ``out_dir`` (staged, then moved into place)."""
+    """Write a compiled program into ``out_dir``: all its files or, on any failure, none.
+
+    The files are written into a temporary folder inside ``out_dir`` (the same file
+    system), then renamed into place; a failure on the way puts the previous files back.
+    """
+    _check_destination(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".compile-", dir=out_dir))
@@ -69,11 +78,41 @@ def write_compiled(program: CompiledProgram, source_path: Path, out_dir: Path) -
         (staging / "conf" / "config.yaml").write_text(program.config_yaml, encoding="utf-8")
         shutil.copyfile(source_path, staging / "source.neural")
         (out_dir / "conf").mkdir(exist_ok=True)
-        os.replace(staging / "conf" / "config.yaml", out_dir / "conf" / "config.yaml")
-        os.replace(staging / "source.neural", out_dir / "source.neural")
-        os.replace(staging / "train.py", out_dir / "train.py")
+        _install(staging, out_dir)
     except OSError as error:
         raise CompileError(f"cannot write the program into {out_dir}: {error}") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir / "train.py"
+
+
+def _check_destination(out_dir: Path) -> None:
+    """A folder or file standing where the program goes is refused before anything is written."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CompileError(f"cannot write the program into {out_dir}: it is a file, not a folder")
+    if (out_dir / "conf").exists() and not (out_dir / "conf").is_dir():
+        raise CompileError(f"cannot write the program: {out_dir / 'conf'} is a file, not a folder")
+    for name in PROGRAM_FILES:
+        if (out_dir / name).is_dir():
+            raise CompileError(f"cannot write the program: {out_dir / name} is a folder, not a file")
+
+
+def _install(staging: Path, out_dir: Path) -> None:
+    """Rename the staged files over the program's; on a failure put the previous ones back."""
+    previous = staging / "previous"
+    (previous / "conf").mkdir(parents=True)
+    done: list[tuple[str, bool]] = []
+    try:
+        for name in PROGRAM_FILES:
+            existed = os.path.lexists(out_dir / name)
+            if existed:
+                os.replace(out_dir / name, previous / name)
+            done.append((name, existed))
+            os.replace(staging / name, out_dir / name)
+    except OSError:
+        for name, existed in reversed(done):
+            if existed:
+                os.replace(previous / name, out_dir / name)
+            else:
+                (out_dir / name).unlink(missing_ok=True)
+        raise

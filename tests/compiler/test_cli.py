@@ -81,3 +81,75 @@ def test_run_takes_network_written_after_the_file(network: list[str], tmp_path: 
                                        "the file defines: Tiny\n")
     assert main(["run", str(CORPUS / "tiny.neural"), "--network"]) == 1
     assert "--network needs the name of a network" in capsys.readouterr().err
+
+
+def _program_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _changed_digits(tmp_path: Path) -> Path:
+    """DIGITS with another learning rate: a program that differs in every file."""
+    source = tmp_path / "digits.neural"
+    source.write_text(DIGITS.read_text().replace("learning_rate=0.003", "learning_rate=0.004"))
+    return source
+
+
+@pytest.mark.parametrize("blocked", ["train.py", "source.neural", "conf/config.yaml"])
+def test_compile_over_a_folder_in_the_way_changes_nothing(blocked: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["compile", str(DIGITS), "-o", str(out)]) == 0
+    (out / blocked).unlink()
+    (out / blocked).mkdir()
+    (out / blocked / "kept").write_text("mine")
+    before = _program_files(out)
+    capsys.readouterr()
+    assert main(["compile", str(_changed_digits(tmp_path)), "-o", str(out)]) == 1
+    assert capsys.readouterr().err == f"error: cannot write the program: {out / blocked} is a folder, not a file\n"
+    assert _program_files(out) == before  # the old program whole, the folder untouched, no temporary files
+    assert sorted(p.name for p in out.iterdir()) == sorted(["conf", "source.neural", "train.py"])
+
+
+def test_compile_into_a_file_is_one_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "program"
+    target.write_text("not a folder")
+    assert main(["compile", str(DIGITS), "-o", str(target)]) == 1
+    assert capsys.readouterr().err == f"error: cannot write the program into {target}: it is a file, not a folder\n"
+    assert target.read_text() == "not a folder"
+
+
+def test_a_rename_failing_halfway_puts_the_previous_program_back(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """train.py is renamed into place last; when that fails (here: the old one is immutable),
+    the config and source already renamed are put back."""
+    import subprocess
+
+    out = tmp_path / "out"
+    assert main(["compile", str(DIGITS), "-o", str(out)]) == 0
+    before = _program_files(out)
+    if subprocess.run(["chattr", "+i", str(out / "train.py")], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here (needs root on ext2/3/4, XFS or Btrfs)")
+    try:
+        capsys.readouterr()
+        assert main(["compile", str(_changed_digits(tmp_path)), "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot write the program into {out}: [Errno 1] Operation not permitted")
+        assert len(err.splitlines()) == 1
+        assert _program_files(out) == before
+        assert sorted(p.name for p in out.iterdir()) == ["conf", "source.neural", "train.py"]
+    finally:
+        subprocess.run(["chattr", "-i", str(out / "train.py")], capture_output=True)
+
+
+def test_a_full_disk_leaves_the_previous_program_whole(small_disk: Path, fill_disk,  # type: ignore[no-untyped-def]
+                                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = small_disk / "out"
+    assert main(["compile", str(DIGITS), "-o", str(out)]) == 0
+    before = _program_files(out)
+    fill_disk(small_disk)
+    capsys.readouterr()
+    assert main(["compile", str(_changed_digits(tmp_path)), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write the program into {out}: [Errno 28] No space left on device")
+    assert _program_files(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["conf", "source.neural", "train.py"]
