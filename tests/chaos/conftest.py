@@ -465,3 +465,87 @@ def neural(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.Comple
                           timeout=timeout, **kwargs)
     assert_no_traceback(done.stdout, done.stderr)
     return done
+
+
+# ---- hostile names ------------------------------------------------------------------------
+HOSTILE = {
+    "csi": "\x1b[31mred\x1b[0m",
+    "osc title": "\x1b]0;pwned\x07osc",
+    "osc title st": "\x1b]2;pwned\x1b\\osc",
+    "c1 csi": "\x9b31mc1",
+    "cr": "ok\rFORGED",
+    "nul": "nul\x00byte",
+    "newline": "line\nFORGED  row  completed",
+    "tab": "tab\tcell",
+    "bidi": "abc\u202edcba",
+    "formula": "=cmd|' /C calc'!A0",
+    "plus": "+1+1",
+    "minus": "-2+3",
+    "at": "@SUM(A1:A2)",
+    "html": "<script>window.__xss=1</script><img src=x onerror=window.__xss=2>",
+    "sql": "x'; DROP TABLE runs; --\"",
+    "traversal": "../../../evil",
+    "long": "L" * 10_000,
+}
+SHORTER = 200  # a name the store refuses for its length is logged again this long
+
+
+@dataclass
+class HostileStore:
+    """A store whose every name is hostile: run id -> the text its names were logged with."""
+
+    path: Path
+    runs: dict[str, str]
+    refused: list[str]  # messages of the refusals (names over the store's limits)
+
+
+def _first_accepted(call: Callable[[str], Any], text: str, refused: list[str]) -> str:
+    """``call(text)``; if the store refuses it (too long), ``call`` with the text shortened."""
+    from neural_dsl_tracking.errors import NeuralError
+
+    try:
+        call(text)
+        return text
+    except NeuralError as error:
+        if len(text) <= SHORTER:
+            raise
+        refused.append(str(error))
+    call(text[:SHORTER])
+    return text[:SHORTER]
+
+
+def build_hostile_store(path: Path, scratch: Path) -> HostileStore:
+    """One run per hostile text: in its experiment, run name, tags, parameter name and
+    value, metric name (values -0.5 * step, numbers starting with '-') and artifact name."""
+    from neural_dsl_tracking.tracking import ExperimentTracker
+
+    runs: dict[str, str] = {}
+    refused: list[str] = []
+    artifact = scratch / "weights.bin"
+    artifact.write_bytes(b"weights")
+    for text in HOSTILE.values():
+        opened: list[ExperimentTracker] = []
+        used = _first_accepted(lambda t: opened.append(ExperimentTracker(
+            t, base_dir=path, run_name=t, tags=[t, "hostile"], auto_visualize=False)), text, refused)
+        tracker = opened[-1]
+        _first_accepted(lambda t: tracker.log_hyperparameters({t: t, "lr": 0.1}), text, refused)
+        _first_accepted(lambda t: [tracker.log_metrics({t: -0.5 * step, "loss": 1.0 / (step + 1)}, step=step)
+                                   for step in range(3)], text, refused)
+        _first_accepted(lambda t: tracker.log_artifact(artifact, name=t), text, refused)
+        tracker.finish("completed")
+        runs[tracker.run_id] = used
+    return HostileStore(path, runs, refused)
+
+
+@pytest.fixture(scope="session")
+def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> HostileStore:
+    root = tmp_path_factory.mktemp("hostile")
+    return build_hostile_store(root / "store", root)
+
+
+def assert_terminal_safe(text: str) -> None:
+    """Nothing a terminal would act on: no control character but newline (no ESC, CR, NUL,
+    BEL, C1 or bidirectional controls), and no line forged by a name."""
+    unsafe = sorted({char for char in text if not char.isprintable() and char != "\n"})
+    assert not unsafe, f"unescaped {unsafe} in:\n{text[:3000]!r}"
+    assert not any(line.startswith("FORGED") for line in text.splitlines()), text[:3000]
