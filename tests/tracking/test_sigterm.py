@@ -108,7 +108,7 @@ ONE_WRITE = """
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_sigterm_inside_a_store_write_closes_the_run_interrupted_with_every_point(
-        kind, store_kwargs, tmp_path):
+        kind, store_kwargs, manager, tmp_path):
     sql, call = KINDS[kind]
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(ONE_WRITE.format(call=call)))
@@ -120,7 +120,6 @@ def test_sigterm_inside_a_store_write_closes_the_run_interrupted_with_every_poin
     _assert_terminated_cleanly(job)
     run_id, logged, inside = job.stdout.splitlines()[:3]
     assert logged == "logged 100" and inside.startswith("SIGTERM inside: INSERT INTO")
-    manager = ExperimentManager(**store_kwargs)
     run = manager.get_experiment(run_id)
     assert run.status == "interrupted"
     assert _assert_every_point(manager, run_id, "loss", 100) == 100
@@ -160,6 +159,7 @@ def test_sigterm_inside_a_checkpoint_of_a_compiled_program(digits_program, store
     launch.mkdir()
     store = store_kwargs["store"] or str(store_kwargs["base_dir"])
     env = _armed_env(tmp_path, "INSERT INTO artifact_versions", argument="'checkpoint'")
+    env["TMPDIR"] = str(tmp_path)  # the program's work folder, which SIGTERM leaves behind
     job = subprocess.run([sys.executable, str(digits_program), "execution.threads=1", "train.epochs=3",
                           "tracking.visualize_every=0", f"tracking.store={store}"],
                          cwd=launch, env=env, capture_output=True, text=True, timeout=300)
@@ -228,13 +228,11 @@ def test_100_random_sigterms_against_a_logging_loop(tmp_path):
     script = tmp_path / "loop.py"
     script.write_text(textwrap.dedent(LOGGING_LOOP))
     delays = [random.Random(trial).uniform(0.0, 0.3) for trial in range(100)]
-    started = time.monotonic()
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(4) as pool:  # each trial is bounded by its timeouts
         problems = list(pool.map(lambda t: _one_random_sigterm(script, tmp_path / f"s{t}", delays[t]),
                                  range(100)))
     failed = [f"trial {t}: {p}" for t, p in enumerate(problems) if p]
     assert not failed, f"{len(failed)} of 100 trials failed:\n" + "\n".join(failed[:10])
-    assert time.monotonic() - started < 120
 
 
 @pytest.mark.parametrize("ending", ["sys.exit(0)", "os.kill(os.getpid(), signal.SIGTERM)"])
