@@ -56,7 +56,7 @@ def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name:
     _check_train(train, where)
     for key in spec.train.extra:
         settings.warnings.append(f"{where}: train setting {key!r} is not used by the PyTorch program")
-    threads = spec.execution.extra.get("threads")
+    threads = settings.value("execution.threads", spec.execution.extra.get("threads"))
     for key in spec.execution.extra:
         if key == "threads":
             continue

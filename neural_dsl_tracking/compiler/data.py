@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from neural_dsl_tracking.errors import ConfigError
+from neural_dsl_tracking.humanize import file_size
+from neural_dsl_tracking.limits import machine_memory
 
 
 @dataclass
@@ -70,11 +72,12 @@ def _digits(io: NetworkIO, scale: bool) -> tuple[np.ndarray, np.ndarray]:
 def _synthetic(io: NetworkIO, samples: int, length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     shape = tuple(length if dim is None else dim for dim in io.input_shape)
+    out = tuple(length if dim is None else dim for dim in io.output_shape)
+    _check_synthetic_size(samples, math.prod(shape) + math.prod(out), None in io.input_shape + io.output_shape)
     if io.tokens is not None:
         x = rng.integers(0, io.tokens, size=(samples, *shape), dtype=np.int64)
     else:
         x = rng.standard_normal((samples, *shape), dtype=np.float32)
-    out = tuple(length if dim is None else dim for dim in io.output_shape)
     if io.loss_family == "cross_entropy":
         y = rng.integers(0, out[-1], size=(samples, *out[:-1]), dtype=np.int64)
     elif io.loss_family == "binary":
@@ -82,6 +85,16 @@ def _synthetic(io: NetworkIO, samples: int, length: int, seed: int) -> tuple[np.
     else:
         y = rng.standard_normal((samples, *out), dtype=np.float32)
     return x, y
+
+
+def _check_synthetic_size(samples: int, values_per_sample: int, dynamic: bool) -> None:
+    """Synthetic data (8 bytes a value at most, copied once when split) must fit in half the memory."""
+    needed, memory = samples * values_per_sample * 8, machine_memory()
+    if needed > memory // 2:
+        lower = "data.samples or data.length" if dynamic else "data.samples"
+        raise ConfigError(f"data=synthetic: {samples:,} samples of {values_per_sample:,} values take about "
+                          f"{file_size(needed)}, more than half of this machine's {file_size(memory)} of "
+                          f"memory; lower {lower}")
 
 
 def _npz(path: Path, io: NetworkIO, validation_split: float, seed: int, launch_dir: Path) -> Splits:

@@ -66,10 +66,15 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
         out.line(line)
     out.line()
     out.line()
+    with out.block("def settings(cfg: DictConfig) -> tuple"):
+        out.line('"""The validated run config and the composed config (every sweep job is checked first)."""')
+        out.line("return runtime.load_config(cfg, MODEL_KINDS, LOSS_FAMILY, PLUGIN_SECTIONS)")
+    out.line()
+    out.line()
     out.line('@hydra.main(version_base="1.3", config_path="conf", config_name="config")')
     with out.block("def main(cfg: DictConfig) -> None"):
         with out.block("try"):
-            out.line("config, composed = runtime.load_config(cfg, MODEL_KINDS, LOSS_FAMILY, PLUGIN_SECTIONS)")
+            out.line("config, composed = settings(cfg)")
             out.line("train(config, composed)")
         with out.block("except NeuralError as error"):
             out.line("runtime.fail(error)")
@@ -83,7 +88,7 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
     out.line()
     out.line()
     with out.block('if __name__ == "__main__"'):
-        out.line('runtime.launch(main, HERE / "conf")')
+        out.line('runtime.launch(main, HERE / "conf", settings)')
     source = out.text()
     check_module(source, "train.py")
     return source

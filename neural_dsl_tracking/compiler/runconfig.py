@@ -11,10 +11,12 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Any, Literal, Optional
+from typing import Any, Iterator, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
+from neural_dsl_tracking import limits
 from neural_dsl_tracking.compiler.losses import LOSS_FAMILIES
 from neural_dsl_tracking.compiler.optimizers import OPTIMIZERS
 from neural_dsl_tracking.errors import ConfigError
@@ -65,21 +67,21 @@ class ScheduleConfig(_Section):
     """``schedule:``: Keras' ExponentialDecay, stepped once per batch."""
 
     name: Literal["ExponentialDecay"] = "ExponentialDecay"
-    decay_steps: int = Field(ge=1)
+    decay_steps: int = limits.SIZE.field()
     decay_rate: float = Field(gt=0)
     staircase: bool = False
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    epochs: int = limits.EPOCHS.field()
+    batch_size: int = limits.BATCH_SIZE.field()
     validation_split: float = Field(ge=0, lt=1)
     shuffle: bool = True
 
 
 class ExecutionConfig(_Section):
     device: str = "auto"
-    threads: Optional[int] = Field(default=None, ge=1)
+    threads: Optional[int] = limits.THREADS.field(None)
     """CPU threads for PyTorch; None keeps PyTorch's default (one per core)."""
 
     @field_validator("device")
@@ -96,8 +98,8 @@ class DataConfig(_Section):
 
     name: Literal["digits", "synthetic", "npz"]
     path: Optional[str] = None
-    samples: int = Field(default=1024, ge=2)
-    length: int = Field(default=16, ge=1)
+    samples: int = limits.SAMPLES.field(1024)
+    length: int = limits.LENGTH.field(16)
     """The size used for dynamic (None) input dimensions by the synthetic source."""
     scale: bool = True
 
@@ -112,7 +114,7 @@ def _model_section(kinds: dict[str, dict[str, str]]) -> type[BaseModel]:
     layers = {}
     for layer, params in kinds.items():
         fields = {
-            name: (int, Field(ge=1)) if kind == "width" else (float, Field(ge=0, lt=1))
+            name: (int, limits.SIZE.field()) if kind == "width" else (float, Field(ge=0, lt=1))
             for name, kind in params.items()
         }
         layers[layer] = (create_model(f"Layer_{layer}", __base__=_Section, **fields), ...)
@@ -126,7 +128,7 @@ def run_config_model(kinds: dict[str, dict[str, str]], loss_family: str, tracked
     return create_model(
         "RunConfig",
         __base__=_Section,
-        seed=(int, Field(ge=0, lt=2**63)),
+        seed=(int, limits.SEED.field()),
         loss=(Literal[losses], ...),  # type: ignore[valid-type]
         model=(_model_section(kinds), ...),
         optimizer=(OptimizerConfig, ...),
@@ -145,6 +147,10 @@ def validate_run_config(data: dict[str, Any], kinds: dict[str, dict[str, str]], 
     if not tracked and data.get("tracking") is not None:
         raise ConfigError("tracking: this program was compiled from a network without a tracking block; "
                           "add `tracking < ... >` to the .neural file and compile again")
+    wide = [f"{key}={_abridged(value)}: integers are up to 64 bits (at most {limits.MAX_INT64})"
+            for key, value in _wide_integers(data, [])]
+    if wide:
+        raise ConfigError(_problems(wide))
     model = run_config_model(kinds, loss_family, tracked)
     try:
         return model.model_validate(data)
@@ -169,14 +175,39 @@ def describe(error: ValidationError, model: type[BaseModel], data: dict[str, Any
             lines.append(f"{key}: {message}")
             continue
         message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "less_than_equal":
+            why = getattr(_field_at(model, loc), "description", None)
+            message += f" ({why})" if why else ""
         if problem["type"] == "missing":
             lines.append(f"{key}: missing")
             continue
         given = problem.get("input")
         shown = key if isinstance(given, dict) else f"{key}={_show(given)}"
         lines.append(f"{shown}: {message}")
+    return _problems(lines)
+
+
+def _problems(lines: list[str]) -> str:
     plural = "s" if len(lines) > 1 else ""
     return f"invalid setting{plural} in the run configuration:\n  " + "\n  ".join(lines)
+
+
+def _wide_integers(value: Any, loc: list[Any]) -> Iterator[tuple[str, int]]:
+    """(dotted key, value) of every integer beyond 64 bits, at any depth (Hydra reads any size)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _wide_integers(item, [*loc, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _wide_integers(item, [*loc, index])
+    elif isinstance(value, int) and not -limits.MAX_INT64 - 1 <= value <= limits.MAX_INT64:
+        yield _dotted(loc), value
+
+
+def _abridged(number: int) -> str:
+    """A huge integer as its first digits and its length."""
+    text = str(number)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def _dotted(loc: list[Any]) -> str:
@@ -191,17 +222,24 @@ def _show(value: Any) -> str:
 
 
 def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    if not loc:
+        return list(model.model_fields)
+    field = _field_at(model, loc)
+    return list(getattr(_model_type(field.annotation) if field else None, "model_fields", {}))
+
+
+def _field_at(model: type[BaseModel], loc: list[Any]) -> FieldInfo | None:
+    """The field a validation error's location points at (list indexes skipped), or None."""
     current: Any = model
+    field = None
     for part in loc:
         if isinstance(part, int):
             continue
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
-            return []
+            return None
         current = _model_type(field.annotation)
-        if current is None:
-            return []
-    return list(getattr(current, "model_fields", {}))
+    return field
 
 
 def _model_type(annotation: Any) -> Any:

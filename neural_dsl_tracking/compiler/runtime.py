@@ -26,8 +26,12 @@ from neural_dsl_tracking.dotted import flatten  # noqa: F401 - generated program
 from neural_dsl_tracking.compiler.data import NetworkIO, Splits, check_arrays, load_data
 from neural_dsl_tracking.compiler.runconfig import validate_run_config
 from neural_dsl_tracking.errors import ConfigError, NeuralError
+from neural_dsl_tracking.humanize import file_size
+from neural_dsl_tracking.limits import MAX_INT64, machine_memory
 from neural_dsl_tracking.resources import configs_dir
 
+BYTES_PER_PARAMETER = 16
+"""float32 weights, their gradients and two optimizer moments (Adam's) per parameter."""
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
                           "--experimental-rerun", "--info", "-i", "--package", "-p", "--cfg", "-c"}
 
@@ -35,12 +39,14 @@ HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--con
 # ---------------------------------------------------------------- launching
 
 
-def launch(main: Callable[[], None], conf_dir: Path) -> None:
+def launch(main: Callable[[], None], conf_dir: Path, check: Callable[[Any], Any] | None = None) -> None:
     """Run a ``@hydra.main`` program: config groups on the search path, overrides checked first.
 
-    User mistakes (bad overrides, invalid settings, data that does not fit) print one
-    ``error:`` line block and exit 1 without a traceback; Ctrl-C exits 130. Warnings print
-    as ``warning: message`` lines, like the compiler's.
+    ``check`` validates one composed config (the program's ``settings``); before a
+    ``--multirun`` sweep starts, every job's config goes through it, so a bad value stops
+    the sweep before anything trains. User mistakes (bad overrides, invalid settings, data
+    that does not fit) print one ``error:`` line block and exit 1 without a traceback;
+    Ctrl-C exits 130. Warnings print as ``warning: message`` lines, like the compiler's.
     """
     warnings.formatwarning = _format_warning
     search = f"hydra.searchpath=[{configs_dir().resolve().as_uri()}]"
@@ -49,7 +55,7 @@ def launch(main: Callable[[], None], conf_dir: Path) -> None:
         overrides.append(search)
     sys.argv[1:] = [*flags, *overrides]  # Hydra wants its flags before the overrides
     try:
-        preflight(conf_dir, overrides, search)
+        preflight(conf_dir, overrides, search, multirun="--multirun" in flags or "-m" in flags, check=check)
         main()
     except NeuralError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -82,20 +88,22 @@ def _split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
-def preflight(conf_dir: Path, overrides: list[str], search: str) -> None:
-    """Compose the config once (the first value of each sweep) and report problems clearly."""
+def preflight(conf_dir: Path, overrides: list[str], search: str, multirun: bool = False,
+              check: Callable[[Any], Any] | None = None) -> None:
+    """Compose and ``check`` the config of every job and report problems clearly.
+
+    Without ``multirun`` that is one job; with it, every combination of the swept values,
+    as Hydra's basic sweeper will run them.
+    """
     from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as error:
-        raise ConfigError(f"cannot read the overrides: {_first_line(error)}") from None
+    parsed = _parse_overrides(overrides)
     settings = [o for o in parsed if not (o.key_or_group == "hydra" or o.key_or_group.startswith("hydra."))]
     single = [_first_value(o) for o in settings]
+    jobs = _sweep_jobs(settings) if multirun else [_single_job(settings)]
     groups = [line for line, o in zip(single, settings) if _is_group(o.key_or_group)]
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
         try:
@@ -110,10 +118,78 @@ def preflight(conf_dir: Path, overrides: list[str], search: str) -> None:
             if override.is_add() or override.is_force_add():
                 continue
             _check_key(key, known, override.is_delete())
+        swept = {o.get_key_element() for o in settings if o.is_sweep_override()}
+        for number, job in enumerate(jobs, 1):
+            values = " ".join(line for line in job if line.partition("=")[0] in swept)
+            where = f"sweep job {number} of {len(jobs)} ({values}): " if len(jobs) > 1 else ""
+            _check_job(job, number - 1, search, check, where)
+
+
+def _check_job(job: list[str], num: int, search: str, check: Callable[[Any], Any] | None, where: str) -> None:
+    """Compose job ``num`` from its overrides and ``check`` it; a problem is a ConfigError starting ``where``."""
+    from hydra import compose
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        config = compose(config_name="config", overrides=[search, *job], return_hydra_config=True)
+        if check is not None:
+            check(_job_config(config, num))
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        raise ConfigError(where + _first_line(error)) from None
+    except ConfigError as error:
+        raise ConfigError(where + str(error)) from None
+
+
+def _job_config(config: Any, num: int) -> Any:
+    """A composed config as job ``num`` sees it: ``${hydra:...}`` resolves, the hydra node is hidden."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    with open_dict(config):
+        config.hydra.job.num = num
+    HydraConfig.instance().set_config(config)
+    return OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+
+
+def _parse_overrides(overrides: list[str]) -> list[Any]:
+    """Hydra's reading of the overrides; one that cannot be read is a ConfigError naming it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    parsed = []
+    for line in overrides:
         try:
-            compose(config_name="config", overrides=[search, *single])
-        except (HydraException, OmegaConfBaseException, ValueError) as error:
-            raise ConfigError(_first_line(error)) from None
+            parsed += parser.parse_overrides([line])
+        except HydraException as error:
+            raise ConfigError(f"cannot read the overrides: {_first_line(error)}") from None
+        except ValueError:  # Python's limit on converting an integer of over 4300 digits
+            raise ConfigError(f"cannot read the override {line.partition('=')[0]}=...: integers are "
+                              f"up to 64 bits (at most {MAX_INT64})") from None
+    return parsed
+
+
+def _single_job(settings: list[Any]) -> list[str]:
+    """The overrides of a run without --multirun, where several values are a mistake."""
+    for override in settings:
+        if override.is_sweep_override():
+            raise ConfigError(f"{override.input_line}: several values make a sweep, which needs --multirun; "
+                              f"write a list as {override.get_key_element()}=[a,b] or a string as "
+                              f"{override.get_key_element()}='a,b'")
+    return [override.input_line for override in settings]
+
+
+def _sweep_jobs(settings: list[Any]) -> list[list[str]]:
+    """The overrides of each job of a --multirun sweep, split as Hydra's basic sweeper splits them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.errors import HydraException
+
+    try:
+        (jobs,) = BasicSweeper.split_arguments(settings, None)
+    except HydraException as error:
+        raise ConfigError(_first_line(error)) from None
+    return jobs
 
 
 def _first_value(override: Any) -> str:
@@ -215,11 +291,27 @@ def select_device(name: str, threads: int | None = None) -> torch.device:
 
 
 def build(model_class: type[nn.Module], section: Any) -> nn.Module:
-    """Instantiate the network with the configured sizes; a size PyTorch rejects is a ConfigError."""
+    """Instantiate the network with the configured sizes; a size PyTorch rejects, or one too
+    large to train in this machine's memory, is a ConfigError."""
+    _check_fits_memory(model_class, section)
     try:
         return model_class(hyperparameters(section))
     except (ValueError, RuntimeError, AssertionError, TypeError) as error:
         raise ConfigError(f"model: the network cannot be built with these settings: {_torch_message(error)}") from None
+
+
+def _check_fits_memory(model_class: type[nn.Module], section: Any) -> None:
+    """The parameters, counted on the meta device (nothing allocated), must fit in memory to train."""
+    try:
+        with torch.device("meta"):
+            parameters = sum(p.numel() for p in model_class(hyperparameters(section)).parameters())
+    except (ValueError, RuntimeError, AssertionError, TypeError, NotImplementedError):
+        return  # building it for real reports the problem
+    needed, memory = parameters * BYTES_PER_PARAMETER, machine_memory()
+    if needed > memory:
+        raise ConfigError(f"model: the network would have {parameters:,} parameters, about {file_size(needed)} "
+                          f"to train (weights, gradients, optimizer state), more than this machine's "
+                          f"{file_size(memory)} of memory; lower the sizes in the model section")
 
 
 def _torch_message(error: BaseException) -> str:

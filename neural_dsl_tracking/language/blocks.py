@@ -188,6 +188,8 @@ def _expectation(kind: str, ctx: dict[str, Any], error: Any) -> str:
         return f"must be {symbol} {ctx.get(name)}"
     if kind in _TYPES:
         return f"must be {_TYPES[kind]}"
+    if kind == "value_error":  # a validator's own words
+        return str(error.get("msg", "")).removeprefix("Value error, ")
     return f"is not valid ({error.get('msg', kind)})"
 
 

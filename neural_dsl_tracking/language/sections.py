@@ -6,13 +6,17 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from neural_dsl_tracking import limits
 from neural_dsl_tracking.language.diagnostics import DiagnosticSink, Pos, did_you_mean
 from neural_dsl_tracking.language.layers import check_param
 from neural_dsl_tracking.language.spec import (
+    ChoiceHPO,
     ExecutionSpec,
     InputSpec,
+    LogRangeHPO,
     OptimizerSpec,
     ParamValue,
+    RangeHPO,
     ScheduleSpec,
     SourcePos,
     TrainSpec,
@@ -45,11 +49,14 @@ class SectionReader:
         self.values = ValueReader(sink)
         self._parse_optimizer = parse_optimizer
 
-    def checked_value(self, item: Value, kind: str | None, what: str) -> ParamValue:
-        """Convert ``item`` and check it against ``kind`` (unless converting failed)."""
+    def checked_value(self, item: Value, kind: str | None, what: str,
+                      bound: limits.IntBound | None = None) -> ParamValue:
+        """Convert ``item`` and check it against ``kind`` and ``bound`` (unless converting failed)."""
         before = self.sink.count
         value = self.values.param(item)
         problem = check_param(kind, value) if self.sink.count == before else None
+        if problem is None and bound is not None and self.sink.count == before:
+            problem = next(filter(None, map(bound.problem, _numbers(value))), None)
         if problem is not None:
             self.sink.error(item.pos, f"{what} must be {problem}, got {dsl_repr(value)}")
         return value
@@ -140,7 +147,7 @@ class SectionReader:
         extra: dict[str, ParamValue] = {}
         for name, item in self._settings(block, "train setting").items():
             if name in kinds:
-                known[name] = self.checked_value(item, kinds[name], name)
+                known[name] = self.checked_value(item, kinds[name], name, limits.TRAIN.get(name))
             elif name == "search_method":
                 known[name] = self.word(item, "search_method") or None
             else:
@@ -155,8 +162,10 @@ class SectionReader:
             if name == "device":
                 device = self.device(item.data if item.kind in ("string", "name") else item.text,
                                      item.pos) or device
+            elif name in limits.EXECUTION:
+                extra[name] = self.checked_value(item, "positive_int", name, limits.EXECUTION[name])
             else:
-                self._check_close_to(name, ("device",), item.pos, f"{block.keyword} setting")
+                self._check_close_to(name, ("device", *limits.EXECUTION), item.pos, f"{block.keyword} setting")
                 extra[name] = self.values.param(item)
         return ExecutionSpec(device=device, extra=extra)
 
@@ -187,3 +196,16 @@ class SectionReader:
         hint = did_you_mean(name, known, cutoff=0.8)
         if hint:
             self.sink.error(pos, f"unknown {what} '{name}'{hint}")
+
+
+def _numbers(value: ParamValue) -> list[int | float]:
+    """The numbers a setting can take at its extremes: itself, an HPO choice's options, a range's ends."""
+    if isinstance(value, ChoiceHPO):
+        candidates = list(value.options)
+    elif isinstance(value, RangeHPO):
+        candidates = [value.start, value.stop]
+    elif isinstance(value, LogRangeHPO):
+        candidates = [value.low, value.high]
+    else:
+        candidates = [value]
+    return [v for v in candidates if isinstance(v, (int, float)) and not isinstance(v, bool)]

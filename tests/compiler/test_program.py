@@ -96,10 +96,11 @@ def test_overrides_reach_the_run_and_the_tensorboard_mirror(digits_program: Path
 def test_multirun_gives_one_run_per_job_in_one_store(digits_program: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     result = run_program(digits_program, "--multirun", "optimizer.lr=0.1,0.01", "train.epochs=1",
-                         f"tracking.store={store}", cwd=tmp_path)
+                         f"tracking.store={store}", "tracking.run_name=job${hydra:job.num}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = _manager(store).list_experiments()
     assert len(runs) == 2
+    assert sorted(r.run_name for r in runs) == ["job0", "job1"]  # checked before the jobs, resolved in each
     assert {r.experiment for r in runs} == {"digits-cnn"}
     assert sorted(r.hyperparameters["optimizer.lr"] for r in runs) == [0.01, 0.1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
@@ -245,20 +246,6 @@ def test_neural_run_compiles_into_a_cache_and_trains(tmp_path: Path) -> None:
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 1 and "did you mean 'train.epochs'" in again.stderr
     assert list((tmp_path / "build" / ".cache").glob("DigitsCNN-*/train.py")) == cached
-
-
-def test_sweep_overrides_are_checked_with_their_first_value(digits_program: Path) -> None:
-    from neural_dsl_tracking.compiler import runtime
-    from neural_dsl_tracking.errors import ConfigError
-    from neural_dsl_tracking.resources import configs_dir
-
-    conf = digits_program.parent / "conf"
-    search = f"hydra.searchpath=[{configs_dir().as_uri()}]"
-    runtime.preflight(conf, ["optimizer.lr=0.1,0.01", "model.dense_1.units=choice(32,64)", "data=digits"], search)
-    with pytest.raises(ConfigError, match="did you mean 'optimizer.lr'"):
-        runtime.preflight(conf, ["optimizer.lrr=0.1,0.01"], search)
-    with pytest.raises(ConfigError, match="cannot read the overrides"):
-        runtime.preflight(conf, ["optimizer.lr=[0.1"], search)
 
 
 def test_a_network_pytorch_cannot_build_is_one_line_without_native_frames(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from neural_dsl_tracking import limits
+
 Backend = Literal["local", "mlflow", "wandb", "tensorboard"]
 
 
@@ -46,10 +48,10 @@ class TrackingSpec(_Section):
     experiment: str | None = None
     run_name: str | None = None
     tags: list[str] = Field(default_factory=list)
-    visualize_every: int = Field(default=10, ge=0)
+    visualize_every: int = limits.VISUALIZE_EVERY.field(10)
     version_artifacts: bool = True
-    log_every: int = Field(default=1, ge=1)
-    checkpoint_every: int = Field(default=1, ge=0)
+    log_every: int = limits.LOG_EVERY.field(1)
+    checkpoint_every: int = limits.CHECKPOINT_EVERY.field(1)
     monitor: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     store: str = "neural_experiments"
@@ -62,6 +64,14 @@ class TrackingSpec(_Section):
     def _one_or_many(cls, value: object) -> object:
         if isinstance(value, str):
             return [value]
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a folder or a database URL, not empty text "
+                             "(which would record into the launch directory)")
         return value
 
     @field_validator("backend")
