@@ -200,7 +200,7 @@ def _wide_integers(value: Any, loc: list[Any]) -> Iterator[tuple[str, int]]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _wide_integers(item, [*loc, index])
-    elif isinstance(value, int) and not -limits.MAX_INT64 - 1 <= value <= limits.MAX_INT64:
+    elif isinstance(value, int) and abs(value) > limits.MAX_INT64:
         yield _dotted(loc), value
 
 

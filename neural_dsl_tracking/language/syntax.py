@@ -14,6 +14,7 @@ from typing import Any
 from lark import Token, Transformer, Tree, v_args
 
 from neural_dsl_tracking.language.diagnostics import Pos
+from neural_dsl_tracking.limits import MAX_INT64
 
 
 @dataclass
@@ -137,8 +138,8 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
-MAX_INT = 2**63 - 1
-"""Integers are 64-bit; a larger literal is refused where it is written."""
+MAX_INT = MAX_INT64
+"""Integers are 64-bit (as the generated program's settings); a larger literal is refused where it is written."""
 _MAX_INT_DIGITS = len(str(MAX_INT))
 
 
