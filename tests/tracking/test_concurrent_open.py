@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 
 import pytest
@@ -107,13 +106,12 @@ def test_eight_processes_open_fresh_sqlite_stores_at_once(tmp_path):
 
 
 @pytest.mark.postgres
-def test_eight_processes_open_fresh_postgresql_databases_at_once(postgres_server, tmp_path):
+def test_eight_processes_open_fresh_postgresql_schemas_at_once(postgres_url, tmp_path):
     import psycopg
 
-    host, port = postgres_server
-    names = [f"c_{uuid.uuid4().hex[:12]}" for _ in range(TRIES)]
-    with psycopg.connect(f"host={host} port={port} user=postgres dbname=postgres",
+    names = [f"try{i}" for i in range(TRIES)]  # a fresh, empty schema per try
+    with psycopg.connect("postgresql://" + postgres_url.split("://", 1)[1],
                          autocommit=True) as conn:
         for name in names:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    _run(tmp_path, [f"postgresql+psycopg://postgres@{host}:{port}/{name}" for name in names])
+            conn.execute(f'CREATE SCHEMA "{name}"')
+    _run(tmp_path, [f"{postgres_url}?options=-csearch_path%3D{name}" for name in names])
