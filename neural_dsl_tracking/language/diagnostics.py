@@ -93,6 +93,7 @@ class DiagnosticSink:
 
     source: Source
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    _seen: set[Diagnostic] = field(default_factory=set, repr=False)
 
     @property
     def count(self) -> int:
@@ -100,8 +101,10 @@ class DiagnosticSink:
         return len(self.diagnostics)
 
     def error(self, pos: Pos, message: str) -> None:
+        """Record a problem (once: the same problem at the same place is not repeated)."""
         item = Diagnostic(pos, message)
-        if item not in self.diagnostics:
+        if item not in self._seen:  # a set: a file with 50,000 problems stays linear
+            self._seen.add(item)
             self.diagnostics.append(item)
 
     def raise_if_any(self, kind: type[NeuralError] = NeuralValidationError) -> None:

@@ -16,6 +16,8 @@ from neural_dsl_tracking.language.values import bind_arguments
 
 MAX_LAYERS = 10_000
 """No network or macro expands to more layers than this (counting nested ones)."""
+MAX_FILE_LAYERS = 20_000
+"""All the networks of a file together expand to no more layers than this."""
 MAX_DEPTH = 64
 """Nested ``{ }`` blocks go no deeper than this, also when macros nest them."""
 
@@ -58,6 +60,8 @@ class LayerExpander:
         for macro in macros:
             self._declare(macro)
         self._bodies: dict[str, _Body] = {}
+        self._file_layers = 0
+        """Layers of the networks expanded so far."""
 
     def _declare(self, macro: MacroNode) -> None:
         if macro.name in LAYERS:
@@ -75,8 +79,16 @@ class LayerExpander:
 
     def expand_network(self, nodes: list[LayerNode], name: str) -> list[LayerSpec]:
         """The layers of network ``name``: every layer its own object (macro bodies and
-        repeats share theirs while expanding; copying once, at the end, is cheap)."""
-        return [_fresh(layer) for layer in self.expand(nodes, f"network '{name}'")]
+        repeats share theirs while expanding, and are copied once, here, within
+        :data:`MAX_FILE_LAYERS` for the whole file)."""
+        layers = self.expand(nodes, f"network '{name}'")
+        self._file_layers += layer_count(layers)
+        if self._file_layers > MAX_FILE_LAYERS:
+            self.sink.error(nodes[0].pos, f"the networks of this file expand to more than "
+                                          f"{MAX_FILE_LAYERS} layers in all ({self._file_layers} "
+                                          f"up to network '{name}')")
+            self.sink.raise_if_any()
+        return [_fresh(layer) for layer in layers]
 
     def expand(self, nodes: list[LayerNode], owner: str, depth: int = 0) -> list[LayerSpec]:
         """The layers of ``nodes`` (the list of ``owner``, e.g. "macro 'M'"), nested
