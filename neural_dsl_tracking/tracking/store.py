@@ -384,7 +384,6 @@ class Store:
     # ---- metrics ----------------------------------------------------------------------
     def append_metrics(self, run_id: str, series: dict[str, Series]) -> None:
         """Append points per key and update the summaries, in one transaction."""
-
         for key in series:
             check_name("metric name", key)
 
