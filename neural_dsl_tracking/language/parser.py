@@ -49,7 +49,6 @@ def parse_text(text: str, filename: str = "<string>") -> NeuralFile:
 def parse_with(parser: NeuralParser, text: str, filename: str = "<string>") -> NeuralFile:
     """``parse_text`` with a given parser (another set of plugins)."""
     source = Source(unix_newlines(text), filename)
-    _check_nesting(source)
     syntax = _parse(parser, source, source.text, "start")
     sink = DiagnosticSink(source)
     sections = SectionReader(sink, lambda value: _parse_quoted_optimizer(parser, source, value))
@@ -97,7 +96,9 @@ def _parse_quoted_optimizer(parser: NeuralParser, source: Source, value: Value) 
 
 def _parse(parser: NeuralParser, source: Source, text: str, start: str) -> Any:
     """``text`` (the file, or a padded part of it) parsed from rule ``start`` into syntax
-    nodes; a syntax error or an out-of-range number is raised, located in ``source``."""
+    nodes; a syntax error, absurd nesting or an out-of-range number is raised, located
+    in ``source``."""
+    _check_nesting(source, text)
     try:
         tree = parser.lark.parse(text, start=start)
     except UnexpectedInput as error:
@@ -125,13 +126,14 @@ _OPENERS = "([{"
 _CLOSERS = ")]}"
 
 
-def _check_nesting(source: Source) -> None:
-    """Refuse absurd bracket nesting up front (it would exhaust the recursion limit)."""
+def _check_nesting(source: Source, text: str) -> None:
+    """Refuse absurd bracket nesting in ``text`` (the file, or a padded part of it) up
+    front: it would exhaust the recursion limit."""
     depth = 0
     line, column = 1, 0
     quote = ""
     comment = escaped = False
-    for char in source.text:
+    for char in text:
         column += 1
         if char == "\n":
             line, column, quote, comment = line + 1, 0, "", False

@@ -72,6 +72,12 @@ def deep_tracking_list(depth: int) -> str:
     return network("Dense(1)", "  tracking < tags: " + "[" * depth + "a" + "]" * depth + " >\n")
 
 
+def deep_quoted_optimizer(depth: int) -> str:
+    """Deep parentheses inside a quoted optimizer (parsed on its own)."""
+    value = "(" * depth + "0.1" + ")" * depth
+    return network("Dense(1)", f'  optimizer: "Adam(learning_rate={value})"\n')
+
+
 def bare_openers(count: int) -> str:
     """Nothing but ``{`` after a network header."""
     return "network N " + "{" * count
@@ -200,6 +206,7 @@ def cases() -> list[Case]:
         Case("deep lists", deep_lists(5000), nested, 4),
         Case("deep HPO", deep_hpo(3000), nested, 4),
         Case("deep tracking list", deep_tracking_list(5000), nested, 5),
+        Case("deep quoted optimizer", deep_quoted_optimizer(5000), nested, 5),
         Case("bare openers", bare_openers(100_000), nested, 1),
         *(Case(f"5000-digit integer in {where}", huge_integer(5000, where), out_of_range)
           for where in WHERE),
@@ -241,6 +248,7 @@ GENERATORS: dict[str, tuple[Callable[[int], str], int]] = {
     "deep lists": (deep_lists, 6000),
     "deep HPO": (deep_hpo, 4000),
     "deep tracking list": (deep_tracking_list, 6000),
+    "deep quoted optimizer": (deep_quoted_optimizer, 6000),
     "bare openers": (bare_openers, 100_000),
     **{f"huge integer in {where}": (partial(huge_integer, where=where), 20_000) for where in WHERE},
     "huge exponent": (huge_exponent, 20_000),
