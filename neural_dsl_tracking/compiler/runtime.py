@@ -55,7 +55,8 @@ def launch(main: Callable[[], None], conf_dir: Path, check: Callable[[Any], Any]
         overrides.append(search)
     sys.argv[1:] = [*flags, *overrides]  # Hydra wants its flags before the overrides
     try:
-        preflight(conf_dir, overrides, search, multirun="--multirun" in flags or "-m" in flags, check=check)
+        multirun = "--multirun" in flags or "-m" in flags or "hydra.mode=MULTIRUN" in overrides
+        preflight(conf_dir, overrides, search, multirun=multirun, check=check)
         main()
     except NeuralError as error:
         print(f"error: {error}", file=sys.stderr)

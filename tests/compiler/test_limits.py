@@ -197,3 +197,11 @@ def test_neural_run_multirun_with_a_bad_value_trains_nothing(tmp_path: Path) -> 
     assert "train.batch_size=-1: Input should be greater than or equal to 1" in result.stderr
     assert "Traceback" not in result.stderr and "epoch" not in result.stdout
     assert not (tmp_path / "store").exists()  # the first job never started
+
+
+def test_a_sweep_asked_by_hydra_mode_is_checked_before_training_too(digits_program: Path, tmp_path: Path) -> None:
+    result = run_program(digits_program, "hydra.mode=MULTIRUN", "train.batch_size=32,-1", "tracking.store=store",
+                         cwd=tmp_path, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: sweep job 2 of 2 (train.batch_size=-1): invalid setting"), result.stderr
+    assert not (tmp_path / "store").exists()
