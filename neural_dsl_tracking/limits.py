@@ -53,7 +53,9 @@ class IntBound:
 SEED = IntBound(0, MAX_INT64)
 EPOCHS = IntBound(1, 1_000_000)
 BATCH_SIZE = IntBound(1, 1_000_000)
-THREADS = IntBound(1, cpu_count(), "the CPUs of this machine")
+THREADS = IntBound(1, 1024)
+"""``execution.threads`` as written (a file stays valid on every machine); the program that
+runs also holds it to the CPUs of its machine (``compiler/runconfig.py``)."""
 SAMPLES = IntBound(2, 100_000_000)
 """``data.samples`` of the synthetic source (its total size is also held to the memory)."""
 LENGTH = IntBound(1, 1_000_000)

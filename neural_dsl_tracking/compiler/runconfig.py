@@ -92,6 +92,15 @@ class ExecutionConfig(_Section):
             raise ValueError("must be auto, cpu, cuda, cuda:N, gpu or mps")
         return value
 
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, value: int | None) -> int | None:
+        cpus = limits.cpu_count()
+        if value is not None and value > cpus:
+            raise ValueError(f"this machine has {cpus} CPUs; give at most {cpus}, or leave it unset "
+                             "for one thread per core")
+        return value
+
 
 class DataConfig(_Section):
     """``data:``: one of the config group's sources."""

@@ -27,9 +27,7 @@ EMPTY_STORE = "must be a folder or a database URL, not empty text"
 
 # (section of the file, the refused value as written, message)
 DSL_CASES = [
-    ("execution { threads: 100000 }", "100000",
-     f"threads must be at most {CPUS} (the CPUs of this machine), got 100000"),
-    (f"execution {{ threads: {CPUS + 1} }}", str(CPUS + 1), f"threads must be at most {CPUS}"),
+    ("execution { threads: 100000 }", "100000", "threads must be at most 1024, got 100000"),
     ("execution { threads: 0 }", "0", "threads must be a positive integer, got 0"),
     ("train { epochs: 5000000 }", "5000000", "epochs must be at most 1000000, got 5000000"),
     ("train { batch_size: HPO(choice(32, 2000000)) }", "HPO", "batch_size must be at most 1000000"),
@@ -95,9 +93,9 @@ def preflight(program: Path, overrides: list[str], multirun: bool = False) -> No
 HUGE = "99999999999999999999999"
 WIDE = f"integers are up to 64 bits (at most {2**63 - 1})"
 OVERRIDE_CASES = [
-    (["execution.threads=100000"],
-     f"execution.threads=100000: Input should be less than or equal to {CPUS} (the CPUs of this machine)"),
-    ([f"execution.threads={CPUS + 1}"], f"execution.threads={CPUS + 1}: Input should be less than or equal"),
+    (["execution.threads=100000"], "execution.threads=100000: Input should be less than or equal to 1024"),
+    ([f"execution.threads={CPUS + 1}"],
+     f"execution.threads={CPUS + 1}: this machine has {CPUS} CPUs; give at most {CPUS}"),
     ([f"train.epochs={HUGE}"], f"train.epochs={HUGE}: {WIDE}"),
     (["train.epochs=" + "9" * 5000], f"cannot read the override train.epochs=...: {WIDE}"),
     (["train.epochs=5000000"], "train.epochs=5000000: Input should be less than or equal to 1000000"),
