@@ -12,7 +12,15 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, draw
 from neural_dsl_tracking.dashboard.figures import plain_list, x_values
-from neural_dsl_tracking.dashboard.layout import IDLE_INTERVAL_MS, LIVE_INTERVAL_MS, run_rows
+from neural_dsl_tracking.dashboard.layout import (
+    IDLE_INTERVAL_MS,
+    LIVE_INTERVAL_MS,
+    chosen_name,
+    chosen_names,
+    metric_keys,
+    run_rows,
+    run_tooltips,
+)
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.dashboard.tables import counted, flatten, param_text
 from neural_dsl_tracking.dashboard import views
@@ -45,6 +53,7 @@ def register(app: Dash, data: DashboardData) -> None:
 
     @app.callback(
         Output("run-table", "data"),
+        Output("run-table", "tooltip_data"),
         Output("run-table", "selected_rows"),
         Output("selection", "data"),
         Output("run-count", "children"),
@@ -65,7 +74,12 @@ def register(app: Dash, data: DashboardData) -> None:
     def update_table(experiments, statuses, tags, text, main, maximised, selected_ids, _shown, _clear, _tick,
                      selection, shown_rows):
         runs = data.runs()
-        visible = [run for run in runs if matches(run, experiments or (), statuses or (), tags or (), text or "")]
+        keys = metric_keys(runs)
+        experiments = chosen_names(experiments, {run.experiment for run in runs})
+        tags = chosen_names(tags, {tag for run in runs for tag in run.tags})
+        main = chosen_name(main, keys)
+        maximised = chosen_names(maximised, keys)
+        visible = [run for run in runs if matches(run, experiments, statuses or (), tags, text or "")]
         visible_ids = [run.run_id for run in visible]
         previous = list(selection or [])
         new_selection = previous
@@ -79,14 +93,14 @@ def register(app: Dash, data: DashboardData) -> None:
             picked = set(selected_ids or ())
             kept = [run_id for run_id in previous if run_id not in shown or run_id in picked]
             new_selection = kept + [run_id for run_id in selected_ids or () if run_id not in kept]
-        direction = "max" if main in (maximised or ()) else "min"
+        direction = "max" if main in maximised else "min"
         rows = run_rows(visible, main, direction)
         chosen = set(new_selection)
         selected_rows = [position for position, row in enumerate(rows) if row["id"] in chosen]
         live = any(run.status == "running" for run in runs)
         selection_out = new_selection if new_selection != previous else no_update
-        return (rows, selected_rows, selection_out, f"{counted(len(runs), 'run')}, {len(chosen)} selected",
-                LIVE_INTERVAL_MS if live else IDLE_INTERVAL_MS)
+        return (rows, run_tooltips(visible), selected_rows, selection_out,
+                f"{counted(len(runs), 'run')}, {len(chosen)} selected", LIVE_INTERVAL_MS if live else IDLE_INTERVAL_MS)
 
     @app.callback(
         Output("metrics-area", "children"),
@@ -138,7 +152,9 @@ def register(app: Dash, data: DashboardData) -> None:
         if tab != "best":
             return no_update
         _, chosen = selected_runs(selection)
-        return views.best_view(chosen, maximised or ()) if chosen else views.select_hint()
+        if not chosen:
+            return views.select_hint()
+        return views.best_view(chosen, chosen_names(maximised, metric_keys(chosen)))
 
     @app.callback(
         Output("summary-area", "children"),
@@ -153,7 +169,7 @@ def register(app: Dash, data: DashboardData) -> None:
         runs, chosen = selected_runs(selection)
         if not chosen:
             return views.select_hint()
-        return views.summary_view(chosen, maximised or (), views.run_colors(runs))
+        return views.summary_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs))
 
     @app.callback(
         Output("parallel-area", "children"),
@@ -166,7 +182,11 @@ def register(app: Dash, data: DashboardData) -> None:
         if tab != "parallel":
             return no_update
         _, chosen = selected_runs(selection)
-        return views.parallel_view(chosen, metric, maximised or ()) if chosen else views.select_hint()
+        if not chosen:
+            return views.select_hint()
+        keys = metric_keys(chosen)
+        metric = chosen_name(metric, keys)
+        return views.parallel_view(chosen, metric, chosen_names(maximised, keys))
 
     @app.callback(
         Output("artifacts-area", "children"),

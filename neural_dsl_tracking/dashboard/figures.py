@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from neural_dsl_tracking.dashboard.tables import shortened
+
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
     "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31",
@@ -23,20 +25,12 @@ X_MODES = {"step": "step", "relative": "relative time (s)", "wall": "wall time"}
 RAW_OPACITY_WHEN_SMOOTHED = 0.25
 MISSING_TEXT = "—"
 MAX_LEGEND_ENTRIES = 12  # more runs than this: names show on hover only
-TITLE_CHARS, NAME_CHARS = 48, 60  # longer titles and legend names are cut in the middle (full run name on hover)
+TITLE_CHARS, NAME_CHARS = 48, 60  # longer titles, legend names and parallel axis labels are cut in the middle
 
 
 def plotly_text(text: str) -> str:
     """Text shown literally by Plotly, which otherwise reads ``<b>``, ``<br>``, ``&amp;`` as markup."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def shortened(text: str, limit: int) -> str:
-    """``text`` cut in the middle to at most ``limit`` characters (both ends tell metrics apart)."""
-    if len(text) <= limit:
-        return text
-    head = (limit - 1) // 2
-    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 def color_for(position: int) -> str:
@@ -173,7 +167,7 @@ def parallel_figure(axes: Sequence[Axis], color_values: Sequence[float | None], 
                     "color": color,
                     "colorscale": "Viridis",
                     "showscale": True,
-                    "colorbar": {"title": {"text": plotly_text(color_label)}},
+                    "colorbar": {"title": {"text": plotly_text(shortened(color_label, TITLE_CHARS))}},
                 },
             }
         ],
@@ -185,13 +179,13 @@ def _parallel_dimension(axis: Axis) -> dict[str, Any]:
     present = [value for value in axis.values if value is not None]
     if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in present):
         values = [float("nan") if value is None else float(value) for value in axis.values]
-        return {"label": plotly_text(axis.label), "values": values}
+        return {"label": plotly_text(shortened(axis.label, NAME_CHARS)), "values": values}
     texts = [MISSING_TEXT if value is None else str(value) for value in axis.values]
     categories = sorted(set(texts))
     position = {category: index for index, category in enumerate(categories)}
     return {
-        "label": plotly_text(axis.label),
+        "label": plotly_text(shortened(axis.label, NAME_CHARS)),
         "values": [position[text] for text in texts],
         "tickvals": list(range(len(categories))),
-        "ticktext": [plotly_text(category) for category in categories],
+        "ticktext": [plotly_text(shortened(category, NAME_CHARS)) for category in categories],
     }

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.dashboard.security import Credentials, check_exposure
-from neural_dsl_tracking.dashboard.tables import counted, format_time
+from neural_dsl_tracking.dashboard.tables import TEXT_CHARS, counted, format_time, shortened
 from neural_dsl_tracking.errors import NeuralError
 from neural_dsl_tracking.humanize import printable
 
@@ -125,8 +125,8 @@ def runs_report(data: DashboardData) -> list[str]:
     except StoreUnavailable as error:
         return [f"{error}; the page explains how to create one."]
     return [f"store {data.location}: {counted(len(runs), 'run')}"] + [
-        f"  {format_time(run.start_time)}  {run.status:<11} {printable(run.experiment)} / "
-        f"{printable(run.run_name)}  ({printable(run.run_id)})"
+        f"  {format_time(run.start_time)}  {run.status:<11} {shortened(printable(run.experiment), TEXT_CHARS)} / "
+        f"{shortened(printable(run.run_name), TEXT_CHARS)}  ({printable(run.run_id)})"
         for run in runs[:RECENT_RUNS_SHOWN]
     ]
 

@@ -6,8 +6,10 @@ properties, which React renders as text; nothing is ever inserted as raw HTML.
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from dash import dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
@@ -15,10 +17,13 @@ from dash.dash_table.Format import Format, Scheme
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.humanize import duration as format_duration
 from neural_dsl_tracking.dashboard.tables import (
+    TEXT_CHARS,
     best_value,
     counted,
     default_direction,
     format_time,
+    format_value,
+    shortened,
 )
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted", "crashed")
@@ -26,6 +31,8 @@ STATUS_COLORS = {"running": "#1f77b4", "completed": "#2ca02c", "failed": "#d6272
                  "interrupted": "#ff7f0e", "crashed": "#8c564b"}
 PREFERRED_MAIN_METRICS = ("val_loss", "loss", "val_accuracy", "accuracy")
 DEFAULT_SELECTION = 5
+STAND_IN_CHARS = 40
+NON_FINITE = ("-inf", "inf", "nan")  # best values shown as text; they sort with the missing ones
 LIVE_INTERVAL_MS = 2000
 IDLE_INTERVAL_MS = 15000
 TABS = (
@@ -77,23 +84,63 @@ def main_metric(keys: Sequence[str], runs: Sequence[Any]) -> str | None:
 
 
 def run_rows(runs: Sequence[Any], main: str | None, direction: str) -> list[dict[str, Any]]:
-    """DataTable rows for the run table (plain text and numbers)."""
+    """DataTable rows for the run table (plain text and numbers); long names are cut
+    (``run_tooltips`` holds them in full)."""
     return [
         {
             "id": run.run_id,
-            "experiment": run.experiment,
-            "run_name": run.run_name,
+            **{column: shortened(text, TEXT_CHARS) for column, text in _names(run).items()},
             "status": run.status,
             "start": format_time(run.start_time),
             "duration": format_duration(run.duration),
-            "tags": ", ".join(run.tags),
-            "best": best_value(run.metrics, main, direction) if main else None,
+            "best": _number(best_value(run.metrics, main, direction) if main else None),
         }
         for run in runs
     ]
 
 
-def run_table(rows: list[dict[str, Any]], selected: list[int]) -> dash_table.DataTable:
+def run_tooltips(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """The run table's hover text: the full names that ``run_rows`` cut, row by row."""
+    return [{column: {"value": text, "type": "text"} for column, text in _names(run).items() if len(text) > TEXT_CHARS}
+            for run in runs]
+
+
+def _names(run: Any) -> dict[str, str]:
+    """The run table's columns of free text."""
+    return {"experiment": run.experiment, "run_name": run.run_name, "tags": ", ".join(run.tags)}
+
+
+def _number(value: float | None) -> float | str | None:
+    """A table number; infinities and NaN as text (JSON would turn them into a blank)."""
+    return value if value is None or math.isfinite(value) else format_value(value)
+
+
+def option_value(name: str) -> str:
+    """The dropdown value standing for ``name``: the name, or for a long one a short stand-in
+    (the dropdown indexes every substring of a value: a 10,000-character one froze the page)."""
+    if len(name) <= TEXT_CHARS:
+        return name
+    return f"{shortened(name, STAND_IN_CHARS)} #{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
+def text_options(names: Sequence[str]) -> list[dict[str, str]]:
+    """Dropdown options for ``names``: each cut to ``TEXT_CHARS``, in full on hover."""
+    return [{"label": shortened(name, TEXT_CHARS), "value": option_value(name), "title": name} for name in names]
+
+
+def chosen_names(values: Sequence[str] | None, names: Iterable[str]) -> list[str]:
+    """The names picked in a dropdown of ``text_options(names)``, from its ``values`` (a
+    value standing for none of ``names`` is kept as it is)."""
+    by_value = {option_value(name): name for name in names}
+    return [by_value.get(value, value) for value in values or ()]
+
+
+def chosen_name(value: str | None, names: Iterable[str]) -> str | None:
+    """``chosen_names`` for a dropdown of single choice."""
+    return chosen_names([value], names)[0] if value else None
+
+
+def run_table(rows: list[dict[str, Any]], selected: list[int], tooltips: list[dict[str, Any]]) -> dash_table.DataTable:
     """The run table: sortable, multi-select, status coloured."""
     columns = [
         {"name": "experiment", "id": "experiment"},
@@ -102,13 +149,15 @@ def run_table(rows: list[dict[str, Any]], selected: list[int]) -> dash_table.Dat
         {"name": "start", "id": "start"},
         {"name": "duration", "id": "duration"},
         {"name": "tags", "id": "tags"},
-        {"name": "best", "id": "best", "type": "numeric",
+        {"name": "best", "id": "best", "type": "numeric", "sort_as_null": list(NON_FINITE),
          "format": Format(precision=6, scheme=Scheme.decimal_or_exponent)},
     ]
     return dash_table.DataTable(
         id="run-table",
         columns=columns,
         data=rows,
+        tooltip_data=tooltips,
+        tooltip_duration=None,
         row_selectable="multi",
         selected_rows=selected,
         sort_action="native",
@@ -150,20 +199,21 @@ def dashboard_page(runs: Sequence[Any], location: str) -> html.Div:
             html.Div(
                 className="filters",
                 children=[
-                    dcc.Dropdown(id="filter-experiment", options=experiments, multi=True,
+                    dcc.Dropdown(id="filter-experiment", options=text_options(experiments), multi=True,
                                  placeholder="experiment"),
                     dcc.Dropdown(id="filter-status", options=list(RUN_STATUSES), multi=True,
                                  placeholder="status"),
-                    dcc.Dropdown(id="filter-tag", options=tags, multi=True, placeholder="tag"),
+                    dcc.Dropdown(id="filter-tag", options=text_options(tags), multi=True, placeholder="tag"),
                     dcc.Input(id="filter-text", type="search", debounce=True,
                               placeholder="search name, id, tag, parameter"),
-                    html.Label(["main metric ", dcc.Dropdown(id="main-metric", options=keys,
-                                                             value=main, clearable=False)]),
+                    html.Label(["main metric ", dcc.Dropdown(id="main-metric", options=text_options(keys),
+                                                             value=main and option_value(main), clearable=False)]),
                     html.Button("Select shown", id="select-shown", n_clicks=0),
                     html.Button("Clear selection", id="clear-selection", n_clicks=0),
                 ],
             ),
-            run_table(run_rows(runs, main, direction), list(range(min(len(runs), DEFAULT_SELECTION)))),
+            run_table(run_rows(runs, main, direction), list(range(min(len(runs), DEFAULT_SELECTION))),
+                      run_tooltips(runs)),
             dcc.Store(id="selection", data=selection),
             dcc.Store(id="drawn", data={}),
             dcc.Interval(id="live-tick", interval=LIVE_INTERVAL_MS if live else IDLE_INTERVAL_MS),
@@ -207,8 +257,9 @@ def _tab_body(value: str, maximised: list[str], keys: list[str], main: str | Non
                               options=[{"label": "only differences", "value": "only"}]), area]
     if value == "best":
         return [html.Label(["maximised metrics (the others are minimised)",
-                            dcc.Dropdown(id="maximise", options=keys, value=maximised, multi=True)]), area]
+                            dcc.Dropdown(id="maximise", options=text_options(keys),
+                                         value=[option_value(key) for key in maximised], multi=True)]), area]
     if value == "parallel":
-        return [html.Label(["metric", dcc.Dropdown(id="parallel-metric", options=keys, value=main,
-                                                   clearable=False)]), area]
+        return [html.Label(["metric", dcc.Dropdown(id="parallel-metric", options=text_options(keys),
+                                                   value=main and option_value(main), clearable=False)]), area]
     return [area]

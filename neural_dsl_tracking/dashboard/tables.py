@@ -14,6 +14,7 @@ from neural_dsl_tracking.tracking import metric_mode
 from neural_dsl_tracking.dotted import flatten
 
 MISSING = "—"
+TEXT_CHARS = 80  # longer names are cut in the middle on the page (the full text shows on hover)
 
 
 def default_direction(key: str) -> str:
@@ -22,12 +23,31 @@ def default_direction(key: str) -> str:
 
 
 def best_value(metrics: Mapping[str, Mapping[str, Any]], key: str, direction: str) -> float | None:
-    """The run's best value of ``key``: its minimum or maximum, ``None`` if never logged."""
+    """The run's best value of ``key``: its minimum or maximum (NaN when every point was
+    NaN), ``None`` if never logged."""
     summary = metrics.get(key)
     if not summary:
         return None
     value = summary.get("max" if direction == "max" else "min")
-    return None if value is None else float(value)
+    if value is None:
+        return math.nan if summary.get("count") else None
+    return float(value)
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters (both ends tell names apart)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
+def short_text(text: Any, limit: int = TEXT_CHARS) -> dict[str, str]:
+    """Properties of a component showing ``text``: ``children``, cut to ``limit`` characters,
+    and, when cut, the full text as ``title`` (shown on hover)."""
+    full = str(text)
+    shown = shortened(full, limit)
+    return {"children": shown} if shown == full else {"children": shown, "title": full}
 
 
 def counted(number: int, noun: str) -> str:

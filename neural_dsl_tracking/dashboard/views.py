@@ -9,7 +9,15 @@ from urllib.parse import quote
 from dash import dcc, html
 
 from neural_dsl_tracking.dashboard.data import DashboardData, DrawnSeries
-from neural_dsl_tracking.dashboard.figures import Axis, CurveData, color_for, metric_figure, parallel_figure, x_values
+from neural_dsl_tracking.dashboard.figures import (
+    TITLE_CHARS,
+    Axis,
+    CurveData,
+    color_for,
+    metric_figure,
+    parallel_figure,
+    x_values,
+)
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.humanize import duration as format_duration, file_size
 from neural_dsl_tracking.dashboard.tables import (
@@ -20,6 +28,7 @@ from neural_dsl_tracking.dashboard.tables import (
     format_time,
     format_value,
     hyperparameter_rows,
+    short_text,
     unique_labels,
 )
 
@@ -102,8 +111,10 @@ def metrics_view(
             else:
                 metas.extend({"run": run.run_id, "kind": "fixed"} for _ in range(2 if weight > 0 else 1))
         drawn_meta[key] = metas
-        graphs.append(dcc.Graph(id={"type": "metric-graph", "key": key}, className="metric-graph",
-                                figure=metric_figure(key, curves, x_mode, log_y), config=GRAPH_CONFIG))
+        graph = dcc.Graph(id={"type": "metric-graph", "key": key}, className="metric-graph",
+                          figure=metric_figure(key, curves, x_mode, log_y), config=GRAPH_CONFIG)
+        graphs.append(html.Div(graph, className="metric-graph-box",  # a cut title: the full name on hover
+                               title=key if len(key) > TITLE_CHARS else None))
     if matching > len(keys):
         graphs.insert(0, html.P(f"Showing {len(keys)} of {matching} metrics; filter by name to see the others.",
                                 className="hint", id="metrics-capped"))
@@ -123,10 +134,11 @@ def hyperparameters_view(runs: Sequence[Any], only_differences: bool) -> html.Di
     """Runs side by side; rows whose values differ are highlighted."""
     labels = run_labels(runs)
     rows = hyperparameter_rows([run.hyperparameters for run in runs], only_differences)
-    header = html.Tr([html.Th("parameter")] + [html.Th(labels[run.run_id]) for run in runs])
+    header = html.Tr([html.Th("parameter")] + [html.Th(**short_text(labels[run.run_id])) for run in runs])
     body = [
         html.Tr(
-            [html.Td(row.name, className="param-name")] + [html.Td(text) for text in row.values],
+            [html.Td(**short_text(row.name), className="param-name")] + [html.Td(**short_text(text))
+                                                                         for text in row.values],
             className="differs" if row.differs else "same",
             style=DIFFERS_STYLE if row.differs else None,
         )
@@ -146,12 +158,12 @@ def best_view(runs: Sequence[Any], maximised: Sequence[str]) -> html.Div:
     directions = {key: "max" if key in maximised else "min" for key in keys}
     best = {key: [best_value(run.metrics, key, directions[key]) for run in runs] for key in keys}
     winners = {key: _winner(values, directions[key]) for key, values in best.items()}
-    header = html.Tr([html.Th("run")] + [
-        html.Th(f"{key} {'↑ max' if directions[key] == 'max' else '↓ min'}") for key in keys
-    ])
+    arrows = {"max": " ↑ max", "min": " ↓ min"}
+    header = html.Tr([html.Th("run")] + [html.Th(**_framed(short_text(key), after=arrows[directions[key]]))
+                                         for key in keys])
     body = []
     for position, run in enumerate(runs):
-        cells = [html.Td(labels[run.run_id])]
+        cells = [html.Td(**short_text(labels[run.run_id]))]
         for key in keys:
             winner = winners[key] == position
             cells.append(html.Td(format_value(best[key][position]), className="best-cell" if winner else None,
@@ -159,6 +171,11 @@ def best_view(runs: Sequence[Any], maximised: Sequence[str]) -> html.Div:
         body.append(html.Tr(cells))
     return scrolling(html.Table(className="data-table", id="best-table",
                                 children=[html.Thead(header), html.Tbody(body)]))
+
+
+def _framed(props: dict[str, str], before: str = "", after: str = "") -> dict[str, str]:
+    """``short_text`` properties with text before and after the shown (cut) text."""
+    return {**props, "children": f"{before}{props['children']}{after}"}
 
 
 def _winner(values: Sequence[float | None], direction: str) -> int | None:
@@ -173,26 +190,28 @@ def summary_view(runs: Sequence[Any], maximised: Sequence[str], colors: dict[str
     labels = run_labels(runs)
     cards = []
     for run in runs:
-        bests = [
-            html.Li(f"{key}: {format_value(best_value(run.metrics, key, 'max' if key in maximised else 'min'))}")
-            for key in sorted(run.metrics)
-        ]
+        bests = [html.Li(**_framed(short_text(key), after=f": {_best_text(run, key, maximised)}"))
+                 for key in sorted(run.metrics)]
         cards.append(
             html.Div(
                 className="run-card",
                 style={"borderTop": f"4px solid {colors[run.run_id]}"},
                 children=[
-                    html.H3(labels[run.run_id]),
-                    html.P(f"{run.experiment} · {run.run_id}", className="run-id"),
+                    html.H3(**short_text(labels[run.run_id])),
+                    html.P(**_framed(short_text(run.experiment), after=f" · {run.run_id}"), className="run-id"),
                     html.P(run.status, className=f"status status-{run.status}"),
                     html.P(f"started {format_time(run.start_time)}, duration {format_duration(run.duration)}"),
                     html.Ul(bests or [html.Li("no metrics")], className="bests"),
-                    html.P("tags: " + (", ".join(run.tags) if run.tags else MISSING), className="tags"),
+                    html.P(**_framed(short_text(", ".join(run.tags) or MISSING), before="tags: "), className="tags"),
                     html.P(counted(len(run.artifacts), "artifact"), className="artifact-count"),
                 ],
             )
         )
     return html.Div(className="cards", children=cards)
+
+
+def _best_text(run: Any, key: str, maximised: Sequence[str]) -> str:
+    return format_value(best_value(run.metrics, key, "max" if key in maximised else "min"))
 
 
 def parallel_view(runs: Sequence[Any], metric: str | None, maximised: Sequence[str]) -> Any:
@@ -227,12 +246,12 @@ def artifacts_view(data: DashboardData, runs: Sequence[Any]) -> html.Div:
         for version in data.artifact_versions(run.run_id):
             href = f"/artifacts/{quote(run.run_id, safe='')}/{version.version}/{quote(version.name, safe='')}"
             body.append(html.Tr(className="artifact-row", children=[
-                html.Td(labels[run.run_id]),
-                html.Td(version.name),
+                html.Td(**short_text(labels[run.run_id])),
+                html.Td(**short_text(version.name)),
                 html.Td(f"v{version.version}"),
                 html.Td(file_size(version.size), title=f"{version.size} bytes"),
                 html.Td(version.sha256, className="sha"),
-                html.Td(", ".join(version.aliases)),
+                html.Td(**short_text(", ".join(version.aliases))),
                 html.Td(format_time(version.created_at)),
                 html.Td(html.A("download", href=href, className="download")),
             ]))

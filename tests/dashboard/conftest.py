@@ -117,6 +117,65 @@ def crashed_run(path: Path) -> str:
     return done.stdout.strip()
 
 
+LONG_CHARS = 10_000
+
+
+def long_name(label: str, spaced: bool = False) -> str:
+    """A 10,000-character name that begins and ends with ``label`` (with spaces between words if ``spaced``)."""
+    filler = ("word " if spaced else "x") * LONG_CHARS
+    return (f"{label}-{filler}")[:LONG_CHARS - len(label) - 1] + f"-{label}"
+
+
+LONG = SimpleNamespace(experiment=long_name("experiment"), run=long_name("run"), tag=long_name("tag", spaced=True),
+                       metric=long_name("metric"), param=long_name("param"), value=long_name("value", spaced=True),
+                       artifact=long_name("artifact"), chars=LONG_CHARS)
+
+
+def build_long_names_store(path: Path, tmp: Path) -> str:
+    """A run whose every name is 10,000 characters long, as an old store (before name limits) may hold.
+
+    Logged with short names, then renamed in the SQLite file; returns the run id.
+    """
+    import json
+    import sqlite3
+
+    source = tmp / "weights.bin"
+    source.write_bytes(b"weights")
+    with _tracker(path, "E", "R", ["T"]) as tracker:
+        tracker.log_hyperparameters({"P": "V", "lr": 0.1})
+        for step in range(20):
+            tracker.log_metrics({"M": step / 20, "loss": 1 / (step + 1)}, step=step)
+        tracker.log_artifact(source, name="A")
+    renames = [
+        ("UPDATE experiments SET name = ?", (LONG.experiment,)),
+        ("UPDATE runs SET experiment = ?, run_name = ?", (LONG.experiment, LONG.run)),
+        ("UPDATE run_tags SET tag = ?", (LONG.tag,)),
+        ("UPDATE params SET key = ?, value = ? WHERE key = 'P'", (LONG.param, json.dumps(LONG.value))),
+        ("UPDATE metric_chunks SET key = ? WHERE key = 'M'", (LONG.metric,)),
+        ("UPDATE metric_summary SET key = ? WHERE key = 'M'", (LONG.metric,)),
+        ("UPDATE artifact_versions SET name = ?", (LONG.artifact,)),
+        ("UPDATE artifact_aliases SET name = ?", (LONG.artifact,)),
+    ]
+    with contextlib.closing(sqlite3.connect(path / "store.db")) as db, db:
+        for statement, values in renames:
+            assert db.execute(statement, values).rowcount >= 1, statement
+    return tracker.run_id
+
+
+@pytest.fixture(scope="session")
+def long_names() -> SimpleNamespace:
+    """The 10,000-character names of ``long_names_store``."""
+    return LONG
+
+
+@pytest.fixture(scope="session")
+def long_names_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store whose one run has 10,000-character experiment, run, tag, metric, parameter and artifact names."""
+    root = tmp_path_factory.mktemp("long-names")
+    build_long_names_store(root / "neural_experiments", root)
+    return root / "neural_experiments"
+
+
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     root = tmp_path_factory.mktemp("dashboard-store")

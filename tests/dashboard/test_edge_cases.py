@@ -175,3 +175,20 @@ def test_one_run_and_one_artifact_are_counted_in_the_singular(ui, serve, tmp_pat
     process.communicate(timeout=20)
     assert lines[1] == f"store {base_dir}: 1 run\n"
     assert ui.page.errors == []
+
+
+def test_infinite_and_nan_best_values_show_in_the_run_table(ui, serve, tmp_path):
+    base_dir = tmp_path / "neural_experiments"
+    for name, values in (("minus", [1.0, float("-inf")]), ("plus", [float("inf")]), ("nans", [float("nan")] * 2),
+                         ("finite", [0.25])):
+        with ExperimentTracker("edge", base_dir=str(base_dir), run_name=name, auto_visualize=False) as tracker:
+            for step, value in enumerate(values):
+                tracker.log_metrics({"loss": value}, step=step)
+    with serve(create_app(base_dir=base_dir)) as url:
+        ui.open(url)
+        best = dict(zip(ui.rows(), ui.page.locator("#run-table td[data-dash-column=best]").all_inner_texts()))
+        assert best == {"minus": "-inf", "plus": "inf", "nans": "nan", "finite": "0.250000"}
+        ui.page.locator("#run-table th[data-dash-column=best] .column-header--sort").click()
+        ui.page.wait_for_function("() => document.querySelector('#run-table td[data-dash-column=run_name]')"
+                                  ".textContent === 'finite'")  # numbers first, then the rest
+    assert ui.page.errors == []

@@ -215,6 +215,15 @@ def test_run_names_cannot_send_escape_sequences_to_the_terminal(tmp_path, launch
     assert not any(char in "\n".join(lines) for char in "\x1b\x07\r")
 
 
+def test_the_startup_report_cuts_long_names(long_names_store, long_names, launch):
+    process, _, lines = launch.start("-m", "neural_dsl_tracking.dashboard", "--base-dir", str(long_names_store),
+                                     "--port", "0")
+    code, _, err = launch.stop(process)
+    assert code == 0, err
+    (recent,) = [line for line in lines if line.startswith("  ")]
+    assert len(recent) < 250 and "experiment-xxx" in recent and "xxx-experiment / run-xxx" in recent
+
+
 def test_ctrl_c_while_starting_stops_without_a_traceback(store, launch):
     for _ in range(3):
         process = subprocess.Popen([sys.executable, "-m", "neural_dsl_tracking.dashboard", "--base-dir",

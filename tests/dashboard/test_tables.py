@@ -16,6 +16,7 @@ from neural_dsl_tracking.dashboard.tables import (
     default_direction,
     format_value,
     hyperparameter_rows,
+    short_text,
     unique_labels,
 )
 
@@ -82,3 +83,30 @@ def test_live_curves_are_plain_lists_others_typed_arrays():
     traces = metric_figure("loss", [live, done], "step", log_y=False)["data"]
     assert traces[0]["y"] == [1.0, None, 2.0]
     assert set(traces[1]["y"]) == {"dtype", "bdata"}
+
+
+def test_long_text_is_cut_in_the_middle_with_the_full_text_as_title():
+    assert short_text("loss") == {"children": "loss"}
+    long = "a" * 50 + "b" * 50
+    props = short_text(long, 21)
+    assert props == {"children": "a" * 10 + "…" + "b" * 10, "title": long}
+
+
+def test_dropdown_values_stand_in_for_long_names_and_map_back():
+    from neural_dsl_tracking.dashboard.layout import chosen_name, chosen_names, option_value, text_options
+
+    names = ["loss", "x" * 10_000 + "-one", "x" * 10_000 + "-two"]
+    options = text_options(names)
+    assert options[0] == {"label": "loss", "value": "loss", "title": "loss"}
+    assert all(len(option["value"]) <= 60 and len(option["label"]) <= 80 for option in options)
+    assert len({option["value"] for option in options}) == 3
+    assert chosen_names([option["value"] for option in options[::-1]], names) == names[::-1]
+    assert chosen_names(["gone"], names) == ["gone"] and chosen_names(None, names) == []
+    assert chosen_name(option_value(names[2]), names) == names[2] and chosen_name(None, names) is None
+
+
+def test_best_value_of_a_series_of_nans_is_nan():
+    import math
+
+    assert math.isnan(best_value({"loss": {"min": None, "max": None, "count": 3}}, "loss", "min"))
+    assert best_value({"loss": {"min": float("-inf"), "count": 2}}, "loss", "min") == float("-inf")
