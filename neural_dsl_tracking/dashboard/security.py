@@ -1,4 +1,5 @@
-"""Who may reach the dashboard (loopback by default, HTTP basic auth for anything wider) and how much a request may send."""
+"""Who may reach the dashboard (loopback by default, HTTP basic auth for anything wider),
+and how much a request may send."""
 
 from __future__ import annotations
 

@@ -68,28 +68,26 @@ def post_huge(url: str, chunked: bool, login: str | None) -> bytes:
     return answer
 
 
-def small_callback(url: str, login: str | None) -> int:
-    """A real callback of the page (the run count), answered normally."""
-    body = {"output": "..run-table.data...run-table.selected_rows...selection.data...run-count.children"
-                      "...live-tick.interval..",
-            "outputs": [{"id": id_, "property": prop} for id_, prop in
-                        (("run-table", "data"), ("run-table", "selected_rows"), ("selection", "data"),
-                         ("run-count", "children"), ("live-tick", "interval"))],
-            "inputs": [{"id": id_, "property": "value", "value": None} for id_ in
-                       ("filter-experiment", "filter-status", "filter-tag", "filter-text", "main-metric",
-                        "maximise")] +
-                      [{"id": "run-table", "property": "selected_row_ids", "value": None},
-                       {"id": "select-shown", "property": "n_clicks", "value": 0},
-                       {"id": "clear-selection", "property": "n_clicks", "value": 0},
-                       {"id": "live-tick", "property": "n_intervals", "value": None}],
-            "state": [{"id": "selection", "property": "data", "value": []},
-                      {"id": "run-table", "property": "data", "value": []}],
-            "changedPropIds": []}
-    request = urllib.request.Request(url.rstrip("/") + CALLBACK, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+def authorised(request: urllib.request.Request, login: str | None) -> urllib.request.Request:
     if login:
         request.add_header("Authorization", "Basic " + base64.b64encode(login.encode()).decode())
-    with urllib.request.urlopen(request, timeout=30) as response:
+    return request
+
+
+def small_callback(url: str, login: str | None) -> int:
+    """The page's run table callback, as the page declares it (``/_dash-dependencies``), answered normally."""
+    base = url.rstrip("/")
+    with urllib.request.urlopen(authorised(urllib.request.Request(base + "/_dash-dependencies"), login)) as answer:
+        dependency = next(d for d in json.load(answer) if "run-count.children" in d["output"])
+    outputs = [output.rsplit(".", 1) for output in dependency["output"].strip(".").split("...")]
+    body = {"output": dependency["output"],
+            "outputs": [{"id": id_, "property": prop} for id_, prop in outputs],
+            "inputs": [{**item, "value": None} for item in dependency["inputs"]],
+            "state": [{**item, "value": None} for item in dependency["state"]],
+            "changedPropIds": []}
+    request = urllib.request.Request(base + CALLBACK, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(authorised(request, login), timeout=30) as response:
         return response.status
 
 
