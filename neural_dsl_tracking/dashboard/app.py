@@ -13,6 +13,7 @@ from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.tracking.downsample import DEFAULT_MAX_POINTS
 from neural_dsl_tracking.dashboard.security import Credentials, limit_request_size, require_basic_auth
 from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
+from neural_dsl_tracking.humanize import printable
 
 ASSETS = Path(__file__).with_name("assets")
 LOG = logging.getLogger("neural_dsl_tracking.dashboard")
@@ -63,7 +64,7 @@ def add_download_route(server: Any, data: DashboardData) -> None:
         except StoreUnavailable:
             abort(404)
         except ArtifactCorruptedError as error:
-            LOG.error("download refused: %s", error)
+            LOG.error("download refused: %s", printable(str(error)))  # names from the store, escaped
             abort(500, description=f"artifact {name} v{version} is corrupted in the store; "
                                    "the download was refused (the server's log says why)")
         except TrackingError:

@@ -120,3 +120,16 @@ def test_a_corrupted_object_is_refused_without_showing_store_paths(tmp_path, ser
     assert "weights v1 is corrupted" in text
     assert str(tmp_path) not in text and "objects" not in text
     assert str(object_path) in caplog.text  # the detail is in the server's log
+
+
+def test_the_server_log_escapes_control_characters_of_an_artifact_name(tmp_path, serve, caplog):
+    base_dir = tmp_path / "neural_experiments"
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"weights")
+    with ExperimentTracker("downloads", base_dir=str(base_dir), auto_visualize=False) as tracker:
+        version = tracker.log_artifact(source, name="evil\x1b]0;title\x07")
+    version.path.unlink()
+    with serve(create_app(base_dir=base_dir)) as url:
+        status, _ = fetch(f"{url}/artifacts/{tracker.run_id}/1/evil%1B%5D0%3Btitle%07")
+    assert status == 500
+    assert "evil\\x1b]0;title\\x07" in caplog.text and "\x1b" not in caplog.text
