@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from neural_dsl_tracking.errors import NeuralError, TrackingError
 from neural_dsl_tracking.tracking import lifecycle
@@ -33,6 +35,49 @@ MIRROR_FINISH_TIMEOUT = 30.0
 _now = time.time
 
 
+class _StoreAccess:
+    """A tracker's way to its store: one connection of its own while the run is open, closed
+    by ``release()`` when it finishes; after that each use opens a connection and closes it
+    again, so a finished tracker holds none. The tracker's callbacks (plot data, mirror
+    failures) go through this object rather than the tracker, so no reference cycle keeps a
+    dropped tracker alive until the garbage collector runs."""
+
+    def __init__(self, base_dir: str | Path, store: str | None) -> None:
+        self._where = (base_dir, store)
+        self.store = Store(base_dir, store, create=True)
+        self.released = False
+
+    @contextmanager
+    def using(self) -> Iterator[Store]:
+        """The open store, or after ``release()`` one opened for this use only."""
+        if not self.released:
+            yield self.store
+            return
+        store = Store(*self._where, create=False)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def release(self) -> None:
+        """Close the run's own connection (idempotent)."""
+        self.released = True
+        self.store.close()
+
+    def histories(self, run_id: str) -> dict[str, MetricHistory]:
+        with self.using() as store:
+            return load_histories(store, run_id)
+
+    def record_mirror_failure(self, run_id: str, backend: str, message: str) -> None:
+        """Record a mirror's failure on the run; a warning if even that fails."""
+        try:
+            with self.using() as store:
+                store.record_mirror_failure(run_id, backend, message)
+        except NeuralError as error:
+            warnings.warn(f"could not record mirror failure ({backend}: {message}): {error}",
+                          RuntimeWarning, stacklevel=2)
+
+
 class ExperimentTracker:
     """One run of an experiment: hyperparameters, metrics, artifacts, figures, plots."""
 
@@ -48,16 +93,22 @@ class ExperimentTracker:
         if isinstance(visualize_every, bool) or not isinstance(visualize_every, int) \
                 or visualize_every < 0:
             raise TrackingError(f"visualize_every must be an integer >= 0, got {visualize_every!r}")
-        self._store = Store(base_dir, store, create=True)
+        self._access = _StoreAccess(base_dir, store)
+        self._store = self._access.store  # for writes, while the run is open
         self._finished = False
         self.status = "running"
         lifecycle.install()
-        with lifecycle.sigterm_deferred():  # a SIGTERM from here on closes the run once it is open
-            self.run_id = (self._resume(run_id, tags or []) if run_id is not None else
-                           self._create(experiment_name, run_name, tags or [], config, source_file))
-            self._open(store, backend, backend_options or {}, visualize_every, auto_visualize,
-                       flush_interval)
-            lifecycle.register(self)
+        try:
+            with lifecycle.sigterm_deferred():  # a SIGTERM from here on closes the run once open
+                self.run_id = (self._resume(run_id, tags or []) if run_id is not None else
+                               self._create(experiment_name, run_name, tags or [], config,
+                                            source_file))
+                self._open(store, backend, backend_options or {}, visualize_every,
+                           auto_visualize, flush_interval)
+                lifecycle.register(self)
+        except BaseException:
+            self._access.release()
+            raise
 
     def _create(self, experiment_name: str, run_name: str | None, tags: list[str],
                 config: dict | None, source_file: str | Path | None) -> str:
@@ -89,7 +140,7 @@ class ExperimentTracker:
         self._auto_visualize = auto_visualize
         self._log_calls = 0
         self._visualizer = MetricVisualizer(self.run_dir / "plots",
-                                            lambda: load_histories(self._store, self.run_id))
+                                            partial(self._access.histories, self.run_id))
         self._plots = PlotProcess({
             "files_dir": str(self._store.files_dir.resolve()),
             "store": str(store) if store is not None and is_database_url(str(store)) else None,
@@ -234,12 +285,14 @@ class ExperimentTracker:
 
     # ---- reading back -----------------------------------------------------------------
     def list_artifact_versions(self, name: str) -> list[ArtifactVersion]:
-        return self._store.artifact_versions(self.run_id, name)
+        with self._access.using() as store:
+            return store.artifact_versions(self.run_id, name)
 
     def get_artifact_version(self, name: str, ref: int | str = -1, *,
                              verify: bool = True) -> ArtifactVersion:
         """A version by number, negative index or alias; its checksum is verified."""
-        found = self._store.find_artifact_version(self.run_id, name, ref)
+        with self._access.using() as store:
+            found = store.find_artifact_version(self.run_id, name, ref)
         if verify:
             self._store.objects.verify(found.sha256, found.size, f"{name} v{found.version}")
         return found
@@ -250,7 +303,8 @@ class ExperimentTracker:
             raise TrackingError(f"mode must be 'min' or 'max', got {mode!r}")
         if not self._finished:
             self._writer.flush()
-        summary = self._store.metric_summaries(self.run_id).get(key)
+        with self._access.using() as store:
+            summary = store.metric_summaries(self.run_id).get(key)
         if summary is None:
             return None
         best = summary.min if mode == "min" else summary.max
@@ -259,7 +313,8 @@ class ExperimentTracker:
     def get_metric_history(self, key: str) -> MetricHistory:
         if not self._finished:
             self._writer.flush()
-        return self._store.metric_history(self.run_id, key)
+        with self._access.using() as store:
+            return store.metric_history(self.run_id, key)
 
     def generate_visualizations(self) -> list[Path]:
         """Flush, then draw every plot now (in this thread); returns the PNG files."""
@@ -281,7 +336,8 @@ class ExperimentTracker:
         info = RunInfo(run_id=self.run_id, experiment=self.experiment_name,
                        run_name=self.run_name, tags=list(tags), store_dir=self._store.files_dir)
         try:
-            return open_mirrors(names, options, info, self._record_mirror_failure)
+            return open_mirrors(names, options, info,
+                                partial(self._access.record_mirror_failure, self.run_id))
         except NeuralError:  # a misspelt backend or option: the run stops here, loudly
             self._store.set_status(self.run_id, "failed")
             raise
@@ -292,19 +348,13 @@ class ExperimentTracker:
         warnings.warn(f"mirrors {', '.join(names)} unavailable ({reason}); recording locally only",
                       RuntimeWarning, stacklevel=3)
         for name in names:
-            self._record_mirror_failure(name, f"not started: {reason}")
+            self._access.record_mirror_failure(self.run_id, name, f"not started: {reason}")
         return None
-
-    def _record_mirror_failure(self, backend: str, message: str) -> None:
-        try:
-            self._store.record_mirror_failure(self.run_id, backend, message)
-        except NeuralError as error:
-            warnings.warn(f"could not record mirror failure ({backend}: {message}): {error}",
-                          RuntimeWarning, stacklevel=2)
 
     # ---- finishing --------------------------------------------------------------------
     def finish(self, status: str = "completed") -> None:
-        """Flush everything, draw the final plots, close mirrors, record ``status``.
+        """Flush everything, draw the final plots, close mirrors, record ``status``, and close
+        the run's store connection (reading methods still work: each opens its own).
 
         A SIGTERM arriving meanwhile is handled once this returns."""
         if self._finished:
@@ -318,6 +368,12 @@ class ExperimentTracker:
     def _finish(self, status: str) -> None:
         self._finished = True
         lifecycle.unregister(self)
+        try:
+            self._wind_up(status)
+        finally:
+            self._access.release()
+
+    def _wind_up(self, status: str) -> None:
         try:
             self._writer.close()
         except NeuralError as error:
@@ -341,7 +397,7 @@ class ExperimentTracker:
                 backend, _, message = str(unsent).partition(": ")
                 if not message:  # no "<mirror names>: " prefix
                     backend, message = "mirrors", str(unsent)
-                self._record_mirror_failure(backend, f"at finish: {message}")
+                self._access.record_mirror_failure(self.run_id, backend, f"at finish: {message}")
 
     def _check_open(self) -> None:
         if self._finished:

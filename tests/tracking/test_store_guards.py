@@ -102,7 +102,7 @@ def test_a_run_alive_in_another_process_resumes_only_once_it_counts_as_crashed(
 # Each round: a new run logs the shared content, checks that its stored object is whole,
 # and deletes the run (which frees the object when no other run uses it).
 SHARER = """
-import gc, sys, time
+import sys, time
 from pathlib import Path
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
@@ -121,8 +121,6 @@ while time.monotonic() < deadline:
     tracker.finish()
     manager.delete_experiment(tracker.run_id)
     rounds += 1
-    del tracker
-    gc.collect()  # a finished tracker's connection is closed when it is collected
 print(rounds, broken)
 """
 
