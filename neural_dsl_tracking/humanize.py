@@ -1,7 +1,14 @@
-"""Text as people read it in tables and terminals: durations, byte sizes, and stored text
-made safe to print."""
+"""Text as people read it in tables and terminals: durations, byte sizes, stored text
+made safe to print, and run statuses in colour."""
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+# ANSI foreground colours of run statuses on a terminal
+STATUS_ANSI = {"completed": "32", "running": "34", "failed": "31", "crashed": "33", "interrupted": "33"}
 
 
 def duration(seconds: float | None, missing: str = "—") -> str:
@@ -40,3 +47,26 @@ def printable_message(text: str) -> str:
     """A multi-line message (an error with a source line and a caret) made safe to print:
     each line through :func:`printable`, keeping its tabs so the caret stays aligned."""
     return "\n".join(printable(line, keep="\t") for line in text.split("\n"))
+
+
+def wants_color(stream: TextIO) -> bool:
+    """Whether to colour what goes to ``stream``: a terminal, unless ``NO_COLOR`` is set to
+    anything non-empty (no-color.org); a non-empty ``FORCE_COLOR`` colours pipes too."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def status_text(status: str, width: int = 0, stream: TextIO | None = None) -> str:
+    """A run status left-aligned in ``width`` columns, in its colour (completed green, running
+    blue, failed red, crashed and interrupted yellow) when ``stream`` (stdout by default) wants
+    colour; the padding stays outside the escape codes, so columns line up either way."""
+    text = printable(status)
+    padding = " " * max(0, width - len(text))
+    code = STATUS_ANSI.get(status)
+    if code is None or not wants_color(stream or sys.stdout):
+        return text + padding
+    return f"\x1b[{code}m{text}\x1b[0m{padding}"

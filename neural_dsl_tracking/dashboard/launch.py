@@ -14,7 +14,7 @@ from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.dashboard.security import Credentials, check_exposure
 from neural_dsl_tracking.dashboard.tables import TEXT_CHARS, counted, format_time, shortened
 from neural_dsl_tracking.errors import NeuralError
-from neural_dsl_tracking.humanize import printable
+from neural_dsl_tracking.humanize import printable, status_text
 
 RECENT_RUNS_SHOWN = 5
 WARM_STOP_TIMEOUT = 10.0
@@ -61,7 +61,7 @@ def _serve(data: DashboardData, credentials: Credentials | None, host: str, port
     from neural_dsl_tracking.dashboard.app import create_app
 
     app = create_app(credentials=credentials, data=data)
-    report = runs_report(data)  # an unreachable database stops here, before a URL is announced
+    report = runs_report(data, out)  # an unreachable database stops here, before a URL is announced
     listener = _listen(host, port)
     server = make_server(host, port, app.server, threaded=True, fd=listener.fileno())
     stop = threading.Event()
@@ -114,8 +114,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def runs_report(data: DashboardData) -> list[str]:
-    """How many runs the store holds and the most recent ones (or why there are none).
+def runs_report(data: DashboardData, out: TextIO | None = None) -> list[str]:
+    """How many runs the store holds and the most recent ones (or why there are none), their
+    statuses coloured when ``out`` is a terminal.
 
     A store that exists but cannot be read (a database that refuses the connection)
     raises its ``NeuralError``.
@@ -125,7 +126,8 @@ def runs_report(data: DashboardData) -> list[str]:
     except StoreUnavailable as error:
         return [f"{error}; the page explains how to create one."]
     return [f"store {data.location}: {counted(len(runs), 'run')}"] + [
-        f"  {format_time(run.start_time)}  {run.status:<11} {shortened(printable(run.experiment), TEXT_CHARS)} / "
+        f"  {format_time(run.start_time)}  {status_text(run.status, 11, out)} "
+        f"{shortened(printable(run.experiment), TEXT_CHARS)} / "
         f"{shortened(printable(run.run_name), TEXT_CHARS)}  ({printable(run.run_id)})"
         for run in runs[:RECENT_RUNS_SHOWN]
     ]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from neural_dsl_tracking.errors import TrackingError
-from neural_dsl_tracking.humanize import duration, file_size, printable
+from neural_dsl_tracking.humanize import duration, file_size, printable, status_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -116,7 +116,7 @@ def _ls(args: argparse.Namespace) -> int:
         return 0
     rows = [[r.run_id[:8], r.experiment, r.run_name, r.status, _when(r.start_time),
              duration(r.duration, "-"), _metric_line(r.metrics)] for r in runs]
-    _table(["RUN", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "LATEST METRICS"], rows)
+    _table(["RUN", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "LATEST METRICS"], rows, status_column=3)
     return 0
 
 
@@ -138,7 +138,7 @@ def _show(args: argparse.Namespace) -> int:
     if run.source_file:
         fields.append(("source", f"{run.source_file} (sha256 {(run.source_sha256 or '')[:12]})"))
     for label, value in fields:
-        print(f"{label:<11}{printable(value)}")
+        print(f"{label:<11}{status_text(value) if label == 'status' else printable(value)}")
     print("\nhyperparameters:" + ("" if run.hyperparameters else " none"))
     if run.hyperparameters:
         _table(["NAME", "VALUE"], [[k, json.dumps(v, default=str)] for k, v in run.hyperparameters.items()],
@@ -178,7 +178,7 @@ def _compare(args: argparse.Namespace) -> int:
     rows = [[r.run_id[:8], r.run_name, r.status,
              *[json.dumps(r.hyperparameters.get(p), default=str) for p in params],
              *[_num(r.metrics.get(m, {}).get("best")) for m in metrics]] for r in runs]
-    _table(["RUN", "NAME", "STATUS", *params, *[f"{m} (best)" for m in metrics]], rows)
+    _table(["RUN", "NAME", "STATUS", *params, *[f"{m} (best)" for m in metrics]], rows, status_column=2)
     if not params:
         print("(hyperparameters are identical)")
     print(f"plots saved to {printable(str(out or manager.comparison_dir(runs)))}")
@@ -233,14 +233,17 @@ def _import(args: argparse.Namespace) -> int:
 
 # ---- formatting ---------------------------------------------------------------------------
 def _table(head: Sequence[str], rows: list[list[str]], indent: int = 0, *,
-           whole_first: bool = False) -> None:
+           whole_first: bool = False, status_column: int | None = None) -> None:
     """Columns up to 48 characters wide (the first one whole with ``whole_first``: names);
-    control characters in cells are escaped."""
+    control characters in cells are escaped; the cells of ``status_column`` are coloured on a
+    terminal (``status_text``)."""
     head, rows = [printable(str(c)) for c in head], [[printable(str(c)) for c in row] for row in rows]
     widths = [max(len(c) for c in column) for column in zip(head, *rows)]
     widths = [w if i == 0 and whole_first else min(48, w) for i, w in enumerate(widths)]
     for row in [list(head), *rows]:
         cells = [_clip(c, w).ljust(w) for c, w in zip(row, widths)]
+        if status_column is not None:
+            cells[status_column] = status_text(row[status_column], widths[status_column])
         print(" " * indent + "  ".join(cells).rstrip())
 
 
