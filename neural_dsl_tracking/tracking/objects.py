@@ -122,15 +122,26 @@ class StagedObject:
 
 def hash_file(path: Path) -> str:
     """SHA-256 of a file, read in large chunks."""
+    with open(path, "rb", buffering=0) as handle:
+        return _hash_stream(handle)
+
+
+def hash_regular_file(source: Path, what: str) -> str:
+    """SHA-256 of ``source``, or a TrackingError about ``what`` it is unless it is a regular
+    file (see ``_open_regular``: a FIFO is never waited on)."""
+    with os.fdopen(_open_regular(source, what), "rb", buffering=0) as handle:
+        return _hash_stream(handle)
+
+
+def _hash_stream(handle: BinaryIO) -> str:
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
-        while True:
-            n = handle.readinto(buffer)
-            if not n:
-                break
-            digest.update(view[:n])
+    while True:
+        n = handle.readinto(buffer)
+        if not n:
+            break
+        digest.update(view[:n])
     return digest.hexdigest()
 
 
@@ -186,30 +197,31 @@ def file_kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "a special file")
 
 
-def _open_regular(source: Path) -> int:
-    """A read descriptor on ``source``, or a TrackingError unless it is a regular file. Opened
-    non-blocking and checked on the descriptor, so a FIFO is never waited on."""
+def _open_regular(source: Path, what: str = "artifact") -> int:
+    """A read descriptor on ``source``, or a TrackingError (``cannot log <what> <source>: ...``)
+    unless it is a regular file. Opened non-blocking and checked on the descriptor, so a FIFO
+    is never waited on."""
     try:
         fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise TrackingError(f"cannot log artifact {source}: the file does not exist") from None
+        raise TrackingError(f"cannot log {what} {source}: the file does not exist") from None
     except OSError as error:  # a socket cannot be opened at all: say what it is
         try:
             mode = os.stat(source).st_mode
         except OSError:
             mode = stat.S_IFREG
         if stat.S_ISREG(mode):
-            raise TrackingError(f"cannot log artifact {source}: {error.strerror or error}") from None
-        raise _not_regular(source, mode) from None
+            raise TrackingError(f"cannot log {what} {source}: {error.strerror or error}") from None
+        raise _not_regular(source, mode, what) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise _not_regular(source, mode)
+        raise _not_regular(source, mode, what)
     return fd
 
 
-def _not_regular(source: Path, mode: int) -> TrackingError:
-    return TrackingError(f"cannot log artifact {source}: it is {file_kind(mode)}; "
+def _not_regular(source: Path, mode: int, what: str) -> TrackingError:
+    return TrackingError(f"cannot log {what} {source}: it is {file_kind(mode)}; "
                          "only regular files can be logged")
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 from neural_dsl_tracking.errors import NeuralError, TrackingError
 from neural_dsl_tracking.tracking import lifecycle
 from neural_dsl_tracking.tracking.db import is_database_url
-from neural_dsl_tracking.tracking.objects import hash_file
+from neural_dsl_tracking.tracking.objects import hash_regular_file
 from neural_dsl_tracking.tracking.records import FINAL_STATUSES, ArtifactVersion, MetricHistory
 from neural_dsl_tracking.tracking.plot_process import PlotProcess
 from neural_dsl_tracking.tracking.store import Store
@@ -115,9 +115,7 @@ class ExperimentTracker:
         """A new run in the store; returns its id."""
         source_sha = None
         if source_file is not None:
-            if not Path(source_file).is_file():
-                raise TrackingError(f"source file {source_file} does not exist")
-            source_sha = hash_file(Path(source_file))
+            source_sha = hash_regular_file(Path(source_file), "source file")
         self._next_step = 0
         return self._store.create_run(
             experiment=experiment_name, run_name=run_name, tags=tags, config=config,

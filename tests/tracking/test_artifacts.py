@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
+from neural_dsl_tracking.tracking import ExperimentTracker
 
 
 def _objects(base: Path) -> list[Path]:
@@ -183,6 +184,25 @@ def test_a_special_file_is_named_for_what_it_is(make_tracker, tmp_path, kind, ma
 def test_a_character_device_is_named_for_what_it_is(make_tracker):
     with pytest.raises(TrackingError, match="/dev/null: it is a character device; only regular files"):
         _bounded(lambda: make_tracker().log_artifact("/dev/null"))
+
+
+@pytest.mark.parametrize("what, make", [
+    ("it is a FIFO; only regular files can be logged", lambda path: os.mkfifo(path)),
+    ("it is a directory; only regular files can be logged", lambda path: path.mkdir()),
+    ("it is a character device; only regular files can be logged", None),
+    ("the file does not exist", lambda path: None),
+], ids=["fifo", "directory", "dev-null", "missing"])
+def test_a_source_file_that_is_not_a_regular_file_is_named_for_what_it_is(
+        store_kwargs, manager, tmp_path, what, make):
+    """A FIFO, a folder or /dev/null as ``source_file`` was reported as "does not exist"."""
+    source = Path("/dev/null") if make is None else tmp_path / "model.neural"
+    if make is not None:
+        make(source)
+    with pytest.raises(TrackingError) as caught:
+        _bounded(lambda: ExperimentTracker("src", **store_kwargs, source_file=source,
+                                           auto_visualize=False))
+    assert str(caught.value) == f"cannot log source file {source}: {what}"
+    assert manager.list_experiments() == []  # no run is created
 
 
 def _bound_socket(path: Path):
