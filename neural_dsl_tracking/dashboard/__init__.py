@@ -5,22 +5,10 @@ Dash is imported only when an app is created, so importing this package stays ch
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from neural_dsl_tracking.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from neural_dsl_tracking.dashboard.app import create_app
-    from neural_dsl_tracking.dashboard.launch import launch_comparison_ui
-
-__all__ = ["create_app", "launch_comparison_ui"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from neural_dsl_tracking.dashboard.app import create_app
-
-        return create_app
-    if name == "launch_comparison_ui":
-        from neural_dsl_tracking.dashboard.launch import launch_comparison_ui
-
-        return launch_comparison_ui
-    raise AttributeError(f"module 'neural_dsl_tracking.dashboard' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, {
+    "ExperimentComparisonUI": "neural_dsl_tracking.dashboard.ui",
+    "create_app": "neural_dsl_tracking.dashboard.app",
+    "launch_comparison_ui": "neural_dsl_tracking.dashboard.launch",
+})

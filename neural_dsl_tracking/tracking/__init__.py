@@ -12,6 +12,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "ExperimentTracker": "neural_dsl_tracking.tracking.tracker",
     "ArtifactVersion": "neural_dsl_tracking.tracking.records",
     "MetricHistory": "neural_dsl_tracking.tracking.records",
+    "MetricVisualizer": "neural_dsl_tracking.tracking.visualizer",
     "RunRecord": "neural_dsl_tracking.tracking.records",
     "metric_mode": "neural_dsl_tracking.tracking.values",
 })

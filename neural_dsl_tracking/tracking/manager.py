@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking import comparison
 from neural_dsl_tracking.tracking.db import StoreAbsent
-from neural_dsl_tracking.tracking.records import ArtifactVersion, MetricHistory, RunRecord
+from neural_dsl_tracking.tracking.records import (
+    ArtifactVersion,
+    MetricHistory,
+    RunRecord,
+    artifact_ref,
+)
 from neural_dsl_tracking.tracking.store import Store, check_crash_after, store_locations
 from neural_dsl_tracking.tracking.values import to_step
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from neural_dsl_tracking.tracking.visualizer import FigureMap
 
 _NAMED_RUNS = 8  # a default comparison folder names at most this many runs in full
 
@@ -115,8 +120,11 @@ class ExperimentManager:
         return store.artifact_versions(full_id, name)
 
     def get_artifact_version(self, run_id: str, name: str, ref: int | str = -1, *,
-                             verify: bool = True) -> ArtifactVersion:
-        """A version by number, negative index or alias, checksum verified."""
+                             verify: bool = True, version: int | str | None = None
+                             ) -> ArtifactVersion:
+        """A version by number, negative index or alias (``ref`` or ``version=``), checksum
+        verified."""
+        ref = artifact_ref(ref, version)
         store, full_id = self._require(run_id)
         found = store.find_artifact_version(full_id, name, ref)
         if verify:
@@ -148,15 +156,16 @@ class ExperimentManager:
         return records, histories, list(metrics)
 
     def compare_experiments(self, run_ids: list[str], metrics: list[str] | None = None,
-                            out_dir: str | Path | None = None) -> dict[str, Figure]:
-        """A figure per metric with one line per run; PNGs saved to ``out_dir`` (default:
-        ``<store>/comparisons/<run ids>/``)."""
+                            out_dir: str | Path | None = None) -> FigureMap:
+        """A figure per metric with one line per run, keyed by metric (and found under
+        ``comparison_<metric>`` too, as the original API keyed them); PNGs saved to ``out_dir``
+        (default: ``<store>/comparisons/<run ids>/``)."""
         if out_dir is not None:
             comparison.check_out_dir(Path(out_dir))
         records, histories, metrics = self._gather(run_ids, metrics)
         figures = comparison.comparison_figures(records, histories, metrics)
         comparison.save_figures(figures, Path(out_dir or self.comparison_dir(records)))
-        return figures
+        return FigureMap(figures, {f"comparison_{key}": key for key in figures})
 
     def comparison_dir(self, records: list[RunRecord]) -> Path:
         """Where ``compare_experiments`` saves PNGs by default: ``<id8>_<id8>...``, or for
@@ -168,16 +177,31 @@ class ExperimentManager:
             name = f"{'_'.join(ids[:3])}_and_{len(ids) - 3}_more-{digest}"
         return self.files_dir / "comparisons" / name
 
-    def export_comparison(self, run_ids: list[str], out_dir: str | Path,
-                          metrics: list[str] | None = None, *, overwrite: bool = False) -> Path:
-        """A folder with metrics.csv, summary.json, PNG plots and a self-contained report.html.
-        ``out_dir`` must be new or empty; ``overwrite`` replaces a previous export's files there."""
-        out_dir = Path(out_dir)
-        comparison.check_out_dir(out_dir, empty=not overwrite)
+    def export_comparison(self, run_ids: list[str], out_dir: str | Path | None = None,
+                          metrics: list[str] | None = None, *, overwrite: bool = False,
+                          output_dir: str | Path | None = None) -> Path:
+        """A folder with metrics.csv, summary.json, PNG plots and a self-contained report.html;
+        returns it. ``out_dir`` (or ``output_dir=``, the original API's keyword) must be new or
+        empty; ``overwrite`` replaces a previous export's files there. Without one, a new
+        folder ``<store>/comparisons/<run ids>-export-<UTC time>`` is made."""
+        if out_dir is not None and output_dir is not None:
+            raise TrackingError("give the folder as out_dir or as output_dir, not both")
+        chosen = out_dir if out_dir is not None else output_dir
+        if chosen is not None:
+            comparison.check_out_dir(Path(chosen), empty=not overwrite)
         records, histories, metrics = self._gather(run_ids, metrics)
-        if overwrite and out_dir.is_dir():
-            comparison.remove_export(out_dir)
-        return comparison.export(records, histories, metrics, out_dir)
+        target = Path(chosen) if chosen is not None else self._new_export_dir(records)
+        if overwrite and target.is_dir():
+            comparison.remove_export(target)
+        return comparison.export(records, histories, metrics, target)
+
+    def _new_export_dir(self, records: list[RunRecord]) -> Path:
+        """A folder that does not exist yet beside ``comparison_dir(records)``, named by the time."""
+        base = self.comparison_dir(records)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        names = (f"{base.name}-export-{stamp}" + (f"-{n}" if n > 1 else "")
+                 for n in itertools.count(1))
+        return next(path for path in map(base.with_name, names) if not path.exists())
 
     # ---- deleting ---------------------------------------------------------------------
     def delete_experiment(self, run_id: str) -> int:

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from neural_dsl_tracking.errors import TrackingError
+
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 
 
@@ -39,6 +41,26 @@ class ArtifactVersion:
     metadata: dict[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     run_id: str = ""
+
+    @property
+    def checksum(self) -> str:
+        """The SHA-256 of the content (the original API's name for ``sha256``)."""
+        return self.sha256
+
+    @property
+    def timestamp(self) -> float:
+        """When the version was logged, in seconds since the epoch (``created_at``)."""
+        return self.created_at.timestamp()
+
+
+def artifact_ref(ref: int | str = -1, version: int | str | None = None) -> int | str:
+    """The version asked for: ``ref``, or ``version`` (the original API's keyword) when given."""
+    if version is None:
+        return ref
+    if ref != -1:
+        raise TrackingError(f"give the version as ref or as version, not both "
+                            f"(ref={ref!r}, version={version!r})")
+    return version
 
 
 @dataclass(frozen=True)

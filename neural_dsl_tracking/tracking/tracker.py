@@ -18,7 +18,12 @@ from neural_dsl_tracking.errors import NeuralError, TrackingError
 from neural_dsl_tracking.tracking import lifecycle
 from neural_dsl_tracking.tracking.db import is_database_url
 from neural_dsl_tracking.tracking.objects import hash_regular_file
-from neural_dsl_tracking.tracking.records import FINAL_STATUSES, ArtifactVersion, MetricHistory
+from neural_dsl_tracking.tracking.records import (
+    FINAL_STATUSES,
+    ArtifactVersion,
+    MetricHistory,
+    artifact_ref,
+)
 from neural_dsl_tracking.tracking.plot_process import PlotProcess
 from neural_dsl_tracking.tracking.store import Store
 from neural_dsl_tracking.tracking.values import (
@@ -33,6 +38,11 @@ from neural_dsl_tracking.tracking.writer import FLUSH_INTERVAL, MetricWriter
 
 MIRROR_FINISH_TIMEOUT = 30.0
 _now = time.time
+
+
+def generated_experiment_name() -> str:
+    """The name of an experiment given none: ``experiment_<local date>_<time>``."""
+    return time.strftime("experiment_%Y%m%d_%H%M%S")
 
 
 class _StoreAccess:
@@ -81,13 +91,16 @@ class _StoreAccess:
 class ExperimentTracker:
     """One run of an experiment: hyperparameters, metrics, artifacts, figures, plots."""
 
-    def __init__(self, experiment_name: str, base_dir: str | Path = "neural_experiments", *,
+    def __init__(self, experiment_name: str | None = None,
+                 base_dir: str | Path = "neural_experiments", *,
                  store: str | None = None, backend: str | list[str] = "local",
                  backend_options: dict | None = None, run_name: str | None = None,
                  tags: list[str] | None = None, auto_visualize: bool = True,
                  visualize_every: int = 10, run_id: str | None = None,
                  config: dict | None = None, source_file: str | Path | None = None,
                  flush_interval: float = FLUSH_INTERVAL) -> None:
+        if experiment_name is None:
+            experiment_name = generated_experiment_name()
         if not isinstance(experiment_name, str) or not experiment_name.strip():
             raise TrackingError("experiment_name must be a non-empty string")
         if isinstance(visualize_every, bool) or not isinstance(visualize_every, int) \
@@ -216,12 +229,22 @@ class ExperimentTracker:
                      aliases: Iterable[str] = (), metadata: dict | None = None,
                      monitor: str | None = None, mode: str = "min") -> ArtifactVersion:
         """Store a file as a new version of artifact ``name`` (default: the file name)."""
+        result = self._record_artifact(Path(path), name, version, aliases, metadata, monitor, mode)
+        if self._mirrors:
+            # the stored object, not the user's file, which may be overwritten before it is sent
+            self._mirrors.artifact(str(result.path), result.name, result.version, result.sha256,
+                                   list(result.aliases), filename=Path(path).name)
+        return result
+
+    def _record_artifact(self, path: Path, name: str | None, version: bool,
+                         aliases: Iterable[str], metadata: dict | None, monitor: str | None,
+                         mode: str) -> ArtifactVersion:
+        """``log_artifact`` in the store only (the mirrors are not told)."""
         self._check_open()
         if mode not in ("min", "max"):
             raise TrackingError(f"mode must be 'min' or 'max', got {mode!r}")
         if isinstance(aliases, str):
             aliases = [aliases]
-        path = Path(path)
         name = name or path.name
         metadata = dict(metadata or {})
         aliases = list(aliases)
@@ -234,12 +257,7 @@ class ExperimentTracker:
             number = self._store.add_artifact_version(
                 self.run_id, name, content, filename=path.name, metadata=metadata,
                 aliases=aliases, replace=not version)
-        result = self._store.find_artifact_version(self.run_id, name, number)
-        if self._mirrors:
-            # the stored object, not the user's file, which may be overwritten before it is sent
-            self._mirrors.artifact(str(result.path), name, number, result.sha256,
-                                   list(result.aliases), filename=path.name)
-        return result
+        return self._store.find_artifact_version(self.run_id, name, number)
 
     def _monitored_value(self, key: str) -> float | None:
         self._writer.flush()
@@ -259,26 +277,32 @@ class ExperimentTracker:
                 return False
         return True
 
-    def log_model(self, path: str | Path, framework: str = "pytorch",
-                  name: str = "model") -> ArtifactVersion:
-        """A model file as a versioned artifact tagged with its framework."""
-        return self.log_artifact(path, name=name, metadata={"type": "model", "framework": framework})
+    def log_model(self, path: str | Path, framework: str = "pytorch", version: bool = True,
+                  name: str | None = None) -> ArtifactVersion:
+        """A model file as an artifact (default name: the file name) tagged with its framework;
+        ``version=False`` replaces the latest version instead of adding one."""
+        return self.log_artifact(path, name=name, version=version,
+                                 metadata={"type": "model", "framework": framework})
 
     def log_figure(self, fig: Any, name: str) -> Path:
-        """Save a matplotlib figure as PNG (a Plotly figure as HTML) in the run's figures/."""
+        """Save a matplotlib figure as PNG (a Plotly figure as HTML) in the run's figures/ and
+        record it as a version of the artifact ``<name>.png`` (``.html``; a name that already
+        ends with that suffix keeps it); mirrors receive it as a plot."""
         self._check_open()
+        suffix = ".png" if hasattr(fig, "savefig") else ".html"
+        if suffix == ".html" and not hasattr(fig, "write_html"):
+            raise TypeError(f"log_figure needs a matplotlib or Plotly figure, got {type(fig).__name__}")
+        stem = name[:-len(suffix)] if name.lower().endswith(suffix) and len(name) > len(suffix) else name
         folder = self.run_dir / "figures"
         folder.mkdir(parents=True, exist_ok=True)
-        if hasattr(fig, "savefig"):
-            path = folder / f"{safe_filename(name)}.png"
+        path = folder / f"{safe_filename(stem)}{suffix}"
+        if suffix == ".png":
             fig.savefig(path, format="png")
-        elif hasattr(fig, "write_html"):
-            path = folder / f"{safe_filename(name)}.html"
-            fig.write_html(str(path), include_plotlyjs=True)
         else:
-            raise TypeError(f"log_figure needs a matplotlib or Plotly figure, got {type(fig).__name__}")
-        if self._mirrors:
-            self._mirrors.figure(str(path), name)
+            fig.write_html(str(path), include_plotlyjs=True)
+        self._record_artifact(path, stem + suffix, True, (), {"type": "figure"}, None, "min")
+        if self._mirrors:  # as a plot, not also as an artifact
+            self._mirrors.figure(str(path), stem)
         return path
 
     # ---- reading back -----------------------------------------------------------------
@@ -286,9 +310,11 @@ class ExperimentTracker:
         with self._access.using() as store:
             return store.artifact_versions(self.run_id, name)
 
-    def get_artifact_version(self, name: str, ref: int | str = -1, *,
-                             verify: bool = True) -> ArtifactVersion:
-        """A version by number, negative index or alias; its checksum is verified."""
+    def get_artifact_version(self, name: str, ref: int | str = -1, *, verify: bool = True,
+                             version: int | str | None = None) -> ArtifactVersion:
+        """A version by number, negative index or alias (``ref``, or ``version=`` as the
+        original API spelt it); its checksum is verified."""
+        ref = artifact_ref(ref, version)
         with self._access.using() as store:
             found = store.find_artifact_version(self.run_id, name, ref)
         if verify:

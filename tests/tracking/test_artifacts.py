@@ -104,7 +104,7 @@ def test_unversioned_artifact_replaces_the_previous_content(make_tracker, store_
 def test_model_and_default_name(make_tracker, tmp_path):
     tracker = make_tracker()
     model = tracker.log_model(_write(tmp_path / "net.pt", b"m"))
-    assert model.name == "model" and model.metadata["framework"] == "pytorch"
+    assert model.name == "net.pt" and model.metadata["framework"] == "pytorch"
     plain = tracker.log_artifact(_write(tmp_path / "notes.txt", b"n"))
     assert plain.name == "notes.txt"
 

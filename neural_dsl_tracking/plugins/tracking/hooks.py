@@ -72,7 +72,7 @@ class TrackingHooks:
                               step=attr("config", "train", "epochs")))
                 model_file = Expr(f"workdir / {lit('model.pt')}")
                 out.line(call("torch.save", call(attr("model", "state_dict")), model_file))
-                out.line(call(attr(TRACKER, "log_model"), model_file, framework="pytorch"))
+                out.line(call(attr(TRACKER, "log_model"), model_file, framework="pytorch", name="model"))
         with out.block("finally"):
             out.line(call("finish_run", TRACKER, Expr("status")))
         return out.lines
