@@ -2,7 +2,8 @@
 
 A file is copied and hashed in one pass into a temporary file inside the objects
 directory, synced, then renamed into place, so an object is either complete or absent.
-Identical content is stored once.
+Identical content is stored once. A temporary file left by a process killed between the
+copy and the rename is removed once it is ``STALE_INCOMING`` old.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import stat
 import tempfile
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +28,11 @@ _IN_FLIGHT = 4
 _ALIGN = 4096
 _DIRECT = getattr(os, "O_DIRECT", 0)
 _local = threading.local()
+_INCOMING = ".incoming-"
+STALE_INCOMING = 3600.0
+"""Seconds since its last write after which a staged file counts as left by a killed process
+(a copy in progress writes every few milliseconds, and placing follows its last write within
+seconds, minutes at worst on a busy store)."""
 
 
 class ObjectStore:
@@ -33,6 +40,7 @@ class ObjectStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._swept = False
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -43,10 +51,34 @@ class ObjectStore:
         source = Path(source)
         with os.fdopen(_open_regular(source), "rb", buffering=0) as src:
             self.root.mkdir(parents=True, exist_ok=True)
+            self._sweep_once()
             return self._stage(src, source)
 
+    def _sweep_once(self) -> None:
+        """The first time this store stages or frees an object: remove stale staged files."""
+        if not self._swept:
+            self._swept = True
+            self.remove_stale_incoming()
+
+    def remove_stale_incoming(self, older_than: float = STALE_INCOMING) -> None:
+        """Remove the staged files (``.incoming-*``) last written more than ``older_than``
+        seconds ago, left by a process killed between staging and placing. One listing of
+        the objects folder's top level; a file it cannot remove is left."""
+        limit = time.time() - older_than
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if (entry.name.startswith(_INCOMING) and entry.is_file(follow_symlinks=False)
+                        and entry.stat(follow_symlinks=False).st_mtime < limit):
+                    os.unlink(entry.path)
+            except OSError:  # placed meanwhile, or not ours to remove: never fails a write
+                continue
+
     def _stage(self, src: BinaryIO, source: Path) -> StagedObject:
-        fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=self.root)
+        fd, tmp_name = tempfile.mkstemp(prefix=_INCOMING, dir=self.root)
         try:
             try:
                 digest, size = _copy_and_hash(src, fd)
@@ -78,6 +110,7 @@ class ObjectStore:
 
     def delete(self, sha256: str) -> int:
         """Remove one object; returns the bytes freed."""
+        self._sweep_once()
         path = self.path(sha256)
         try:
             size = path.stat().st_size
