@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -27,8 +28,8 @@ pytest.importorskip("tensorboard")
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory: pytest.TempPathFactory):
-    """One run of the script into ``out`` from the empty folder ``cwd``: (result, out, cwd,
-    CPU seconds of the script and the processes it waited for)."""
+    """One run of the script into ``out`` from the empty folder ``cwd``, with ``TMPDIR`` an
+    empty folder ``tmp``; ``cpu``: CPU seconds of the script and the processes it waited for."""
     root = tmp_path_factory.mktemp("example")
     cwd, out, tmp = root / "cwd", root / "out" / "new", root / "tmp"
     cwd.mkdir()
@@ -43,11 +44,11 @@ def ran(tmp_path_factory: pytest.TempPathFactory):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     print(result.stdout[-3000:], result.stderr[-3000:], f"wall {wall:.1f} s, CPU {cpu:.1f} s", sep="\n")
-    return result, out, cwd, cpu
+    return SimpleNamespace(result=result, out=out, cwd=cwd, tmp=tmp, cpu=cpu)
 
 
 def test_it_runs_every_example_without_a_traceback(ran) -> None:
-    result, _, _, _ = ran
+    result = ran.result
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     positions = [result.stdout.index(banner) for banner in BANNERS]
@@ -56,12 +57,12 @@ def test_it_runs_every_example_without_a_traceback(ran) -> None:
 
 def test_it_takes_under_a_minute_of_cpu(ran) -> None:
     """CPU time, not wall time: this machine's load is not the script's cost."""
-    assert ran[3] < 60
+    assert ran.cpu < 60
 
 
 def test_it_writes_only_under_out(ran) -> None:
-    result, out, cwd, _ = ran
-    assert list(cwd.iterdir()) == []
+    result, out = ran.result, ran.out
+    assert list(ran.cwd.iterdir()) == [] and list(ran.tmp.iterdir()) == []
     assert f"Writing under {out}" in result.stdout
     printed = re.findall(r"(/\S+\.(?:png|pt|db))", result.stdout)
     assert printed and all(Path(p).is_relative_to(out) and Path(p).is_file() for p in printed)
@@ -70,8 +71,7 @@ def test_it_writes_only_under_out(ran) -> None:
 
 
 def test_every_run_is_in_the_store_and_completed(ran) -> None:
-    _, out, _, _ = ran
-    runs = ExperimentManager(base_dir=out / "neural_experiments").list_experiments()
+    runs = ExperimentManager(base_dir=ran.out / "neural_experiments").list_experiments()
     assert sorted(r.experiment for r in runs) == sorted(
         ["basic_training", "versioned_artifacts", "backend_integration", "visualization_demo"]
         + ["lr_comparison"] * 3)
@@ -79,7 +79,7 @@ def test_every_run_is_in_the_store_and_completed(ran) -> None:
 
 
 def test_artifact_versions_are_listed_and_the_latest_verified(ran) -> None:
-    stdout = ran[0].stdout
+    stdout = ran.result.stdout
     assert all(f"  Version {n}: " in stdout for n in range(1, 6))
     assert "Latest: version 5" in stdout
     assert "Checksum verified: True" in stdout
@@ -88,8 +88,8 @@ def test_artifact_versions_are_listed_and_the_latest_verified(ran) -> None:
 
 def test_three_backends_are_read_back(ran) -> None:
     """Each system holds the run's last values, as the store does."""
-    result, out, _, _ = ran
-    (run,) = ExperimentManager(base_dir=out / "neural_experiments").list_experiments(
+    result = ran.result
+    (run,) = ExperimentManager(base_dir=ran.out / "neural_experiments").list_experiments(
         experiment="backend_integration")
     stored = ", ".join(f"{k}={v['latest']:.4f}" for k, v in sorted(run.metrics.items()))
     assert re.search(rf"MLflow +backend_integration/\S+ \(FINISHED\): {re.escape(stored)}\n",
@@ -100,7 +100,7 @@ def test_three_backends_are_read_back(ran) -> None:
 
 
 def test_comparison_is_keyed_as_the_original_and_exported(ran) -> None:
-    result, out, _, _ = ran
+    result, out = ran.result, ran.out
     assert "Generated 4 comparison plots" in result.stdout
     assert "  - comparison_val_loss: Figure" in result.stdout
     folder = Path(re.search(r"Comparison exported to: (\S+)", result.stdout).group(1))
@@ -111,7 +111,7 @@ def test_comparison_is_keyed_as_the_original_and_exported(ran) -> None:
 
 
 def test_visualisations_are_png_files(ran) -> None:
-    result, out, _, _ = ran
+    result, out = ran.result, ran.out
     assert "Generated 7 visualizations:" in result.stdout
     assert "MetricVisualizer drew 7 figures from a list of dicts:" in result.stdout
     for path in out.joinpath("figures").glob("*.png"):
