@@ -77,11 +77,11 @@ def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name:
         "optimizer": optimizer,
         "schedule": schedule,
         "train": {**train, "shuffle": True},
-        "execution": {"device": _device(spec.execution.device), "threads": threads},
+        "execution": {"device": _device(spec.execution.device, where), "threads": threads},
     }
     if spec.tracking is not None:
         config["tracking"] = spec.tracking.model_dump(mode="json")
-    hpo_space_all = {**model.hpo, **settings.hpo}
+    hpo_space_all = {**model.hpo, **settings.hpo, **_repeat_spaces(spec, source_name)}
     config["hpo"] = {"search_method": spec.train.search_method, "space": hpo_space_all}
     config["hydra"] = {"output_subdir": None}
     return config, settings.warnings
@@ -98,9 +98,27 @@ def default_data(model: ModelCode) -> str:
     return "digits" if fits_digits else "synthetic"
 
 
-def _device(device: str) -> str:
+def _device(device: str, where: str) -> str:
     value = device.strip().lower()
+    if value.startswith("tpu"):
+        raise CompileError(f"{where}: execution device {device!r}: the PyTorch program runs on cpu, "
+                           "cuda, cuda:N or mps, not on a TPU; write device: \"auto\" (or leave it out)")
     return "cuda" if value == "gpu" else value
+
+
+def _repeat_spaces(spec: ModelSpec, source_name: str) -> dict[str, dict[str, Any]]:
+    """``X * HPO(choice(6, 12))``: the repeat count's space, keyed ``repeat.<file>:<line>:<column>``.
+    The program is built with the default count; another count is another network, so
+    these entries have no sweep expression (edit the count and compile again)."""
+    spaces: dict[str, dict[str, Any]] = {}
+    pending = list(spec.layers)
+    while pending:
+        layer = pending.pop(0)
+        pending.extend(layer.children)
+        if layer.repeat is not None and layer.pos is not None:
+            space = {k: v for k, v in hpo_space(layer.repeat).items() if k != "sweep"}
+            spaces[f"repeat.{layer.pos.at(source_name)}"] = {**space, "layer": layer.type}
+    return spaces
 
 
 def _check_train(train: dict[str, Any], where: str) -> None:

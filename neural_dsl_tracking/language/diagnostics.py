@@ -93,6 +93,8 @@ class DiagnosticSink:
 
     source: Source
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    """Problems that do not stop the file (``neural check`` prints them)."""
     _seen: set[Diagnostic] = field(default_factory=set, repr=False)
 
     @property
@@ -106,6 +108,21 @@ class DiagnosticSink:
         if item not in self._seen:  # a set: a file with 50,000 problems stays linear
             self._seen.add(item)
             self.diagnostics.append(item)
+
+    def warn(self, pos: Pos, message: str) -> None:
+        """Record a warning (once per place and message)."""
+        item = Diagnostic(pos, message)
+        if item not in self._seen:
+            self._seen.add(item)
+            self.warnings.append(item)
+
+    def rendered_warnings(self) -> list[str]:
+        """The warnings in source order, rendered like errors, at most :data:`MAX_REPORTED`."""
+        ordered = sorted(self.warnings, key=lambda d: (d.pos.line, d.pos.column))
+        shown = [self.source.render(d) for d in ordered[:MAX_REPORTED]]
+        if len(ordered) > MAX_REPORTED:
+            shown.append(f"... and {len(ordered) - MAX_REPORTED} more warnings")
+        return shown
 
     def raise_if_any(self, kind: type[NeuralError] = NeuralValidationError) -> None:
         if self.diagnostics:

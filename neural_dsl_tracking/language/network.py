@@ -4,12 +4,16 @@ layers expanded, plugin blocks (top-level ones applying to every network) valida
 from __future__ import annotations
 
 from neural_dsl_tracking.language.blocks import BlockData, read_block, validate_block
-from neural_dsl_tracking.language.diagnostics import DiagnosticSink, Pos
+from neural_dsl_tracking.language.diagnostics import DiagnosticSink, Pos, did_you_mean
 from neural_dsl_tracking.language.layer_expansion import LayerExpander
 from neural_dsl_tracking.language.sections import SectionReader, source_pos
 from neural_dsl_tracking.language.spec import ModelSpec, NeuralFile
-from neural_dsl_tracking.language.syntax import Block, FileNode, NetworkNode, Section
+from neural_dsl_tracking.language.syntax import Block, Entry, FileNode, NetworkNode, Section
 from neural_dsl_tracking.plugins.base import Plugin
+
+SECTIONS = ("input", "layers", "loss", "optimizer", "metrics", "train", "execution")
+NETWORK_TRAIN_KEYS = ("epochs", "batch_size", "validation_split")
+"""Training settings that may also be written beside the sections (``epochs: 10``)."""
 
 
 class FileBuilder:
@@ -29,7 +33,8 @@ class FileBuilder:
         networks = [self._network(node, expander, top_data) for node in file.networks]
         expander.check_all_macros()
         self.sink.raise_if_any()
-        return NeuralFile(path=self.sink.source.filename, networks=networks)
+        return NeuralFile(path=self.sink.source.filename, networks=networks,
+                          warnings=self.sink.rendered_warnings())
 
     def _plugin_blocks(self, blocks: list[Block], where: str) -> dict[str, Block]:
         found: dict[str, Block] = {}
@@ -51,9 +56,16 @@ class FileBuilder:
         errors_before = self.sink.count
         sections: dict[str, Section] = {}
         blocks: list[Block] = []
+        train_settings: list[Section] = []
+        misspelt: set[str] = set()  # sections an unknown 'name:' was taken for
         for item in node.sections:
             if isinstance(item, Block):
                 blocks.append(item)
+            elif item.name == "train_setting":
+                if item.payload.key[0] in NETWORK_TRAIN_KEYS:
+                    train_settings.append(item)
+                else:
+                    misspelt.add(self._unknown_section(item.payload))
             elif item.name in sections:
                 first = sections[item.name].pos
                 self.sink.error(
@@ -65,7 +77,7 @@ class FileBuilder:
         own_blocks = self._plugin_blocks(blocks, f"in network '{node.name}'")
 
         for required, example in (("input", "input: (28, 28, 1)"), ("layers", "layers: Dense(10)")):
-            if required not in sections:
+            if required not in sections and required not in misspelt:
                 self.sink.error(node.pos, f"network '{node.name}' has no {required} (e.g. `{example}`)")
         if "input" not in sections or "layers" not in sections:
             return None
@@ -84,14 +96,24 @@ class FileBuilder:
             fields["optimizer"] = reader.optimizer(sections["optimizer"].payload)
         if "metrics" in sections:
             fields["metrics"] = reader.metrics(sections["metrics"].payload)
-        if "train" in sections:
-            fields["train"] = reader.train(sections["train"].payload)
+        if "train" in sections or train_settings:
+            fields["train"] = reader.train(_train_block(sections.get("train"), train_settings))
         if "execution" in sections:
             fields["execution"] = reader.execution(sections["execution"].payload)
         fields["plugins"] = self._plugins(node.name, own_blocks, top_data)
         if self.sink.count > errors_before:
             return None
         return ModelSpec(**fields)
+
+    def _unknown_section(self, entry: Entry) -> str:
+        """Report ``name:`` beside the sections that is neither a section nor a training
+        setting; the section it is closest to (so that it is not also reported missing)."""
+        name = entry.key[0]
+        known = [*SECTIONS, *NETWORK_TRAIN_KEYS]
+        hint = did_you_mean(name, known)
+        self.sink.error(entry.key_pos, f"unknown section '{name}'{hint} (known: {', '.join(SECTIONS)}; "
+                                       f"and {', '.join(NETWORK_TRAIN_KEYS)} as training settings)")
+        return hint.split("'")[1] if hint else ""
 
     def _plugins(
         self, network: str, own: dict[str, Block], top_data: dict[str, BlockData]
@@ -107,3 +129,13 @@ class FileBuilder:
             if spec is not None:
                 specs[keyword] = spec
         return specs
+
+
+def _train_block(section: Section | None, settings: list[Section]) -> Block:
+    """The ``train { }`` block with the ``epochs: N`` settings written beside the sections
+    (a setting given both ways is reported as given twice)."""
+    entries = [setting.payload for setting in settings]
+    if section is None:
+        return Block("train", settings[0].pos, entries)
+    block: Block = section.payload
+    return Block(block.keyword, block.pos, [*block.entries, *entries])

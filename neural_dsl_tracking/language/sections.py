@@ -21,7 +21,7 @@ from neural_dsl_tracking.language.spec import (
     SourcePos,
     TrainSpec,
 )
-from neural_dsl_tracking.language.syntax import Block, Call, Value
+from neural_dsl_tracking.language.syntax import MAX_INT, Block, Call, NamedShape, Value
 from neural_dsl_tracking.language.values import ValueReader, bind_arguments, dsl_repr
 
 OPTIMIZERS = (
@@ -30,8 +30,10 @@ OPTIMIZERS = (
 )
 SCHEDULES = ("ExponentialDecay",)
 TRAIN_KEYS = ("epochs", "batch_size", "validation_split", "search_method")
-DEVICE_RE = re.compile(r"(auto|cpu|gpu|mps|tpu|cuda(:\d+)?)\Z")
-DEVICES = ("auto", "cpu", "gpu", "cuda", "cuda:0", "mps", "tpu")
+DEVICE_RE = re.compile(r"(auto|cpu|gpu|mps|tpu(:\d+)?|cuda(:\d+)?)\Z")
+DEVICES = ("auto", "cpu", "gpu", "cuda", "cuda:0", "mps", "tpu", "tpu:0")
+INTEGER_KINDS = ("positive_int", "size", "shape")
+"""Kinds whose integral floats (``64.0``, ``1e3``) are read as integers."""
 
 OptimizerParser = Callable[[Value], Value]
 """Parses the content of a quoted optimizer (``"Adam(learning_rate=1e-4)"``)."""
@@ -54,6 +56,8 @@ class SectionReader:
         """Convert ``item`` and check it against ``kind`` and ``bound`` (unless converting failed)."""
         before = self.sink.count
         value = self.values.param(item)
+        if kind in INTEGER_KINDS:
+            value = integral(value)
         problem = check_param(kind, value) if self.sink.count == before else None
         if problem is None and bound is not None and self.sink.count == before:
             problem = next(filter(None, map(bound.problem, _numbers(value))), None)
@@ -62,7 +66,19 @@ class SectionReader:
         return value
 
     # ------------------------------------------------------------ input
-    def input(self, dims: list[Value], pos: Pos) -> InputSpec:
+    def input(self, payload: list[Value] | list[NamedShape], pos: Pos) -> InputSpec:
+        """``(28, 28, 1)``, or named inputs ``{ image: (64, 64, 3), text: (100,) }``."""
+        if payload and isinstance(payload[0], NamedShape):
+            named: dict[str, list[int | None]] = {}
+            for item in payload:
+                if item.name in named:
+                    self.sink.error(item.pos, f"input '{item.name}' is given twice")
+                named.setdefault(item.name, self._shape(item.dims))
+            first = next(iter(named.values()))
+            return InputSpec(shape=first, named=named, pos=source_pos(pos))
+        return InputSpec(shape=self._shape(payload), pos=source_pos(pos))
+
+    def _shape(self, dims: list[Value]) -> list[int | None]:
         shape: list[int | None] = []
         for dim in dims:
             if dim.kind == "null":
@@ -73,7 +89,7 @@ class SectionReader:
                 self.sink.error(
                     dim.pos, f"an input dimension must be a positive integer or None, got {dim.text}"
                 )
-        return InputSpec(shape=shape, pos=source_pos(pos))
+        return shape
 
     # ------------------------------------------------------------ loss, metrics
     def word(self, value: Value, what: str) -> str:
@@ -170,12 +186,12 @@ class SectionReader:
         return ExecutionSpec(device=device, extra=extra)
 
     def device(self, value: str, pos: Pos) -> str | None:
-        """A device name: auto, cpu, gpu, cuda, cuda:N, mps or tpu."""
+        """A device name: auto, cpu, gpu, cuda, cuda:N, mps, tpu or tpu:N."""
         if DEVICE_RE.match(value):
             return value
         hint = did_you_mean(value, DEVICES)
         self.sink.error(
-            pos, f"unknown device '{value}'{hint} (known: auto, cpu, gpu, cuda, cuda:N, mps, tpu)"
+            pos, f"unknown device '{value}'{hint} (known: auto, cpu, gpu, cuda, cuda:N, mps, tpu, tpu:N)"
         )
         return None
 
@@ -209,3 +225,15 @@ def _numbers(value: ParamValue) -> list[int | float]:
     else:
         candidates = [value]
     return [v for v in candidates if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def integral(value: ParamValue) -> ParamValue:
+    """``value`` with integral floats within 64 bits as integers (``64.0`` and ``1e3`` are
+    64 and 1000), also inside tuples and HPO choices; anything else as it is."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_INT:
+        return int(value)
+    if isinstance(value, list):
+        return [integral(item) for item in value]
+    if isinstance(value, ChoiceHPO):
+        return ChoiceHPO(options=[integral(option) for option in value.options])
+    return value

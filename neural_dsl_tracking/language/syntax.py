@@ -20,7 +20,8 @@ from neural_dsl_tracking.limits import MAX_INT64
 @dataclass
 class Value:
     """A value as written. ``kind`` is one of number, string, bool, null, name, tuple,
-    list, call; ``data`` is the Python scalar, a list of Values, or a :class:`Call`."""
+    list, call, expr; ``data`` is the Python scalar, a list of Values, a :class:`Call`
+    or an :class:`Expr` (arithmetic, evaluated when the value is read)."""
 
     kind: str
     data: Any
@@ -41,6 +42,20 @@ class Argument:
 class Call:
     name: str
     arguments: list[Argument]
+
+
+GROUP = "(...)"
+"""The ``text`` of a tuple written ``(x)``: parentheses around one value, which
+arithmetic reads as the value itself."""
+
+
+@dataclass
+class Expr:
+    """``a op b`` (or ``op a`` for unary ``-``/``+``): ``op`` is one of
+    ``+ - * / // % **``, ``neg``, ``pos``."""
+
+    op: str
+    operands: list[Value]
 
 
 @dataclass
@@ -90,10 +105,22 @@ class NetworkNode:
 
 
 @dataclass
+class MacroParam:
+    """``name`` or ``name=default`` in ``define Block(name, ...)``."""
+
+    name: str
+    pos: Pos
+    default: Value | None = None
+
+
+@dataclass
 class MacroNode:
+    """``define Name { }``; ``params`` is None without parentheses."""
+
     name: str
     pos: Pos
     layers: list[LayerNode]
+    params: list[MacroParam] | None = None
 
 
 @dataclass
@@ -101,6 +128,15 @@ class FileNode:
     networks: list[NetworkNode] = field(default_factory=list)
     macros: list[MacroNode] = field(default_factory=list)
     plugin_blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class NamedShape:
+    """``image: (64, 64, 3)`` inside ``input: { ... }``."""
+
+    name: str
+    pos: Pos
+    dims: list[Value]
 
 
 @dataclass
@@ -198,12 +234,22 @@ class ToSyntax(Transformer):
         return node
 
     def network(self, meta: Any, children: list[Any]) -> NetworkNode:
-        name, *sections = children
+        name, *items = children
+        sections = [s for item in items for s in (item if isinstance(item, list) else [item])]
         return NetworkNode(name.value, _meta_pos(meta), sections)
 
     def macro(self, meta: Any, children: list[Any]) -> MacroNode:
-        name, *layers = children
-        return MacroNode(name.value, token_pos(name), layers)
+        name, *rest = children
+        params = rest.pop(0).content if rest and isinstance(rest[0], _Marker) else None
+        return MacroNode(name.value, token_pos(name), rest, params)
+
+    def macro_params(self, meta: Any, params: list[MacroParam]) -> _Marker:
+        return _Marker("params", params)
+
+    def macro_param(self, meta: Any, children: list[Any]) -> MacroParam:
+        name = children[0]
+        default = as_value(children[1]) if len(children) > 1 else None
+        return MacroParam(name.value, token_pos(name), default)
 
     def plugin_block(self, meta: Any, children: list[Any]) -> Block:
         return children[0]
@@ -217,13 +263,23 @@ class ToSyntax(Transformer):
 
     # ------------------------------------------------------------ sections
     def input_section(self, meta: Any, children: list[Any]) -> Section:
+        """The payload: a list of dims, or a dict of named inputs (name -> (pos, dims))."""
         return Section("input", _meta_pos(meta), children[0])
 
     def shape(self, meta: Any, dims: list[Any]) -> list[Value]:
         return [as_value(d) for d in dims]
 
-    def layers_section(self, meta: Any, layers: list[LayerNode]) -> Section:
-        return Section("layers", _meta_pos(meta), layers)
+    def named_shapes(self, meta: Any, shapes: list[tuple[Token, list[Value]]]) -> list[NamedShape]:
+        return [NamedShape(name.value, token_pos(name), dims) for name, dims in shapes]
+
+    def named_shape(self, meta: Any, children: list[Any]) -> tuple[Token, list[Value]]:
+        return children[0], children[1]
+
+    def layers_section(self, meta: Any, items: list[Any]) -> list[Section]:
+        """The layers, then the ``epochs: N`` settings written right after them."""
+        layers = [item for item in items if isinstance(item, LayerNode)]
+        settings = [item for item in items if isinstance(item, Section)]
+        return [Section("layers", _meta_pos(meta), layers), *settings]
 
     def loss_section(self, meta: Any, children: list[Any]) -> Section:
         return Section("loss", _meta_pos(meta), as_value(children[0]))
@@ -251,6 +307,12 @@ class ToSyntax(Transformer):
 
     def execution_keyword(self, meta: Any, children: list[Token]) -> str:
         return children[0].value
+
+    def train_setting(self, meta: Any, children: list[Any]) -> Section:
+        """``epochs: 10`` beside the sections: one entry of the network's training settings."""
+        key, value = children
+        entry = Entry((key.value,), token_pos(key), as_value(value))
+        return Section("train_setting", _meta_pos(meta), entry)
 
     # ------------------------------------------------------------ layers
     def layer(self, meta: Any, children: list[Any]) -> LayerNode:
@@ -281,6 +343,7 @@ class ToSyntax(Transformer):
         return _Marker("nested", layers)
 
     def repeat(self, meta: Any, children: list[Any]) -> _Marker:
+        """``* 3``, ``* HPO(choice(6, 12))`` or ``* n`` (a macro parameter)."""
         return _Marker("repeat", as_value(children[0]))
 
     def device(self, meta: Any, children: list[Any]) -> _Marker:
@@ -304,6 +367,45 @@ class ToSyntax(Transformer):
 
     def list(self, meta: Any, children: list[Any]) -> Value:
         return Value("list", [as_value(c) for c in children], _meta_pos(meta))
+
+    def group(self, meta: Any, children: list[Any]) -> Value:
+        """``(7 * 7)`` is the arithmetic inside; ``(3)`` stays a tuple of one."""
+        inner = as_value(children[0])
+        if inner.kind == "expr":
+            return Value("expr", inner.data, _meta_pos(meta), inner.text)
+        return Value("tuple", [inner], _meta_pos(meta), GROUP)
+
+    # ------------------------------------------------------------ arithmetic
+    def _expr(self, op: str, meta: Any, operands: list[Any]) -> Value:
+        values = [as_value(o) for o in operands]
+        return Value("expr", Expr(op, values), _meta_pos(meta), op)
+
+    def add(self, meta: Any, children: list[Any]) -> Value:
+        return self._expr("+", meta, children)
+
+    def sub(self, meta: Any, children: list[Any]) -> Value:
+        return self._expr("-", meta, children)
+
+    def mul(self, meta: Any, children: list[Any]) -> Value:
+        return self._expr("*", meta, children)
+
+    def div(self, meta: Any, children: list[Any]) -> Value:
+        return self._expr("/", meta, children)
+
+    def floordiv(self, meta: Any, children: list[Any]) -> Value:
+        return self._expr("//", meta, children)
+
+    def mod(self, meta: Any, children: list[Any]) -> Value:
+        return self._expr("%", meta, children)
+
+    def pow(self, meta: Any, children: list[Any]) -> Value:
+        return self._expr("**", meta, children)
+
+    def neg(self, meta: Any, children: list[Any]) -> Value:
+        return self._expr("neg", meta, children)
+
+    def pos(self, meta: Any, children: list[Any]) -> Value:
+        return self._expr("pos", meta, children)
 
     def call(self, meta: Any, children: list[Any]) -> Value:
         name, arguments = children

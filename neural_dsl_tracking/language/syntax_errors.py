@@ -24,8 +24,10 @@ _NAMED_TERMINALS = {
 }
 _CLOSERS = {"(": ")", "[": "]", "{": "}", "<": ">"}
 _VALUE_STARTS = {"'true'", "'True'", "'false'", "'False'", "'None'", "'NONE'", "'null'", "'('",
-                 "'['", "a name", "a number", "a quoted string"}
+                 "'['", "a name", "a number", "a quoted string", "'-'", "'+'"}
 _A_VALUE = "a value (number, quoted string, name, true/false, None, (tuple) or [list])"
+_OPERATORS = {"'+'", "'-'", "'*'", "'/'", "'//'", "'%'", "'**'"}
+_AN_OPERATOR = "an arithmetic operator (+ - * / // % **)"
 
 
 def describe_expected(lark: Lark, names: Iterable[str]) -> str:
@@ -33,6 +35,8 @@ def describe_expected(lark: Lark, names: Iterable[str]) -> str:
     words = {_describe_terminal(lark, name) for name in names if name != NO_PLUGINS_TERMINAL}
     if {"a number", "a quoted string"} <= words:
         words = (words - _VALUE_STARTS) | {_A_VALUE}
+    if len(words & _OPERATORS) > 2:  # after a value: one entry for the operators
+        words = (words - _OPERATORS) | {_AN_OPERATOR}
     # punctuation first, then keywords, then descriptions
     unique = sorted(words, key=lambda w: (w[:1] != "'", w[1:2].isalpha(), w.lower()))
     if not unique:
