@@ -213,9 +213,9 @@ def _wide_integers(value: Any, loc: list[Any]) -> Iterator[tuple[str, int]]:
         yield _dotted(loc), value
 
 
-def _abridged(number: int) -> str:
-    """A huge integer as its first digits and its length."""
-    text = str(number)
+def _abridged(value: Any) -> str:
+    """A huge integer or a long text as its first characters and its length."""
+    text = str(value)
     return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
@@ -227,7 +227,7 @@ def _dotted(loc: list[Any]) -> str:
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    return _abridged(repr(value) if isinstance(value, str) else value)
 
 
 def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:

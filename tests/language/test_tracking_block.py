@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from neural_dsl_tracking.cli import main
 from neural_dsl_tracking.language import parse_text
 from neural_dsl_tracking.language.spec import to_jsonable
 from neural_dsl_tracking.plugins.tracking import TrackingSpec
+from neural_dsl_tracking.tracking.values import MAX_NAME
 
 NETWORK = """
 network {name} {{
@@ -148,3 +152,59 @@ def test_json_dump_has_every_default() -> None:
         "wandb": {"project": None, "entity": None, "mode": None},
         "tensorboard": {"log_dir": None},
     }
+
+
+# ---- name lengths: the store's limit, refused by `neural check` and as an override -------
+LONG = "x" * 10_000
+LONG_CASES = [  # (the block, the value as written, the key the message names)
+    (f'tracking < experiment: "{LONG}" >', f'"{LONG}"', "experiment"),
+    (f"tracking < run_name: {LONG} >", LONG, "run_name"),
+    (f'tracking < tags: [ok, "{LONG}"] >', f'"{LONG}"', "tags"),
+    (f"tracking < tags: {LONG} >", LONG, "tags"),
+]
+
+
+@pytest.mark.parametrize("block,value,key", LONG_CASES, ids=["experiment", "run_name", "tag", "one-tag"])
+def test_neural_check_refuses_a_name_over_the_store_limit_where_it_is_written(
+        block: str, value: str, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 10,000-character experiment, run name or tag passed `neural check` and failed only
+    when the run started."""
+    path = tmp_path / "long.neural"
+    path.write_text(NETWORK.format(name="Net", inner=block), encoding="utf-8")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    column = block.index(value) + 3  # the block is indented by two spaces
+    assert err.startswith(f"error: {path}:7:{column}: '{key}' has 10,000 characters; "
+                          f"the limit is {MAX_NAME}"), err[:300]
+    assert "Traceback" not in err and len(err) < 2000
+
+
+def test_names_up_to_the_limit_pass_the_check(tmp_path: Path) -> None:
+    name = "n" * MAX_NAME
+    spec = tracking_of(f'tracking < experiment: "{name}"; run_name: {name}; tags: [{name}] >')
+    assert spec.experiment == spec.run_name == spec.tags[0] == name
+
+
+@pytest.mark.slow
+def test_a_long_experiment_override_is_one_error_line_before_anything_runs(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from neural_dsl_tracking.compiler import compile_network
+    from neural_dsl_tracking.language import parse_file
+
+    digits = Path(__file__).resolve().parents[2] / "examples" / "digits.neural"
+    program = compile_network(parse_file(digits).network(), digits, tmp_path / "program")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(program), "tracking.store=store", f"tracking.experiment={LONG}"],
+        cwd=work, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "NEURAL_NO_PROGRESS": "1", "HYDRA_FULL_ERROR": "0"})
+    assert result.returncode == 1, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: invalid setting in the run configuration:", result.stderr[:500]
+    assert len(lines) == 2 and f"has 10,000 characters; the limit is {MAX_NAME}" in lines[1], lines
+    assert len(lines[1]) < 400
+    assert list(work.iterdir()) == []  # no store, no run

@@ -7,13 +7,25 @@ a Hydra-composed run config, so a key means the same thing in both places
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from neural_dsl_tracking import limits
+from neural_dsl_tracking.tracking.values import MAX_NAME
 
 Backend = Literal["local", "mlflow", "wandb", "tensorboard"]
+
+
+def _within_name_limit(value: str) -> str:
+    """``value`` when the store can record it as a name or tag (MAX_NAME characters)."""
+    if len(value) > MAX_NAME:
+        raise ValueError(f"has {len(value):,} characters; the limit is {MAX_NAME}")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_within_name_limit)]
+"""An experiment name, run name or tag: refused here rather than when the run starts."""
 
 
 class _Section(BaseModel):
@@ -45,9 +57,9 @@ class TrackingSpec(_Section):
     """Fields, types and defaults of the tracking block (see docs/language.md)."""
 
     backend: list[Backend] = Field(default_factory=lambda: ["local"])
-    experiment: str | None = None
-    run_name: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    experiment: Name | None = None
+    run_name: Name | None = None
+    tags: list[Name] = Field(default_factory=list)
     visualize_every: int = limits.VISUALIZE_EVERY.field(10)
     version_artifacts: bool = True
     log_every: int = limits.LOG_EVERY.field(1)
