@@ -79,7 +79,7 @@ ACTIVATIONS: dict[str, str | None] = {
 """Keras activation names and the PyTorch function each becomes (None: identity)."""
 
 
-def _conv_params() -> dict[str, Param]:
+def conv_params() -> dict[str, Param]:
     return {
         "filters": Param("width"),
         "kernel_size": Param("ints"),
@@ -91,91 +91,27 @@ def _conv_params() -> dict[str, Param]:
     }
 
 
-def _pool_params() -> dict[str, Param]:
+def pool_params() -> dict[str, Param]:
     return {"pool_size": Param("ints", 2), "strides": Param("ints", None), "padding": Param("padding", "valid")}
 
 
-_DENSE = {"units": Param("width"), "activation": Param("activation", None), "use_bias": Param("bool", True)}
-_RNN = {
+DENSE = {"units": Param("width"), "activation": Param("activation", None), "use_bias": Param("bool", True)}
+TRANSFORMER = {
+    "num_heads": Param("width", 8),
+    "ff_dim": Param("width", 2048),
+    "dropout": Param("rate", 0.1),
+    "activation": Param("activation", "relu"),
+    "epsilon": Param("float", 1e-5),
+    "norm_first": Param("bool", False),
+    "d_model": Param("int", None),
+    "num_layers": Param("int", 1),
+    "use_bias": Param("bool", True),
+}
+RNN = {
     "units": Param("width"),
     "return_sequences": Param("bool", False),
     "bidirectional": Param("bool", False),
 }
-
-PARAMS: dict[str, dict[str, Param]] = {
-    "Dense": _DENSE,
-    "Output": _DENSE,
-    "Dropout": {"rate": Param("rate")},
-    "Flatten": {},
-    "Activation": {"activation": Param("activation")},
-    "Conv1D": _conv_params(),
-    "Conv2D": _conv_params(),
-    "Conv3D": _conv_params(),
-    "Conv1DTranspose": _conv_params(),
-    "Conv2DTranspose": _conv_params(),
-    "Conv3DTranspose": _conv_params(),
-    "MaxPooling1D": _pool_params(),
-    "MaxPooling2D": _pool_params(),
-    "MaxPooling3D": _pool_params(),
-    "AveragePooling1D": _pool_params(),
-    "AveragePooling2D": _pool_params(),
-    "AveragePooling3D": _pool_params(),
-    "GlobalAveragePooling1D": {},
-    "GlobalAveragePooling2D": {},
-    "GlobalAveragePooling3D": {},
-    "GlobalMaxPooling1D": {},
-    "GlobalMaxPooling2D": {},
-    "GlobalMaxPooling3D": {},
-    "BatchNormalization": {"momentum": Param("float", 0.99), "epsilon": Param("float", 1e-3)},
-    "LayerNormalization": {"epsilon": Param("float", 1e-3)},
-    "GroupNormalization": {"groups": Param("int", 32), "epsilon": Param("float", 1e-3)},
-    "Embedding": {"input_dim": Param("int"), "output_dim": Param("width")},
-    "LSTM": _RNN,
-    "GRU": _RNN,
-    "SimpleRNN": {**_RNN, "activation": Param("activation", "tanh")},
-    "TransformerEncoder": {
-        "num_heads": Param("width", 8),
-        "ff_dim": Param("width", 2048),
-        "dropout": Param("rate", 0.1),
-        "activation": Param("activation", "relu"),
-        "epsilon": Param("float", 1e-5),
-        "norm_first": Param("bool", False),
-    },
-    "ResidualConnection": {},
-    "Reshape": {"target_shape": Param("ints")},
-    "ReLU": {},
-    "ELU": {},
-    "LeakyReLU": {},
-    "Softmax": {},
-    "UpSampling1D": {"size": Param("ints", 2)},
-    "UpSampling2D": {"size": Param("ints", 2)},
-    "UpSampling3D": {"size": Param("ints", 2)},
-    "ZeroPadding1D": {"padding": Param("ints", 1)},
-    "ZeroPadding2D": {"padding": Param("ints", 1)},
-    "ZeroPadding3D": {"padding": Param("ints", 1)},
-}
-"""Every layer type the PyTorch emitter supports and its parameters (Keras names)."""
-
-SNAKE_NAMES = {
-    "Dense": "dense", "Output": "output", "Dropout": "dropout", "Flatten": "flatten",
-    "Activation": "activation", "Conv1D": "conv1d", "Conv2D": "conv2d", "Conv3D": "conv3d",
-    "Conv1DTranspose": "conv1d_transpose", "Conv2DTranspose": "conv2d_transpose",
-    "Conv3DTranspose": "conv3d_transpose", "MaxPooling1D": "max_pooling1d",
-    "MaxPooling2D": "max_pooling2d", "MaxPooling3D": "max_pooling3d",
-    "AveragePooling1D": "average_pooling1d", "AveragePooling2D": "average_pooling2d",
-    "AveragePooling3D": "average_pooling3d", "GlobalAveragePooling1D": "global_average_pooling1d",
-    "GlobalAveragePooling2D": "global_average_pooling2d",
-    "GlobalAveragePooling3D": "global_average_pooling3d",
-    "GlobalMaxPooling1D": "global_max_pooling1d", "GlobalMaxPooling2D": "global_max_pooling2d",
-    "GlobalMaxPooling3D": "global_max_pooling3d", "BatchNormalization": "batch_normalization",
-    "LayerNormalization": "layer_normalization", "GroupNormalization": "group_normalization",
-    "Embedding": "embedding", "LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn",
-    "TransformerEncoder": "transformer_encoder", "ResidualConnection": "residual",
-    "Reshape": "reshape", "ReLU": "relu", "ELU": "elu", "LeakyReLU": "leaky_relu", "Softmax": "softmax",
-    "UpSampling1D": "up_sampling1d", "UpSampling2D": "up_sampling2d", "UpSampling3D": "up_sampling3d",
-    "ZeroPadding1D": "zero_padding1d", "ZeroPadding2D": "zero_padding2d", "ZeroPadding3D": "zero_padding3d",
-}
-
 
 def spatial_rank(layer_type: str) -> int:
     """1, 2 or 3 for the ``...1D/2D/3D`` layer families."""
@@ -237,8 +173,11 @@ def emit_flatten(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -
 
 def emit_activation(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
     activation = em.head_activation(layer, em.param(layer, name, "activation"))
+    alpha = em.param(layer, name, "alpha")
+    if alpha is not None and activation not in ("leaky_relu", "elu"):
+        raise em.error(layer, f"alpha applies to leaky_relu and elu, not {activation!r}")
     em.comment(f"{name}: Activation, shape {show(x.shape)}")
-    _with_activation(em, layer, "x", x, activation)
+    em.forward(f"x = {em.activation_code(activation, Expr('x'), x, layer, alpha)}")
     return x
 
 
@@ -249,39 +188,10 @@ def emit_conv(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> T
     x = em.to_layout(x, "first")
     channels = _concrete(em, layer, x.shape[-1], "number of channels")
     filters = em.param(layer, name, "filters")
-    kernel = _per_axis(em, layer, "kernel_size", em.param(layer, name, "kernel_size"), rank)
-    strides = _per_axis(em, layer, "strides", em.param(layer, name, "strides"), rank)
-    dilation = _per_axis(em, layer, "dilation_rate", em.param(layer, name, "dilation_rate"), rank)
-    padding = em.param(layer, name, "padding")
-    spatial = x.shape[:-1]
-    kwargs: dict[str, Any] = {"kernel_size": kernel, "stride": strides}
     if transpose:
-        out_sizes, pads, extra = [], [], []
-        for size, k, s, d in zip(spatial, kernel, strides, dilation):
-            span = (k - 1) * d + 1
-            if padding == "same":
-                pad = max(-(-(span - s) // 2), 0)
-                extra.append(s - span + 2 * pad)
-            else:
-                pad = 0
-                extra.append(0)
-            pads.append(pad)
-            out_sizes.append(None if size is None else (value_of(size) - 1) * s - 2 * pad + span + extra[-1])
-        kwargs["padding"] = tuple(pads)
-        if any(extra):
-            kwargs["output_padding"] = tuple(extra)
+        kwargs, out_sizes = _transposed_window(em, layer, name, x, rank)
     else:
-        pairs = [same_padding(value_of(size), k, s, d) if padding == "same" else (0, 0)
-                 for size, k, s, d in zip(spatial, kernel, strides, dilation)]
-        pads = em.padding(name, layer, x, pairs, rank, 0.0)
-        if pads:
-            kwargs["padding"] = pads
-        out_sizes = [window_out(value_of(size), k, s, pair, d)
-                     for size, k, s, d, pair in zip(spatial, kernel, strides, dilation, pairs)]
-    if any(dilation_value != 1 for dilation_value in dilation):
-        kwargs["dilation"] = dilation
-    if any(size is not None and size < 1 for size in out_sizes):
-        raise em.error(layer, f"its window does not fit the input {show(x.shape)} (output would be empty)")
+        kwargs, out_sizes = conv_window(em, layer, name, x, rank)
     kwargs["bias"] = em.param(layer, name, "use_bias")
     module = f"nn.ConvTranspose{rank}d" if transpose else f"nn.Conv{rank}d"
     out = tuple(out_sizes) + (filters,)
@@ -289,6 +199,64 @@ def emit_conv(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> T
     activation = em.head_activation(layer, em.param(layer, name, "activation"))
     _with_activation(em, layer, f"self.{name}(x)", Tensor(out, "first"), activation)
     return Tensor(out, "first")
+
+
+def _window_params(em: "ModelEmitter", layer: "LayerSpec", name: str,
+                   rank: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Kernel, strides and dilation of a convolution, one value per spatial axis."""
+    return tuple(_per_axis(em, layer, pname, em.param(layer, name, pname), rank)  # type: ignore[return-value]
+                 for pname in ("kernel_size", "strides", "dilation_rate"))
+
+
+def _transposed_window(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor,
+                       rank: int) -> tuple[dict[str, Any], list[int | None]]:
+    kernel, strides, dilation = _window_params(em, layer, name, rank)
+    padding = em.param(layer, name, "padding")
+    kwargs: dict[str, Any] = {"kernel_size": kernel, "stride": strides}
+    out_sizes: list[int | None] = []
+    pads, extra = [], []
+    for size, k, s, d in zip(x.shape[:-1], kernel, strides, dilation):
+        span = (k - 1) * d + 1
+        if padding == "same":
+            pad = max(-(-(span - s) // 2), 0)
+            extra.append(s - span + 2 * pad)
+        else:
+            pad = 0
+            extra.append(0)
+        pads.append(pad)
+        out_sizes.append(None if size is None else (value_of(size) - 1) * s - 2 * pad + span + extra[-1])
+    kwargs["padding"] = tuple(pads)
+    if any(extra):
+        kwargs["output_padding"] = tuple(extra)
+    if any(d != 1 for d in dilation):
+        kwargs["dilation"] = dilation
+    _check_window(em, layer, x, out_sizes)
+    return kwargs, out_sizes
+
+
+def conv_window(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor,
+                rank: int) -> tuple[dict[str, Any], list[int | None]]:
+    """A (non-transposed) convolution's window over channels-first ``x``: the keyword
+    arguments of its ``nn.ConvNd`` (kernel, stride, padding, dilation) and its output sizes."""
+    kernel, strides, dilation = _window_params(em, layer, name, rank)
+    same = em.param(layer, name, "padding") == "same"
+    pairs = [same_padding(value_of(size), k, s, d) if same else (0, 0)
+             for size, k, s, d in zip(x.shape[:-1], kernel, strides, dilation)]
+    kwargs: dict[str, Any] = {"kernel_size": kernel, "stride": strides}
+    pads = em.padding(name, layer, x, pairs, rank, 0.0)
+    if pads:
+        kwargs["padding"] = pads
+    if any(d != 1 for d in dilation):
+        kwargs["dilation"] = dilation
+    out_sizes = [window_out(value_of(size), k, s, pair, d)
+                 for size, k, s, d, pair in zip(x.shape[:-1], kernel, strides, dilation, pairs)]
+    _check_window(em, layer, x, out_sizes)
+    return kwargs, out_sizes
+
+
+def _check_window(em: "ModelEmitter", layer: "LayerSpec", x: Tensor, out_sizes: list[int | None]) -> None:
+    if any(size is not None and size < 1 for size in out_sizes):
+        raise em.error(layer, f"its window does not fit the input {show(x.shape)} (output would be empty)")
 
 
 def emit_pool(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
@@ -370,7 +338,8 @@ def emit_embedding(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor)
         raise em.error(layer, "expects integer token ids, but follows a layer producing features")
     dim = em.param(layer, name, "output_dim")
     out = x.shape + (dim,)
-    em.module(name, call("nn.Embedding", em.param(layer, name, "input_dim"), code_of(dim)), x.shape, out)
+    padding = {"padding_idx": 0} if em.param(layer, name, "mask_zero") else {}  # mask_zero: id 0 is padding
+    em.module(name, call("nn.Embedding", em.param(layer, name, "input_dim"), code_of(dim), **padding), x.shape, out)
     em.forward(f"x = self.{name}(x.long())")
     return Tensor(out, "last")
 
@@ -401,32 +370,46 @@ def emit_rnn(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Te
 
 
 def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
+    """TransformerEncoder, and TransformerDecoder as a decoder-only (causal) block: there is
+    no encoder output to attend to in one sequence of layers. ``num_layers`` stacks them."""
     _require_rank(em, layer, x, 2, "a sequence (steps, features)")
     x = em.to_layout(x, "last")
     features = _concrete(em, layer, x.shape[-1], "number of features")
+    d_model = em.param(layer, name, "d_model")
+    if d_model is not None and d_model != value_of(features):
+        raise em.error(layer, f"d_model={d_model}, but its input has {value_of(features)} features "
+                       f"(put Dense({d_model}) before it, or make d_model match)")
     heads = em.param(layer, name, "num_heads")
     if value_of(features) % value_of(heads):
         raise em.error(layer, f"num_heads={value_of(heads)} must divide its {value_of(features)} input features")
+    count = em.param(layer, name, "num_layers")
     if layer.children:
+        if count != 1:
+            raise em.error(layer, "num_layers does not apply to a block with nested layers; repeat it with * N")
         return _emit_transformer_block(em, layer, name, x, features, heads)
-    em.module(
-        name,
-        call(
-            "nn.TransformerEncoderLayer",
-            d_model=code_of(features),
-            nhead=code_of(heads),
-            dim_feedforward=code_of(em.param(layer, name, "ff_dim")),
-            dropout=em.param(layer, name, "dropout"),
-            activation=_transformer_activation(em, layer, em.param(layer, name, "activation")),
-            layer_norm_eps=float(em.param(layer, name, "epsilon")),
-            norm_first=em.param(layer, name, "norm_first"),
-            batch_first=True,
-        ),
-        x.shape,
-        x.shape,
+    block = call(
+        "nn.TransformerEncoderLayer",
+        d_model=code_of(features),
+        nhead=code_of(heads),
+        dim_feedforward=code_of(em.param(layer, name, "ff_dim")),
+        dropout=em.param(layer, name, "dropout"),
+        activation=_transformer_activation(em, layer, em.param(layer, name, "activation")),
+        layer_norm_eps=float(em.param(layer, name, "epsilon")),
+        norm_first=em.param(layer, name, "norm_first"),
+        bias=em.param(layer, name, "use_bias"),
+        batch_first=True,
     )
-    em.forward(f"x = self.{name}(x)")
+    stack = block if count == 1 else call("nn.TransformerEncoder", block, count, enable_nested_tensor=False)
+    em.module(name, stack, x.shape, x.shape)
+    if layer.type == "TransformerDecoder" and em.param(layer, name, "use_causal_mask"):
+        em.forward(f"x = self.{name}(x, {CAUSAL_MASK}, is_causal=True)")
+    else:
+        em.forward(f"x = self.{name}(x)")
     return x
+
+
+CAUSAL_MASK = "nn.Transformer.generate_square_subsequent_mask(x.size(1), device=x.device)"
+"""Generated code: the mask that keeps each step from attending to later steps."""
 
 
 def _emit_transformer_block(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor, features: Dim,
@@ -550,39 +533,3 @@ def emit_residual(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) 
     em.absorb(body)
     em.forward(f"x = x + {skip}")
     return y
-
-
-EMITTERS: dict[str, Callable[["ModelEmitter", "LayerSpec", str, Tensor], Tensor]] = {
-    "Dense": emit_dense,
-    "Output": emit_dense,
-    "Dropout": emit_dropout,
-    "Flatten": emit_flatten,
-    "Activation": emit_activation,
-    "BatchNormalization": emit_batch_norm,
-    "LayerNormalization": emit_layer_norm,
-    "GroupNormalization": emit_group_norm,
-    "Embedding": emit_embedding,
-    "LSTM": emit_rnn,
-    "GRU": emit_rnn,
-    "SimpleRNN": emit_rnn,
-    "TransformerEncoder": emit_transformer,
-    "ResidualConnection": emit_residual,
-    "Reshape": emit_reshape,
-    "ReLU": emit_activation_layer,
-    "ELU": emit_activation_layer,
-    "LeakyReLU": emit_activation_layer,
-    "Softmax": emit_activation_layer,
-}
-for _type in PARAMS:
-    if "Conv" in _type:
-        EMITTERS[_type] = emit_conv
-    elif _type.startswith("Global"):
-        EMITTERS[_type] = emit_global_pool
-    elif "Pooling" in _type:
-        EMITTERS[_type] = emit_pool
-    elif _type.startswith("UpSampling"):
-        EMITTERS[_type] = emit_upsampling
-    elif _type.startswith("ZeroPadding"):
-        EMITTERS[_type] = emit_zero_padding
-
-SUPPORTED = sorted(EMITTERS)

@@ -13,16 +13,24 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from neural_dsl_tracking.compiler import layers as catalogue
+from neural_dsl_tracking.compiler import catalogue
+from neural_dsl_tracking.compiler import layers as core
 from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, attr, call, ident, is_identifier, lit
 from neural_dsl_tracking.compiler.hpo import hpo_default, hpo_space, is_hpo
-from neural_dsl_tracking.compiler.layers import PARAMS, REQUIRED, TUNABLE_KINDS, Tensor
+from neural_dsl_tracking.compiler.layers import REQUIRED, TUNABLE_KINDS, Tensor
 from neural_dsl_tracking.compiler.losses import LossPlan
 from neural_dsl_tracking.compiler.shapes import Dim, Sym, code_of, same_dim, show, value_of
 from neural_dsl_tracking.errors import CompileError
+from neural_dsl_tracking.language.layers import ENCODINGS, LAYERS as LANGUAGE_LAYERS, MERGE_MODES
 from neural_dsl_tracking.language.spec import LayerSpec, ModelSpec
 
-SEQUENCE_LAYERS = ("LSTM", "GRU", "SimpleRNN", "TransformerEncoder")
+CHOICES = {"encoding": ENCODINGS, "merge_mode": MERGE_MODES}
+"""Parameter kinds that take one of a few strings."""
+
+SEQUENCE_LAYERS = ("LSTM", "GRU", "SimpleRNN", "TransformerEncoder", "TransformerDecoder", "MultiHeadAttention",
+                   "Attention", "PositionalEncoding", "Bidirectional")
+CONTAINERS = ("ResidualConnection", "TransformerEncoder", "Bidirectional", "TimeDistributed")
+"""Layers whose spec has children: nested blocks, and the layer a wrapper wraps."""
 
 
 @dataclass
@@ -82,26 +90,35 @@ class ModelEmitter:
         return x
 
     def emit_layer(self, layer: LayerSpec, x: Tensor) -> Tensor:
-        emit = catalogue.EMITTERS.get(layer.type)
-        if emit is None:
-            raise self.error(layer, "is not supported by the PyTorch backend; supported layers: "
-                             + ", ".join(catalogue.SUPPORTED) + _did_you_mean(layer.type, catalogue.SUPPORTED))
-        unknown = sorted(set(layer.params) - set(PARAMS[layer.type]))
-        if unknown:
-            allowed = ", ".join(PARAMS[layer.type]) or "no parameters"
-            raise self.error(layer, f"has no parameter {unknown[0]!r}; it takes {allowed}"
-                             + _did_you_mean(unknown[0], list(PARAMS[layer.type])))
-        if layer.children and layer.type not in ("ResidualConnection", "TransformerEncoder"):
-            raise self.error(layer, "has a nested { } block; only ResidualConnection and TransformerEncoder "
-                             "take nested layers (write the layers after it instead)")
+        self.check_layer(layer)
         if layer.device is not None:
             self.shared.warnings.append(
                 f"{self.where(layer)}: the placement of {layer.type} on a device is ignored; "
                 "the whole model runs on execution.device")
-        return emit(self, layer, self.new_name(layer.type), x)
+        return catalogue.TABLE[layer.type].emit(self, layer, self.new_name(layer.type), x)
+
+    def check_layer(self, layer: LayerSpec) -> None:
+        """The layer is one the emitter builds, with parameters it knows."""
+        buildable = catalogue.TABLE.get(layer.type)
+        if buildable is None:
+            if layer.type not in LANGUAGE_LAYERS:
+                raise self.error(layer, "is a custom layer (not a built-in one): the PyTorch backend cannot "
+                                 "build it; write it with built-in layers"
+                                 + _did_you_mean(layer.type, catalogue.SUPPORTED))
+            raise self.error(layer, "is not supported by the PyTorch backend; supported layers: "
+                             + ", ".join(catalogue.SUPPORTED) + _did_you_mean(layer.type, catalogue.SUPPORTED))
+        params = buildable.params
+        unknown = sorted(set(layer.params) - set(params))
+        if unknown:
+            allowed = ", ".join(params) or "no parameters"
+            raise self.error(layer, f"has no parameter {unknown[0]!r}; it takes {allowed}"
+                             + _did_you_mean(unknown[0], list(params)))
+        if layer.children and layer.type not in CONTAINERS:
+            raise self.error(layer, "has a nested { } block; only ResidualConnection and TransformerEncoder "
+                             "take nested layers (write the layers after it instead)")
 
     def new_name(self, layer_type: str) -> str:
-        prefix = catalogue.SNAKE_NAMES[layer_type]
+        prefix = catalogue.snake_name(layer_type)
         count = self.shared.counters.get(prefix, 0) + 1
         self.shared.counters[prefix] = count
         return ident(f"{prefix}_{count}").code
@@ -119,10 +136,12 @@ class ModelEmitter:
         key = (name, pname)
         if key in self.shared.resolved:
             return self.shared.resolved[key]
-        spec = PARAMS[layer.type][pname]
+        spec = catalogue.TABLE[layer.type].params[pname]
         raw = layer.params.get(pname, spec.default)
         if raw is REQUIRED:
             raise self.error(layer, f"needs the parameter {pname!r}")
+        if raw is None and spec.default is None:
+            return None
         space = None
         if is_hpo(raw):
             if spec.kind not in TUNABLE_KINDS:
@@ -163,8 +182,8 @@ class ModelEmitter:
                 raise bad("an integer or a tuple of integers")
         elif kind == "activation":
             if value is not None:
-                if not isinstance(value, str) or value.lower() not in catalogue.ACTIVATIONS:
-                    raise bad("one of " + ", ".join(catalogue.ACTIVATIONS))
+                if not isinstance(value, str) or value.lower() not in core.ACTIVATIONS:
+                    raise bad("one of " + ", ".join(core.ACTIVATIONS))
                 value = value.lower()
         elif kind == "padding":
             if not isinstance(value, str) or value.lower() not in ("valid", "same"):
@@ -173,6 +192,9 @@ class ModelEmitter:
         elif kind == "bool":
             if not isinstance(value, bool):
                 raise bad("true or false")
+        elif kind in CHOICES:
+            if value not in CHOICES[kind]:
+                raise bad("one of " + ", ".join(repr(c) for c in CHOICES[kind]))
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise bad("a positive number")
@@ -186,6 +208,10 @@ class ModelEmitter:
         self.shared.summary.append((name, layer_type, show(in_shape), show(out_shape)))
         self.shared.init.comment(f"{name}: {show(in_shape)} -> {show(out_shape)}")
         self.shared.init.assign(attr("self", name), constructor)
+
+    def buffer(self, name: str, value: Expr) -> None:
+        """``self.<name>``: a constant tensor of the module (moves with it, is not trained)."""
+        self.shared.init.line(f"self.register_buffer({lit(name).code}, {value.code}, persistent=False)")
 
     def forward(self, code: str) -> None:
         self._forward.line(code)
@@ -218,16 +244,18 @@ class ModelEmitter:
         self.forward(f"x = self.{pad_name}(x)  # padding='same' needs uneven padding here")
         return None
 
-    def activation_code(self, activation: str | None, inner: Expr, x: Tensor, layer: LayerSpec) -> Expr:
-        function = catalogue.ACTIVATIONS.get(activation) if activation else None
+    def activation_code(self, activation: str | None, inner: Expr, x: Tensor, layer: LayerSpec,
+                        alpha: float | None = None) -> Expr:
+        """``inner`` through ``activation``; ``alpha`` is leaky_relu's slope or elu's scale."""
+        function = core.ACTIVATIONS.get(activation) if activation else None
         if function is None:
             return inner
         if activation in ("softmax", "log_softmax"):
             axis = 1 if x.layout == "first" and len(x.shape) > 1 else -1
             return call(function, inner, dim=axis)
         if activation == "leaky_relu":
-            return call(function, inner, 0.2)
-        return call(function, inner)
+            return call(function, inner, 0.2 if alpha is None else alpha)
+        return call(function, inner) if alpha is None else call(function, inner, alpha)
 
     def head_activation(self, layer: LayerSpec, activation: str | None) -> str | None:
         """The final layer's softmax/sigmoid is left to the loss (which takes logits)."""
@@ -288,8 +316,8 @@ def _needed_rank(layer: LayerSpec) -> int | None:
         return _needed_rank(layer.children[0])
     if layer.type in SEQUENCE_LAYERS:
         return 2
-    if layer.type in catalogue.PARAMS and ("Conv" in layer.type or "Pooling" in layer.type):
-        return catalogue.spatial_rank(layer.type) + 1
+    if layer.type in catalogue.TABLE and ("Conv" in layer.type or "Pooling" in layer.type):
+        return core.spatial_rank(layer.type) + 1
     return None
 
 

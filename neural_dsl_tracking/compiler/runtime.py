@@ -9,6 +9,7 @@ optimizers, schedules, losses and batching.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import random
 import sys
@@ -475,6 +476,17 @@ def fail(error: NeuralError) -> None:
     """Report a user mistake found inside the Hydra task and stop (no traceback)."""
     print(f"error: {error}", file=sys.stderr)
     sys.exit(error.exit_code)
+
+
+def sinusoidal_encoding(steps: int, features: int) -> torch.Tensor:
+    """The fixed positional encoding of "Attention Is All You Need": ``(steps, features)``,
+    sines on even features and cosines on odd ones."""
+    position = torch.arange(steps, dtype=torch.float32).unsqueeze(1)
+    rates = torch.exp(torch.arange(0, features, 2, dtype=torch.float32) * (-math.log(10000.0) / features))
+    table = torch.zeros(steps, features)
+    table[:, 0::2] = torch.sin(position * rates)
+    table[:, 1::2] = torch.cos(position * rates[: features // 2])
+    return table
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:

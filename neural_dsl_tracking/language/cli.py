@@ -51,6 +51,8 @@ def run_check(args: argparse.Namespace) -> int:
             failed += 1
             print(f"error: {error}", file=sys.stderr)
             continue
+        for note in custom_layer_notes(parsed):
+            print(note, file=sys.stderr)
         if args.json:
             specs.append(to_jsonable(parsed))
         else:
@@ -60,6 +62,23 @@ def run_check(args: argparse.Namespace) -> int:
     if len(args.files) > 1 and not args.json:
         print(f"{len(args.files) - failed} of {len(args.files)} files valid")
     return 1 if failed else 0
+
+
+def custom_layer_notes(parsed: Any) -> list[str]:
+    """A note for each layer that is not built in: taken as a custom layer."""
+    from neural_dsl_tracking.language.diagnostics import did_you_mean
+    from neural_dsl_tracking.language.layers import LAYERS
+
+    notes: list[str] = []
+    pending = [layer for net in parsed.networks for layer in net.layers]
+    while pending:
+        layer = pending.pop(0)
+        pending.extend(layer.children)
+        if layer.type not in LAYERS:
+            where = layer.pos.at(str(parsed.path)) if layer.pos else str(parsed.path)
+            notes.append(f"note: {where}: '{layer.type}' is not a built-in layer: taken as a custom "
+                         f"layer, which neural compile cannot build{did_you_mean(layer.type, LAYERS)}")
+    return notes
 
 
 def summarize(parsed: Any) -> str:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from neural_dsl_tracking.language.diagnostics import DiagnosticSink, did_you_mean
-from neural_dsl_tracking.language.layers import LAYERS
+from neural_dsl_tracking.language.layers import LAYERS, misplaced, positional_target, typed
 from neural_dsl_tracking.language.sections import SectionReader, source_pos
-from neural_dsl_tracking.language.spec import LayerSpec
-from neural_dsl_tracking.language.syntax import LayerNode, MacroNode, Value
+from neural_dsl_tracking.language.spec import LayerSpec, ParamValue
+from neural_dsl_tracking.language.syntax import Argument, Call, LayerNode, MacroNode, Value
 from neural_dsl_tracking.language.values import bind_arguments
 
 MAX_LAYERS = 10_000
@@ -194,29 +194,73 @@ class LayerExpander:
     def _layer(self, node: LayerNode, owner: str, depth: int) -> LayerSpec | None:
         info = LAYERS.get(node.name)
         if info is None:
+            if node.name[:1].isupper():
+                return self._custom_layer(node, owner, depth)
             hint = did_you_mean(node.name, [*LAYERS, *self.macros])
             self.sink.error(node.pos, f"unknown layer '{node.name}'{hint}")
             return None
         bound = bind_arguments(
-            node.arguments or [], info.positional, node.name, self.sink, known=info.known_params()
+            node.arguments or [], info.positional, node.name, self.sink, known=info.known_params(),
+            target=lambda slot, argument: positional_target(info, slot, _string(argument)),
         )
-        params = {
-            name: self.sections.checked_value(
-                argument.value, info.kind_of(name), f"{node.name}: '{name}'"
-            )
-            for name, argument in bound.items()
-        }
-        missing = [name for name in info.required if name not in bound]
+        params: dict[str, ParamValue] = {}
+        written: dict[str, str] = {}  # canonical name -> the name it was given under
+        children: list[LayerSpec] = []
+        for name, argument in bound.items():
+            canonical = info.canonical(name)
+            if canonical in written:
+                self.sink.error(argument.pos, f"{node.name}: '{written[canonical]}' and '{name}' are "
+                                              f"the same parameter ('{canonical}'); give it once")
+                continue
+            written[canonical] = name
+            if info.wraps and canonical == "layer":
+                children = self._wrapped(node.name, argument, owner, depth)
+            elif argument.name is None and (problem := misplaced(info, node.name, name, _string(argument))):
+                self.sink.error(argument.value.pos, problem)
+            else:
+                kind = info.kind_of(canonical)
+                value = self.sections.checked_value(argument.value, kind, f"{node.name}: '{name}'")
+                params[canonical] = typed(kind, value)
+        given = {info.canonical(name) for name in bound}
+        missing = [name for name in info.required if name not in given]
         if missing:
             needs = " and ".join(f"'{m}'" for m in missing)
             self.sink.error(node.pos, f"{node.name} needs {needs}")
-        children: list[LayerSpec] = []
         if node.children is not None:
             if info.container:
                 children = self.expand(node.children, owner, depth + 1)
             else:
                 self.sink.error(node.pos, f"{node.name} does not take a nested {{ }} block")
         return LayerSpec(type=node.name, params=params, children=children, pos=source_pos(node.pos))
+
+    def _wrapped(self, wrapper: str, argument: Argument, owner: str, depth: int) -> list[LayerSpec]:
+        """``Bidirectional(LSTM(64))``: the inner layer, read like any layer."""
+        value = argument.value
+        if value.kind != "call" or value.data.name == "HPO":
+            self.sink.error(value.pos, f"{wrapper}: 'layer' must be a layer, e.g. {wrapper}(LSTM(64))")
+            return []
+        inner = LayerNode(name=value.data.name, pos=value.pos, arguments=value.data.arguments)
+        layer = self._layer(inner, owner, depth + 1)
+        return [] if layer is None else [layer]
+
+    def _custom_layer(self, node: LayerNode, owner: str, depth: int) -> LayerSpec:
+        """An unknown capitalised name: a custom layer, kept as written (positional
+        arguments under ``args``); ``neural check`` notes it, compiling it is an error."""
+        written = self.sections.values.call(Call(node.name, node.arguments or []))
+        params: dict[str, ParamValue] = {"args": written.args} if written.args else {}
+        params.update(written.kwargs)
+        children = self.expand(node.children, owner, depth + 1) if node.children else []
+        return LayerSpec(type=node.name, params=params, children=children, pos=source_pos(node.pos))
+
+
+def _string(argument: Argument) -> str | None:
+    """The text of a quoted-string argument, None for any other value."""
+    return argument.value.data if argument.value.kind == "string" else None
+
+
+_PARAMETRISED = _Body([], 0, 0)
+"""The body of a macro with parameters: its uses expand it (identity marks it)."""
+_EMPTY = _Body([], 0, 0)
 
 
 def _chain(names: list[str], shown: int = 8) -> str:

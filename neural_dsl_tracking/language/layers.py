@@ -8,12 +8,13 @@ table of what it can emit; this one is about what the language accepts.
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from neural_dsl_tracking.language.spec import (
-    CallValue,
     ChoiceHPO,
     LogRangeHPO,
     ParamValue,
@@ -28,6 +29,8 @@ ACTIVATIONS = frozenset(
     }
 )
 PADDINGS = ("same", "valid", "causal")
+ENCODINGS = ("sinusoidal", "learned")
+MERGE_MODES = ("concat", "sum", "ave", "mul")
 
 COMMON = ("name", "trainable", "dtype")
 WEIGHTS = (
@@ -51,18 +54,28 @@ class LayerInfo:
     named: tuple[str, ...] = ()
     container: bool = False
     """Takes a nested ``{ }`` block of child layers."""
+    wraps: bool = False
+    """Its ``layer`` argument is a layer, checked like any other and kept as its one child."""
     kinds: Mapping[str, str] = field(default_factory=dict)
     """Kinds that differ from :data:`PARAM_KINDS` for this layer."""
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """Other names the docs use for a parameter -> its one name in the spec."""
 
     def known_params(self) -> tuple[str, ...]:
-        return self.positional + tuple(n for n in self.named + COMMON if n not in self.positional)
+        names = self.positional + tuple(n for n in self.named + COMMON if n not in self.positional)
+        return names + tuple(self.aliases)
+
+    def canonical(self, param: str) -> str:
+        """The spec's name of ``param`` (an alias becomes the name it stands for)."""
+        return self.aliases.get(param, param)
 
     def kind_of(self, param: str) -> str | None:
         return self.kinds.get(param, PARAM_KINDS.get(param))
 
 
-def _conv(transpose: bool = False) -> LayerInfo:
-    extra = CONV_EXTRA + WEIGHTS + (("output_padding",) if transpose else ())
+def _conv(transpose: bool = False, separable: bool = False) -> LayerInfo:
+    extra = CONV_EXTRA + WEIGHTS + (("output_padding",) if transpose else ()) + (
+        ("depth_multiplier",) if separable else ())
     return LayerInfo(
         ("filters", "kernel_size", "strides", "padding", "activation"),
         ("filters", "kernel_size"),
@@ -82,13 +95,27 @@ def _rnn() -> LayerInfo:
     return LayerInfo(("units",), ("units",), RECURRENT + WEIGHTS)
 
 
-def _transformer() -> LayerInfo:
+def _cell() -> LayerInfo:
+    return LayerInfo(("units",), ("units",), RECURRENT[:2] + ("dropout", "recurrent_dropout") + WEIGHTS)
+
+
+_DROPOUT_RATE = {"dropout_rate": "dropout"}
+
+
+def _transformer(decoder: bool = False) -> LayerInfo:
     return LayerInfo(
         ("num_heads", "ff_dim", "dropout"),
         (),
-        ("activation", "key_dim", "epsilon", "norm_first"),
-        container=True,
+        ("activation", "key_dim", "epsilon", "norm_first", "d_model", "num_layers", "use_bias")
+        + (("use_causal_mask",) if decoder else ()),
+        container=not decoder,
+        aliases={"dff": "ff_dim", **_DROPOUT_RATE},
     )
+
+
+def _wrapper(*named: str) -> LayerInfo:
+    """Bidirectional(LSTM(64)): the wrapped layer is read like any layer, as the child."""
+    return LayerInfo(("layer",), ("layer",), named, wraps=True)
 
 
 def _dims(prefix: str, make: Callable[[], LayerInfo]) -> dict[str, LayerInfo]:
@@ -100,8 +127,8 @@ LAYERS: dict[str, LayerInfo] = {
     "Output": LayerInfo(("units", "activation"), ("units",), WEIGHTS),
     **_dims("Conv", _conv),
     **{f"Conv{d}DTranspose": _conv(transpose=True) for d in (1, 2, 3)},
-    "SeparableConv1D": _conv(),
-    "SeparableConv2D": _conv(),
+    "SeparableConv1D": _conv(separable=True),
+    "SeparableConv2D": _conv(separable=True),
     "DepthwiseConv2D": LayerInfo(
         ("kernel_size", "strides", "padding", "activation"),
         ("kernel_size",),
@@ -117,12 +144,13 @@ LAYERS: dict[str, LayerInfo] = {
     "AlphaDropout": LayerInfo(("rate",), ("rate",), ("seed",)),
     "GaussianDropout": LayerInfo(("rate",), ("rate",), ("seed",)),
     "GaussianNoise": LayerInfo(("stddev",), ("stddev",), ("seed",)),
+    "InstanceNormalization": LayerInfo((), (), ("axis", "epsilon", "center", "scale")),
     "BatchNormalization": LayerInfo(
         (), (), ("axis", "momentum", "epsilon", "center", "scale")
     ),
     "LayerNormalization": LayerInfo((), (), ("axis", "epsilon", "center", "scale")),
     "GroupNormalization": LayerInfo(("groups",), (), ("axis", "epsilon", "center", "scale")),
-    "Activation": LayerInfo(("activation",), ("activation",)),
+    "Activation": LayerInfo(("activation",), ("activation",), ("alpha",)),
     "ReLU": LayerInfo((), (), ("max_value", "negative_slope", "threshold")),
     "LeakyReLU": LayerInfo(("negative_slope",), (), ("alpha",)),
     "ELU": LayerInfo(("alpha",)),
@@ -132,18 +160,26 @@ LAYERS: dict[str, LayerInfo] = {
         ("input_dim", "output_dim"),
         ("input_dim", "output_dim"),
         ("mask_zero", "input_length", "embeddings_initializer", "embeddings_regularizer"),
+        aliases={"vocab_size": "input_dim", "embedding_dim": "output_dim"},
     ),
     "LSTM": _rnn(),
     "GRU": _rnn(),
     "SimpleRNN": _rnn(),
-    "Bidirectional": LayerInfo(("layer",), ("layer",), ("merge_mode",)),
-    "TimeDistributed": LayerInfo(("layer",), ("layer",)),
+    "LSTMCell": _cell(),
+    "GRUCell": _cell(),
+    "Bidirectional": _wrapper("merge_mode"),
+    "TimeDistributed": _wrapper(),
     "TransformerEncoder": _transformer(),
-    "TransformerDecoder": _transformer(),
+    "TransformerDecoder": _transformer(decoder=True),
     "MultiHeadAttention": LayerInfo(
-        ("num_heads", "key_dim"), ("num_heads",), ("value_dim", "dropout") + WEIGHTS
+        ("num_heads", "key_dim"),
+        ("num_heads",),
+        ("value_dim", "dropout", "use_causal_mask") + WEIGHTS,
+        aliases=_DROPOUT_RATE,
     ),
-    "Attention": LayerInfo((), (), ("use_scale", "dropout")),
+    "Attention": LayerInfo((), (), ("use_scale", "dropout", "use_causal_mask")),
+    "PositionalEncoding": LayerInfo(("max_len", "encoding_type")),
+    "Lambda": LayerInfo(("function",), ("function",)),
     "ResidualConnection": LayerInfo(container=True),
     "Reshape": LayerInfo(("target_shape",), ("target_shape",)),
     "Permute": LayerInfo(("dims",), ("dims",)),
@@ -173,6 +209,13 @@ PARAM_KINDS: dict[str, str] = {
     "output_dim": "positive_int",
     "groups": "positive_int",
     "n": "positive_int",
+    "d_model": "positive_int",
+    "num_layers": "positive_int",
+    "max_len": "positive_int",
+    "encoding_type": "encoding",
+    "merge_mode": "merge_mode",
+    "function": "code",
+    "use_causal_mask": "bool",
     "depth_multiplier": "positive_int",
     "kernel_size": "size",
     "pool_size": "size",
@@ -202,7 +245,6 @@ PARAM_KINDS: dict[str, str] = {
     "keepdims": "bool",
     "target_shape": "shape",
     "dims": "shape",
-    "layer": "layer",
 }
 
 
@@ -239,7 +281,9 @@ _SCALAR_CHECKS: dict[str, tuple[str, Callable[[object], bool]]] = {
         "a tuple of integers",
         lambda v: isinstance(v, list) and all(_is_int(x) or x is None for x in v),
     ),
-    "layer": ("a layer, e.g. LSTM(64)", lambda v: isinstance(v, CallValue)),
+    "encoding": ('"sinusoidal" or "learned"', lambda v: v in ENCODINGS),
+    "merge_mode": ("one of " + ", ".join(f'"{m}"' for m in MERGE_MODES), lambda v: v in MERGE_MODES),
+    "code": ("a quoted string", lambda v: isinstance(v, str)),
 }
 
 _NUMERIC_KINDS = {"positive_int", "size", "fraction", "number", "positive_number",
@@ -269,3 +313,63 @@ def check_param(kind: str | None, value: ParamValue) -> str | None:
             check = accepts
         return None if all(check(b) for b in bounds) else description
     return None if accepts(value) else description
+
+
+_STRING_SLOTS = ("padding", "activation")
+"""Where a string written in a numeric positional slot goes (``Conv2D(32, (3, 3), "relu")``)."""
+
+
+def positional_target(info: LayerInfo, slot: str, value: object) -> str:
+    """The parameter a positional ``value`` written in ``slot`` stands for.
+
+    The docs write ``Conv2D(32, (3, 3), "relu")``: a string that does not fit its slot
+    is the padding or activation it names, else it stays in ``slot``."""
+    kind = info.kind_of(slot)
+    if not isinstance(value, str) or kind is None or slot in info.required or check_param(kind, value) is None:
+        return slot
+    for target in _STRING_SLOTS:
+        if target in info.known_params() and check_param(info.kind_of(target), value) is None:
+            return target
+    return slot
+
+
+def misplaced(info: LayerInfo, layer: str, slot: str, value: object) -> str | None:
+    """What to say about a string in positional ``slot`` that names nothing it could be."""
+    kind = info.kind_of(slot)
+    if not isinstance(value, str) or kind is None or slot in info.required or _takes_strings(kind):
+        return None
+    meant = next((t for t in reversed(_STRING_SLOTS) if t in info.known_params()), None)
+    if meant is None:
+        return None
+    names = ACTIVATIONS if meant == "activation" else PADDINGS
+    close = difflib.get_close_matches(value.lower(), sorted(names), n=1)
+    suggestion = f"; did you mean {json.dumps(close[0])}?" if close else ""
+    return (f"{layer}: {json.dumps(value)} cannot be '{slot}' ({_SCALAR_CHECKS[kind][0]}); a string "
+            f"in this position is read as the {meant}, and {json.dumps(value)} is not one{suggestion} "
+            f"Write it by name: {meant}={json.dumps(close[0] if close else value)}")
+
+
+def _takes_strings(kind: str) -> bool:
+    return kind in ("activation", "padding", "encoding", "merge_mode", "code")
+
+
+def typed(kind: str | None, value: ParamValue) -> ParamValue:
+    """HPO bounds typed as the parameter: ints for an integer parameter, floats otherwise."""
+    if kind not in _NUMERIC_KINDS:
+        return value
+    def cast(number: float) -> int | float:
+        return int(number) if kind in _INTEGER_KINDS and _whole(number) else float(number)
+
+    if isinstance(value, RangeHPO):
+        step = None if value.step is None else cast(value.step)
+        return RangeHPO(start=cast(value.start), stop=cast(value.stop), step=step)
+    if isinstance(value, LogRangeHPO):
+        return LogRangeHPO(low=cast(value.low), high=cast(value.high))
+    return value
+
+
+def canonical_layer_name(name: str) -> str | None:
+    """The catalogue's spelling of a layer name written in another letter case
+    (``dense`` -> ``Dense``, ``CONV2D`` -> ``Conv2D``), or None when there is none."""
+    lowered = name.lower()
+    return next((known for known in LAYERS if known.lower() == lowered), None)

@@ -62,17 +62,17 @@ class RangeHPO(_Strict):
     """``HPO(range(start, stop, step=s))``: a linear range, ``stop`` included when on the grid."""
 
     kind: Literal["range"] = "range"
-    start: float
-    stop: float
-    step: float | None = None
+    start: int | float
+    stop: int | float
+    step: int | float | None = None
 
 
 class LogRangeHPO(_Strict):
     """``HPO(log_range(low, high))``: sampled log-uniformly between ``low`` and ``high``."""
 
     kind: Literal["log_range"] = "log_range"
-    low: float
-    high: float
+    low: int | float
+    high: int | float
 
 
 HPOValue = Annotated[Union[ChoiceHPO, RangeHPO, LogRangeHPO], Field(discriminator="kind")]

@@ -7,7 +7,7 @@ layer, optimizer, schedule and HPO readers share.
 from __future__ import annotations
 
 import json
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from neural_dsl_tracking.language.diagnostics import DiagnosticSink, did_you_mean
 from neural_dsl_tracking.language.spec import (
@@ -55,8 +55,10 @@ def bind_arguments(
     sink: DiagnosticSink,
     *,
     known: Iterable[str] | None = None,
+    target: Callable[[str, Argument], str] | None = None,
 ) -> dict[str, Argument]:
-    """Map arguments to parameter names. ``known`` limits the named ones (None: any)."""
+    """Map arguments to parameter names. ``known`` limits the named ones (None: any);
+    ``target(slot, argument)`` may send a positional argument to another parameter."""
     known_names = None if known is None else set(known) | set(positional)
     bound: dict[str, Argument] = {}
     seen_named = False
@@ -75,7 +77,7 @@ def bind_arguments(
                     limit = "no positional arguments"
                 sink.error(argument.pos, f"{what} takes {limit}")
                 continue
-            name = positional[index]
+            name = positional[index] if target is None else target(positional[index], argument)
             index += 1
         else:
             seen_named = True

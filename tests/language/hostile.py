@@ -165,8 +165,8 @@ def repeated_setting(count: int) -> str:
 
 
 def long_name(length: int) -> str:
-    """An unknown layer whose name is ``length`` characters long."""
-    return network("D" + "e" * length + "nse(1)")
+    """An unknown layer whose name is ``length`` characters long (lower case: not a custom layer)."""
+    return network("d" + "e" * length + "nse(1)")
 
 
 def long_string(length: int) -> str:
@@ -231,7 +231,7 @@ def cases() -> list[Case]:
              "the networks of this file expand to more than 20000 layers in all", 15),
         Case("a setting given 5000 times", repeated_setting(5000),
              "train setting 'epochs' is given twice", 7, single=False),
-        Case("10000-character name", long_name(10_000), "unknown layer 'Deeeeee", 4),
+        Case("10000-character name", long_name(10_000), "unknown layer 'deeeeee", 4),
         Case("10000-character string", long_string(10_000), "'units' must be a positive integer", 4),
         Case("5000-item list", long_list(5000), "'units' must be a positive integer", 4),
     ]

@@ -148,14 +148,14 @@ def test_unclosed_angle_bracket_at_end_of_file() -> None:
 
 
 def test_unknown_layer_suggests_the_nearest() -> None:
-    error = error_of("network N {\n  input: (4)\n  layers:\n    Dens(10)\n}\n", NeuralValidationError)
-    assert "unknown layer 'Dens'; did you mean 'Dense'?" in str(error)
+    error = error_of("network N {\n  input: (4)\n  layers:\n    dens(10)\n}\n", NeuralValidationError)
+    assert "unknown layer 'dens'; did you mean 'Dense'?" in str(error)
     assert_points_at(error, 4, 5, width=4)
 
 
 def test_unknown_layer_suggests_a_macro() -> None:
-    text = "define ConvBlock { Conv2D(8, 3) }\nnetwork N { input: (8, 8, 1) layers: ConvBlok }\n"
-    assert "unknown layer 'ConvBlok'; did you mean 'ConvBlock'?" in str(error_of(text))
+    text = "define ConvBlock { Conv2D(8, 3) }\nnetwork N { input: (8, 8, 1) layers: convBlok }\n"
+    assert "unknown layer 'convBlok'; did you mean 'ConvBlock'?" in str(error_of(text))
 
 
 def test_unknown_layer_parameter_suggests_the_nearest() -> None:
@@ -187,7 +187,7 @@ def test_missing_required_parameter_and_too_many_positionals() -> None:
 
 
 def test_several_problems_are_all_listed_in_source_order() -> None:
-    text = "network N {\n input: (4)\n layers:\n  Dens(1)\n  Dense(0)\n}\n"
+    text = "network N {\n input: (4)\n layers:\n  dens(1)\n  Dense(0)\n}\n"
     error = error_of(text)
     assert [(d.pos.line, d.pos.column) for d in error.diagnostics] == [(4, 3), (5, 9)]
 
@@ -305,7 +305,7 @@ def test_deep_nesting_is_refused_cleanly() -> None:
 
 
 def test_tabs_keep_the_caret_aligned() -> None:
-    error = error_of("network N {\n\tinput: (4)\n\tlayers:\n\t\tDens(1)\n}")
+    error = error_of("network N {\n\tinput: (4)\n\tlayers:\n\t\tdens(1)\n}")
     caret_line = str(error).splitlines()[2]
     assert caret_line.endswith("| \t\t^~~~")
 

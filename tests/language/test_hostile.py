@@ -65,12 +65,12 @@ def test_cr_and_crlf_files_parse_like_lf(tmp_path: Path) -> None:
 
 
 def test_cr_file_errors_show_the_right_line_and_text() -> None:
-    text = with_line_endings("network N {\n  input: (4,)\n  layers:\n    Dens(2)\n}\n", "\r")
+    text = with_line_endings("network N {\n  input: (4,)\n  layers:\n    dens(2)\n}\n", "\r")
     with pytest.raises(Exception) as info:
         parse_text(text, "m.neural")
     message = str(info.value)
-    assert message.startswith("m.neural:4:5: unknown layer 'Dens'; did you mean 'Dense'?"), message
-    assert "\r" not in message and "  4 |     Dens(2)" in message
+    assert message.startswith("m.neural:4:5: unknown layer 'dens'; did you mean 'Dense'?"), message
+    assert "\r" not in message and "  4 |     dens(2)" in message
 
 
 def test_not_utf8_in_a_cr_file_names_the_line(tmp_path: Path) -> None:
@@ -83,8 +83,8 @@ def test_not_utf8_in_a_cr_file_names_the_line(tmp_path: Path) -> None:
 def test_a_long_line_is_shown_around_the_error() -> None:
     padding = " " * 3000
     with pytest.raises(Exception) as info:
-        parse_text(f"network N {{ input: (4,) layers: {padding}Dens(2) }}", "m.neural")
+        parse_text(f"network N {{ input: (4,) layers: {padding}dens(2) }}", "m.neural")
     first, source, caret = str(info.value).splitlines()
-    assert first.startswith("m.neural:1:3033: unknown layer 'Dens'")
-    assert source.startswith("  1 | ...") and "Dens(2) }" in source and len(source) < 140
-    assert caret.index("^") == source.index("Dens") and caret.endswith("^~~~")
+    assert first.startswith("m.neural:1:3033: unknown layer 'dens'")
+    assert source.startswith("  1 | ...") and "dens(2) }" in source and len(source) < 140
+    assert caret.index("^") == source.index("dens") and caret.endswith("^~~~")
