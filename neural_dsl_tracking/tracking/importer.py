@@ -6,7 +6,9 @@ That tracker wrote ``<name>_<id8>/`` folders with ``metadata.json``,
 derived from the original experiment id, so importing the same folder again is a no-op.
 A ``metrics.json`` truncated by the original tracker is salvaged up to its last complete entry.
 Only regular files are read: a symbolic link (or a FIFO, a device) anywhere in a run folder,
-or a run folder that is itself a link, is skipped and named in the result's notes.
+or a run folder that is itself a link, is skipped and named in the result's notes. Each run
+is imported whole or not at all: when anything fails after its run was created, the run is
+deleted again, with the objects only it used.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.objects import file_kind
 from neural_dsl_tracking.tracking.store import Store
-from neural_dsl_tracking.tracking.values import to_float
+from neural_dsl_tracking.tracking.values import to_float, to_step
 
 _LEGACY_NAMESPACE = uuid.UUID("5b0e4a52-8d8e-4c8e-9f1e-6e657572616c")
 _STATUSES = {"completed": "completed", "failed": "failed", "interrupted": "interrupted",
@@ -142,7 +144,7 @@ def import_runs(source: Path, store: Store) -> list[ImportResult]:
         try:
             results.append(import_run(folder, store))
         except (OSError, ValueError, TrackingError) as error:
-            results.append(ImportResult(folder, status="error", notes=[str(error)]))
+            results.append(ImportResult(folder, status="error", notes=[f"not imported: {error}"]))
     return results
 
 
@@ -173,12 +175,33 @@ def import_run(folder: Path, store: Store) -> ImportResult:
     if skipped:
         result.notes.append(f"skipped {skipped} non-numeric metric value(s)")
     start = _timestamp(metadata.get("start_time")) or (folder / "metadata.json").stat().st_mtime
+    store.create_run(  # running until the last write gives it its status
+        experiment=experiment, run_name=folder.name, tags=["imported"], run_id=run_id,
+        start_time=start,
+        config={"imported_from": str(folder.resolve()), "legacy_metadata": metadata})
+    try:
+        _fill_run(files, metadata, series, start, store, run_id, result)
+    except BaseException as error:
+        _remove_partial_run(store, run_id, error)
+        raise
+    return result
+
+
+def _remove_partial_run(store: Store, run_id: str, error: BaseException) -> None:
+    """Delete the run an import created before failing with ``error``, with the objects only
+    it used; if even that fails, a TrackingError saying both and how to remove the run."""
+    try:
+        store.delete_run(run_id)
+    except TrackingError as undo:
+        raise TrackingError(f"{error}; the partly imported run could not be removed ({undo}): "
+                            f"remove it with `neural experiments rm {run_id[:8]}`") from error
+
+
+def _fill_run(files: _RunFolder, metadata: dict, series: dict, start: float, store: Store,
+              run_id: str, result: ImportResult) -> None:
+    """Everything of a created run: parameters, metrics, artifacts, plots, then its status."""
     end = _timestamp(metadata.get("end_time"))
     status = _STATUSES.get(str(metadata.get("status", "")).lower(), "crashed")
-    store.create_run(
-        experiment=experiment, run_name=folder.name, tags=["imported"], run_id=run_id,
-        start_time=start, status=status,
-        config={"imported_from": str(folder.resolve()), "legacy_metadata": metadata})
     params = files.read_json("hyperparameters.json") or {}
     if isinstance(params, dict):
         store.log_params(run_id, params)
@@ -190,7 +213,6 @@ def import_run(folder: Path, store: Store) -> ImportResult:
     _copy_plots(files, store.run_dir(run_id) / "plots")
     last_time = max((float(s[2][-1]) for s in series.values()), default=start)
     store.set_status(run_id, status, end_time=end or max(start, last_time))
-    return result
 
 
 def _import_artifacts(files: _RunFolder, store: Store, run_id: str, result: ImportResult) -> None:
@@ -233,7 +255,7 @@ def _series(entries: list[Any]) -> tuple[dict, int]:
             skipped += 1
             continue
         step = entry.get("step")
-        step = index if not isinstance(step, int) or isinstance(step, bool) else step
+        step = index if not isinstance(step, int) or isinstance(step, bool) else _step(index, step)
         stamp = entry.get("timestamp")
         stamp = float(stamp) if isinstance(stamp, (int, float)) else 0.0
         for key, value in entry.items():
@@ -251,6 +273,14 @@ def _series(entries: list[Any]) -> tuple[dict, int]:
     series = {key: (np.asarray(s, np.int64), np.asarray(v, np.float64), np.asarray(t, np.float64))
               for key, (s, v, t) in columns.items()}
     return series, skipped
+
+
+def _step(index: int, step: int) -> int:
+    """``step`` of entry ``index``, or a TrackingError when it is beyond 64 bits."""
+    try:
+        return to_step(step)
+    except TypeError as error:
+        raise TrackingError(f"metrics.json entry {index + 1}: {error}") from None
 
 
 def _read_metric_entries(files: _RunFolder) -> tuple[list[Any], str | None]:

@@ -208,3 +208,72 @@ def test_metadata_that_is_not_an_object_is_an_error_for_that_run(tmp_path):
     (folder / "summary.json").write_text("[]")
     (result,) = import_runs(folder, Store(tmp_path / "store"))
     assert result.status == "error" and "metadata.json is not a JSON object" in result.notes[0]
+
+
+# ---- all or nothing: a run that fails partway leaves nothing behind --------------------------
+def _objects(files: Path) -> set[str]:
+    """Every file under objects/ (placed objects and staged leftovers)."""
+    root = files / "objects"
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+def _long_third_artifact(folder: Path) -> None:
+    """Three artifacts: one shared with the earlier run, one new, and a name over the limit."""
+    (folder / "artifacts" / "new.bin").write_bytes(b"content no other run has")
+    (folder / "artifacts" / "third.bin").write_bytes(b"never stored")
+    (folder / "artifacts.json").write_text(json.dumps({
+        "model": {"path": "model.pt"}, "new": {"path": "new.bin"}, "n" * 300: {"path": "third.bin"}}))
+
+
+def _metric_name_corrupt_halfway(folder: Path) -> None:
+    entries = [{"timestamp": 1.0 + i, "step": i, "loss": 1.0 / (i + 1)} for i in range(100)]
+    entries[50] = {"timestamp": 51.0, "step": 50, "\x00garbage" * 1000: 0.5}
+    (folder / "metrics.json").write_text(json.dumps(entries))
+
+
+def _step_corrupt_halfway(folder: Path) -> None:
+    entries = [{"timestamp": 1.0 + i, "step": i, "loss": 1.0 / (i + 1)} for i in range(100)]
+    entries[50]["step"] = 10**30
+    (folder / "metrics.json").write_text(json.dumps(entries))
+
+
+FAILURES = [  # (how the run folder is broken, what the note says)
+    (_long_third_artifact, "artifact name 'nnnnnnnnnn"),
+    (_metric_name_corrupt_halfway, "metric name '\\x00garbage"),
+    (_step_corrupt_halfway, "metrics.json entry 51: step 1000000000000000000000000000000 is out of range"),
+]
+
+
+@pytest.mark.parametrize("breaks,why", FAILURES, ids=["long-third-artifact", "metric-name", "step"])
+def test_a_run_that_fails_partway_is_not_imported_at_all(store_kwargs, tmp_path, breaks, why):
+    files = store_kwargs["base_dir"]
+    store = Store(files, store_kwargs["store"])
+    (first,) = import_runs(_legacy_run(tmp_path / "first", "kept", "0000aaaa"), store)
+    kept_objects = _objects(files)
+    broken = _legacy_run(tmp_path / "old", "broken", "0000bbbb")
+    breaks(broken)
+    (result,) = import_runs(broken, store)
+    assert result.status == "error", result
+    assert result.notes[0].startswith("not imported: ") and why in result.notes[0], result.notes
+    manager = ExperimentManager(**store_kwargs)
+    assert [r.run_id for r in manager.list_experiments()] == [first.run_id]
+    assert _objects(files) == kept_objects  # the shared object stays, the new one is gone
+    assert manager.get_artifact_version(first.run_id, "model").path.read_bytes() == b"weights"
+    assert sorted(p.name for p in (files / "runs").iterdir()) == [first.run_id]
+    store.close()
+    manager.close()
+
+
+def test_import_says_which_run_failed_and_why(tmp_path, capsys):
+    from neural_dsl_tracking.cli import main
+
+    legacy = tmp_path / "old"
+    _legacy_run(legacy, "good", "11110000")
+    _long_third_artifact(_legacy_run(legacy, "bad", "22220000"))
+    assert main(["experiments", "import", str(legacy), "--base-dir", str(tmp_path / "store")]) == 1
+    out = capsys.readouterr().out
+    assert f"error    -         {legacy / 'bad_22220000'}\n" in out
+    assert "note: not imported: artifact name 'nnn" in out and "the limit is 250" in out
+    assert out.rstrip().endswith("1 imported, 0 already present, 1 failed")
+    runs = ExperimentManager(base_dir=tmp_path / "store").list_experiments()
+    assert [r.run_name for r in runs] == ["good_11110000"]
