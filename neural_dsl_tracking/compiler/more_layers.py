@@ -190,9 +190,10 @@ def emit_cropping(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) 
     _require_rank(em, layer, x, rank + 1, f"{rank} spatial axes and channels")
     x = em.to_layout(x, "first")
     crops = _per_axis_counts(em, layer, em.param(layer, name, "cropping"), rank)
-    out = tuple(None if d is None else value_of(d) - 2 * c for d, c in zip(x.shape[:-1], crops)) + (x.shape[-1],)
-    if any(d is not None and d < 1 for d in out):
+    spatial = tuple(None if d is None else value_of(d) - 2 * c for d, c in zip(x.shape[:-1], crops))
+    if any(d is not None and d < 1 for d in spatial):
         raise em.error(layer, f"cropping {crops} leaves nothing of its input {show(x.shape)}")
+    out = spatial + (x.shape[-1],)
     slices = ", ".join(f"{c}:-{c}" if c else ":" for c in crops)
     em.comment(f"{name}: {layer.type} {show(x.shape)} -> {show(out)}")
     em.forward(f"x = x[:, :, {slices}]")

@@ -59,6 +59,8 @@ CASES = {
                        lambda: [nn.Conv2d(3, 3, 3, groups=3, padding=1)]),
     "upsampling_padding_cropping": ("UpSampling2D((2, 2))\n    ZeroPadding2D(1)\n    Cropping2D((2, 1))\n"
                                     "    Conv2D(2, 1)\n    Flatten()", "(4, 4, 3)", lambda: [nn.Conv2d(3, 2, 1)]),
+    "cropping_after_conv": ("Conv2D(4, 3)\n    Cropping2D(1)\n    Flatten()", "(8, 8, 2)",
+                            lambda: [nn.Conv2d(2, 4, 3)]),
     "reshape_permute_repeat": ("Reshape((4, 6))\n    Permute((2, 1))\n    Flatten()\n    RepeatVector(3)\n"
                                "    LSTM(5)", "(24,)", lambda: [nn.LSTM(24, 5)]),
     "multi_head_attention": ("MultiHeadAttention(num_heads=4, key_dim=8)\n    GlobalAveragePooling1D()", "(10, 32)",
