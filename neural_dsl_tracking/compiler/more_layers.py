@@ -135,6 +135,8 @@ def emit_time_distributed(em: "ModelEmitter", layer: "LayerSpec", name: str, x: 
     if len(x.shape) < 2:
         raise em.error(layer, f"expects steps and at least one more axis, but its input is {show(x.shape)}")
     x = em.to_layout(x, "last")
+    if em.shared.final_layer is layer:  # the wrapped layer's softmax/sigmoid is the head
+        em.shared.final_layer = inner
     em.comment(f"{name}: TimeDistributed {inner.type} over {show(x.shape[:1])} steps")
     em.forward(f"{name}_steps = x.size(1)")
     em.forward("x = x.flatten(0, 1)")

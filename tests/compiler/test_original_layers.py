@@ -119,6 +119,16 @@ def test_merge_modes_and_time_distributed_values(tmp_path: Path) -> None:
         assert torch.allclose(model(x), (both[..., :3] + both[..., 3:]) / 2)
 
 
+def test_a_final_time_distributed_softmax_is_the_head_the_loss_takes(tmp_path: Path) -> None:
+    model, _ = build('LSTM(8, return_sequences=true)\n    TimeDistributed(Dense(5, "softmax"))', "(6, 4)", tmp_path,
+                     loss="sparse_categorical_crossentropy")
+    assert model.head_activation == "softmax"
+    x = torch.randn(2, 6, 4)
+    with torch.no_grad():
+        assert not torch.allclose(model(x).sum(-1), torch.ones(2, 6))  # logits
+        assert torch.allclose(model.predict(x).sum(-1), torch.ones(2, 6))
+
+
 def test_hpo_range_on_a_layer_size_is_an_integer_space(tmp_path: Path) -> None:
     import yaml
 
