@@ -22,13 +22,11 @@ from neural_dsl_tracking.compiler.layers import (
     spatial_rank,
 )
 from neural_dsl_tracking.compiler.shapes import code_of, dim_product, show, value_of
+from neural_dsl_tracking.language.layers import RECURRENT_LAYERS
 
 if TYPE_CHECKING:
     from neural_dsl_tracking.compiler.model_emitter import ModelEmitter
     from neural_dsl_tracking.language.spec import LayerSpec
-
-RECURRENT = ("LSTM", "GRU", "SimpleRNN")
-
 
 def _sequence(em: "ModelEmitter", layer: "LayerSpec", x: Tensor) -> tuple[Tensor, Any]:
     """``x`` as a channels-last sequence and its (fixed) number of features."""
@@ -113,8 +111,8 @@ def _wrapped(em: "ModelEmitter", layer: "LayerSpec") -> "LayerSpec":
 def emit_bidirectional(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
     """``Bidirectional(LSTM(64))``: the recurrent layer run both ways, merged by merge_mode."""
     inner = _wrapped(em, layer)
-    if inner.type not in RECURRENT:
-        raise em.error(layer, f"wraps a recurrent layer ({', '.join(RECURRENT)}), not {inner.type}")
+    if inner.type not in RECURRENT_LAYERS:
+        raise em.error(layer, f"wraps a recurrent layer ({', '.join(RECURRENT_LAYERS)}), not {inner.type}")
     inner = inner.model_copy(update={"params": {**inner.params, "bidirectional": True}})
     inner_name = em.new_name(inner.type)
     em.check_layer(inner)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from neural_dsl_tracking.language.diagnostics import DiagnosticSink, did_you_mean
-from neural_dsl_tracking.language.layers import LAYERS, misplaced, positional_target, typed
+from neural_dsl_tracking.language.layers import LAYERS, LayerInfo, misplaced, positional_target, typed
 from neural_dsl_tracking.language.sections import SectionReader, source_pos
 from neural_dsl_tracking.language.spec import LayerSpec, ParamValue
 from neural_dsl_tracking.language.syntax import Argument, Call, LayerNode, MacroNode, Value
@@ -214,7 +214,7 @@ class LayerExpander:
                 continue
             written[canonical] = name
             if info.wraps and canonical == "layer":
-                children = self._wrapped(node.name, argument, owner, depth)
+                children = self._wrapped(node.name, info, argument, owner, depth)
             elif argument.name is None and (problem := misplaced(info, node.name, name, _string(argument))):
                 self.sink.error(argument.value.pos, problem)
             else:
@@ -233,7 +233,8 @@ class LayerExpander:
                 self.sink.error(node.pos, f"{node.name} does not take a nested {{ }} block")
         return LayerSpec(type=node.name, params=params, children=children, pos=source_pos(node.pos))
 
-    def _wrapped(self, wrapper: str, argument: Argument, owner: str, depth: int) -> list[LayerSpec]:
+    def _wrapped(self, wrapper: str, info: LayerInfo, argument: Argument, owner: str,
+                 depth: int) -> list[LayerSpec]:
         """``Bidirectional(LSTM(64))``: the inner layer, read like any layer."""
         value = argument.value
         if value.kind != "call" or value.data.name == "HPO":
@@ -241,6 +242,10 @@ class LayerExpander:
             return []
         inner = LayerNode(name=value.data.name, pos=value.pos, arguments=value.data.arguments)
         layer = self._layer(inner, owner, depth + 1)
+        if layer is not None and info.wrappable and layer.type not in info.wrappable:
+            self.sink.error(value.pos, f"{wrapper} wraps a recurrent layer ({', '.join(info.wrappable)}), "
+                                       f"not {layer.type}")
+            return []
         return [] if layer is None else [layer]
 
     def _custom_layer(self, node: LayerNode, owner: str, depth: int) -> LayerSpec:

@@ -56,6 +56,8 @@ class LayerInfo:
     """Takes a nested ``{ }`` block of child layers."""
     wraps: bool = False
     """Its ``layer`` argument is a layer, checked like any other and kept as its one child."""
+    wrappable: tuple[str, ...] = ()
+    """The layer types it can wrap (empty: any)."""
     kinds: Mapping[str, str] = field(default_factory=dict)
     """Kinds that differ from :data:`PARAM_KINDS` for this layer."""
     aliases: Mapping[str, str] = field(default_factory=dict)
@@ -113,9 +115,12 @@ def _transformer(decoder: bool = False) -> LayerInfo:
     )
 
 
-def _wrapper(*named: str) -> LayerInfo:
+RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN")
+
+
+def _wrapper(*named: str, wrappable: tuple[str, ...] = ()) -> LayerInfo:
     """Bidirectional(LSTM(64)): the wrapped layer is read like any layer, as the child."""
-    return LayerInfo(("layer",), ("layer",), named, wraps=True)
+    return LayerInfo(("layer",), ("layer",), named, wraps=True, wrappable=wrappable)
 
 
 def _dims(prefix: str, make: Callable[[], LayerInfo]) -> dict[str, LayerInfo]:
@@ -167,7 +172,7 @@ LAYERS: dict[str, LayerInfo] = {
     "SimpleRNN": _rnn(),
     "LSTMCell": _cell(),
     "GRUCell": _cell(),
-    "Bidirectional": _wrapper("merge_mode"),
+    "Bidirectional": _wrapper("merge_mode", wrappable=RECURRENT_LAYERS),
     "TimeDistributed": _wrapper(),
     "TransformerEncoder": _transformer(),
     "TransformerDecoder": _transformer(decoder=True),

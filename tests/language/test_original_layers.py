@@ -141,6 +141,8 @@ def test_the_wrapped_layer_is_checked_like_any_other() -> None:
     assert "unknown layer 'dens'; did you mean 'Dense'?" in error_of("TimeDistributed(dens(4))")
     assert "TimeDistributed: 'layer' must be a layer, e.g. TimeDistributed(LSTM(64))" in error_of("TimeDistributed(4)")
     assert "merge_mode' must be one of" in error_of('Bidirectional(LSTM(4), merge_mode="max")')
+    assert ("m.neural:4:19: Bidirectional wraps a recurrent layer (LSTM, GRU, SimpleRNN), not Dense"
+            in error_of("Bidirectional(Dense(4))"))
 
 
 def test_a_custom_layer_is_kept_as_written() -> None:
