@@ -3,7 +3,8 @@
 ``compile`` writes ``DIR/train.py``, ``DIR/conf/config.yaml`` and ``DIR/source.neural``
 (default ``DIR``: ``build/<network name>/``). ``run`` compiles into a cache keyed by the
 generated program (``build/.cache/<hash>/``) and runs it with the same Python, passing
-Hydra overrides and ``--multirun`` through. Nothing heavy is imported at module level.
+Hydra overrides and ``--multirun`` through, and SIGINT, SIGTERM and SIGHUP on (see
+``signals``). Nothing heavy is imported at module level.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+from neural_dsl_tracking.compiler.signals import run_forwarding
 from neural_dsl_tracking.errors import CompileError
 
 CACHE_DIR = Path("build") / ".cache"
@@ -125,4 +126,4 @@ def run_run(args: argparse.Namespace) -> int:
     if args.multirun and "--multirun" not in extra and "-m" not in extra:
         extra.insert(0, "--multirun")
     print(f"running {train_py}", file=sys.stderr, flush=True)
-    return subprocess.call([sys.executable, str(train_py), *extra])
+    return run_forwarding([sys.executable, str(train_py), *extra])

@@ -33,9 +33,6 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
     out.line()
     out.line("from __future__ import annotations")
     out.line()
-    if uses_workdir:
-        out.line("import shutil")
-        out.line("import tempfile")
     out.line("from pathlib import Path")
     out.line("from types import SimpleNamespace")
     out.line()
@@ -109,29 +106,32 @@ def _train_body(out: CodeWriter, model: ModelCode, hooks: list[ProgramHooks], us
     out.line("parameters = sum(p.numel() for p in model.parameters())")
     out.line('print(f"{type(model).__name__}: {parameters:,} parameters on {device}; data: {splits.description}, "')
     out.line('      f"{len(x_train)} training / {len(x_val)} validation samples")')
-    if uses_workdir:
-        out.line('workdir = Path(tempfile.mkdtemp(prefix="neural-run-"))')
-    setup = _hook_lines(hooks, "setup")
-    teardown = _hook_lines(hooks, "teardown")
-    out.extend(setup)
-    out.line("final_metrics: dict[str, float] = {}")
-    if teardown:
-        out.line('status = "failed"')
-        with out.block("try"):
-            _loop(out, hooks, checkpoint_every)
-            out.line('status = "completed"')
-        with out.block("except KeyboardInterrupt"):
-            out.line('status = "interrupted"')
-            out.line("raise")
-        with out.block("finally"):
-            out.extend(teardown)
-            if uses_workdir:
-                out.line("shutil.rmtree(workdir, ignore_errors=True)")
+    if uses_workdir:  # removed however the run ends, a Ctrl-C or SIGTERM included
+        with out.block("with runtime.work_folder() as workdir"):
+            _run_with_hooks(out, hooks, checkpoint_every)
     else:
-        _loop(out, hooks, checkpoint_every)
-        if uses_workdir:
-            out.line("shutil.rmtree(workdir, ignore_errors=True)")
+        _run_with_hooks(out, hooks, checkpoint_every)
     out.line("return final_metrics")
+
+
+def _run_with_hooks(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | None) -> None:
+    """Setup, the loop and, in its ``finally``, the teardown with the run's status."""
+    out.extend(_hook_lines(hooks, "setup"))
+    out.line("final_metrics: dict[str, float] = {}")
+    teardown = _hook_lines(hooks, "teardown")
+    if not teardown:
+        _loop(out, hooks, checkpoint_every)
+        return
+    out.line('status = "failed"')
+    with out.block("try"):
+        _loop(out, hooks, checkpoint_every)
+        out.line('status = "completed"')
+    with out.block("except KeyboardInterrupt"):
+        out.line("# Ctrl-C, or SIGTERM: neural_dsl_tracking.compiler.signals.Terminated")
+        out.line('status = "interrupted"')
+        out.line("raise")
+    with out.block("finally"):
+        out.extend(teardown)
 
 
 def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | None) -> None:

@@ -12,9 +12,14 @@ import difflib
 import math
 import os
 import random
+import secrets
+import shutil
+import signal
 import sys
+import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
@@ -24,6 +29,7 @@ import torch
 from torch import nn
 
 from neural_dsl_tracking.dotted import flatten  # noqa: F401 - generated programs call runtime.flatten
+from neural_dsl_tracking.compiler import signals
 from neural_dsl_tracking.compiler.data import NetworkIO, Splits, check_arrays, load_data
 from neural_dsl_tracking.compiler.runconfig import validate_run_config
 from neural_dsl_tracking.errors import ConfigError, NeuralError
@@ -35,6 +41,7 @@ BYTES_PER_PARAMETER = 16
 """float32 weights, their gradients and two optimizer moments (Adam's) per parameter."""
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
                           "--experimental-rerun", "--info", "-i", "--package", "-p", "--cfg", "-c"}
+_work_folders: set[Path] = set()  # made by work_folder() and not removed yet
 
 
 # ---------------------------------------------------------------- launching
@@ -46,10 +53,37 @@ def launch(main: Callable[[], None], conf_dir: Path, check: Callable[[Any], Any]
     ``check`` validates one composed config (the program's ``settings``); before a
     ``--multirun`` sweep starts, every job's config goes through it, so a bad value stops
     the sweep before anything trains. User mistakes (bad overrides, invalid settings, data
-    that does not fit) print one ``error:`` line block and exit 1 without a traceback;
-    Ctrl-C exits 130. Warnings print as ``warning: message`` lines, like the compiler's.
+    that does not fit) print one ``error:`` line block and exit 1 without a traceback.
+    Ctrl-C and SIGTERM stop the program alike (see ``signals``): the run is closed
+    ``interrupted``, the ``finally`` blocks run, the work folders are removed; then Ctrl-C
+    prints ``interrupted`` and exits 130, SIGTERM prints ``terminated`` and ends the process
+    by SIGTERM (exit status 143). Warnings print as ``warning: message`` lines, like the
+    compiler's.
     """
     warnings.formatwarning = _format_warning
+    stopped = ""
+    try:
+        try:
+            signals.handle_stop_signals()
+            _start(main, conf_dir, check)
+        finally:
+            signals.ignore_stop_signals()
+    except signals.Terminated:  # the first stop raises, wherever it lands, even in the finally above
+        stopped = "terminated"
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    finally:
+        _remove_work_folders()
+    if stopped:
+        print(stopped, file=sys.stderr)
+    if stopped == "terminated":
+        signals.end_by_signal(signal.SIGTERM)
+    if stopped == "interrupted":
+        sys.exit(130)
+
+
+def _start(main: Callable[[], None], conf_dir: Path, check: Callable[[Any], Any] | None) -> None:
+    """Check the arguments and run ``main`` (Hydra flags first); a user mistake exits with its message."""
     search = f"hydra.searchpath=[{configs_dir().resolve().as_uri()}]"
     flags, overrides = _split_arguments(sys.argv[1:])
     if not any(arg.startswith("hydra.searchpath") for arg in overrides):
@@ -62,9 +96,38 @@ def launch(main: Callable[[], None], conf_dir: Path, check: Callable[[Any], Any]
     except NeuralError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+
+
+@contextmanager
+def work_folder() -> Iterator[Path]:
+    """A new private folder in the temporary directory (``neural-run-*``) for a run's files,
+    removed with what it holds when the block ends, however it ends.
+
+    Its name is noted before the folder exists, so a Ctrl-C or SIGTERM landing before the
+    block is entered (or in the removal) cannot leave it behind: :func:`launch` removes it.
+    """
+    path = Path(tempfile.gettempdir()) / f"neural-run-{secrets.token_hex(8)}"
+    _work_folders.add(path)
+    try:
+        path.mkdir(mode=0o700)
+    except OSError:  # not created (the name taken, a read-only TMPDIR): not ours to remove
+        _work_folders.discard(path)
+        raise
+    try:
+        yield path
+    finally:
+        _remove_work_folder(path)
+
+
+def _remove_work_folder(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    _work_folders.discard(path)
+
+
+def _remove_work_folders() -> None:
+    """Remove the work folders whose block a signal cut short."""
+    for path in list(_work_folders):
+        _remove_work_folder(path)
 
 
 def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
