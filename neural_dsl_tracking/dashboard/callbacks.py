@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from dash import ALL, Dash, Input, Output, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, draw
 from neural_dsl_tracking.dashboard.figures import plain_list, x_values
@@ -43,8 +43,29 @@ def matches(run: Any, experiments: Sequence[str], statuses: Sequence[str], tags:
     return True
 
 
+def theme_switched(theme: dict[str, Any] | None) -> bool:
+    """Whether the theme alone changed since the tab was drawn: the page swaps the drawn
+    figures' templates itself (assets/theme.js), so the tab need not be drawn again. (On
+    loading, the theme is first set, not switched: the tab is drawn then.)"""
+    return ctx.triggered_id == "theme" and len(ctx.triggered_prop_ids) == 1 and bool((theme or {}).get("switched"))
+
+
+def theme_name(theme: dict[str, Any] | None) -> str:
+    """The name of the theme shown (``"light"`` until the page has set it)."""
+    return (theme or {}).get("name") or "light"
+
+
+def register_theme(app: Dash) -> None:
+    """The theme shown (the toggle's remembered choice, else the browser's) and the toggle."""
+    app.clientside_callback(ClientsideFunction("theme", "apply"), Output("theme", "data"),
+                            Input("theme-choice", "data"), State("figure-templates", "data"))
+    app.clientside_callback(ClientsideFunction("theme", "toggle"), Output("theme-choice", "data"),
+                            Input("theme-toggle", "n_clicks"), State("theme", "data"), prevent_initial_call=True)
+
+
 def register(app: Dash, data: DashboardData) -> None:
     """Attach every callback of the dashboard to ``app``."""
+    register_theme(app)
 
     def selected_runs(selection: Sequence[str]) -> tuple[list[Any], list[Any]]:
         runs = data.runs()
@@ -112,10 +133,11 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("log-y", "value"),
         Input("metric-filter", "value"),
         Input("live-tick", "n_intervals"),
+        Input("theme", "data"),
         State("drawn", "data"),
     )
-    def render_metrics(selection, tab, weight, x_mode, log_y, pattern, _tick, drawn):
-        if tab != "metrics":
+    def render_metrics(selection, tab, weight, x_mode, log_y, pattern, _tick, theme, drawn):
+        if tab != "metrics" or theme_switched(theme):
             return no_update, no_update
         runs, chosen = selected_runs(selection)
         if ctx.triggered_id == "live-tick":
@@ -128,7 +150,7 @@ def register(app: Dash, data: DashboardData) -> None:
         if not chosen:
             return views.select_hint(), {}
         return views.metrics_view(data, chosen, views.run_colors(runs), float(weight or 0), x_mode,
-                                  "log" in (log_y or ()), pattern or "")
+                                  "log" in (log_y or ()), pattern or "", theme_name(theme))
 
     @app.callback(
         Output("hyperparameters-area", "children"),
@@ -147,14 +169,16 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("selection", "data"),
         Input("tabs", "value"),
         Input("maximise", "value"),
+        Input("theme", "data"),
     )
-    def render_best(selection, tab, maximised):
-        if tab != "best":
+    def render_best(selection, tab, maximised, theme):
+        if tab != "best" or theme_switched(theme):
             return no_update
-        _, chosen = selected_runs(selection)
+        runs, chosen = selected_runs(selection)
         if not chosen:
             return views.select_hint()
-        return views.best_view(chosen, chosen_names(maximised, metric_keys(chosen)))
+        return views.best_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs),
+                               theme_name(theme))
 
     @app.callback(
         Output("summary-area", "children"),
@@ -177,16 +201,17 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("tabs", "value"),
         Input("parallel-metric", "value"),
         Input("maximise", "value"),
+        Input("theme", "data"),
     )
-    def render_parallel(selection, tab, metric, maximised):
-        if tab != "parallel":
+    def render_parallel(selection, tab, metric, maximised, theme):
+        if tab != "parallel" or theme_switched(theme):
             return no_update
         _, chosen = selected_runs(selection)
         if not chosen:
             return views.select_hint()
         keys = metric_keys(chosen)
         metric = chosen_name(metric, keys)
-        return views.parallel_view(chosen, metric, chosen_names(maximised, keys))
+        return views.parallel_view(chosen, metric, chosen_names(maximised, keys), theme_name(theme))
 
     @app.callback(
         Output("artifacts-area", "children"),

@@ -3,6 +3,8 @@
 Arrays travel as Plotly typed-array specs (``{"dtype", "bdata"}``, base64), which is
 several times smaller than JSON numbers and decodes without parsing in the browser.
 Curves of live runs are plain lists instead: ``Plotly.extendTraces`` cannot grow a spec.
+Colours of text, backgrounds and grids come from the theme's template (``figure_template``),
+which the page swaps in place when the theme changes (assets/theme.js).
 """
 
 from __future__ import annotations
@@ -26,6 +28,34 @@ RAW_OPACITY_WHEN_SMOOTHED = 0.25
 MISSING_TEXT = "—"
 MAX_LEGEND_ENTRIES = 12  # more runs than this: names show on hover only
 TITLE_CHARS, NAME_CHARS = 48, 60  # longer titles, legend names and parallel axis labels are cut in the middle
+BAR_LABEL_CHARS = 24  # run names under the bars of the best-metrics charts
+BEST_MARK = "★ "
+OTHER_BAR_OPACITY = 0.45
+THEMES = ("light", "dark")
+# the figures' colours per theme; backgrounds and text match dashboard.css (a test checks both)
+FIGURE_COLORS = {
+    "light": {"paper": "#ffffff", "text": "#1f2328", "grid": "#e3e6ea", "axis": "#8c959f", "hover": "#ffffff"},
+    "dark": {"paper": "#181d24", "text": "#e6edf3", "grid": "#2f3742", "axis": "#6e7681", "hover": "#242b34"},
+}
+
+
+def figure_template(theme: str) -> dict[str, Any]:
+    """The Plotly template of a theme (``"light"`` or ``"dark"``): backgrounds, fonts (titles,
+    ticks, legend, parallel axes, colour bars), grid, hover labels and the mode bar."""
+    colors = FIGURE_COLORS[theme if theme in FIGURE_COLORS else "light"]
+    axis = {"gridcolor": colors["grid"], "zerolinecolor": colors["grid"], "linecolor": colors["axis"],
+            "tickcolor": colors["axis"], "color": colors["text"]}
+    return {"layout": {
+        "paper_bgcolor": colors["paper"],
+        "plot_bgcolor": colors["paper"],
+        "font": {"color": colors["text"]},
+        "colorway": list(PALETTE),
+        "xaxis": axis,
+        "yaxis": axis,
+        "legend": {"bgcolor": "rgba(0,0,0,0)", "font": {"color": colors["text"]}},
+        "hoverlabel": {"bgcolor": colors["hover"], "bordercolor": colors["axis"], "font": {"color": colors["text"]}},
+        "modebar": {"bgcolor": "rgba(0,0,0,0)", "color": colors["axis"], "activecolor": colors["text"]},
+    }}
 
 
 def plotly_text(text: str) -> str:
@@ -89,7 +119,8 @@ def _array(values: np.ndarray, extendable: bool) -> Any:
     return plain_list(values) if extendable else typed_array(values)
 
 
-def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: bool) -> dict[str, Any]:
+def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: bool,
+                  theme: str = "light") -> dict[str, Any]:
     """One chart for metric ``key``: a raw trace per run, plus a smoothed one if given.
 
     Trace order is raw, smoothed, raw, smoothed... for smoothed charts, raw only otherwise.
@@ -134,6 +165,7 @@ def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: boo
     return {
         "data": traces,
         "layout": {
+            "template": figure_template(theme),
             "title": {"text": plotly_text(shortened(key, TITLE_CHARS))},
             "uirevision": key,
             "height": 420,
@@ -154,7 +186,8 @@ class Axis:
     values: list[Any]
 
 
-def parallel_figure(axes: Sequence[Axis], color_values: Sequence[float | None], color_label: str) -> dict[str, Any]:
+def parallel_figure(axes: Sequence[Axis], color_values: Sequence[float | None], color_label: str,
+                    theme: str = "light") -> dict[str, Any]:
     """Parallel coordinates, one line per run, coloured by ``color_values``."""
     dimensions = [_parallel_dimension(axis) for axis in axes]
     color = [float("nan") if value is None else value for value in color_values]
@@ -171,7 +204,51 @@ def parallel_figure(axes: Sequence[Axis], color_values: Sequence[float | None], 
                 },
             }
         ],
-        "layout": {"height": 480, "margin": {"l": 80, "r": 80, "t": 60, "b": 40}},
+        "layout": {"template": figure_template(theme), "height": 480, "margin": {"l": 80, "r": 80, "t": 60, "b": 40}},
+    }
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One run's bar on a best-metrics chart: its best value (``None`` when missing or not finite)."""
+
+    run_id: str
+    label: str
+    color: str
+    value: float | None
+    text: str
+
+
+def best_figure(key: str, suffix: str, bars: Sequence[Bar], best: int | None, theme: str = "light") -> dict[str, Any]:
+    """A bar per run for metric ``key`` (titled with ``suffix`` after it); the bar at position
+    ``best`` is marked (★ before its value, full colour; the others are paler)."""
+    positions = list(range(len(bars)))
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": positions,
+                "y": [bar.value for bar in bars],
+                "text": [(BEST_MARK if position == best else "") + bar.text for position, bar in enumerate(bars)],
+                "textposition": "outside",
+                "cliponaxis": False,
+                "marker": {"color": [bar.color for bar in bars],
+                           "opacity": [1.0 if position == best else OTHER_BAR_OPACITY for position in positions]},
+                "hovertext": [plotly_text(bar.label) for bar in bars],
+                "hovertemplate": "%{hovertext}<br>%{text}<extra></extra>",
+                "meta": {"best": best, "run_ids": [bar.run_id for bar in bars]},
+            }
+        ],
+        "layout": {
+            "template": figure_template(theme),
+            "title": {"text": plotly_text(shortened(key, TITLE_CHARS) + suffix)},
+            "height": 300,
+            "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
+            "xaxis": {"tickvals": positions, "ticktext": [plotly_text(shortened(bar.label, BAR_LABEL_CHARS))
+                                                          for bar in bars]},
+            "yaxis": {"automargin": True},
+            "showlegend": False,
+        },
     }
 
 

@@ -15,6 +15,7 @@ from dash import dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
 
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
+from neural_dsl_tracking.dashboard.figures import THEMES, figure_template
 from neural_dsl_tracking.humanize import duration as format_duration
 from neural_dsl_tracking.dashboard.tables import (
     TEXT_CHARS,
@@ -27,8 +28,6 @@ from neural_dsl_tracking.dashboard.tables import (
 )
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted", "crashed")
-STATUS_COLORS = {"running": "#1f77b4", "completed": "#2ca02c", "failed": "#d62728",
-                 "interrupted": "#ff7f0e", "crashed": "#8c564b"}
 PREFERRED_MAIN_METRICS = ("val_loss", "loss", "val_accuracy", "accuracy")
 DEFAULT_SELECTION = 5
 STAND_IN_CHARS = 40
@@ -66,7 +65,16 @@ def page(data: DashboardData) -> Any:
 
 def notice_page(title: str, message: str) -> html.Div:
     """A friendly full-page message."""
-    return html.Div(className="notice", children=[html.H1(title), html.P(message, id="notice-text")])
+    return html.Div(className="notice", children=[html.H1(title), html.P(message, id="notice-text"), *theme_stores()])
+
+
+def theme_stores() -> list[dcc.Store]:
+    """The theme chosen with the toggle (kept in the browser's localStorage), the theme shown
+    (set by assets/theme.js: the choice, else the browser's ``prefers-color-scheme``) and the
+    figure template of each theme."""
+    return [dcc.Store(id="theme-choice", storage_type="local"),
+            dcc.Store(id="theme"),
+            dcc.Store(id="figure-templates", data={theme: figure_template(theme) for theme in THEMES})]
 
 
 def metric_keys(runs: Sequence[Any]) -> list[str]:
@@ -165,12 +173,13 @@ def run_table(rows: list[dict[str, Any]], selected: list[int], tooltips: list[di
         style_table={"maxHeight": "260px", "overflowY": "auto"},
         style_cell={"textAlign": "left", "padding": "2px 8px", "fontFamily": "sans-serif",
                     "fontSize": "13px", "maxWidth": "260px", "overflow": "hidden",
-                    "textOverflow": "ellipsis"},
-        style_header={"fontWeight": "bold", "backgroundColor": "#f3f3f3"},
+                    "textOverflow": "ellipsis", "color": "var(--fg)", "backgroundColor": "var(--panel)",
+                    "borderColor": "var(--border)"},
+        style_header={"fontWeight": "bold", "backgroundColor": "var(--header-bg)"},
         style_data_conditional=[
             {"if": {"filter_query": f'{{status}} = "{status}"', "column_id": "status"},
-             "color": color, "fontWeight": "bold"}
-            for status, color in STATUS_COLORS.items()
+             "color": f"var(--status-{status})", "fontWeight": "bold"}
+            for status in RUN_STATUSES
         ],
     )
 
@@ -194,6 +203,8 @@ def dashboard_page(runs: Sequence[Any], location: str) -> html.Div:
                     html.H1("Neural experiments"),
                     html.Span(location, id="store-location", className="store"),
                     html.Span(counted(len(runs), "run"), id="run-count", className="count"),
+                    html.Button(id="theme-toggle", className="theme-toggle", n_clicks=0,
+                                title="switch between the light and the dark theme (remembered)"),
                 ],
             ),
             html.Div(
@@ -216,6 +227,7 @@ def dashboard_page(runs: Sequence[Any], location: str) -> html.Div:
                       run_tooltips(runs)),
             dcc.Store(id="selection", data=selection),
             dcc.Store(id="drawn", data={}),
+            *theme_stores(),
             dcc.Interval(id="live-tick", interval=LIVE_INTERVAL_MS if live else IDLE_INTERVAL_MS),
             dcc.Tabs(id="tabs", value="metrics", children=[_tab(value, label, maximised, keys, main)
                                                           for value, label in TABS]),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 from urllib.parse import quote
 
@@ -12,7 +13,9 @@ from neural_dsl_tracking.dashboard.data import DashboardData, DrawnSeries
 from neural_dsl_tracking.dashboard.figures import (
     TITLE_CHARS,
     Axis,
+    Bar,
     CurveData,
+    best_figure,
     color_for,
     metric_figure,
     parallel_figure,
@@ -32,7 +35,9 @@ from neural_dsl_tracking.dashboard.tables import (
     unique_labels,
 )
 
-DIFFERS_STYLE = {"backgroundColor": "#fff3cd"}
+DIFFERS_STYLE = {"backgroundColor": "var(--differs-bg)"}  # colours of the theme (dashboard.css)
+BEST_STYLE = {"fontWeight": "bold", "backgroundColor": "var(--best-bg)"}
+DIRECTION_ARROWS = {"max": " ↑ max", "min": " ↓ min"}
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 MAX_CHARTS = 24  # Plotly takes ~50 ms per chart: 300 metrics would block the page for seconds
 
@@ -77,7 +82,7 @@ def chart_keys(runs: Sequence[Any], pattern: str = "") -> tuple[list[str], int]:
 
 def metrics_view(
     data: DashboardData, runs: Sequence[Any], colors: dict[str, str], weight: float, x_mode: str, log_y: bool,
-    pattern: str = "",
+    pattern: str = "", theme: str = "light",
 ) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
     """One graph per metric key (see ``chart_keys``), and the trace bookkeeping for live updates."""
     labels = run_labels(runs)
@@ -112,7 +117,7 @@ def metrics_view(
                 metas.extend({"run": run.run_id, "kind": "fixed"} for _ in range(2 if weight > 0 else 1))
         drawn_meta[key] = metas
         graph = dcc.Graph(id={"type": "metric-graph", "key": key}, className="metric-graph",
-                          figure=metric_figure(key, curves, x_mode, log_y), config=GRAPH_CONFIG)
+                          figure=metric_figure(key, curves, x_mode, log_y, theme), config=GRAPH_CONFIG)
         graphs.append(html.Div(graph, className="metric-graph-box",  # a cut title: the full name on hover
                                title=key if len(key) > TITLE_CHARS else None))
     if matching > len(keys):
@@ -151,26 +156,65 @@ def hyperparameters_view(runs: Sequence[Any], only_differences: bool) -> html.Di
                                 children=[html.Thead(header), html.Tbody(body)]))
 
 
-def best_view(runs: Sequence[Any], maximised: Sequence[str]) -> html.Div:
-    """The best value per run for each metric; the best run of each metric in bold."""
-    labels = run_labels(runs)
+@dataclass(frozen=True)
+class Bests:
+    """Each metric's direction (``"max"`` or ``"min"``), best value per run and the position of
+    the best run (``None`` when no run has a value)."""
+
+    directions: dict[str, str]
+    values: dict[str, list[float | None]]
+    winners: dict[str, int | None]
+
+
+def best_values(runs: Sequence[Any], maximised: Sequence[str]) -> Bests:
+    """The best value of every metric of ``runs``, maximising the ``maximised`` ones."""
     keys = sorted({key for run in runs for key in run.metrics})
     directions = {key: "max" if key in maximised else "min" for key in keys}
-    best = {key: [best_value(run.metrics, key, directions[key]) for run in runs] for key in keys}
-    winners = {key: _winner(values, directions[key]) for key, values in best.items()}
-    arrows = {"max": " ↑ max", "min": " ↓ min"}
-    header = html.Tr([html.Th("run")] + [html.Th(**_framed(short_text(key), after=arrows[directions[key]]))
-                                         for key in keys])
+    values = {key: [best_value(run.metrics, key, directions[key]) for run in runs] for key in keys}
+    return Bests(directions, values, {key: _winner(found, directions[key]) for key, found in values.items()})
+
+
+def best_view(runs: Sequence[Any], maximised: Sequence[str], colors: dict[str, str] | None = None,
+              theme: str = "light") -> html.Div:
+    """A bar chart per metric (a bar per run, the best run's marked; at most ``MAX_CHARTS``),
+    above a table of the best value per run for each metric, the best run's in bold."""
+    bests = best_values(runs, maximised)
+    labels = run_labels(runs)
+    return html.Div([_best_charts(runs, labels, bests, colors or run_colors(runs), theme),
+                     _best_table(runs, labels, bests)])
+
+
+def _best_table(runs: Sequence[Any], labels: dict[str, str], bests: Bests) -> html.Div:
+    header = html.Tr([html.Th("run")] + [html.Th(**_framed(short_text(key), after=DIRECTION_ARROWS[direction]))
+                                         for key, direction in bests.directions.items()])
     body = []
     for position, run in enumerate(runs):
         cells = [html.Td(**short_text(labels[run.run_id]))]
-        for key in keys:
-            winner = winners[key] == position
-            cells.append(html.Td(format_value(best[key][position]), className="best-cell" if winner else None,
-                                 style={"fontWeight": "bold", "backgroundColor": "#d4edda"} if winner else None))
+        for key, values in bests.values.items():
+            winner = bests.winners[key] == position
+            cells.append(html.Td(format_value(values[position]), className="best-cell" if winner else None,
+                                 style=BEST_STYLE if winner else None))
         body.append(html.Tr(cells))
     return scrolling(html.Table(className="data-table", id="best-table",
                                 children=[html.Thead(header), html.Tbody(body)]))
+
+
+def _best_charts(runs: Sequence[Any], labels: dict[str, str], bests: Bests, colors: dict[str, str],
+                 theme: str) -> html.Div:
+    """A bar chart per metric, for the first ``MAX_CHARTS`` metrics; a cut name in full on hover."""
+    charts: list[Any] = []
+    for key in chart_keys(runs)[0]:
+        bars = [Bar(run.run_id, labels[run.run_id], colors[run.run_id],
+                    value if value is not None and math.isfinite(value) else None, format_value(value))
+                for run, value in zip(runs, bests.values[key])]
+        figure = best_figure(key, DIRECTION_ARROWS[bests.directions[key]], bars, bests.winners[key], theme)
+        graph = dcc.Graph(id={"type": "best-graph", "key": key}, className="best-graph", figure=figure,
+                          config=GRAPH_CONFIG)
+        charts.append(html.Div(graph, className="best-graph-box", title=key if len(key) > TITLE_CHARS else None))
+    if len(bests.values) > len(charts):
+        charts.insert(0, html.P(f"Charts of the first {len(charts)} of {len(bests.values)} metrics; "
+                                "the table lists them all.", className="hint"))
+    return html.Div(charts, id="best-charts")
 
 
 def _framed(props: dict[str, str], before: str = "", after: str = "") -> dict[str, str]:
@@ -214,7 +258,7 @@ def _best_text(run: Any, key: str, maximised: Sequence[str]) -> str:
     return format_value(best_value(run.metrics, key, "max" if key in maximised else "min"))
 
 
-def parallel_view(runs: Sequence[Any], metric: str | None, maximised: Sequence[str]) -> Any:
+def parallel_view(runs: Sequence[Any], metric: str | None, maximised: Sequence[str], theme: str = "light") -> Any:
     """Hyperparameters and one metric, one line per run."""
     flat = [flatten(run.hyperparameters) for run in runs]
     names = sorted({name for params in flat for name in params})
@@ -227,7 +271,8 @@ def parallel_view(runs: Sequence[Any], metric: str | None, maximised: Sequence[s
         axes.append(Axis(label, metric_values))
     if not axes:
         return html.P("The selected runs have no hyperparameters or metrics to compare.", className="hint")
-    return dcc.Graph(id="parallel-graph", figure=parallel_figure(axes, metric_values, label), config=GRAPH_CONFIG)
+    return dcc.Graph(id="parallel-graph", figure=parallel_figure(axes, metric_values, label, theme),
+                     config=GRAPH_CONFIG)
 
 
 def _axis_value(value: Any) -> Any:

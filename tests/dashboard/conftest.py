@@ -22,13 +22,14 @@ from werkzeug.serving import make_server
 
 from neural_dsl_tracking.dashboard.app import create_app
 from neural_dsl_tracking.dashboard.data import DashboardData
+from neural_dsl_tracking.dashboard.figures import FIGURE_COLORS, THEMES
 from neural_dsl_tracking.tracking import ExperimentTracker
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage"]
-# Screenshots of every tab go to build/screenshots/; `make screenshots` refreshes docs/img/.
+# Screenshots of every tab, in both themes, go to build/screenshots/; `make screenshots` refreshes docs/img/.
 SCREENSHOTS = Path(os.environ.get("NEURAL_SCREENSHOT_DIR")
                    or Path(__file__).resolve().parents[2] / "build" / "screenshots")
 HOSTILE_NAME = "<b>bold</b><img src=x onerror=window.__xss=1>"
@@ -217,16 +218,23 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1200, "height": 800}, accept_downloads=True)
+def new_page(browser, **options):
+    """A page in a new browser context (``options`` of ``new_context``); its ``errors`` lists
+    the page's uncaught JavaScript errors."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, **options)
     page = context.new_page()
     page.set_default_timeout(20_000)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.errors = errors
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    page = new_page(browser, accept_downloads=True)
     yield page
-    context.close()
+    page.context.close()
 
 
 GRAPHS_JS = """() => Array.from(document.querySelectorAll('.metric-graph .js-plotly-plot')).map(gd => ({
@@ -236,6 +244,11 @@ GRAPHS_JS = """() => Array.from(document.querySelectorAll('.metric-graph .js-plo
     traces: gd._fullData.map(t => ({name: t.name, kind: t.meta && t.meta.kind, opacity: t.opacity,
                                    x: Array.from(t.x), y: Array.from(t.y)})),
 }))"""
+
+
+# the page shows `theme` (args[0]) and every drawn figure has its background (args[1])
+THEMED_JS = """([theme, paper]) => document.documentElement.dataset.theme === theme &&
+    Array.from(document.querySelectorAll('.js-plotly-plot')).every(gd => gd._fullLayout && gd._fullLayout.paper_bgcolor === paper)"""
 
 
 class Ui:
@@ -278,16 +291,53 @@ class Ui:
         self.page.locator(".dash-dropdown-option", has_text=option).first.click()
         self.page.keyboard.press("Escape")
 
-    def screenshot(self, name: str) -> Path:
+    def theme(self) -> str:
+        """The theme the page shows."""
+        return self.page.evaluate("() => document.documentElement.dataset.theme")
+
+    def wait_theme(self, theme: str) -> None:
+        """Wait until the page and every drawn figure show ``theme``."""
+        self.page.wait_for_function(THEMED_JS, arg=[theme, FIGURE_COLORS[theme]["paper"]])
+
+    def switch_theme(self) -> str:
+        """Click the theme toggle and wait for the other theme; returns it."""
+        target = "light" if self.theme() == "dark" else "dark"
+        self.page.click("#theme-toggle")
+        self.wait_theme(target)
+        return target
+
+    def screenshot(self, name: str) -> list[Path]:
+        """``dashboard-NAME.png`` (light theme) and ``dashboard-NAME-dark.png``; the page ends in
+        the theme it was in."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"dashboard-{name}.png"
-        self.page.screenshot(path=str(path))
-        return path
+        paths = []
+        for _ in THEMES:
+            theme = self.theme()
+            self.wait_theme(theme)
+            paths.append(SCREENSHOTS / f"dashboard-{name}{'' if theme == 'light' else '-' + theme}.png")
+            self.page.screenshot(path=str(paths[-1]))
+            self.switch_theme()
+        return paths
 
 
 @pytest.fixture
 def ui(page) -> Ui:
     return Ui(page)
+
+
+@pytest.fixture
+def ui_preferring(browser):
+    """``ui_preferring(scheme)``: a ``Ui`` on a page whose browser prefers the ``"light"`` or
+    ``"dark"`` colour scheme."""
+    pages = []
+
+    def open_ui(scheme: str) -> Ui:
+        pages.append(new_page(browser, color_scheme=scheme))
+        return Ui(pages[-1])
+
+    yield open_ui
+    for page in pages:
+        page.context.close()
 
 
 def start_dashboard(*args: str, cwd=None, env=None) -> tuple[subprocess.Popen, str, list[str]]:

@@ -134,6 +134,20 @@ def test_best_metrics_minimise_losses_maximise_accuracy(ui, dashboard_url):
     assert float(rows["alpha"][column["accuracy ↑ max"]]) == pytest.approx(199 / 200, rel=1e-5)
     assert float(rows["beta"][column["accuracy ↑ max"]]) == pytest.approx(0.5 + 199 / 1000, rel=1e-5)
     assert table.locator("td.best-cell").all_inner_texts() == [rows["alpha"][1], rows["alpha"][2]]
+    # above the table, a bar chart per metric: a bar per run, the best run's marked
+    charts = ui.page.evaluate("""() => Array.from(document.querySelectorAll('#best-charts .js-plotly-plot')).map(gd => ({
+        title: gd.layout.title.text, ticks: gd._fullLayout.xaxis.ticktext, y: Array.from(gd._fullData[0].y),
+        text: gd._fullData[0].text, opacity: gd._fullData[0].marker.opacity,
+        above: gd.getBoundingClientRect().bottom <= document.querySelector('#best-table').getBoundingClientRect().top}))""")
+    assert [chart["title"] for chart in charts] == ["accuracy ↑ max", "loss ↓ min"]
+    for chart in charts:
+        assert chart["above"] and sorted(chart["ticks"]) == ["alpha", "beta"]
+        best = chart["ticks"].index("alpha")  # alpha has the lower loss and the higher accuracy
+        assert [text.startswith("★") for text in chart["text"]] == [position == best for position in range(2)]
+        assert chart["opacity"][best] == 1 and chart["opacity"][1 - best] < 1
+    accuracy = charts[0]
+    assert accuracy["y"][accuracy["ticks"].index("alpha")] == pytest.approx(199 / 200)
+    assert accuracy["y"][accuracy["ticks"].index("beta")] == pytest.approx(0.5 + 199 / 1000)
     ui.screenshot("best")
     # override: minimise accuracy too -> its best becomes the minimum
     ui.pick("maximise", "accuracy")  # toggles it off
