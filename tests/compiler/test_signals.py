@@ -9,6 +9,7 @@ behind is seen. Signals are real; where one must land at an exact place, a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -201,24 +203,31 @@ def _assert_gone(pid: int, timeout: float = 30) -> None:
         if state == "Z":
             return
         time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
     raise AssertionError(f"the training process {pid} outlived `neural run` by {timeout} s")
 
 
-def _neural_run(tmp: Path) -> subprocess.Popen:
+def _stop_neural_run(tmp: Path, send: Callable[[subprocess.Popen], None]) -> tuple[int, str, str]:
+    """Start `neural run` in its own process group, ``send`` it a signal once epoch 1 is done;
+    its exit code, stdout and stderr once it and the program have ended."""
     command = [sys.executable, "-m", "neural_dsl_tracking", "run", str(DIGITS), *_arguments(tmp)]
-    return _start(command, tmp, _environment(tmp), start_new_session=True)
+    process = _start(command, tmp, _environment(tmp), start_new_session=True)
+    try:
+        lines = _wait_for_line(process, "epoch 1/")
+        child = _training_process(process.pid)
+        send(process)
+        process.wait(timeout=120)
+        _assert_gone(child)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever outlived a failure
+    return process.returncode, "".join(lines) + stdout, stderr
 
 
 def test_sigterm_to_neural_run_reaches_the_training_program(tmp_path):
     """A scheduler, `timeout` or `kill PID` signals `neural run` only: the program still closes cleanly."""
-    process = _neural_run(tmp_path)
-    lines = _wait_for_line(process, "epoch 1/")
-    child = _training_process(process.pid)
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=120)
-    _assert_gone(child)
-    _assert_terminated(tmp_path, process.returncode, "".join(lines) + stdout, stderr)
+    returncode, stdout, stderr = _stop_neural_run(tmp_path, lambda process: process.send_signal(signal.SIGTERM))
+    _assert_terminated(tmp_path, returncode, stdout, stderr)
     (run,) = _runs(tmp_path)
     assert run.status == "interrupted" and run.metrics["val_accuracy"]["count"] >= 1
 
@@ -226,14 +235,9 @@ def test_sigterm_to_neural_run_reaches_the_training_program(tmp_path):
 def test_ctrl_c_on_neural_run_lets_the_program_close_its_run(tmp_path):
     """Ctrl-C signals the whole foreground group: the program gets SIGINT from the terminal and
     from `neural run`, and still closes its run and removes its work folder."""
-    process = _neural_run(tmp_path)
-    lines = _wait_for_line(process, "epoch 1/")
-    child = _training_process(process.pid)
-    os.killpg(process.pid, signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    _assert_gone(child)
-    context = f"exit {process.returncode}\nstdout: {''.join(lines) + stdout}\nstderr: {stderr[-2000:]}"
-    assert process.returncode == 130 and "Traceback" not in stderr, context
+    returncode, stdout, stderr = _stop_neural_run(tmp_path, lambda process: os.killpg(process.pid, signal.SIGINT))
+    context = f"exit {returncode}\nstdout: {stdout[-1500:]}\nstderr: {stderr[-1500:]}"
+    assert _work_folders(tmp_path) == [], context
+    assert [run.status for run in _runs(tmp_path)] == ["interrupted"], context
+    assert returncode == 130 and "Traceback" not in stderr, context
     assert stderr.endswith("interrupted\n") and stderr.count("interrupted") == 1, context
-    assert [run.status for run in _runs(tmp_path)] == ["interrupted"]
-    assert _work_folders(tmp_path) == []
