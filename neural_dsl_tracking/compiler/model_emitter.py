@@ -331,6 +331,10 @@ def input_tensor(spec: ModelSpec, source_name: str) -> tuple[Tensor, bool]:
     """
     shape = list(spec.input.shape)
     where = f"{source_name}:{spec.input.pos.line}" if spec.input.pos else source_name
+    if len(spec.input.named) > 1:
+        raise CompileError(f"{where}: network {spec.name} has {len(spec.input.named)} named inputs "
+                           f"(input: {{ {', '.join(spec.input.named)} }}); the compiler builds networks "
+                           "with one input (write input: (...))")
     if not shape:
         raise CompileError(f"{where}: the input shape of {spec.name} is empty")
     first = spec.layers[0] if spec.layers else None

@@ -53,6 +53,8 @@ def run_check(args: argparse.Namespace) -> int:
             continue
         for note in custom_layer_notes(parsed):
             print(note, file=sys.stderr)
+        for warning in parsed.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         if args.json:
             specs.append(to_jsonable(parsed))
         else:

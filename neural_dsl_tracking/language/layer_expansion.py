@@ -4,6 +4,7 @@ blocks, ``* N`` repeats and ``define`` macros (all expanded), ``@ "device"``."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -13,6 +14,17 @@ from neural_dsl_tracking.language.sections import SectionReader, source_pos
 from neural_dsl_tracking.language.spec import LayerSpec, ParamValue
 from neural_dsl_tracking.language.syntax import Argument, Call, LayerNode, MacroNode, Value
 from neural_dsl_tracking.language.values import bind_arguments
+from neural_dsl_tracking.language.layers import canonical_layer_name, check_param
+from neural_dsl_tracking.language.macros import (
+    Bindings,
+    bind_macro_arguments,
+    bindings_key,
+    check_params,
+    substitute,
+)
+from neural_dsl_tracking.language.sections import integral
+from neural_dsl_tracking.language.spec import ChoiceHPO, HPOValue, RangeHPO
+from neural_dsl_tracking.language.values import dsl_repr
 
 MAX_LAYERS = 10_000
 """No network or macro expands to more layers than this (counting nested ones)."""
@@ -60,6 +72,10 @@ class LayerExpander:
         for macro in macros:
             self._declare(macro)
         self._bodies: dict[str, _Body] = {}
+        self._instances: dict[tuple[str, str], _Body] = {}
+        """Bodies of macros with parameters, by name and argument values."""
+        self._instance_depth = 0
+        """How many uses of macros with parameters are being expanded inside each other."""
         self._file_layers = 0
         """Layers of the networks expanded so far."""
 
@@ -71,11 +87,15 @@ class LayerExpander:
             self.sink.error(macro.pos, f"macro '{macro.name}' is defined twice (first at line {first.line})")
         else:
             self.macros[macro.name] = macro
+            check_params(macro, self.sink)
 
     def check_all_macros(self) -> None:
-        """Expand every macro once, so that unused ones are checked too."""
-        for name in self.macros:
+        """Expand every macro once, so that unused ones are checked too (a macro with
+        parameters when they all have defaults; otherwise where it is used)."""
+        for name, macro in self.macros.items():
             self._macro_body(name)
+            if macro.params and all(param.default is not None for param in macro.params):
+                self._macro_use(LayerNode(name, macro.pos))
 
     def expand_network(self, nodes: list[LayerNode], name: str) -> list[LayerSpec]:
         """The layers of network ``name``: every layer its own object (macro bodies and
@@ -97,17 +117,32 @@ class LayerExpander:
         result: list[LayerSpec] = []
         size = 0
         for node in nodes:
-            count = self._repeat_count(node)
+            count, space, most = self._repeat_count(node)
             device = self._device(node)
+            node = self._canonical(node)
             if node.name in self.macros:
                 body = self._macro_use(node)
             else:
                 body = self._layer_body(node, owner, depth)
+            self._check_limits(node, owner, size + body.size * most, depth + body.depth)
             size += body.size * count
-            self._check_limits(node, owner, size, depth + body.depth)
             placed = [_with_device(layer, device) for layer in body.layers] if device else body.layers
+            if space is not None and placed:  # the space on the first layer of the first copy
+                result.extend([placed[0].model_copy(update={"repeat": space}), *placed[1:]])
+                count -= 1
             result.extend(placed * count)
         return result
+
+    def _canonical(self, node: LayerNode) -> LayerNode:
+        """``dense(64)``, ``CONV2D(...)``: a built-in layer in another letter case is read
+        as the built-in one, with a warning giving its spelling."""
+        if node.name in self.macros or node.name in LAYERS:
+            return node
+        canonical = canonical_layer_name(node.name)
+        if canonical is None:
+            return node
+        self.sink.warn(node.pos, f"layer '{node.name}' is spelled '{canonical}'; read as {canonical}")
+        return dataclasses.replace(node, name=canonical)
 
     def _check_limits(self, node: LayerNode, owner: str, size: int, depth: int) -> None:
         """Stop at the first expansion over a limit (the rest would only repeat it)."""
@@ -122,16 +157,46 @@ class LayerExpander:
         self.sink.raise_if_any()
 
     # ------------------------------------------------------------ modifiers
-    def _repeat_count(self, node: LayerNode) -> int:
+    def _repeat_count(self, node: LayerNode) -> tuple[int, HPOValue | None, int]:
+        """The count, the HPO space of ``* HPO(...)`` (None otherwise) and the largest
+        count it allows (what the layer limits are checked with)."""
         if not node.repeats:
-            return 1
+            return 1, None, 1
         for extra in node.repeats[1:]:
             self.sink.error(extra.pos, "a layer takes one '* N' repeat")
         value = node.repeats[0]
-        if value.kind == "number" and isinstance(value.data, int) and value.data >= 1:
-            return value.data
-        self.sink.error(value.pos, f"a repeat count must be a positive integer, got {value.text}")
-        return 1
+        if value.kind == "call" and value.data.name == "HPO":
+            return self._hpo_repeat(value)
+        computed = self.sections.values.number(value)
+        if computed is None:
+            return 1, None, 1
+        count = integral(computed.data) if computed.kind == "number" else None
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+            return count, None, count
+        shown = computed.text if computed.kind != "number" else repr(computed.data)
+        self.sink.error(value.pos, f"a repeat count must be a positive integer, got {shown}")
+        return 1, None, 1
+
+    def _hpo_repeat(self, value: Value) -> tuple[int, HPOValue | None, int]:
+        """``* HPO(choice(6, 12))`` or ``* HPO(range(2, 8, step=2))``: expanded to the first
+        choice (the range's start), the space kept on the first layer."""
+        space = self.sections.values.hpo(value)
+        if isinstance(space, ChoiceHPO):
+            space = integral(space)
+            counts = space.options
+        elif isinstance(space, RangeHPO):
+            counts = [integral(space.start), integral(space.stop)]
+            space = RangeHPO(start=counts[0], stop=counts[1],
+                             step=None if space.step is None else integral(space.step))
+        elif space is not None:
+            self.sink.error(value.pos, "a repeat count takes HPO(choice(...)) or HPO(range(...))")
+            return 1, None, 1
+        else:
+            return 1, None, 1
+        if check_param("positive_int", space) is not None:
+            self.sink.error(value.pos, f"a repeat count must be a positive integer, got {dsl_repr(space)}")
+            return 1, None, 1
+        return counts[0], space, max(counts)
 
     def _device(self, node: LayerNode) -> str | None:
         for extra in node.devices[1:]:
@@ -143,11 +208,36 @@ class LayerExpander:
 
     # ------------------------------------------------------------ macros
     def _macro_use(self, node: LayerNode) -> _Body:
-        if node.arguments:
-            self.sink.error(node.arguments[0].pos, f"macro '{node.name}' takes no arguments")
+        macro = self.macros[node.name]
         if node.children is not None:
             self.sink.error(node.pos, f"macro '{node.name}' cannot take a nested block")
-        return self._macro_body(node.name)
+        if not macro.params:
+            if node.arguments:
+                self.sink.error(node.arguments[0].pos, f"macro '{node.name}' takes no arguments")
+            return self._macro_body(node.name)
+        if self._macro_body(node.name) is not _PARAMETRISED:
+            return _EMPTY  # on a cycle, reported there
+        bindings = bind_macro_arguments(macro, node, self.sink)
+        if bindings is None:
+            return _EMPTY
+        key = (node.name, bindings_key(bindings))
+        if key not in self._instances:
+            self._instances[key] = self._instance(node, macro, bindings)
+        return self._instances[key]
+
+    def _instance(self, node: LayerNode, macro: MacroNode, bindings: Bindings) -> _Body:
+        """The layers of ``macro`` with its parameters bound (expanded inside each other
+        at most :data:`MAX_DEPTH` deep)."""
+        if self._instance_depth >= MAX_DEPTH:
+            self.sink.error(node.pos, f"macros with parameters use each other more than {MAX_DEPTH} "
+                                      f"deep (at macro '{node.name}')")
+            self.sink.raise_if_any()
+        self._instance_depth += 1
+        try:
+            layers = self.expand(substitute(macro.layers, bindings), f"macro '{node.name}'")
+        finally:
+            self._instance_depth -= 1
+        return _Body.of(layers)
 
     def _macro_body(self, name: str) -> _Body:
         """The expanded body of macro ``name``: the macros it uses are expanded first,
@@ -162,6 +252,9 @@ class LayerExpander:
                 current = chain.pop()
                 uses.pop()
                 on_chain.discard(current)
+                if self.macros[current].params:
+                    self._bodies[current] = _PARAMETRISED  # expanded at each use, with its arguments
+                    continue
                 layers = self.expand(self.macros[current].layers, f"macro '{current}'")
                 self._bodies[current] = _Body.of(layers)
             elif use.name in on_chain:

@@ -17,6 +17,11 @@ from neural_dsl_tracking.language.syntax import Argument, Call, Expr, LayerNode,
 from neural_dsl_tracking.language.values import bind_arguments
 
 Bindings = dict[str, Value]
+MAX_VALUE_DEPTH = 256
+MAX_VALUE_PARTS = 10_000
+"""An argument passed down through macros (``P(u) { Q((u, u)) }`` doubles it at each
+level) may not nest deeper or hold more parts than this; values are read recursively, and
+the text alone nests at most 64 brackets and 64 operators deep."""
 
 
 def bind_macro_arguments(macro: MacroNode, use: LayerNode, sink: DiagnosticSink) -> Bindings | None:
@@ -29,6 +34,12 @@ def bind_macro_arguments(macro: MacroNode, use: LayerNode, sink: DiagnosticSink)
     if sink.count > before:
         return None  # an unknown or repeated argument: what is missing would only follow from it
     bindings: Bindings = {name: argument.value for name, argument in bound.items()}
+    for name, value in bindings.items():
+        if _too_large(value):
+            sink.error(value.pos, f"macro '{macro.name}': the value of '{name}' grows beyond "
+                                  f"{MAX_VALUE_PARTS} parts or {MAX_VALUE_DEPTH} levels of nesting "
+                                  f"(passed down through the arguments of macros)")
+            return None
     for param in params:
         if param.name in bindings:
             continue
@@ -98,3 +109,27 @@ def _shape(value: Value) -> object:
         expr: Expr = value.data
         return ("expr", expr.op, [_shape(item) for item in expr.operands])
     return (value.kind, value.data)
+
+
+def _too_large(value: Value) -> bool:
+    """Whether ``value`` nests deeper than :data:`MAX_VALUE_DEPTH` or holds more than
+    :data:`MAX_VALUE_PARTS` parts; walked without recursion, stopping at the limit."""
+    pending = [(value, 1)]
+    parts = 0
+    while pending:
+        item, depth = pending.pop()
+        parts += 1
+        if depth > MAX_VALUE_DEPTH or parts > MAX_VALUE_PARTS:
+            return True
+        pending.extend((child, depth + 1) for child in _children(item))
+    return False
+
+
+def _children(value: Value) -> list[Value]:
+    if value.kind in ("tuple", "list"):
+        return list(value.data)
+    if value.kind == "call":
+        return [argument.value for argument in value.data.arguments]
+    if value.kind == "expr":
+        return list(value.data.operands)
+    return []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from typing import Any
 
-from lark import Token
+from lark import Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from neural_dsl_tracking.errors import NeuralError, NeuralSyntaxError, NeuralValidationError
@@ -104,7 +104,26 @@ def _parse(parser: NeuralParser, source: Source, text: str, start: str) -> Any:
     except UnexpectedInput as error:
         raise_syntax_error(parser.lark, source, error, parsed_text=None if text is source.text else text)
     _refuse_out_of_range(source, out_of_range_numbers(tree))
+    _check_arithmetic_depth(source, tree)
     return ToSyntax(parser.plugin_rules).transform(tree)
+
+
+_ARITHMETIC = frozenset({"add", "sub", "mul", "div", "floordiv", "mod", "pow", "neg", "pos"})
+
+
+def _check_arithmetic_depth(source: Source, tree: Tree) -> None:
+    """Refuse arithmetic nested more than :data:`MAX_NESTING` operators deep
+    (``1+1+...+1``, ``- - - 1``): brackets are bounded before parsing, operator chains only
+    here, before reading them would exhaust the recursion limit."""
+    pending = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if node.data in _ARITHMETIC:
+            depth += 1
+            if depth > MAX_NESTING:
+                syntax_error(source, Pos(node.meta.line, node.meta.column),
+                             f"arithmetic nested more than {MAX_NESTING} operators deep")
+        pending.extend((child, depth) for child in node.children if isinstance(child, Tree))
 
 
 def _refuse_out_of_range(source: Source, tokens: list[Token]) -> None:

@@ -120,13 +120,20 @@ class LayerSpec(_Strict):
     params: dict[str, ParamValue] = Field(default_factory=dict)
     children: list["LayerSpec"] = Field(default_factory=list)
     device: str | None = None
+    repeat: HPOValue | None = None
+    """On the first layer of ``X * HPO(choice(6, 12))``: the repeat count's search space
+    (the layers are expanded to its default count, the first choice or the range start)."""
     pos: SourcePos | None = None
 
 
 class InputSpec(_Strict):
-    """The declared input shape; ``None`` marks a dynamic dimension (batch or length)."""
+    """The declared input shape; ``None`` marks a dynamic dimension (batch or length).
+
+    Named inputs (``input: { image: (64, 64, 3), text: (100,) }``) are in ``named``, in
+    the order written, and ``shape`` is then the first one's."""
 
     shape: list[int | None]
+    named: dict[str, list[int | None]] = Field(default_factory=dict)
     pos: SourcePos | None = None
 
 
@@ -199,6 +206,9 @@ class NeuralFile(_Strict):
 
     path: str
     networks: list[ModelSpec]
+    warnings: list[str] = Field(default_factory=list, exclude=True)
+    """Rendered warnings (``file:line:col: ...`` with the line and a caret), e.g. a layer
+    name written in another letter case; not part of the spec's JSON."""
 
     def network(self, name: str | None = None) -> ModelSpec:
         """The network called ``name``, or the only/first one when ``name`` is None."""

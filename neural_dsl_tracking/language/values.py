@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Callable, Iterable, Sequence
 
+from neural_dsl_tracking.language.arithmetic import ArithmeticProblem, evaluate
 from neural_dsl_tracking.language.diagnostics import DiagnosticSink, did_you_mean
 from neural_dsl_tracking.language.spec import (
     CallValue,
@@ -99,7 +100,22 @@ class ValueReader:
     def __init__(self, sink: DiagnosticSink):
         self.sink = sink
 
+    def number(self, value: Value) -> Value | None:
+        """``value`` with its arithmetic done (a number Value), or None after reporting why
+        it cannot be computed. Values without arithmetic are returned as they are."""
+        if value.kind != "expr":
+            return value
+        try:
+            result = evaluate(value)
+        except ArithmeticProblem as problem:
+            self.sink.error(problem.value.pos, str(problem))
+            return None
+        return Value("number", result, value.pos, repr(result))
+
     def param(self, value: Value) -> ParamValue:
+        if value.kind == "expr":
+            computed = self.number(value)
+            return None if computed is None else computed.data
         kind = value.kind
         if kind in ("tuple", "list"):
             return [self.param(item) for item in value.data]
@@ -171,7 +187,9 @@ class ValueReader:
         bound = bind_arguments(call.arguments, names, f"{call.name}(...)", self.sink, known=names)
         numbers: dict[str, float] = {}
         for name, argument in bound.items():
-            item = argument.value
+            item = self.number(argument.value)
+            if item is None:
+                return None
             if item.kind != "number":
                 self.sink.error(item.pos, f"{call.name}(...): '{name}' must be a number")
                 return None

@@ -285,7 +285,7 @@ def test_syntax_error_says_what_was_expected() -> None:
 
 def test_unexpected_character() -> None:
     error = error_of("network N { input: (4) layers: Dense(4) } $", NeuralSyntaxError)
-    assert "unexpected character '$'; expected one of 'define', 'network' or 'tracking'" in str(error)
+    assert "unexpected character '$'; expected one of 'define', 'macro', 'network' or 'tracking'" in str(error)
 
 
 def test_unterminated_string() -> None:
@@ -322,16 +322,16 @@ def test_missing_file_directory_and_binary(tmp_path) -> None:
 
 
 def test_misspelled_section_keyword() -> None:
-    error = error_of("network N {\n  inpt: (4)\n  layers: Dense(2)\n}", NeuralSyntaxError)
-    assert "unexpected name 'inpt'" in str(error) and "did you mean 'input'?" in str(error)
+    error = error_of("network N {\n  inpt: (4)\n  layers: Dense(2)\n}", NeuralValidationError)
+    assert "unknown section 'inpt'; did you mean 'input'?" in str(error)
+    assert "has no input" not in str(error)  # the misspelt section is not also missing
     assert_points_at(error, 2, 3, width=4)
 
 
 def test_misspelled_section_after_the_layers_is_explained() -> None:
-    error = error_of("network N {\n  input: (4)\n  layers: Dense(2)\n  optimiser: Adam\n}", NeuralSyntaxError)
-    assert ("'optimiser' at line 4, column 3 was read as a layer; did you mean 'optimizer'?"
-            in str(error))
-    assert_points_at(error, 4, 12)
+    error = error_of("network N {\n  input: (4)\n  layers: Dense(2)\n  optimiser: Adam\n}", NeuralValidationError)
+    assert "unknown section 'optimiser'; did you mean 'optimizer'?" in str(error)
+    assert_points_at(error, 4, 3, width=9)
 
 
 def test_misspelled_block_keyword() -> None:

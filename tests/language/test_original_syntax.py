@@ -166,6 +166,20 @@ def test_a_huge_power_is_refused_without_computing_it() -> None:
     assert time.perf_counter() - started < 1
 
 
+@pytest.mark.parametrize("written", ["+".join(["1"] * 5000), "-" * 5000 + "1", "2" + "**1" * 5000])
+def test_long_operator_chains_are_one_located_error(written: str) -> None:
+    error = error_of(network(f"    Dense({written})"), NeuralSyntaxError)
+    assert "arithmetic nested more than 64 operators deep" in str(error)
+    assert str(error).startswith("model.neural:4:") and len(error.diagnostics) == 1
+
+
+@pytest.mark.parametrize("body", ["(u, u)", "u" + "+1" * 60])
+def test_arguments_growing_through_macros_are_refused(body: str) -> None:
+    chain = "".join(f"define P{i}(u) {{ P{i + 1}({body}) }}\n" for i in range(60))
+    error = error_of(network("    P0(1)", before=chain + "define P60(u) { Dense(u) }\n"), NeuralValidationError)
+    assert "the value of 'u' grows beyond 10000 parts or 256 levels of nesting" in str(error)
+
+
 def test_a_stray_operator_is_a_syntax_error_naming_a_value() -> None:
     error = error_of(network("    Dense(4 * )"), NeuralSyntaxError)
     assert "unexpected ')'; expected a value" in str(error)
