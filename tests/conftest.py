@@ -142,11 +142,10 @@ def small_disk(tmp_path):
 def _fill(directory: Path) -> Path:
     """Write ``directory/filler`` until the file system is full; returns the filler."""
     filler = directory / "filler"
-    with open(filler, "wb") as handle:
+    with open(filler, "wb", buffering=0) as handle:  # unbuffered: closing has nothing left to write
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError:
             pass
     return filler

@@ -185,6 +185,7 @@ class Victim:
     out: Path
     err: Path
     signal: signal.Signals | None = None  # None: left alone
+    ready: str = ""  # the signal goes ``delay`` seconds after a line starting with this
     delay: float = 0.0
     started: float = field(default_factory=time.monotonic)
     lines: list[tuple[float, str]] = field(default_factory=list)
@@ -195,6 +196,8 @@ class Victim:
 
     def read(self) -> None:
         """Take the complete lines printed since the last call, stamped with the time now."""
+        if os.stat(self.out).st_size == self._read:
+            return
         with open(self.out, "rb") as handle:
             handle.seek(self._read)
             data = handle.read()
@@ -237,37 +240,39 @@ class Victim:
         when = "never" if self.signalled_at is None else f"{self.signalled_at - self.started:.2f} s"
         last = self.lines[-1][1] if self.lines else "(nothing)"
         name = self.signal.name if self.signal else "no signal"
-        return (f"trial {self.index}: {name} at {when} after start (delay {self.delay:.2f} s), "
+        return (f"trial {self.index}: {name} at {when} after start ({self.delay:.3f} s after "
+                f"{self.ready!r}), "
                 f"exit {self.returncode}, last line {last!r} {replay_hint()}")
 
 
 def attack(launch: Callable[[int], tuple[Any, Path, Path]], trials: int, *, parallel: int,
-           rng: random.Random, signals: list[signal.Signals | None], delay: tuple[float, float],
-           ready: str, timeout: float = 30.0) -> list[Victim]:
+           rng: random.Random, signals: list[signal.Signals | None],
+           timing: Callable[[random.Random], tuple[str, float]], timeout: float = 30.0) -> list[Victim]:
     """Start ``trials`` processes (``launch(i)`` -> (process, stdout file, stderr file)),
-    ``parallel`` at a time; once one prints a line starting with ``ready``, send it a signal
-    drawn from ``signals`` (None: no signal) after a delay drawn from ``delay``; return them
-    all once ended."""
+    ``parallel`` at a time, and send each a signal drawn from ``signals`` (None: none) at a
+    moment drawn by ``timing(rng)``: (``ready``, ``delay``), ``delay`` seconds after the
+    process prints a line starting with ``ready``. Returns them all once they have ended."""
     waiting, running, ended = list(range(trials)), [], []
     while waiting or running:
         while waiting and len(running) < parallel:
             index = waiting.pop(0)
             process, out, err = launch(index)
-            running.append(Victim(index, process, out, err, rng.choice(signals), rng.uniform(*delay)))
+            ready, delay = timing(rng)
+            running.append(Victim(index, process, out, err, rng.choice(signals), ready, delay))
         time.sleep(0.01)
         for victim in list(running):
-            _advance(victim, ready, timeout)
+            _advance(victim, timeout)
             if victim.returncode is not None:
                 running.remove(victim)
                 ended.append(victim)
     return sorted(ended, key=lambda v: v.index)
 
 
-def _advance(victim: Victim, ready: str, timeout: float) -> None:
+def _advance(victim: Victim, timeout: float) -> None:
     returncode = victim.process.poll()
     victim.read()
     now = time.monotonic()
-    if victim.ready_at is None and any(line.startswith(ready) for _, line in victim.lines):
+    if victim.ready_at is None and any(line.startswith(victim.ready) for _, line in victim.lines):
         victim.ready_at = now
     if returncode is not None:
         victim.returncode = returncode

@@ -6,8 +6,8 @@ on stdin, one JSON object a line: ``{"cwd": DIR, "args": [...], "out": FILE, "er
 For each it forks a child that runs ``TRAIN_PY`` as ``__main__`` with those arguments, in
 that folder, its stdout and stderr going to those files: exactly what ``python train.py
 ARGS`` does after its imports, in a real process that real signals reach. The server prints
-``{"pid": PID}`` for each child it starts and ``{"exit": PID, "code": CODE}`` when one ends
-(``CODE`` negative for a signal, like ``Popen.returncode``). Single-threaded, so a fork never
+``{"pid": PID}`` for each child it starts and ``{"exit": PID, "code": CODE, "cpu": SECONDS}`` when one
+ends (``CODE`` negative for a signal, like ``Popen.returncode``; the CPU time it used). Single-threaded, so a fork never
 copies a lock another thread holds.
 """
 
@@ -39,12 +39,12 @@ def say(message: dict) -> None:
 def reap() -> None:
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
-        say({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+        say({"exit": pid, "code": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime})
 
 
 def serve() -> dict | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from .conftest import assert_no_traceback, assert_store_takes_new_runs, check_store, replay_hint
 
 PROCESSES = 8
-ROUNDS = 8
+ROUNDS = 5
 
 # Driven over its pipes: says "ready", waits for "ROLE BASE STORE" (sent to all at once),
 # opens the store as a writer (a run with one point) or a reader (list the runs), and

@@ -27,8 +27,12 @@ from .conftest import (
 TRIALS = 50
 STORES = 2
 PARALLEL = 3
-EPOCHS = 5
+LONGEST = 6  # trial i trains 2 to LONGEST epochs: short runs may finish, long ones are cut
 BATCH_SIZE = 32
+
+
+def epochs_of(index: int) -> int:
+    return 2 + index % (LONGEST - 1)
 
 
 def epochs_printed(victim, before: float = float("inf")) -> int:
@@ -56,6 +60,14 @@ def assert_program_kept(manager, run, victim, epochs: int, batches: int) -> None
         assert len(batch_steps) >= checkpoints[-1] * batches and len(epoch_steps) >= checkpoints[-1], context
 
 
+def moment(rng) -> tuple[str, float]:
+    """Half the signals land anywhere in the run (from its first line on), half within
+    30 ms after the line of epoch 1 or 2, when the program logs its metrics and checkpoint."""
+    if rng.random() < 0.5:
+        return "DigitsCNN:", rng.uniform(0.0, 0.6)
+    return f"epoch {rng.randint(1, 2)}/", rng.uniform(0.0, 0.03)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_random_signals_against_compiled_programs(sig, programs, make_store, tmp_path, rng):
     stores = [make_store("sqlite") for _ in range(STORES)]
@@ -63,11 +75,10 @@ def test_random_signals_against_compiled_programs(sig, programs, make_store, tmp
     def launch(index: int):
         out, err = tmp_path / f"{index}.out", tmp_path / f"{index}.err"
         args = [f"tracking.store={stores[index % STORES].base_dir}", f"tracking.run_name=trial-{index}",
-                f"train.epochs={EPOCHS}", f"train.batch_size={BATCH_SIZE}", "tracking.visualize_every=0"]
+                f"train.epochs={epochs_of(index)}", f"train.batch_size={BATCH_SIZE}", "tracking.visualize_every=0"]
         return programs.run(tmp_path, args, out, err), out, err
 
-    victims = attack(launch, TRIALS, parallel=PARALLEL, rng=rng, signals=[sig], delay=(0.0, 1.5),
-                     ready="DigitsCNN:", timeout=60)
+    victims = attack(launch, TRIALS, parallel=PARALLEL, rng=rng, signals=[sig], timing=moment, timeout=60)
     wait_until_stale(victims)
     managers = [spec.manager() for spec in stores]
     interrupted = 0
@@ -85,7 +96,7 @@ def test_random_signals_against_compiled_programs(sig, programs, make_store, tmp
         run = found[0]
         batches = batches_per_epoch(victim, BATCH_SIZE)
         if run.status == "completed":  # the signal came once finish() had recorded it
-            assert_program_kept(manager, run, victim, EPOCHS, batches)
+            assert_program_kept(manager, run, victim, epochs_of(victim.index), batches)
             continue
         assert not finished, victim.describe()
         interrupted += 1

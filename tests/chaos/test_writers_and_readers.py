@@ -53,7 +53,8 @@ def read_cli(spec: StoreSpec) -> None:
 
 
 def keep_reading(read, stop: threading.Event, errors: list[BaseException], passes: list[int]) -> None:
-    while not stop.is_set():
+    """``read()`` every 0.1 s until ``stop``; the first error goes to ``errors``."""
+    while not stop.wait(0.1):
         try:
             read()
         except BaseException as error:  # noqa: BLE001 - reported by the test
@@ -74,7 +75,7 @@ def test_eight_writers_with_readers(store_kind, make_store, spawn_writer, rng):
         reader.start()
     try:
         writers = attack(lambda i: spawn_writer(spec, seed=i, steps=STEPS), WRITERS, parallel=WRITERS,
-                         rng=rng, signals=[None], delay=(0, 0), ready="run ", timeout=120)
+                         rng=rng, signals=[None], timing=lambda rng: ("", 0.0), timeout=120)
     finally:
         stop.set()
         for reader in readers:
