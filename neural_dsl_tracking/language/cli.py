@@ -66,6 +66,10 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _dims(shape: list[int | None]) -> str:
+    return ", ".join("None" if d is None else str(d) for d in shape)
+
+
 def custom_layer_notes(parsed: Any) -> list[str]:
     """A note for each layer that is not built in: taken as a custom layer."""
     from neural_dsl_tracking.language.diagnostics import did_you_mean
@@ -90,11 +94,12 @@ def summarize(parsed: Any) -> str:
     count = len(parsed.networks)
     lines = [f"{parsed.path}: ok, {count} network{'s' if count != 1 else ''}"]
     for net in parsed.networks:
-        shape = ", ".join("None" if d is None else str(d) for d in net.input.shape)
+        shapes = net.input.named or {"": net.input.shape}
+        shape = ", ".join(f"{name}{' ' if name else ''}({_dims(dims)})" for name, dims in shapes.items())
         total = layer_count(net.layers)
         nested = f" ({total} with nested)" if total != len(net.layers) else ""
         layers = f"{len(net.layers)} layer{'s' if len(net.layers) != 1 else ''}"
-        lines.append(f"  network {net.name}: input ({shape}), {layers}{nested}")
+        lines.append(f"  network {net.name}: input{'s' if net.input.named else ''} {shape}, {layers}{nested}")
         lines.append(f"    layers: {_layer_types(net.layers)}")
         training = [f"loss {net.loss}" if net.loss else "", _optimizer(net.optimizer),
                     f"epochs {_short(net.train.epochs)}", f"batch_size {_short(net.train.batch_size)}",

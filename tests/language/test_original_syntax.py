@@ -414,3 +414,9 @@ def test_neural_compile_refuses_named_inputs_with_one_located_line(tmp_path: Pat
     result = neural("compile", str(CORPUS_ORIGINAL / "named_inputs.neural"), "-o", str(tmp_path / "out"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: named_inputs.neural:3: network MultiModal has 2 named inputs")
+
+
+def test_neural_check_summary_names_the_inputs() -> None:
+    result = neural("check", str(CORPUS_ORIGINAL / "named_inputs.neural"))
+    assert result.returncode == 0, result.stderr
+    assert "network MultiModal: inputs image (64, 64, 3), text (100), 4 layers" in result.stdout
