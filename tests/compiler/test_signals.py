@@ -229,7 +229,7 @@ def test_sigterm_to_neural_run_reaches_the_training_program(tmp_path):
     returncode, stdout, stderr = _stop_neural_run(tmp_path, lambda process: process.send_signal(signal.SIGTERM))
     _assert_terminated(tmp_path, returncode, stdout, stderr)
     (run,) = _runs(tmp_path)
-    assert run.status == "interrupted" and run.metrics["val_accuracy"]["count"] >= 1
+    assert run.status == "interrupted" and run.metrics["batch_loss"]["count"] >= 45  # epoch 1's batches
 
 
 def test_ctrl_c_on_neural_run_lets_the_program_close_its_run(tmp_path):
