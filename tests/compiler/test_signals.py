@@ -127,6 +127,16 @@ def _wait_for_line(process: subprocess.Popen, prefix: str, timeout: float = 300)
     raise AssertionError(f"the program ended (exit {process.returncode}) before {prefix!r}: {stderr[-2000:]}")
 
 
+def _communicate(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """The rest of the program's output once it has ended; killed when it runs ``timeout`` s more."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError(f"the program still ran {timeout} s after SIGTERM") from None
+
+
 # ---------------------------------------------------------------- the compiled program
 
 
@@ -136,7 +146,7 @@ def _one_random_sigterm(program: Path, tmp: Path, delay: float) -> None:
     lines = _wait_for_line(process, "DigitsCNN:")
     time.sleep(delay)
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, stderr = _communicate(process, 120)
     _assert_terminated(tmp, process.returncode, "".join(lines) + stdout, stderr)
     assert all(run.status == "interrupted" for run in _runs(tmp)), [run.status for run in _runs(tmp)]
 
@@ -151,7 +161,7 @@ def test_sigterm_at_random_moments_closes_the_run_and_removes_the_work_folder(di
 
 @pytest.mark.parametrize("moments, epochs, status", [
     ("db.py:_write_once", 200, "interrupted"),  # creating the run: the tracker's first store write
-    ("db.py:_write_once,db.py:_write_once", 200, "interrupted"),  # again inside the deferred close
+    ("db.py:_write_once,db.py:_write_once", 200, "interrupted"),  # again in the close's set_status
     ("runtime.py:evaluate,hooks.py:finish_run,shutil.py:rmtree", 200, "interrupted"),  # twice in cleanup
     ("runtime.py:evaluate,runtime.py:_remove_work_folder,runtime.py:_remove_work_folders", 200, "interrupted"),
     ("runtime.py:_remove_work_folder", 1, "completed"),  # the run is over, its folder not removed yet
@@ -163,7 +173,7 @@ def test_sigterm_at_exact_moments(digits_program, tmp_path, moments, epochs, sta
     Store(store=str(tmp_path / "store")).close()  # so the program's first store write makes its run
     process = _start([sys.executable, str(digits_program), *_arguments(tmp_path, epochs)], tmp_path,
                      _environment(tmp_path, moments))
-    stdout, stderr = process.communicate(timeout=300)
+    stdout, stderr = _communicate(process, 300)
     assert stdout.count("SIGTERM at") == moments.count(",") + 1, stdout
     _assert_terminated(tmp_path, process.returncode, stdout, stderr)
     assert [run.status for run in _runs(tmp_path)] == [status]
