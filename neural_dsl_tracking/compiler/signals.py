@@ -1,6 +1,7 @@
 """How a compiled program and ``neural run`` take SIGINT, SIGTERM and SIGHUP.
 
-A compiled program stops the same way on Ctrl-C (SIGINT) and on SIGTERM: the first of
+A compiled program stops the same way on Ctrl-C (SIGINT) and on SIGTERM (and SIGHUP, which it
+turns into a SIGTERM to itself): the first of
 them raises an exception in the main thread (``KeyboardInterrupt``, or :class:`Terminated`,
 a kind of it), so the run's teardown and every ``finally`` block run; any later one is
 ignored, the program being on its way out already. The tracker's own SIGTERM handler
@@ -32,10 +33,13 @@ _stopping = False
 
 
 def handle_stop_signals() -> None:
-    """Stop on the first SIGINT or SIGTERM; a signal ignored (or taken) before stays so."""
+    """Stop on the first SIGINT or SIGTERM, and take SIGHUP (the terminal closed) as SIGTERM;
+    a signal ignored (or taken) before stays so."""
     for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
         if signal.getsignal(signum) == default:
             signal.signal(signum, _stop)
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, _hang_up)
 
 
 def ignore_stop_signals() -> None:
@@ -50,6 +54,13 @@ def _stop(signum: int, frame: Any) -> None:
         return
     _stopping = True
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _hang_up(signum: int, frame: Any) -> None:
+    """SIGHUP becomes a SIGTERM to this process, so it goes the same way: the tracker's handler
+    (which holds it until a store write ends) first, then :func:`_stop`."""
+    if not _stopping:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def end_by_signal(signum: int) -> NoReturn:

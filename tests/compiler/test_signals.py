@@ -179,6 +179,18 @@ def test_sigterm_at_exact_moments(digits_program, tmp_path, moments, epochs, sta
     assert [run.status for run in _runs(tmp_path)] == [status]
 
 
+def test_sighup_stops_the_program_like_sigterm(digits_program, tmp_path):
+    """A closed terminal (SIGHUP) killed the program at once: its work folder stayed and its
+    run read 'crashed' later."""
+    process = _start([sys.executable, str(digits_program), *_arguments(tmp_path)], tmp_path,
+                     _environment(tmp_path))
+    lines = _wait_for_line(process, "epoch 1/")
+    process.send_signal(signal.SIGHUP)
+    stdout, stderr = _communicate(process, 120)
+    _assert_terminated(tmp_path, process.returncode, "".join(lines) + stdout, stderr)
+    assert [run.status for run in _runs(tmp_path)] == ["interrupted"]
+
+
 def test_a_program_that_ends_normally_removes_its_work_folder(digits_program, tmp_path):
     result = subprocess.run([sys.executable, str(digits_program), *_arguments(tmp_path, epochs=1)],
                             cwd=tmp_path, env=_environment(tmp_path), capture_output=True, text=True,

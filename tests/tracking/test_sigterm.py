@@ -159,7 +159,7 @@ def test_sigterm_inside_a_checkpoint_of_a_compiled_program(digits_program, store
     launch.mkdir()
     store = store_kwargs["store"] or str(store_kwargs["base_dir"])
     env = _armed_env(tmp_path, "INSERT INTO artifact_versions", argument="'checkpoint'")
-    env["TMPDIR"] = str(tmp_path)  # the program's work folder, which SIGTERM leaves behind
+    env["TMPDIR"] = str(tmp_path)  # the program's work folder stays out of the real /tmp
     job = subprocess.run([sys.executable, str(digits_program), "execution.threads=1", "train.epochs=3",
                           "tracking.visualize_every=0", f"tracking.store={store}"],
                          cwd=launch, env=env, capture_output=True, text=True, timeout=300)
