@@ -11,13 +11,14 @@
   matching their chunks, artifact objects matching their hashes).
 - ``make_store``: a new empty store, SQLite or PostgreSQL.
 
-Random choices come from ``NEURAL_CHAOS_SEED`` (default: a new seed per session, printed
-in every failure) so a failing trial can be replayed.
+Random choices come from ``NEURAL_CHAOS_SEED`` (default: a new seed per session; a failing
+test prints it) so a failing trial can be replayed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -56,19 +57,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.chaos)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """A failing chaos test says how to replay its random choices."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and HERE in Path(str(item.fspath)).parents:
+        report.sections.append(("chaos seed", f"replay with NEURAL_CHAOS_SEED={SEED}"))
+
+
 @pytest.fixture
 def rng(request: pytest.FixtureRequest) -> random.Random:
     """This test's random source: the session seed and the test's name."""
     return random.Random(f"{SEED}:{request.node.nodeid}")
 
 
-def replay_hint() -> str:
-    return f"(replay with NEURAL_CHAOS_SEED={SEED})"
-
-
 def assert_no_traceback(*texts: str) -> None:
     for text in texts:
-        assert "Traceback" not in text, f"{replay_hint()}\n{text[-3000:]}"
+        assert "Traceback" not in text, text[-3000:]
 
 
 # ---- stores -----------------------------------------------------------------------------
@@ -78,10 +84,6 @@ class StoreSpec:
 
     base_dir: Path
     store: str | None = None
-
-    @property
-    def kind(self) -> str:
-        return "sqlite" if self.store is None else "postgresql"
 
     def manager(self, crash_after: float | None = CRASH_AFTER) -> ExperimentManager:
         return ExperimentManager(base_dir=self.base_dir, store=self.store, crash_after=crash_after)
@@ -99,7 +101,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_store(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], StoreSpec]:
     """``make_store(kind)``: a new, empty store (``sqlite``: a folder not yet created)."""
-    made = iter(range(1_000_000))
+    made = itertools.count()
 
     def make(kind: str) -> StoreSpec:
         base = tmp_path / f"store{next(made)}"
@@ -242,7 +244,7 @@ class Victim:
         name = self.signal.name if self.signal else "no signal"
         return (f"trial {self.index}: {name} at {when} after start ({self.delay:.3f} s after "
                 f"{self.ready!r}), "
-                f"exit {self.returncode}, last line {last!r} {replay_hint()}")
+                f"exit {self.returncode}, last line {last!r}")
 
 
 def attack(launch: Callable[[int], tuple[Any, Path, Path]], trials: int, *, parallel: int,
