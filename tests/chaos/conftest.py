@@ -394,14 +394,14 @@ class ServedProcess:
 class ProgramServer:
     """program_server.py serving one compiled program."""
 
-    def __init__(self, train_py: Path) -> None:
+    def __init__(self, train_py: Path, tmp: Path) -> None:
         self.train_py = train_py
         self.exits: dict[int, int] = {}
         self._pids: list[int] = []
         self._started = threading.Condition()
         self.process = subprocess.Popen([sys.executable, str(HERE / "program_server.py"), str(train_py)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                        env={**os.environ, "NEURAL_NO_PROGRESS": "1"})
+                                        env={**os.environ, "NEURAL_NO_PROGRESS": "1", "TMPDIR": str(tmp)})
         ready = self.process.stdout.readline()
         assert json.loads(ready or "{}").get("ready"), "program_server.py did not start"
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -449,9 +449,11 @@ def digits_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "train.py"
 
 
-@pytest.fixture(scope="session")
-def programs(digits_program: Path):
-    server = ProgramServer(digits_program)
+@pytest.fixture(scope="module")
+def programs(digits_program: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A ProgramServer for the digits program (module-scoped: it holds torch in memory);
+    the work folders that killed programs leave behind stay in pytest's temporary folder."""
+    server = ProgramServer(digits_program, tmp_path_factory.mktemp("program-tmp"))
     yield server
     server.close()
 
