@@ -5,7 +5,9 @@ environment.md: initdb in a temp dir, loopback only, fsync off) and can restart 
 ``postgres_server`` is its (host, port); ``postgres_url`` gives each test a fresh database in
 it, ``new_postgres_url()`` one more. ``store_kwargs`` runs a test once against an embedded
 SQLite store and once against PostgreSQL. ``small_disk`` is an 8 MB tmpfs (needs root), and
-``fill_disk(folder)`` fills the file system of ``folder``.
+``fill_disk(folder)`` fills the file system of ``folder``. ``browser`` is the session's one
+headless Chromium (Playwright's sync API allows one per process, so it lives here for every
+test area that drives a page).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ for _name, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"
                       "WANDB_DISABLE_GIT": "true"}.items():
     os.environ.setdefault(_name, _value)
 
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage"]
 PG_BIN = Path(os.environ.get("NEURAL_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
@@ -155,3 +161,16 @@ def _fill(directory: Path) -> Path:
 def fill_disk():
     """``fill_disk(folder)``: fill the file system of ``folder``; returns the filler file."""
     return _fill
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The session's headless Chromium, driven through Playwright's sync API."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()

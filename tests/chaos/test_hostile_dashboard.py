@@ -13,7 +13,7 @@ import pytest
 from neural_dsl_tracking.dashboard.app import create_app
 from neural_dsl_tracking.dashboard.data import DashboardData
 
-from ..dashboard.conftest import browser, page, serving, ui  # noqa: F401 - the dashboard tests' fixtures
+from ..dashboard.conftest import page, serving, ui  # noqa: F401 - the dashboard tests' fixtures
 
 RENDER_SECONDS = 15.0  # within a few seconds; generous for a busy machine (one long name took 138 s)
 # An artifact named with a newline answers 404 (Werkzeug's <path:> converter does not match

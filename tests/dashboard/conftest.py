@@ -25,10 +25,6 @@ from neural_dsl_tracking.dashboard.data import DashboardData
 from neural_dsl_tracking.dashboard.figures import FIGURE_COLORS, THEMES
 from neural_dsl_tracking.tracking import ExperimentTracker
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"]
 # Screenshots of every tab, in both themes, go to build/screenshots/; `make screenshots` refreshes docs/img/.
 SCREENSHOTS = Path(os.environ.get("NEURAL_SCREENSHOT_DIR")
                    or Path(__file__).resolve().parents[2] / "build" / "screenshots")
@@ -204,18 +200,6 @@ def dashboard_url(store: Store) -> Iterator[str]:
     time.sleep(1.2)
     with serving(create_app(data=data)) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def new_page(browser, **options):
