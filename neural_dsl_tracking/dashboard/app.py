@@ -56,8 +56,16 @@ def add_download_route(server: Any, data: DashboardData) -> None:
     no path in the page; the detail goes to the server's log.
     """
     from flask import abort, send_file
+    from werkzeug.routing import PathConverter
 
-    @server.route("/artifacts/<run_id>/<int:version>/<path:name>")
+    class ArtifactName(PathConverter):
+        """Any artifact name, also one with a newline (``<path:>`` stops at a newline)."""
+
+        regex = r"[^/][\s\S]*?"
+
+    server.url_map.converters["artifact_name"] = ArtifactName
+
+    @server.route("/artifacts/<run_id>/<int:version>/<artifact_name:name>")
     def download_artifact(run_id: str, version: int, name: str) -> Any:
         try:
             found, handle = data.open_artifact(run_id, name, version)

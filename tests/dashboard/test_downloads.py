@@ -133,3 +133,14 @@ def test_the_server_log_escapes_control_characters_of_an_artifact_name(tmp_path,
         status, _ = fetch(f"{url}/artifacts/{tracker.run_id}/1/evil%1B%5D0%3Btitle%07")
     assert status == 500
     assert "evil\\x1b]0;title\\x07" in caplog.text and "\x1b" not in caplog.text
+
+
+def test_an_artifact_named_with_a_newline_downloads(tmp_path, serve):
+    """Werkzeug's <path:> converter stops at a newline: such a name answered 404."""
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"weights")
+    with ExperimentTracker("downloads", base_dir=str(tmp_path / "store"), auto_visualize=False) as tracker:
+        tracker.log_artifact(source, name="two\nlines")
+    with serve(create_app(base_dir=tmp_path / "store")) as url:
+        status, body = fetch(f"{url}/artifacts/{tracker.run_id}/1/two%0Alines")
+    assert (status, body) == (200, b"weights")
