@@ -245,7 +245,7 @@ class DashboardData:
         """One artifact version and its object, opened and verified (``download.open_object``).
 
         ``TrackingError`` when there is no such version, ``ArtifactCorruptedError`` when its
-        object is missing, not a regular file of the store or not its recorded content.
+        object is missing, not a regular file of the store or not its recorded content. A
+        version replaced meanwhile (``version=False``) serves the version replacing it.
         """
-        found = self.manager().get_artifact_version(run_id, name, int(version), verify=False)
-        return found, open_object(found)
+        return self.manager().read_artifact_version(run_id, name, int(version), open_object)

@@ -16,10 +16,11 @@ import stat
 from typing import Any, BinaryIO
 
 from neural_dsl_tracking.errors import ArtifactCorruptedError
+from neural_dsl_tracking.tracking.objects import ObjectMissingError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NO_LINK = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-_REASONS = {errno.ENOENT: "is missing", errno.ELOOP: "is a symbolic link or lies under one",
+_REASONS = {errno.ELOOP: "is a symbolic link or lies under one",
             errno.ENOTDIR: "lies under a symbolic link or a file"}
 
 
@@ -27,8 +28,8 @@ def open_object(version: Any) -> BinaryIO:
     """The object of an ``ArtifactVersion``, open at its start and verified.
 
     ``ArtifactCorruptedError`` (with the object's path, for the server's log) when the
-    object is missing, is or sits under a symlink, is not a regular file, or does not
-    have the recorded size and SHA-256.
+    object is missing (``ObjectMissingError``), is or sits under a symlink, is not a regular
+    file, or does not have the recorded size and SHA-256.
     """
     path = version.path
     label = f"artifact {version.name} v{version.version}: object {path}"
@@ -36,6 +37,8 @@ def open_object(version: Any) -> BinaryIO:
         raise ArtifactCorruptedError(f"{label} is not named by the recorded SHA-256 {version.sha256!r}")
     try:
         fd = _open_below(path.parent.parent, path.parent.name, path.name)
+    except FileNotFoundError:
+        raise ObjectMissingError(f"{label} is missing") from None
     except OSError as error:
         reason = _REASONS.get(error.errno, error.strerror)
         raise ArtifactCorruptedError(f"{label} {reason}") from None

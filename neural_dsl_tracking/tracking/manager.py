@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking import comparison
@@ -17,7 +17,7 @@ from neural_dsl_tracking.tracking.records import (
     RunRecord,
     artifact_ref,
 )
-from neural_dsl_tracking.tracking.store import Store, check_crash_after, store_locations
+from neural_dsl_tracking.tracking.store import T, Store, check_crash_after, store_locations
 from neural_dsl_tracking.tracking.values import to_step
 from neural_dsl_tracking.tracking.visualizer import FigureMap
 
@@ -123,13 +123,19 @@ class ExperimentManager:
                              verify: bool = True, version: int | str | None = None
                              ) -> ArtifactVersion:
         """A version by number, negative index or alias (``ref`` or ``version=``), checksum
-        verified."""
+        verified (the version replacing it, when ``version=False`` replaced it meanwhile)."""
         ref = artifact_ref(ref, version)
         store, full_id = self._require(run_id)
-        found = store.find_artifact_version(full_id, name, ref)
-        if verify:
-            store.objects.verify(found.sha256, found.size, f"{name} v{found.version}")
-        return found
+        if not verify:
+            return store.find_artifact_version(full_id, name, ref)
+        return store.read_artifact_version(full_id, name, ref, store.objects.verify_version)[0]
+
+    def read_artifact_version(self, run_id: str, name: str, ref: int | str,
+                              read: Callable[[ArtifactVersion], T]) -> tuple[ArtifactVersion, T]:
+        """A version and ``read(version)`` on its object (``Store.read_artifact_version``:
+        the replacing version when ``version=False`` freed the object meanwhile)."""
+        store, full_id = self._require(run_id)
+        return store.read_artifact_version(full_id, name, ref, read)
 
     # ---- comparing --------------------------------------------------------------------
     def _gather(self, run_ids: Iterable[str], metrics: Iterable[str] | None

@@ -19,9 +19,12 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
+
+if TYPE_CHECKING:
+    from neural_dsl_tracking.tracking.records import ArtifactVersion
 
 CHUNK = 4 * 1024 * 1024
 _IN_FLIGHT = 4
@@ -33,6 +36,10 @@ STALE_INCOMING = 3600.0
 """Seconds since its last write after which a staged file counts as left by a killed process
 (a copy in progress writes every few milliseconds, and placing follows its last write within
 seconds, minutes at worst on a busy store)."""
+
+
+class ObjectMissingError(ArtifactCorruptedError):
+    """An artifact's object is not in the store (freed by a replacing write, or lost)."""
 
 
 class ObjectStore:
@@ -93,20 +100,31 @@ class ObjectStore:
         return StagedObject(Path(tmp_name), self.path(digest), digest, size)
 
     def verify(self, sha256: str, size: int, label: str) -> Path:
-        """The object's path after checking its length and SHA-256; ArtifactCorruptedError if not."""
+        """The object's path after checking, on one open file, that it is a regular file of
+        ``size`` bytes and SHA-256 ``sha256``; ``ObjectMissingError`` when it is not in the
+        store, ``ArtifactCorruptedError`` when it is not that content."""
         path = self.path(sha256)
-        if not path.is_file():
-            raise ArtifactCorruptedError(f"artifact {label}: object {path} is missing")
-        actual_size = path.stat().st_size
-        if actual_size != size:
-            raise ArtifactCorruptedError(
-                f"artifact {label}: object {path} has {actual_size} bytes, expected {size}")
-        actual = hash_file(path)
+        where = f"artifact {label}: object {path}"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block
+        except FileNotFoundError:
+            raise ObjectMissingError(f"{where} is missing") from None
+        except OSError as error:
+            raise ArtifactCorruptedError(f"{where} cannot be read: {error.strerror}") from None
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ArtifactCorruptedError(f"{where} is not a regular file")
+            if info.st_size != size:
+                raise ArtifactCorruptedError(f"{where} has {info.st_size} bytes, expected {size}")
+            actual = _hash_stream(handle)
         if actual != sha256:
-            raise ArtifactCorruptedError(
-                f"artifact {label}: object {path} is corrupted (SHA-256 {actual}, "
-                f"expected {sha256})")
+            raise ArtifactCorruptedError(f"{where} is corrupted (SHA-256 {actual}, expected {sha256})")
         return path
+
+    def verify_version(self, version: ArtifactVersion) -> Path:
+        """``verify`` for one artifact version."""
+        return self.verify(version.sha256, version.size, f"{version.name} v{version.version}")
 
     def delete(self, sha256: str) -> int:
         """Remove one object; returns the bytes freed."""

@@ -17,7 +17,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from neural_dsl_tracking.tracking.db import (
     check_store_location,
     is_database_url,
 )
-from neural_dsl_tracking.tracking.objects import ObjectStore, StagedObject
+from neural_dsl_tracking.tracking.objects import ObjectMissingError, ObjectStore, StagedObject
 from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
     MetricHistory,
@@ -51,6 +51,12 @@ MERGE_BELOW = 4096  # a tail chunk smaller than this is extended instead of star
 DEFAULT_CRASH_AFTER = 30.0
 CRASH_AFTER_ENV = "NEURAL_TRACKING_CRASH_AFTER"
 _RUNS_PER_QUERY = 500  # well under SQLite's limit of bound parameters per statement
+_ARTIFACT_READS = 10
+"""How many times a read whose object was freed under it (``version=False`` replacing the
+artifact) reads the version again; between two that name the same object it waits for the
+replacing write to commit (5 ms, doubling: about 2.5 s in all)."""
+
+T = TypeVar("T")
 
 Series = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, values, timestamps
 
@@ -560,6 +566,27 @@ class Store:
                 aliases=tuple(aliases.get((r[0], int(r[1])), ())), run_id=run_id) for r in rows]
 
         return self.db.read(body)
+
+    def read_artifact_version(self, run_id: str, name: str, ref: int | str,
+                              read: Callable[[ArtifactVersion], T]) -> tuple[ArtifactVersion, T]:
+        """``find_artifact_version`` and ``read(version)`` on it (which opens its object).
+
+        When ``read`` finds the object missing (``ObjectMissingError``) because a
+        ``version=False`` write replaced the artifact meanwhile and freed it, the version is
+        found again and the replacing one read, up to ``_ARTIFACT_READS`` times; only a
+        version that still names a missing object is reported missing."""
+        found = self.find_artifact_version(run_id, name, ref)
+        for attempt in range(_ARTIFACT_READS):
+            try:
+                return found, read(found)
+            except ObjectMissingError:
+                if attempt == _ARTIFACT_READS - 1:
+                    raise
+            again = self.find_artifact_version(run_id, name, ref)
+            if again.sha256 == found.sha256:  # freed by a write not committed yet, or lost
+                time.sleep(0.005 * 2 ** attempt)
+            found = again
+        raise AssertionError("unreachable")
 
     def find_artifact_version(self, run_id: str, name: str, ref: int | str = -1) -> ArtifactVersion:
         """A version by number (1, 2, ...), negative index (-1 newest) or alias."""

@@ -316,10 +316,10 @@ class ExperimentTracker:
         original API spelt it); its checksum is verified."""
         ref = artifact_ref(ref, version)
         with self._access.using() as store:
-            found = store.find_artifact_version(self.run_id, name, ref)
-        if verify:
-            self._store.objects.verify(found.sha256, found.size, f"{name} v{found.version}")
-        return found
+            if not verify:
+                return store.find_artifact_version(self.run_id, name, ref)
+            return store.read_artifact_version(self.run_id, name, ref,
+                                               store.objects.verify_version)[0]
 
     def get_best_metric(self, key: str, mode: str = "min") -> float | None:
         """Smallest (``min``) or largest (``max``) value logged for ``key``; None if never logged."""

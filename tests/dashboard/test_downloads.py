@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -13,6 +14,8 @@ import pytest
 
 from neural_dsl_tracking.dashboard.app import create_app
 from neural_dsl_tracking.tracking import ExperimentTracker
+
+from ..tracking.replacing import HASHES, NAME, read_while_replacing
 
 pytestmark = pytest.mark.slow
 
@@ -144,3 +147,27 @@ def test_an_artifact_named_with_a_newline_downloads(tmp_path, serve):
     with serve(create_app(base_dir=tmp_path / "store")) as url:
         status, body = fetch(f"{url}/artifacts/{tracker.run_id}/1/two%0Alines")
     assert (status, body) == (200, b"weights")
+
+
+def download_until(url: str, done: threading.Event, failures: list, bodies: list) -> None:
+    """Download version 1 of the replaced artifact until ``done``: 200, one of the written
+    contents, and the SHA-256 the response names (its ETag)."""
+    while not done.is_set() and len(failures) < 5:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                body, etag = response.read(), response.headers["ETag"].strip('"')
+        except urllib.error.HTTPError as error:
+            failures.append(f"{error.code}: {error.read()[:200]!r}")
+            continue
+        digest = hashlib.sha256(body).hexdigest()
+        if digest != etag or HASHES.get(digest) != body:
+            failures.append(f"{len(body)} bytes, SHA-256 {digest}, ETag {etag}")
+        bodies.append(digest)
+
+
+def test_downloads_never_fail_while_a_versionless_artifact_is_replaced(store_kwargs, tmp_path, serve):
+    """version=False frees the replaced object: a download that finds it gone serves the
+    version replacing it (it answered 500 "corrupted" about one time in ten)."""
+    with serve(create_app(**store_kwargs)) as url:
+        read_while_replacing(store_kwargs, tmp_path / "ckpt.bin", lambda run_id, *rest: download_until(
+            f"{url}/artifacts/{run_id}/1/{NAME}", *rest))
