@@ -36,12 +36,11 @@ def read_manager(spec: StoreSpec, seen: dict[str, int]) -> None:
             assert np.array_equal(history.values, np.arange(count) / 2), run.run_name
             assert count >= seen.get(run.run_id, 0), f"{run.run_name} shrank"
             seen[run.run_id] = count
-            # versioned artifacts only: a version=False artifact read while its writer
-            # replaces it can find its old object already freed ("object ... is missing",
-            # or a bare FileNotFoundError): a known race, not fixed yet; read "single" too
-            # once it is
             for version in manager.list_artifact_versions(run.run_id, "ckpt")[-2:]:
                 manager.get_artifact_version(run.run_id, version.name, version.version)
+            # version=False: replaced (its object freed) while this reads it
+            if manager.list_artifact_versions(run.run_id, "single"):
+                manager.get_artifact_version(run.run_id, "single", 1)
     finally:
         manager.close()
 
