@@ -34,6 +34,13 @@ def file_size(size: float) -> str:
     return f"{size:.1f} GiB"
 
 
+def abridged(value: object) -> str:
+    """``value`` as text; over 40 characters, its first 20 and its length
+    (``12345678901234567890... (5000 characters)``), for a huge literal in a message."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+
+
 def printable(text: str, keep: str = "") -> str:
     """``text`` with control characters escaped (``\\x1b``, ``\\n``, ``\\x00``), so text read
     from a store (a run name, a metric name) can neither drive the terminal nor forge lines.

@@ -20,6 +20,7 @@ from neural_dsl_tracking import limits
 from neural_dsl_tracking.compiler.losses import LOSS_FAMILIES
 from neural_dsl_tracking.compiler.optimizers import OPTIMIZERS
 from neural_dsl_tracking.errors import ConfigError
+from neural_dsl_tracking.humanize import abridged
 from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
 
 DEVICE = re.compile(r"(auto|cpu|cuda|cuda:\d+|mps)\Z")
@@ -156,7 +157,7 @@ def validate_run_config(data: dict[str, Any], kinds: dict[str, dict[str, str]], 
     if not tracked and data.get("tracking") is not None:
         raise ConfigError("tracking: this program was compiled from a network without a tracking block; "
                           "add `tracking < ... >` to the .neural file and compile again")
-    wide = [f"{key}={_abridged(value)}: integers are up to 64 bits (at most {limits.MAX_INT64})"
+    wide = [f"{key}={abridged(value)}: integers are up to 64 bits (at most {limits.MAX_INT64})"
             for key, value in _wide_integers(data, [])]
     if wide:
         raise ConfigError(_problems(wide))
@@ -213,12 +214,6 @@ def _wide_integers(value: Any, loc: list[Any]) -> Iterator[tuple[str, int]]:
         yield _dotted(loc), value
 
 
-def _abridged(value: Any) -> str:
-    """A huge integer or a long text as its first characters and its length."""
-    text = str(value)
-    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
-
-
 def _dotted(loc: list[Any]) -> str:
     text = ""
     for part in loc:
@@ -227,7 +222,7 @@ def _dotted(loc: list[Any]) -> str:
 
 
 def _show(value: Any) -> str:
-    return _abridged(repr(value) if isinstance(value, str) else value)
+    return abridged(repr(value) if isinstance(value, str) else value)
 
 
 def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:

@@ -16,6 +16,7 @@ from lark import Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from neural_dsl_tracking.errors import NeuralError, NeuralSyntaxError, NeuralValidationError
+from neural_dsl_tracking.humanize import abridged
 from neural_dsl_tracking.language.diagnostics import (
     Diagnostic,
     DiagnosticSink,
@@ -135,7 +136,7 @@ def _refuse_out_of_range(source: Source, tokens: list[Token]) -> None:
 def _out_of_range(number: str) -> str:
     """The message for a literal :func:`number_value` refuses; a huge one is abridged
     (``12345678901234567890... (5000 characters)``)."""
-    shown = number if len(number) <= 40 else f"{number[:20]}... ({len(number)} characters)"
+    shown = abridged(number)
     if number.lstrip("+-").isdigit():
         return f"integer {shown} is out of range: integers are up to 64 bits (at most {MAX_INT})"
     return f"number {shown} is out of range: numbers are up to about 1.8e308"
