@@ -213,6 +213,16 @@ def as_value(item: Any) -> Value:
     return item if isinstance(item, Value) else token_value(item)
 
 
+def _operator(op: str) -> Any:
+    """The transformer method of one arithmetic rule: an ``expr`` value of ``op``."""
+
+    def method(self: "ToSyntax", meta: Any, children: list[Any]) -> Value:
+        return self._expr(op, meta, children)
+
+    method.__name__ = f"operator {op}"
+    return method
+
+
 @v_args(meta=True)
 class ToSyntax(Transformer):
     """Parse tree -> syntax nodes. ``plugin_rules`` maps ``<keyword>_block`` to keyword."""
@@ -380,32 +390,8 @@ class ToSyntax(Transformer):
         values = [as_value(o) for o in operands]
         return Value("expr", Expr(op, values), _meta_pos(meta), op)
 
-    def add(self, meta: Any, children: list[Any]) -> Value:
-        return self._expr("+", meta, children)
-
-    def sub(self, meta: Any, children: list[Any]) -> Value:
-        return self._expr("-", meta, children)
-
-    def mul(self, meta: Any, children: list[Any]) -> Value:
-        return self._expr("*", meta, children)
-
-    def div(self, meta: Any, children: list[Any]) -> Value:
-        return self._expr("/", meta, children)
-
-    def floordiv(self, meta: Any, children: list[Any]) -> Value:
-        return self._expr("//", meta, children)
-
-    def mod(self, meta: Any, children: list[Any]) -> Value:
-        return self._expr("%", meta, children)
-
-    def pow(self, meta: Any, children: list[Any]) -> Value:
-        return self._expr("**", meta, children)
-
-    def neg(self, meta: Any, children: list[Any]) -> Value:
-        return self._expr("neg", meta, children)
-
-    def pos(self, meta: Any, children: list[Any]) -> Value:
-        return self._expr("pos", meta, children)
+    add, sub, mul, div = (_operator(op) for op in ("+", "-", "*", "/"))
+    floordiv, mod, pow, neg, pos = (_operator(op) for op in ("//", "%", "**", "neg", "pos"))
 
     def call(self, meta: Any, children: list[Any]) -> Value:
         name, arguments = children
