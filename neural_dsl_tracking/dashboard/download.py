@@ -9,14 +9,12 @@ sent. Swapping the object for a symlink at any moment can only make the download
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
-import stat
 from typing import Any, BinaryIO
 
 from neural_dsl_tracking.errors import ArtifactCorruptedError
-from neural_dsl_tracking.tracking.objects import ObjectMissingError
+from neural_dsl_tracking.tracking.objects import ObjectMissingError, check_content
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NO_LINK = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -44,7 +42,8 @@ def open_object(version: Any) -> BinaryIO:
         raise ArtifactCorruptedError(f"{label} {reason}") from None
     handle = os.fdopen(fd, "rb")
     try:
-        _check(handle, version, label)
+        check_content(handle, version.sha256, version.size, label)
+        handle.seek(0)
     except BaseException:
         handle.close()
         raise
@@ -64,14 +63,3 @@ def _open_below(root: Any, folder: str, name: str) -> int:
         os.close(folder_fd)
 
 
-def _check(handle: BinaryIO, version: Any, label: str) -> None:
-    """A regular file of the recorded size and SHA-256; leaves ``handle`` at its start."""
-    info = os.fstat(handle.fileno())
-    if not stat.S_ISREG(info.st_mode):
-        raise ArtifactCorruptedError(f"{label} is not a regular file")
-    if info.st_size != version.size:
-        raise ArtifactCorruptedError(f"{label} has {info.st_size} bytes, expected {version.size}")
-    actual = hashlib.file_digest(handle, "sha256").hexdigest()
-    if actual != version.sha256:
-        raise ArtifactCorruptedError(f"{label} is corrupted (SHA-256 {actual}, expected {version.sha256})")
-    handle.seek(0)

@@ -112,14 +112,7 @@ class ObjectStore:
         except OSError as error:
             raise ArtifactCorruptedError(f"{where} cannot be read: {error.strerror}") from None
         with os.fdopen(fd, "rb", buffering=0) as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise ArtifactCorruptedError(f"{where} is not a regular file")
-            if info.st_size != size:
-                raise ArtifactCorruptedError(f"{where} has {info.st_size} bytes, expected {size}")
-            actual = _hash_stream(handle)
-        if actual != sha256:
-            raise ArtifactCorruptedError(f"{where} is corrupted (SHA-256 {actual}, expected {sha256})")
+            check_content(handle, sha256, size, where)
         return path
 
     def verify_version(self, version: ArtifactVersion) -> Path:
@@ -182,6 +175,19 @@ def hash_regular_file(source: Path, what: str) -> str:
     file (see ``_open_regular``: a FIFO is never waited on)."""
     with os.fdopen(_open_regular(source, what), "rb", buffering=0) as handle:
         return _hash_stream(handle)
+
+
+def check_content(handle: BinaryIO, sha256: str, size: int, where: str) -> None:
+    """On an object opened once: a regular file of ``size`` bytes and SHA-256 ``sha256``, else
+    ``ArtifactCorruptedError`` starting with ``where``. Reads ``handle`` to its end."""
+    info = os.fstat(handle.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        raise ArtifactCorruptedError(f"{where} is not a regular file")
+    if info.st_size != size:
+        raise ArtifactCorruptedError(f"{where} has {info.st_size} bytes, expected {size}")
+    actual = _hash_stream(handle)
+    if actual != sha256:
+        raise ArtifactCorruptedError(f"{where} is corrupted (SHA-256 {actual}, expected {sha256})")
 
 
 def _hash_stream(handle: BinaryIO) -> str:
