@@ -14,5 +14,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "MetricHistory": "neural_dsl_tracking.tracking.records",
     "MetricVisualizer": "neural_dsl_tracking.tracking.visualizer",
     "RunRecord": "neural_dsl_tracking.tracking.records",
+    "SweepRecord": "neural_dsl_tracking.tracking.records",
+    "TrialRecord": "neural_dsl_tracking.tracking.records",
     "metric_mode": "neural_dsl_tracking.tracking.values",
 })

@@ -14,7 +14,9 @@ from neural_dsl_tracking.tracking.db import StoreAbsent
 from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
     MetricHistory,
+    RunModel,
     RunRecord,
+    SweepRecord,
     artifact_ref,
 )
 from neural_dsl_tracking.tracking.store import T, Store, check_crash_after, store_locations
@@ -43,12 +45,12 @@ class ExperimentManager:
                 return None
         return self._store
 
-    def _existing(self, run_id: str) -> Store:
-        """The store, or a TrackingError about ``run_id`` when there is none."""
+    def _existing(self, ref: str, kind: str = "run") -> Store:
+        """The store, or a TrackingError about the ``kind`` ``ref`` when there is none."""
         store = self._open()
         if store is None:
             location = self.store_location or self.base_dir
-            raise TrackingError(f"no run {run_id!r}: there is no experiment store at {location}")
+            raise TrackingError(f"no {kind} {ref!r}: there is no experiment store at {location}")
         return store
 
     def _require(self, run_id: str) -> tuple[Store, str]:
@@ -137,7 +139,41 @@ class ExperimentManager:
         store, full_id = self._require(run_id)
         return store.read_artifact_version(full_id, name, ref, read)
 
+    # ---- sweeps -----------------------------------------------------------------------
+    def list_sweeps(self, experiment: str | None = None) -> list[SweepRecord]:
+        """Sweeps, newest first, with their trials (none when there is no store)."""
+        store = self._open()
+        return [] if store is None else store.list_sweeps(experiment, crash_after=self.crash_after)
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord:
+        """One sweep by id, unique id prefix or unique name; TrackingError if absent."""
+        store = self._existing(sweep_id, "sweep")
+        return store.get_sweep(store.resolve_sweep_id(sweep_id), crash_after=self.crash_after)
+
     # ---- comparing --------------------------------------------------------------------
+    # ---- models -----------------------------------------------------------------------
+    def get_run_model(self, run_id: str) -> RunModel | None:
+        """The recorded model of a run (id, prefix or name), or None when it recorded none
+        (a run not started by a compiled program)."""
+        store, full_id = self._require(run_id)
+        return store.run_models([full_id]).get(full_id)
+
+    def run_models(self, run_ids: Iterable[str]) -> dict[str, RunModel]:
+        """The recorded models of runs given by full id, by run id (runs without one left out)."""
+        store = self._open()
+        return {} if store is None else store.run_models(list(run_ids))
+
+    def fingerprint_twins(self, run_ids: Iterable[str]) -> dict[str, str]:
+        """For each run (full ids) whose fingerprint another run shares: the oldest such run."""
+        store = self._open()
+        return {} if store is None else store.fingerprint_twins(list(run_ids))
+
+    def completed_run_with_fingerprint(self, fingerprint: str) -> str | None:
+        """The oldest completed run recorded with ``fingerprint``, or None."""
+        store = self._open()
+        found = [] if store is None else store.runs_with_fingerprint(fingerprint, status="completed")
+        return found[0] if found else None
+
     def _gather(self, run_ids: Iterable[str], metrics: Iterable[str] | None
                 ) -> tuple[list[RunRecord], comparison.Histories, list[str]]:
         """The runs (each once, in the order given), their histories, and the metrics."""

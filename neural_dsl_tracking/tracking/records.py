@@ -11,8 +11,12 @@ from typing import Any
 import numpy as np
 
 from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking.db import redact
 
-FINAL_STATUSES = ("completed", "failed", "interrupted")
+FINAL_STATUSES = ("completed", "failed", "interrupted", "pruned")
+RUN_STATUSES = ("running", *FINAL_STATUSES, "crashed")  # crashed: running, heartbeat stale
+TRIAL_STATES = ("running", "complete", "pruned", "failed")
+DIRECTIONS = ("minimize", "maximize")
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,78 @@ class RunRecord:
         """Seconds from start to end (or to the last heartbeat while running or crashed)."""
         end = self.end_time or self.heartbeat
         return None if end is None else max(0.0, (end - self.start_time).total_seconds())
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a sweep: its number, the run that trained it, its state and objective value
+    (None until it completes), and the values it tried."""
+
+    sweep_id: str
+    number: int
+    run_id: str | None
+    state: str  # one of TRIAL_STATES
+    value: float | None
+    params: dict[str, Any]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """A sweep (a hyperparameter search): its settings, where its Optuna study lives, and its
+    trials in number order. ``study_storage`` is the URL Optuna opens (it may hold a password:
+    print ``study_storage_shown``)."""
+
+    sweep_id: str
+    experiment: str
+    name: str
+    objective: str
+    direction: str  # one of DIRECTIONS
+    sampler: str
+    pruner: str
+    space: dict[str, Any]
+    study_storage: str
+    study_name: str
+    requested_trials: int
+    created_at: datetime
+    source_file: str | None = None
+    source_sha256: str | None = None
+    trials: tuple[TrialRecord, ...] = ()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many trials are in each state, every state listed (``{"running": 0, ...}``)."""
+        return {state: sum(t.state == state for t in self.trials) for state in TRIAL_STATES}
+
+    def ranked_trials(self) -> list[TrialRecord]:
+        """The trials best first by objective (direction-aware); those without a value last,
+        in number order."""
+        sign = -1.0 if self.direction == "maximize" else 1.0
+        return sorted(self.trials, key=lambda t: (t.value is None, sign * (t.value or 0.0), t.number))
+
+    @property
+    def best_trial(self) -> TrialRecord | None:
+        """The complete trial with the best value (the lowest-numbered on a tie), or None."""
+        done = [t for t in self.ranked_trials() if t.state == "complete" and t.value is not None]
+        return done[0] if done else None
+
+    @property
+    def study_storage_shown(self) -> str:
+        """``study_storage`` without its password, for printing."""
+        return redact(self.study_storage) if "://" in self.study_storage else self.study_storage
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """The model of a compiled run: its normalised spec (``{"layers": [...], "input", "output",
+    "params", "macs"}``, see docs/tracking.md), total parameters, multiply-accumulates per
+    sample and fingerprint (None when the run did not record one)."""
+
+    run_id: str
+    spec: dict[str, Any]
+    params: int | None
+    macs: int | None
+    fingerprint: str | None
 
 
 def jsonable(value: Any) -> Any:

@@ -60,6 +60,47 @@ MIGRATIONS: list[list[str]] = [
             created_at DOUBLE PRECISION NOT NULL)""",
         "CREATE INDEX mirror_failures_by_run ON mirror_failures (run_id)",
     ],
+    [  # 2: sweeps (issue 13) and their trials, each linked to the run it trained
+        """CREATE TABLE sweeps (
+            sweep_id TEXT PRIMARY KEY,
+            experiment TEXT NOT NULL REFERENCES experiments(name),
+            name TEXT NOT NULL,
+            objective TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            sampler TEXT NOT NULL,
+            pruner TEXT NOT NULL,
+            space TEXT NOT NULL,
+            study_storage TEXT NOT NULL,
+            study_name TEXT NOT NULL,
+            requested_trials BIGINT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            source_file TEXT,
+            source_sha256 TEXT)""",
+        "CREATE INDEX sweeps_by_experiment ON sweeps (experiment, created_at)",
+        """CREATE TABLE sweep_trials (
+            sweep_id TEXT NOT NULL REFERENCES sweeps(sweep_id),
+            trial_number BIGINT NOT NULL,
+            run_id TEXT,
+            state TEXT NOT NULL,
+            value DOUBLE PRECISION,
+            params TEXT NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (sweep_id, trial_number))""",
+        "CREATE INDEX sweep_trials_by_run ON sweep_trials (run_id)",
+    ],
+    [  # the model of a compiled run (issue 14): its normalised spec, size, fingerprint, layer counts
+        """CREATE TABLE run_models (
+            run_id TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            params BIGINT,
+            macs BIGINT,
+            fingerprint TEXT)""",
+        "CREATE INDEX run_models_by_fingerprint ON run_models (fingerprint)",
+        """CREATE TABLE run_layer_counts (
+            run_id TEXT NOT NULL, layer_type TEXT NOT NULL, n BIGINT NOT NULL,
+            PRIMARY KEY (run_id, layer_type))""",
+        "CREATE INDEX run_layer_counts_by_type ON run_layer_counts (layer_type, n)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

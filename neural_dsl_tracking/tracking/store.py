@@ -34,7 +34,12 @@ from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
     MetricHistory,
     MetricSummary,
+    DIRECTIONS,
+    TRIAL_STATES,
+    RunModel,
     RunRecord,
+    SweepRecord,
+    TrialRecord,
 )
 from neural_dsl_tracking.tracking.schema import SCHEMA_VERSION, installed_version, migrate
 from neural_dsl_tracking.tracking.values import (
@@ -250,26 +255,31 @@ class Store:
     def resolve_run_id(self, ref: str) -> str:
         """A full run id from an id, a unique id prefix, or a unique run name (a ref that is
         both a prefix of one run's id and another run's name is ambiguous)."""
+        return self._resolve("run", "runs", "run_id", "run_name", ref)
+
+    def _resolve(self, kind: str, table: str, id_column: str, name_column: str, ref: str) -> str:
+        """The full id in ``table`` of a ``kind`` given by id, unique id prefix or unique name."""
         ref = str(ref).strip()
 
         def body(cur: Cursor) -> list[str]:
-            if cur.one("SELECT 1 FROM runs WHERE run_id = ?", (ref,)):
+            if cur.one(f"SELECT 1 FROM {table} WHERE {id_column} = ?", (ref,)):
                 return [ref]
             found: list[str] = []
             if re.fullmatch(r"[0-9a-f]{1,32}", ref):
                 found = [r[0] for r in cur.all(
-                    "SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY run_id", (ref + "%",))]
+                    f"SELECT {id_column} FROM {table} WHERE {id_column} LIKE ? ORDER BY {id_column}",
+                    (ref + "%",))]
             named = [r[0] for r in cur.all(
-                "SELECT run_id FROM runs WHERE run_name = ? ORDER BY run_id", (ref,))]
+                f"SELECT {id_column} FROM {table} WHERE {name_column} = ? ORDER BY {id_column}", (ref,))]
             return list(dict.fromkeys(found + named))
 
         found = self.db.read(body)
         if not found:
-            raise TrackingError(f"no run {ref!r} in the experiment store {self.location}")
+            raise TrackingError(f"no {kind} {ref!r} in the experiment store {self.location}")
         if len(found) > 1:
             shown = ", ".join(f[:12] for f in found[:5]) + (", ..." if len(found) > 5 else "")
-            raise TrackingError(f"run {ref!r} is ambiguous in {self.location}: it matches {shown}; "
-                                "give more of the run id")
+            raise TrackingError(f"{kind} {ref!r} is ambiguous in {self.location}: it matches {shown}; "
+                                f"give more of the {kind} id")
         return found[0]
 
     def resolve_run_ids(self, refs: Sequence[str]) -> dict[str, str]:
@@ -362,14 +372,114 @@ class Store:
         def body(cur: Cursor) -> int:
             shas = [r[0] for r in cur.all(
                 "SELECT DISTINCT sha256 FROM artifact_versions WHERE run_id = ?", (run_id,))]
+            cur.execute("UPDATE sweep_trials SET run_id = NULL WHERE run_id = ?", (run_id,))
             for table in ("artifact_aliases", "artifact_versions", "metric_chunks",
-                          "metric_summary", "params", "run_tags", "mirror_failures", "runs"):
+                          "metric_summary", "params", "run_tags", "mirror_failures", "run_models",
+                          "run_layer_counts", "runs"):
                 cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             return self._free_unreferenced(cur, shas)
 
         freed = self.db.write(body)
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
         return freed
+
+    # ---- sweeps -----------------------------------------------------------------------
+    def create_sweep(self, *, experiment: str, objective: str, direction: str, sampler: str,
+                     pruner: str, space: dict[str, Any], study_storage: str, study_name: str,
+                     requested_trials: int, name: str | None = None, sweep_id: str | None = None,
+                     source_file: str | None = None, source_sha256: str | None = None,
+                     created_at: float | None = None) -> str:
+        """Record a new sweep (its experiment is created when new); returns its id."""
+        sweep_id = sweep_id or uuid.uuid4().hex
+        now = time.time() if created_at is None else created_at
+        check_name("experiment name", experiment)
+        name = check_name("sweep name", name) if name else f"{experiment[:MAX_NAME - 15]}-sweep-{sweep_id[:8]}"
+        row = (sweep_id, experiment, name, check_name("objective", objective),
+               _one_of("direction", direction, DIRECTIONS), str(sampler), str(pruner), to_json(space),
+               str(study_storage), str(study_name), _trial_count(requested_trials), now,
+               source_file, source_sha256)
+
+        def body(cur: Cursor) -> None:
+            cur.execute("INSERT INTO experiments (name, created_at) VALUES (?, ?) "
+                        "ON CONFLICT (name) DO NOTHING", (experiment, now))
+            cur.execute("INSERT INTO sweeps (sweep_id, experiment, name, objective, direction, "
+                        "sampler, pruner, space, study_storage, study_name, requested_trials, "
+                        f"created_at, source_file, source_sha256) VALUES ({_marks(row)})", row)
+
+        self.db.write(body)
+        return sweep_id
+
+    def record_trial(self, sweep_id: str, number: int, *, state: str, run_id: str | None = None,
+                     value: float | None = None, params: dict[str, Any] | None = None) -> None:
+        """Add trial ``number`` of a sweep, or update it: its state, and the run id, value and
+        params when given (None keeps what was recorded). A NaN value is recorded as None."""
+        _one_of("trial state", state, TRIAL_STATES)
+        value = None if value is None or math.isnan(float(value)) else float(value)
+        params_json = None if params is None else to_json(params)
+
+        def body(cur: Cursor) -> None:
+            if cur.one("SELECT 1 FROM sweeps WHERE sweep_id = ?", (sweep_id,)) is None:
+                raise TrackingError(f"no sweep {sweep_id!r} in the experiment store {self.location}")
+            cur.execute(
+                "INSERT INTO sweep_trials (sweep_id, trial_number, run_id, state, value, params, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, COALESCE(?, '{}'), ?) "
+                "ON CONFLICT (sweep_id, trial_number) DO UPDATE SET state = excluded.state, "
+                "run_id = COALESCE(excluded.run_id, sweep_trials.run_id), "
+                "value = COALESCE(excluded.value, sweep_trials.value), "
+                "params = COALESCE(?, sweep_trials.params), updated_at = excluded.updated_at",
+                (sweep_id, int(number), run_id, state, value, params_json, time.time(), params_json))
+
+        self.db.write(body)
+
+    def resolve_sweep_id(self, ref: str) -> str:
+        """A full sweep id from an id, a unique id prefix, or a unique sweep name."""
+        return self._resolve("sweep", "sweeps", "sweep_id", "name", ref)
+
+    def get_sweep(self, sweep_id: str, crash_after: float | None = None) -> SweepRecord:
+        sweeps = self._sweeps("s.sweep_id = ?", (sweep_id,), crash_after)
+        if not sweeps:
+            raise TrackingError(f"no sweep {sweep_id!r} in the experiment store {self.location}")
+        return sweeps[0]
+
+    def list_sweeps(self, experiment: str | None = None,
+                    crash_after: float | None = None) -> list[SweepRecord]:
+        """Sweeps, newest first, with their trials."""
+        if experiment is None:
+            return self._sweeps("1 = 1", (), crash_after)
+        return self._sweeps("s.experiment = ?", (experiment,), crash_after)
+
+    def _sweeps(self, where: str, args: tuple, crash_after: float | None) -> list[SweepRecord]:
+        """The sweeps matching ``where``; a running trial whose run is crashed (still running,
+        heartbeat older than ``crash_after``) reads as failed."""
+        crash_after = crash_after_default() if crash_after is None else crash_after
+
+        def body(cur: Cursor) -> list[SweepRecord]:
+            trials: dict[str, list[TrialRecord]] = {}
+            now = time.time()
+            for sid, number, rid, state, value, params, updated, beat in cur.all(
+                    "SELECT t.sweep_id, t.trial_number, t.run_id, t.state, t.value, t.params, "
+                    "t.updated_at, r.heartbeat FROM sweep_trials t "
+                    "LEFT JOIN runs r ON r.run_id = t.run_id AND r.status = 'running' "
+                    f"WHERE t.sweep_id IN (SELECT s.sweep_id FROM sweeps s WHERE {where}) "
+                    "ORDER BY t.sweep_id, t.trial_number", args):
+                if state == "running" and beat is not None and now - beat > crash_after:
+                    state = "failed"
+                trials.setdefault(sid, []).append(TrialRecord(
+                    sweep_id=sid, number=int(number), run_id=rid, state=state,
+                    value=None if value is None else float(value),
+                    params=json.loads(params) or {}, updated_at=utc(updated)))
+            return [SweepRecord(
+                sweep_id=r[0], experiment=r[1], name=r[2], objective=r[3], direction=r[4],
+                sampler=r[5], pruner=r[6], space=json.loads(r[7]), study_storage=r[8],
+                study_name=r[9], requested_trials=int(r[10]), created_at=utc(r[11]),
+                source_file=r[12], source_sha256=r[13], trials=tuple(trials.get(r[0], ())))
+                for r in cur.all(
+                    "SELECT s.sweep_id, s.experiment, s.name, s.objective, s.direction, s.sampler, "
+                    "s.pruner, s.space, s.study_storage, s.study_name, s.requested_trials, "
+                    "s.created_at, s.source_file, s.source_sha256 FROM sweeps s "
+                    f"WHERE {where} ORDER BY s.created_at DESC, s.sweep_id", args)]
+
+        return self.db.read(body)
 
     def _lock_objects(self, cur: Cursor, shas: Iterable[str]) -> None:
         """Inside a write: serialise it with every other write placing or freeing one of these
@@ -386,6 +496,68 @@ class Store:
         self._lock_objects(cur, shas)
         return sum(self.objects.delete(sha) for sha in shas if cur.one(
             "SELECT 1 FROM artifact_versions WHERE sha256 = ? LIMIT 1", (sha,)) is None)
+
+    # ---- models -----------------------------------------------------------------------
+    def set_run_model(self, run_id: str, spec: dict[str, Any], *, params: int | None = None,
+                      macs: int | None = None, fingerprint: str | None = None) -> None:
+        """Record (or replace) the model of a run: its normalised spec, total parameters,
+        multiply-accumulates per sample, fingerprint, and how many layers of each type it has
+        (``spec["layers"]``, nested ones included)."""
+        counts: dict[str, int] = {}
+        for layer in spec.get("layers", ()):
+            counts[layer["type"]] = counts.get(layer["type"], 0) + 1
+        row = (run_id, to_json(spec), params, macs, fingerprint)
+
+        def body(cur: Cursor) -> None:
+            self._check_run(cur, run_id)
+            cur.execute("INSERT INTO run_models (run_id, spec, params, macs, fingerprint) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (run_id) DO UPDATE SET spec = excluded.spec, params = excluded.params, "
+                        "macs = excluded.macs, fingerprint = excluded.fingerprint", row)
+            cur.execute("DELETE FROM run_layer_counts WHERE run_id = ?", (run_id,))
+            cur.executemany("INSERT INTO run_layer_counts (run_id, layer_type, n) VALUES (?, ?, ?)",
+                            [(run_id, layer_type, n) for layer_type, n in sorted(counts.items())])
+
+        self.db.write(body)
+
+    def run_models(self, run_ids: Sequence[str]) -> dict[str, RunModel]:
+        """The recorded models of these runs, by run id (runs without one are left out)."""
+        found: dict[str, RunModel] = {}
+        wanted = list(dict.fromkeys(run_ids))
+        for start in range(0, len(wanted), _RUNS_PER_QUERY):
+            batch = wanted[start:start + _RUNS_PER_QUERY]
+            for rid, spec, params, macs, fingerprint in self.db.read(lambda cur: cur.all(
+                    "SELECT run_id, spec, params, macs, fingerprint FROM run_models "
+                    f"WHERE run_id IN ({_marks(batch)})", batch)):
+                found[rid] = RunModel(rid, json.loads(spec), params, macs, fingerprint)
+        return found
+
+    def runs_with_fingerprint(self, fingerprint: str, status: str | None = None) -> list[str]:
+        """The ids of the runs recorded with ``fingerprint`` (only those with the stored
+        ``status`` when given), oldest first."""
+        sql = ("SELECT r.run_id FROM run_models m JOIN runs r ON r.run_id = m.run_id "
+               "WHERE m.fingerprint = ?" + (" AND r.status = ?" if status else "")
+               + " ORDER BY r.start_time, r.run_id")
+        args = (fingerprint, status) if status else (fingerprint,)
+        return [row[0] for row in self.db.read(lambda cur: cur.all(sql, args))]
+
+    def fingerprint_twins(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """For each of ``run_ids`` that shares its fingerprint with another run of the store,
+        the oldest such other run's id."""
+        models = self.run_models(run_ids)
+        prints = sorted({m.fingerprint for m in models.values() if m.fingerprint})
+        groups: dict[str, list[str]] = {}
+        for start in range(0, len(prints), _RUNS_PER_QUERY):
+            batch = prints[start:start + _RUNS_PER_QUERY]
+            for fingerprint, rid in self.db.read(lambda cur: cur.all(
+                    "SELECT m.fingerprint, r.run_id FROM run_models m JOIN runs r ON r.run_id = m.run_id "
+                    f"WHERE m.fingerprint IN ({_marks(batch)}) ORDER BY r.start_time, r.run_id", batch)):
+                groups.setdefault(fingerprint, []).append(rid)
+        twins = {}
+        for rid, model in models.items():
+            others = [other for other in groups.get(model.fingerprint or "", []) if other != rid]
+            if others:
+                twins[rid] = others[0]
+        return twins
 
     # ---- metrics ----------------------------------------------------------------------
     def append_metrics(self, run_id: str, series: dict[str, Series]) -> None:
@@ -616,6 +788,20 @@ def _tag_rows(run_id: str, tags: Iterable[str] | str) -> list[tuple[str, str]]:
     """(run_id, tag) rows, each tag once; a single string is one tag, not its characters."""
     tags = [tags] if isinstance(tags, str) else tags
     return [(run_id, check_name("tag", str(tag))) for tag in dict.fromkeys(tags)]
+
+
+def _one_of(what: str, value: str, allowed: Sequence[str]) -> str:
+    """``value`` when it is one of ``allowed``, else a TrackingError naming ``what``."""
+    if value not in allowed:
+        raise TrackingError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _trial_count(count: Any) -> int:
+    """A requested number of trials (an int >= 1), else a TrackingError."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise TrackingError(f"requested_trials must be a whole number >= 1, got {count!r}")
+    return count
 
 
 def _marks(items: Sequence[Any]) -> str:
