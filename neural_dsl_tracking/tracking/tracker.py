@@ -205,6 +205,14 @@ class ExperimentTracker:
         if self._mirrors:
             self._mirrors.params(dict(params))
 
+    def log_model_spec(self, spec: dict[str, Any], fingerprint: str | None = None) -> None:
+        """Record the run's model: its normalised spec (layers, shapes, parameter counts; the
+        totals in ``spec["params"]`` and ``spec["macs"]``) and its fingerprint, replacing any
+        recorded before (the format is in docs/tracking.md)."""
+        self._check_open()
+        self._store.set_run_model(self.run_id, spec, params=spec.get("params"), macs=spec.get("macs"),
+                                  fingerprint=fingerprint)
+
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         """Append one point per metric at ``step`` (next step if None). Memory only; fast."""
         if self._finished:
