@@ -54,7 +54,8 @@ def load_hooks(spec: ModelSpec) -> list[ProgramHooks]:
         plugin = plugins.get(keyword)
         if plugin is None:
             raise CompileError(f"network {spec.name} uses the {keyword!r} block, but no installed plugin provides it")
-        hooks.append(_hooks_class(plugin.hooks)(spec.plugins[keyword]))
+        if plugin.hooks is not None:
+            hooks.append(_hooks_class(plugin.hooks)(spec.plugins[keyword]))
     return hooks
 
 

@@ -116,10 +116,9 @@ def _plain(value: Value, path: Path, out: BlockData, sink: DiagnosticSink, keywo
     return None
 
 
-def validate_block(
-    plugin: Plugin, data: BlockData, network_name: str, sink: DiagnosticSink
-) -> BaseModel | None:
-    """The plugin's spec for one network, or None after reporting the problems."""
+def validate_block(plugin: Plugin, data: BlockData, sink: DiagnosticSink) -> BaseModel | None:
+    """The plugin's spec for one network (before ``Plugin.complete``), or None after
+    reporting the problems."""
     if not data.ok:
         return None
     try:
@@ -128,8 +127,6 @@ def validate_block(
         for error in exc.errors(include_url=False):
             _report(error, plugin, data, sink)
         return None
-    if plugin.complete is not None:
-        spec = plugin.complete(spec, network_name)
     return spec
 
 

@@ -100,10 +100,20 @@ class FileBuilder:
             fields["train"] = reader.train(_train_block(sections.get("train"), train_settings))
         if "execution" in sections:
             fields["execution"] = reader.execution(sections["execution"].payload)
-        fields["plugins"] = self._plugins(node.name, own_blocks, top_data)
+        fields["plugins"] = self._plugins(own_blocks, top_data)
         if self.sink.count > errors_before:
             return None
-        return ModelSpec(**fields)
+        return self._completed(ModelSpec(**fields))
+
+    def _completed(self, network: ModelSpec) -> ModelSpec:
+        """``network`` with each plugin's ``complete`` applied to its block; each sees the
+        network with the other blocks as validated (not yet completed)."""
+        completed = {
+            keyword: self.plugins[keyword].complete(spec, network)  # type: ignore[misc]
+            if self.plugins[keyword].complete is not None else spec
+            for keyword, spec in network.plugins.items()
+        }
+        return network.model_copy(update={"plugins": completed})
 
     def _unknown_section(self, entry: Entry) -> str:
         """Report ``name:`` beside the sections that is neither a section nor a training
@@ -115,9 +125,7 @@ class FileBuilder:
                                        f"and {', '.join(NETWORK_TRAIN_KEYS)} as training settings)")
         return hint.split("'")[1] if hint else ""
 
-    def _plugins(
-        self, network: str, own: dict[str, Block], top_data: dict[str, BlockData]
-    ) -> dict:
+    def _plugins(self, own: dict[str, Block], top_data: dict[str, BlockData]) -> dict:
         specs = {}
         for keyword, plugin in self.plugins.items():
             if keyword not in own and keyword not in top_data:
@@ -125,7 +133,7 @@ class FileBuilder:
             data = top_data.get(keyword)
             if keyword in own:
                 data = read_block(own[keyword], self.sink).merged_over(data)
-            spec = validate_block(plugin, data, network, self.sink)
+            spec = validate_block(plugin, data, self.sink)
             if spec is not None:
                 specs[keyword] = spec
         return specs

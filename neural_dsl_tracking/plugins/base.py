@@ -3,15 +3,22 @@
 Plugins are discovered through the entry-point group ``neural_dsl_tracking.plugins``;
 each entry point names a :class:`Plugin` instance. The language front end uses
 ``keyword``, ``grammar_file``, ``spec_model`` and ``complete``; the compiler imports
-``hooks`` (a ``"module:attribute"`` path) only when it generates code.
+``hooks`` (a ``"module:attribute"`` path) only when it generates code. The block's
+settings become the ``<keyword>:`` section of the generated config, validated again by
+``spec_model`` when the program runs (after Hydra overrides), with ``config_group`` as
+its Hydra config group of presets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from neural_dsl_tracking.language.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -27,8 +34,23 @@ class Plugin:
     spec_model: type[BaseModel]
     """Validates the block's entries (nested dicts from dotted keys)."""
 
-    hooks: str
-    """``"module:attribute"`` of the code-generation hooks, imported lazily."""
+    hooks: str | None = None
+    """``"module:attribute"`` of the code-generation hooks, imported lazily; None when
+    the plugin adds no code to the generated program."""
 
-    complete: Callable[[BaseModel, str], BaseModel] | None = None
-    """Fills defaults that depend on the network (given its name), e.g. the experiment."""
+    complete: Callable[[BaseModel, "ModelSpec"], BaseModel] | None = None
+    """Fills defaults that depend on the network (its name, its sections, the other
+    plugins' validated blocks), e.g. the experiment name."""
+
+    config_group: str | None = None
+    """A folder of Hydra presets for the ``<keyword>`` config group (``tracking=mlflow``);
+    relative to the package's ``configs/``. None: no presets."""
+
+    def config_group_dir(self) -> Path | None:
+        """The folder of this plugin's Hydra presets, or None."""
+        if self.config_group is None:
+            return None
+        from neural_dsl_tracking.resources import configs_dir
+
+        path = Path(self.config_group)
+        return path if path.is_absolute() else configs_dir() / path

@@ -285,7 +285,7 @@ def test_syntax_error_says_what_was_expected() -> None:
 
 def test_unexpected_character() -> None:
     error = error_of("network N { input: (4) layers: Dense(4) } $", NeuralSyntaxError)
-    assert "unexpected character '$'; expected one of 'define', 'macro', 'network' or 'tracking'" in str(error)
+    assert "unexpected character '$'; expected one of 'define', 'macro', 'network', 'sweep' or 'tracking'" in str(error)
 
 
 def test_unterminated_string() -> None:

@@ -13,6 +13,7 @@ from neural_dsl_tracking.language.grammar import build_parser, compose_grammar, 
 from neural_dsl_tracking.language.parser import parse_with
 from neural_dsl_tracking.plugins import ENTRY_POINT_GROUP, discover_plugins
 from neural_dsl_tracking.plugins.base import Plugin
+from neural_dsl_tracking.plugins.sweep import plugin as sweep_plugin
 from neural_dsl_tracking.plugins.tracking import TrackingSpec
 from neural_dsl_tracking.plugins.tracking import plugin as tracking_plugin
 
@@ -32,12 +33,13 @@ def notes_plugin(tmp_path: Path) -> Plugin:
                   hooks="tests.nowhere:Hooks")
 
 
-def test_tracking_is_discovered_through_the_entry_point_group() -> None:
+def test_tracking_and_sweep_are_discovered_through_the_entry_point_group() -> None:
     plugins = discover_plugins()
+    assert plugins["sweep"] is sweep_plugin
     assert ENTRY_POINT_GROUP == "neural_dsl_tracking.plugins"
     assert plugins["tracking"] is tracking_plugin
     assert plugins["tracking"].spec_model is TrackingSpec
-    assert get_parser().plugin_rules == {"tracking_block": "tracking"}
+    assert get_parser().plugin_rules == {"sweep_block": "sweep", "tracking_block": "tracking"}
 
 
 def test_the_core_grammar_names_the_extension_point() -> None:

@@ -3,14 +3,16 @@ inject an ExperimentTracker into generated training programs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from neural_dsl_tracking.plugins.base import Plugin
 from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
 
 
-def _complete(spec: TrackingSpec, network_name: str) -> TrackingSpec:
+def _complete(spec: TrackingSpec, network: Any) -> TrackingSpec:
     """The experiment defaults to the network's name."""
     if spec.experiment is None:
-        return spec.model_copy(update={"experiment": network_name})
+        return spec.model_copy(update={"experiment": network.name})
     return spec
 
 
@@ -20,6 +22,7 @@ plugin = Plugin(
     spec_model=TrackingSpec,
     hooks="neural_dsl_tracking.plugins.tracking.hooks:TrackingHooks",
     complete=_complete,
+    config_group="tracking",
 )
 
 __all__ = ["TrackingSpec", "plugin"]

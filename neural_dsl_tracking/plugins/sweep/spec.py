@@ -1,0 +1,89 @@
+"""SweepSpec: the validated content of a ``sweep < ... >`` block.
+
+The same model validates the block in a `.neural` file and the ``sweep`` section of a
+Hydra-composed run config (``sweep.trials=50`` on the command line), like TrackingSpec.
+``objective`` and ``direction`` left out are filled when the network is read (see
+:func:`resolve_objective`), so the generated config always names both.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from neural_dsl_tracking.limits import MAX_INT64
+
+Sampler = Literal["tpe", "random", "grid"]
+Pruner = Literal["none", "median", "hyperband"]
+Direction = Literal["minimize", "maximize"]
+
+SEARCH_METHODS: dict[str, Sampler] = {"random": "random", "bayesian": "tpe", "grid": "grid"}
+"""``train { search_method: ... }`` as the original language spells it -> the sampler."""
+
+DEFAULT_OBJECTIVE = "val_loss"
+MAX_TRIALS = 1_000_000
+MAX_PARALLEL = 1024
+
+
+class SweepSpec(BaseModel):
+    """Fields, types and defaults of the sweep block (see docs/sweeps.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trials: int = Field(20, ge=1, le=MAX_TRIALS)
+    sampler: Sampler = "tpe"
+    pruner: Pruner = "median"
+    parallel: int = Field(1, ge=1, le=MAX_PARALLEL)
+    objective: str | None = None
+    """The metric to optimise; None: the tracking block's ``monitor``, else ``val_loss``."""
+    direction: Direction | None = None
+    """None: the tracking block's ``mode`` when the objective is its monitor, else from the
+    objective's name (accuracy-like maximize, loss-like minimize)."""
+    seed: int | None = Field(None, ge=0, le=MAX_INT64)
+    launcher: Literal["local", "ray"] = "local"
+    address: str | None = None
+    """The Ray cluster's ``HOST:PORT`` (``launcher: ray``); None: a local Ray."""
+    timeout: float | None = Field(None, gt=0)
+    """Seconds after which no new trial starts; None: no limit."""
+
+    @field_validator("objective", "address")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty text")
+        return value
+
+
+_MAXIMIZED = ("acc", "f1", "precision", "recall", "auc", "score", "r2", "iou", "dice")
+_MINIMIZED = ("loss", "error", "mse", "mae", "rmse", "perplexity")
+
+
+def direction_of(objective: str) -> Direction | None:
+    """``maximize`` for an accuracy-like name, ``minimize`` for a loss-like one, else None."""
+    name = objective.lower()
+    if any(word in name for word in _MINIMIZED):
+        return "minimize"
+    if any(word in name for word in _MAXIMIZED):
+        return "maximize"
+    return None
+
+
+def resolve_objective(
+    spec: SweepSpec, monitor: str | None, mode: str | None, search_method: str | None
+) -> SweepSpec:
+    """``spec`` with its defaults that depend on the rest of the network filled in:
+    objective and direction from the tracking block's ``monitor``/``mode`` (or from the
+    objective's name), the sampler from ``search_method`` when the block sets none."""
+    update: dict[str, object] = {}
+    objective = spec.objective or monitor or DEFAULT_OBJECTIVE
+    update["objective"] = objective
+    if spec.direction is None:
+        if monitor is not None and objective == monitor and mode in ("min", "max"):
+            update["direction"] = "minimize" if mode == "min" else "maximize"
+        else:
+            update["direction"] = direction_of(objective)
+    method = (search_method or "").lower()
+    if "sampler" not in spec.model_fields_set and method in SEARCH_METHODS:
+        update["sampler"] = SEARCH_METHODS[method]
+    return spec.model_copy(update=update)
