@@ -66,6 +66,68 @@ def build_store(base_dir: Path, runs: int, steps: int) -> float:
     return time.perf_counter() - started
 
 
+BULK_STATUSES = ("completed",) * 8 + ("failed", "interrupted")
+BULK_EXPERIMENTS = 10
+BULK_BATCH = 5000  # runs per write transaction
+
+
+def bulk_store(base_dir: Path, runs: int, steps: int = 20, start: float = 1.7e9) -> None:
+    """``runs`` small finished runs (``KEYS`` x ``steps`` points, 3 params, 3 tags) written in
+    bulk into the store's own tables: a store of 10,000 runs in about a second.
+
+    Run ``i`` is ``run-{i:06d}`` in experiment ``exp-{i % 10}``, started at ``start + i``,
+    tagged ``bench``, ``even``/``odd`` and ``group-{i % 100}``; its final loss grows with
+    ``i % 97``.
+    """
+    from neural_dsl_tracking.tracking.store import FLOAT_DTYPE, STEP_DTYPE, Store, to_json
+
+    store = Store(base_dir)
+    steps_array = np.arange(steps, dtype=STEP_DTYPE)
+
+    def rows(first: int, last: int) -> dict[str, list[tuple]]:
+        table: dict[str, list[tuple]] = {"runs": [], "run_tags": [], "params": [], "metric_chunks": [],
+                                         "metric_summary": []}
+        for index in range(first, last):
+            run_id, began = f"{index:08x}{'0' * 24}", start + index
+            table["runs"].append((run_id, f"exp-{index % BULK_EXPERIMENTS}", f"run-{index:06d}",
+                                  BULK_STATUSES[index % len(BULK_STATUSES)], began, began + 60, began + 60))
+            table["run_tags"] += [(run_id, tag) for tag in ("bench", ("even", "odd")[index % 2],
+                                                            f"group-{index % 100}")]
+            lr = 10.0 ** -(1 + index % 4)
+            table["params"] += [(run_id, key, to_json(value)) for key, value in
+                                (("lr", lr), ("batch_size", 32 << index % 3), ("optimizer", ("adam", "sgd")[index % 2]))]
+            times = began + steps_array.astype(FLOAT_DTYPE)
+            decay = 1 + (index * 7919 % 1000) / 200 * np.arange(steps) / steps
+            series = {"loss": np.exp(-decay) + (index % 97) / 1000, "accuracy": 1 - 0.9 * np.exp(-decay),
+                      "lr": np.full(steps, lr)}
+            for key, values in series.items():
+                values = values.astype(FLOAT_DTYPE)
+                table["metric_chunks"].append((run_id, key, 0, steps, steps_array.tobytes(), values.tobytes(),
+                                               times.tobytes()))
+                table["metric_summary"].append((run_id, key, steps, float(values[-1]), steps - 1, float(times[-1]),
+                                                float(values.min()), float(values.max()), steps - 1))
+        return table
+
+    columns = {"runs": "run_id, experiment, run_name, status, start_time, end_time, heartbeat",
+               "run_tags": "run_id, tag", "params": "run_id, key, value",
+               "metric_chunks": "run_id, key, seq, n_points, steps, vals, times",
+               "metric_summary": "run_id, key, n_points, latest, latest_step, latest_time, min_value, "
+                                 "max_value, max_step"}
+
+    def write(cur, first: int, last: int) -> None:
+        cur.executemany("INSERT INTO experiments (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                        [(f"exp-{number}", start) for number in range(BULK_EXPERIMENTS)])
+        for name, values in rows(first, last).items():
+            marks = ", ".join("?" * len(values[0]))
+            cur.executemany(f"INSERT INTO {name} ({columns[name]}) VALUES ({marks})", values)
+
+    try:
+        for first in range(0, runs, BULK_BATCH):
+            store.db.write(lambda cur: write(cur, first, min(runs, first + BULK_BATCH)))
+    finally:
+        store.close()
+
+
 def store_matches(base_dir: Path, runs: int, steps: int) -> bool:
     if not (base_dir / "store.db").is_file():
         return False

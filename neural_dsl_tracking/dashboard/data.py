@@ -109,6 +109,7 @@ class DashboardData:
         self.max_points = max_points
         self._cache_bytes = cache_bytes
         self._cache: OrderedDict[tuple[str, str, int], dict[int, DrawnSeries]] = OrderedDict()
+        self._cached_key: dict[tuple[str, str], tuple[str, str, int]] = {}  # (run, metric) -> its cache key
         self._cached_bytes = 0
         self._lock = threading.Lock()
         self._crash_after = crash_after
@@ -213,24 +214,32 @@ class DashboardData:
         return history.steps, history.values, history.timestamps
 
     def _remember(self, cache_key: tuple[str, str, int], variants: dict[int, DrawnSeries]) -> None:
-        size = sum(drawn.nbytes for drawn in variants.values())
+        """Cache ``variants``, replacing an older read of the same series and evicting the least
+        recently used past the byte budget: constant work per series, whatever the cache holds."""
         with self._lock:
-            stale = [key for key in self._cache if key[:2] == cache_key[:2]]
-            for key in stale:
-                self._cached_bytes -= sum(drawn.nbytes for drawn in self._cache.pop(key).values())
+            stale = self._cached_key.get(cache_key[:2])
+            if stale is not None:
+                self._forget(stale)
             self._cache[cache_key] = variants
-            self._cached_bytes += size
+            self._cached_key[cache_key[:2]] = cache_key
+            self._cached_bytes += sum(drawn.nbytes for drawn in variants.values())
             while self._cached_bytes > self._cache_bytes and len(self._cache) > 1:
-                _, evicted = self._cache.popitem(last=False)
-                self._cached_bytes -= sum(drawn.nbytes for drawn in evicted.values())
+                self._forget(next(iter(self._cache)))
+
+    def _forget(self, cache_key: tuple[str, str, int]) -> None:
+        """Drop one cached series (the lock is held)."""
+        self._cached_bytes -= sum(drawn.nbytes for drawn in self._cache.pop(cache_key).values())
+        if self._cached_key.get(cache_key[:2]) == cache_key:
+            del self._cached_key[cache_key[:2]]
 
     def warm(self, stop: threading.Event | None = None) -> int:
-        """Read and downsample every series ahead of the first page; returns how many."""
+        """Read and downsample every series ahead of the first page, newest runs first, until the
+        cache is full; returns how many."""
         done = 0
         runs = self.runs()
         for start in range(0, len(runs), RUNS_PER_READ):
-            if stop is not None and stop.is_set():
-                break
+            if stop is not None and stop.is_set() or self._cached_bytes >= self._cache_bytes:
+                break  # stopped, or the cache is full: reading on would evict the newest runs' series
             done += self.prefetch((run.run_id, key, summary.get("count", 0))
                                   for run in runs[start:start + RUNS_PER_READ]
                                   for key, summary in run.metrics.items())
