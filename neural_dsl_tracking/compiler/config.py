@@ -1,9 +1,10 @@
 """The generated ``conf/config.yaml``: every setting of the network, ready for Hydra.
 
 Sections: ``seed``, ``loss``, ``model`` (layer sizes and rates), ``optimizer``,
-``schedule``, ``train``, ``execution``, ``data`` (a config group), ``tracking`` (when the
-network declares it; presets are a config group), and ``hpo`` (search spaces of the HPO
-expressions, whose defaults the other sections hold).
+``schedule``, ``train``, ``execution``, ``data`` (a config group), one section per plugin
+block the network declares (``tracking``, ``sweep``: the block's validated settings, under
+the plugin's keyword; a plugin's presets are a config group), and ``hpo`` (search spaces
+of the HPO expressions, whose defaults the other sections hold).
 """
 
 from __future__ import annotations
@@ -61,9 +62,7 @@ def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name:
         if key == "threads":
             continue
         settings.warnings.append(f"{where}: execution setting {key!r} is not used by the PyTorch program")
-    defaults: list[Any] = ["_self_", {"data": default_data(model)}]
-    if spec.tracking is not None:
-        defaults.append({"tracking": None})
+    defaults: list[Any] = ["_self_", {"data": default_data(model)}, *_plugin_groups(spec)]
     defaults += [
         {"override hydra/output": "neural"},
         {"override hydra/job_logging": "disabled"},
@@ -79,12 +78,21 @@ def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name:
         "train": {**train, "shuffle": True},
         "execution": {"device": _device(spec.execution.device, where), "threads": threads},
     }
-    if spec.tracking is not None:
-        config["tracking"] = spec.tracking.model_dump(mode="json")
+    config.update({keyword: block.model_dump(mode="json") for keyword, block in spec.plugins.items()})
     hpo_space_all = {**model.hpo, **settings.hpo, **_repeat_spaces(spec, source_name)}
     config["hpo"] = {"search_method": spec.train.search_method, "space": hpo_space_all}
     config["hydra"] = {"output_subdir": None}
     return config, settings.warnings
+
+
+def _plugin_groups(spec: ModelSpec) -> list[dict[str, None]]:
+    """The config groups of the network's plugin blocks that have presets, none chosen
+    (``tracking=mlflow`` on the command line chooses one)."""
+    from neural_dsl_tracking.plugins import discover_plugins
+
+    plugins = discover_plugins()
+    return [{keyword: None} for keyword in spec.plugins
+            if keyword in plugins and plugins[keyword].config_group is not None]
 
 
 def default_data(model: ModelCode) -> str:

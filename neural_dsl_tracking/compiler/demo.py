@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from neural_dsl_tracking.tracking import ExperimentManager
 
-    experiment = spec.tracking.experiment if spec.tracking else spec.name
+    tracking = spec.plugins.get("tracking")
+    experiment = tracking.experiment if tracking else spec.name
     runs = ExperimentManager(store=args.store).list_experiments(experiment=experiment)[:3]
     _step(f"runs of experiment {experiment!r} in {Path(args.store).resolve()}")
     for run in runs:

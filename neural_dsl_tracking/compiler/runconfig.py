@@ -2,8 +2,8 @@
 
 ``validate_run_config`` turns the composed config into a :class:`RunConfig` or raises one
 :class:`~neural_dsl_tracking.errors.ConfigError` that names every bad key, the value
-given and what is allowed. The ``tracking`` section is checked by the same
-:class:`TrackingSpec` that validates the DSL block.
+given and what is allowed. Each plugin's section (``tracking``, ``sweep``) is checked by
+the plugin's own spec model, the one that validates its DSL block.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from neural_dsl_tracking.compiler.losses import LOSS_FAMILIES
 from neural_dsl_tracking.compiler.optimizers import OPTIMIZERS
 from neural_dsl_tracking.errors import ConfigError
 from neural_dsl_tracking.humanize import abridged
-from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
+from neural_dsl_tracking.plugins import discover_plugins
 
 DEVICE = re.compile(r"(auto|cpu|cuda|cuda:\d+|mps)\Z")
 
@@ -131,10 +131,23 @@ def _model_section(kinds: dict[str, dict[str, str]]) -> type[BaseModel]:
     return create_model("ModelSection", __base__=_Section, **layers)
 
 
-def run_config_model(kinds: dict[str, dict[str, str]], loss_family: str, tracked: bool) -> type[BaseModel]:
-    """The pydantic model of one generated program's config."""
+def _plugin_fields(plugin_sections: tuple[str, ...]) -> dict[str, Any]:
+    """A field per installed plugin: its spec model for the sections the program was
+    compiled with, None (the section must be absent) for the others."""
+    plugins = discover_plugins()
+    missing = [keyword for keyword in plugin_sections if keyword not in plugins]
+    if missing:
+        raise ConfigError(f"{missing[0]}: this program was compiled with the {missing[0]!r} plugin, "
+                          "which is not installed (or is disabled by NEURAL_DISABLE_PLUGINS)")
+    return {keyword: (Optional[plugin.spec_model] if keyword in plugin_sections else None, None)
+            for keyword, plugin in plugins.items()}
+
+
+def run_config_model(kinds: dict[str, dict[str, str]], loss_family: str,
+                     plugin_sections: tuple[str, ...]) -> type[BaseModel]:
+    """The pydantic model of one generated program's config (``plugin_sections``: the
+    keywords of the plugin blocks its network declares)."""
     losses = tuple(name for name, family in LOSS_FAMILIES.items() if family == loss_family)
-    tracking_type: Any = TrackingSpec if tracked else None
     return create_model(
         "RunConfig",
         __base__=_Section,
@@ -146,22 +159,23 @@ def run_config_model(kinds: dict[str, dict[str, str]], loss_family: str, tracked
         train=(TrainConfig, ...),
         execution=(ExecutionConfig, ExecutionConfig()),
         data=(DataConfig, ...),
-        tracking=(tracking_type, None),
         hpo=(dict, Field(default_factory=dict)),
+        **_plugin_fields(plugin_sections),
     )
 
 
 def validate_run_config(data: dict[str, Any], kinds: dict[str, dict[str, str]], loss_family: str,
-                        tracked: bool) -> Any:
+                        plugin_sections: tuple[str, ...]) -> Any:
     """The validated config, or ConfigError naming each bad key and what is allowed."""
-    if not tracked and data.get("tracking") is not None:
-        raise ConfigError("tracking: this program was compiled from a network without a tracking block; "
-                          "add `tracking < ... >` to the .neural file and compile again")
+    for keyword in discover_plugins():
+        if keyword not in plugin_sections and data.get(keyword) is not None:
+            raise ConfigError(f"{keyword}: this program was compiled from a network without a {keyword} "
+                              f"block; add `{keyword} < ... >` to the .neural file and compile again")
     wide = [f"{key}={abridged(value)}: integers are up to 64 bits (at most {limits.MAX_INT64})"
             for key, value in _wide_integers(data, [])]
     if wide:
         raise ConfigError(_problems(wide))
-    model = run_config_model(kinds, loss_family, tracked)
+    model = run_config_model(kinds, loss_family, plugin_sections)
     try:
         return model.model_validate(data)
     except ValidationError as error:

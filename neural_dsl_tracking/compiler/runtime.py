@@ -84,7 +84,7 @@ def launch(main: Callable[[], None], conf_dir: Path, check: Callable[[Any], Any]
 
 def _start(main: Callable[[], None], conf_dir: Path, check: Callable[[Any], Any] | None) -> None:
     """Check the arguments and run ``main`` (Hydra flags first); a user mistake exits with its message."""
-    search = f"hydra.searchpath=[{configs_dir().resolve().as_uri()}]"
+    search = "hydra.searchpath=[" + ",".join(d.resolve().as_uri() for d in config_search_dirs()) + "]"
     flags, overrides = _split_arguments(sys.argv[1:])
     if not any(arg.startswith("hydra.searchpath") for arg in overrides):
         overrides.append(search)
@@ -290,8 +290,21 @@ def _check_key(key: str, known: Any, deleting: bool) -> None:
         raise ConfigError(message)
 
 
+def config_search_dirs() -> list[Path]:
+    """Hydra's search path: the package's ``configs/`` and the folders holding the config
+    groups of installed plugins that ship their presets elsewhere."""
+    from neural_dsl_tracking.plugins import discover_plugins
+
+    dirs = [configs_dir()]
+    for plugin in discover_plugins().values():
+        group = plugin.config_group_dir()
+        if group is not None and group.parent not in dirs:
+            dirs.append(group.parent)
+    return dirs
+
+
 def _is_group(name: str) -> bool:
-    return bool(name) and (configs_dir() / name).is_dir()
+    return bool(name) and any((folder / name).is_dir() for folder in config_search_dirs())
 
 
 def _first_line(error: BaseException) -> str:
@@ -314,7 +327,7 @@ def load_config(cfg: Any, kinds: dict[str, dict[str, str]], loss_family: str,
         raise ConfigError(f"{error.full_key} is not set; give it on the command line: {error.full_key}=...") from None
     except OmegaConfBaseException as error:
         raise ConfigError(_first_line(error)) from None
-    return validate_run_config(composed, kinds, loss_family, "tracking" in plugin_sections), composed
+    return validate_run_config(composed, kinds, loss_family, tuple(plugin_sections)), composed
 
 
 def hyperparameters(section: Any) -> SimpleNamespace:

@@ -192,13 +192,8 @@ class ModelSpec(_Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
     plugins: dict[str, SerializeAsAny[BaseModel]] = Field(default_factory=dict)
-    """Validated plugin blocks by keyword, e.g. ``plugins["tracking"]``."""
+    """Validated plugin blocks by keyword, e.g. ``plugins.get("tracking")``."""
     pos: SourcePos | None = None
-
-    @property
-    def tracking(self) -> Any:
-        """The network's TrackingSpec, or None when the file declares no tracking."""
-        return self.plugins.get("tracking")
 
 
 class NeuralFile(_Strict):

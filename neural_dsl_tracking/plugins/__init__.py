@@ -7,6 +7,7 @@ plugin is registered there like any other (see ``pyproject.toml``).
 from __future__ import annotations
 
 import keyword as _python_keywords
+import os
 import re
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -24,15 +25,26 @@ RESERVED_KEYWORDS = frozenset(
 
 _KEYWORD_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 
+DISABLE_VARIABLE = "NEURAL_DISABLE_PLUGINS"
+"""Comma-separated entry-point names left unloaded (a broken or unwanted plugin)."""
+
+
+def disabled_plugins() -> frozenset[str]:
+    """The entry-point names ``NEURAL_DISABLE_PLUGINS`` turns off."""
+    value = os.environ.get(DISABLE_VARIABLE, "")
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
 
 @lru_cache(maxsize=1)
 def discover_plugins() -> dict[str, Plugin]:
-    """Installed plugins by keyword, sorted by keyword; loaded once per process."""
+    """Installed plugins by keyword, sorted by keyword; loaded once per process.
+    Those named in ``NEURAL_DISABLE_PLUGINS`` are not loaded."""
     found: dict[str, Plugin] = {}
     seen: set[tuple[str, str]] = set()
+    disabled = disabled_plugins()
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if (entry.name, entry.value) in seen:
-            continue  # the same distribution visible twice on sys.path
+        if (entry.name, entry.value) in seen or entry.name in disabled:
+            continue  # the same distribution visible twice on sys.path, or turned off
         seen.add((entry.name, entry.value))
         try:
             plugin = entry.load()
@@ -56,6 +68,9 @@ def _check(name: str, plugin: object) -> None:
     word = plugin.keyword
     if not _KEYWORD_RE.match(word) or word in RESERVED_KEYWORDS or _python_keywords.iskeyword(word):
         raise NeuralError(f"plugin {name!r} has an invalid keyword {word!r}")
+    group = plugin.config_group_dir()
+    if group is not None and group.name != word:
+        raise NeuralError(f"plugin {name!r}: its config group folder {group} must be named {word!r}")
 
 
-__all__ = ["ENTRY_POINT_GROUP", "Plugin", "discover_plugins"]
+__all__ = ["DISABLE_VARIABLE", "ENTRY_POINT_GROUP", "Plugin", "disabled_plugins", "discover_plugins"]

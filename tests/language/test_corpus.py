@@ -235,7 +235,7 @@ def test_two_networks_in_one_file(corpus: Path) -> None:
 def test_tiny(corpus: Path) -> None:
     net = only(corpus, "tiny.neural")
     assert types(net) == ["Output"] and net.layers[0].params == {"units": 10}
-    assert net.optimizer is None and net.tracking is None
+    assert net.optimizer is None and net.plugins.get("tracking") is None
     assert (net.train.epochs, net.train.batch_size) == (10, 32)  # defaults
 
 

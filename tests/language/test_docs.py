@@ -37,10 +37,10 @@ def network(name: str):
 def test_examples_mean_what_the_text_says() -> None:
     assert len(network("WithMacros").layers) == 8
     small, large = network("Small"), network("Large")
-    assert small.tracking.backend == ["local", "mlflow", "tensorboard"]
-    assert small.tracking.experiment == "Small"
-    assert large.tracking.experiment == "large-models"
-    assert large.tracking.mlflow.tracking_uri == "sqlite:///mlflow.db"  # kept from the top level
+    assert small.plugins.get("tracking").backend == ["local", "mlflow", "tensorboard"]
+    assert small.plugins.get("tracking").experiment == "Small"
+    assert large.plugins.get("tracking").experiment == "large-models"
+    assert large.plugins.get("tracking").mlflow.tracking_uri == "sqlite:///mlflow.db"  # kept from the top level
     assert network("Scheduled").optimizer.schedule.decay_steps == 1000
     layers = network("Layers").layers
     assert [l.type for l in layers] == ["Conv2D", "ResidualConnection", "ResidualConnection",
@@ -72,5 +72,5 @@ def test_the_readme_example_parses_with_its_tracking_line() -> None:
     (example,) = re.findall(r"```neural\n(.*?)```", readme, flags=re.DOTALL)
     net = parse_text(example, "README.md").network()
     assert [layer.type for layer in net.layers] == ["Flatten", "Dense", "Dropout", "Output"]
-    assert net.tracking.backend == ["local", "tensorboard"]
-    assert (net.tracking.monitor, net.tracking.mode, net.tracking.visualize_every) == ("val_accuracy", "max", 50)
+    assert net.plugins.get("tracking").backend == ["local", "tensorboard"]
+    assert (net.plugins.get("tracking").monitor, net.plugins.get("tracking").mode, net.plugins.get("tracking").visualize_every) == ("val_accuracy", "max", 50)

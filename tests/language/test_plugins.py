@@ -53,7 +53,7 @@ def test_a_second_plugin_extends_the_language(tmp_path: Path) -> None:
     text = 'notes < author: "ada" >\n' + NET % "notes < reviewed: true > tracking < backend: wandb >"
     net = parse_with(parser, text).networks[0]
     assert net.plugins["notes"] == NotesSpec(author="ada", reviewed=True)  # top level + own
-    assert net.tracking.backend == ["wandb"]
+    assert net.plugins.get("tracking").backend == ["wandb"]
 
 
 def test_a_plugins_unknown_key_gets_its_own_hint(tmp_path: Path) -> None:
@@ -93,5 +93,5 @@ def test_the_built_parser_is_cached_per_user(tmp_path: Path, monkeypatch: pytest
     # a corrupt cache file is rebuilt, not an error
     cached[0].write_bytes(b"garbage")
     parser = build_parser({"tracking": tracking_plugin})
-    assert parse_with(parser, NET % "tracking < >").networks[0].tracking is not None
+    assert parse_with(parser, NET % "tracking < >").networks[0].plugins.get("tracking") is not None
     assert cached[0].read_bytes() != b"garbage"

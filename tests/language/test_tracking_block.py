@@ -25,7 +25,7 @@ network {name} {{
 
 def tracking_of(inner: str, *, top: str = "") -> TrackingSpec:
     parsed = parse_text(top + NETWORK.format(name="Net", inner=inner), "t.neural")
-    spec = parsed.networks[0].tracking
+    spec = parsed.networks[0].plugins.get("tracking")
     assert isinstance(spec, TrackingSpec)
     return spec
 
@@ -99,14 +99,14 @@ def test_top_level_block_applies_to_every_network() -> None:
         name="A", inner=""
     ) + NETWORK.format(name="B", inner="")
     a, b = parse_text(text).networks
-    assert a.tracking.backend == ["mlflow"] and b.tracking.backend == ["mlflow"]
-    assert a.tracking.experiment == "A" and b.tracking.experiment == "B"
-    assert a.tracking is not b.tracking
+    assert a.plugins.get("tracking").backend == ["mlflow"] and b.plugins.get("tracking").backend == ["mlflow"]
+    assert a.plugins.get("tracking").experiment == "A" and b.plugins.get("tracking").experiment == "B"
+    assert a.plugins.get("tracking") is not b.plugins.get("tracking")
 
 
 def test_top_level_block_after_the_networks_also_applies() -> None:
     text = NETWORK.format(name="A", inner="") + "tracking < visualize_every: 3 >\n"
-    assert parse_text(text).networks[0].tracking.visualize_every == 3
+    assert parse_text(text).networks[0].plugins.get("tracking").visualize_every == 3
 
 
 def test_network_block_overrides_top_level_key_by_key() -> None:
@@ -123,7 +123,7 @@ def test_explicit_experiment_is_kept() -> None:
 
 
 def test_network_without_any_tracking_has_none() -> None:
-    assert parse_text(NETWORK.format(name="N", inner="")).networks[0].tracking is None
+    assert parse_text(NETWORK.format(name="N", inner="")).networks[0].plugins.get("tracking") is None
 
 
 def test_block_may_sit_before_the_layers() -> None:
@@ -132,7 +132,7 @@ def test_block_may_sit_before_the_layers() -> None:
       input: (4)
       layers: Dense(2)
     }"""
-    assert parse_text(text).networks[0].tracking.backend == ["tensorboard"]
+    assert parse_text(text).networks[0].plugins.get("tracking").backend == ["tensorboard"]
 
 
 @pytest.mark.parametrize("word,value", [("true", True), ("false", False), ("True", True)])

@@ -26,6 +26,7 @@ plugin = Plugin(
     spec_model=SweepSpec,
     hooks=None,
     complete=_complete,
+    config_group="sweep",
 )
 
 __all__ = ["SweepSpec", "plugin"]
