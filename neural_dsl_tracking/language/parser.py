@@ -103,7 +103,8 @@ def _parse(parser: NeuralParser, source: Source, text: str, start: str) -> Any:
     try:
         tree = parser.lark.parse(text, start=start)
     except UnexpectedInput as error:
-        raise_syntax_error(parser.lark, source, error, parsed_text=None if text is source.text else text)
+        raise_syntax_error(parser.lark, source, error, parsed_text=None if text is source.text else text,
+                           plugin_keywords=parser.plugins.keys())
     _refuse_out_of_range(source, out_of_range_numbers(tree))
     _check_arithmetic_depth(source, tree)
     return ToSyntax(parser.plugin_rules).transform(tree)

@@ -8,7 +8,8 @@ still open (``'<' opened at line 3, column 14 is not closed``).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, NoReturn
+import re
+from typing import Any, Collection, Iterable, NoReturn
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -76,12 +77,44 @@ def raise_syntax_error(
     error: UnexpectedInput,
     *,
     parsed_text: str | None = None,
+    plugin_keywords: Collection[str] = (),
 ) -> NoReturn:
     """Raise NeuralSyntaxError for a Lark error. A sub-parse (the content of a quoted
-    string, padded so that its positions are the file's) passes its ``parsed_text``."""
+    string, padded so that its positions are the file's) passes its ``parsed_text``;
+    ``plugin_keywords`` are the blocks the parser knows (named when a file uses another)."""
     parsed = source if parsed_text is None else Source(parsed_text, source.filename)
-    pos, message = _explain(lark, parsed, error)
+    pos, message = _unknown_block(parsed, error, plugin_keywords) or _explain(lark, parsed, error)
     syntax_error(source, pos, message)
+
+
+_NAME_BEFORE = re.compile(r"(?:^|[\s{};>])([a-z][a-z0-9_]*)\s*\Z")
+
+
+def _unknown_block(source: Source, error: UnexpectedInput,
+                   plugin_keywords: Collection[str]) -> tuple[Pos, str] | None:
+    """``name < ... >`` where no installed plugin provides a ``name`` block: where the name
+    is and a message saying so, or None for any other error."""
+    if isinstance(error, UnexpectedToken) and error.token.type == "NAME":  # at top level
+        token = error.token
+        after = source.line_text(token.line)[token.end_column - 1:]
+        if not after.lstrip().startswith("<"):
+            return None
+        name, pos = token.value, Pos(token.line, token.column, token.end_line, token.end_column)
+    else:  # in a network: the name was read as a layer, and '<' is unexpected
+        line, column = getattr(error, "line", 0), getattr(error, "column", 0)
+        text = source.line_text(line)
+        found = _NAME_BEFORE.search(text[: column - 1]) if text[column - 1: column] == "<" else None
+        if found is None:
+            return None
+        name, pos = found.group(1), Pos(line, found.start(1) + 1, line, found.end(1) + 1)
+    if name in plugin_keywords:
+        return None
+    from neural_dsl_tracking.plugins import DISABLE_VARIABLE, disabled_plugins
+
+    why = f" (it is disabled by {DISABLE_VARIABLE})" if name in disabled_plugins() else ""
+    known = ", ".join(sorted(plugin_keywords)) or "none"
+    return pos, (f"unknown block '{name} < ... >': no installed plugin provides it{why}"
+                 f"{did_you_mean(name, sorted(plugin_keywords))} (plugin blocks: {known})")
 
 
 def _explain(lark: Lark, source: Source, error: UnexpectedInput) -> tuple[Pos, str]:

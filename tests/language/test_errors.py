@@ -336,7 +336,8 @@ def test_misspelled_section_after_the_layers_is_explained() -> None:
 
 def test_misspelled_block_keyword() -> None:
     message = str(error_of("network N { input: (4) layers: Dense(2) trackng < backend: local > }"))
-    assert "'trackng' at line 1, column 41 was read as a layer; did you mean 'tracking'?" in message
+    assert ("1:41: unknown block 'trackng < ... >': no installed plugin provides it; did you mean "
+            "'tracking'? (plugin blocks: sweep, tracking)") in message
     message = str(error_of("netwrk N { input: (4) layers: Dense(2) }"))
     assert "did you mean 'network'?" in message
 

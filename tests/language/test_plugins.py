@@ -65,7 +65,8 @@ def test_a_plugins_unknown_key_gets_its_own_hint(tmp_path: Path) -> None:
 def test_without_plugins_a_tracking_block_is_a_syntax_error() -> None:
     parser = build_parser({})
     assert parse_with(parser, NET % "").networks[0].plugins == {}
-    with pytest.raises(NeuralSyntaxError, match="unexpected character '<'") as info:
+    with pytest.raises(NeuralSyntaxError, match=r"1:41: unknown block 'tracking < \.\.\. >': no installed "
+                       r"plugin provides it \(plugin blocks: none\)") as info:
         parse_with(parser, NET % "tracking < >")
     assert "no_plugins" not in str(info.value).lower()
 
