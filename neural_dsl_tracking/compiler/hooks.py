@@ -43,7 +43,8 @@ class ProgramHooks(Protocol):
 
 
 def load_hooks(spec: ModelSpec) -> list[ProgramHooks]:
-    """The hooks of every plugin block the network declares, in keyword order."""
+    """The hooks of every plugin block the network declares: by ``order`` (a hooks class
+    attribute, 0 when absent; higher runs later at every point), then by keyword."""
     if not spec.plugins:
         return []
     from neural_dsl_tracking.plugins import discover_plugins
@@ -56,7 +57,7 @@ def load_hooks(spec: ModelSpec) -> list[ProgramHooks]:
             raise CompileError(f"network {spec.name} uses the {keyword!r} block, but no installed plugin provides it")
         if plugin.hooks is not None:
             hooks.append(_hooks_class(plugin.hooks)(spec.plugins[keyword]))
-    return hooks
+    return sorted(hooks, key=lambda hook: getattr(hook, "order", 0))
 
 
 def _hooks_class(path: str) -> Any:

@@ -25,6 +25,7 @@ from neural_dsl_tracking.tracking.records import (
     artifact_ref,
 )
 from neural_dsl_tracking.tracking.plot_process import PlotProcess
+from neural_dsl_tracking.tracking.scope import current_scope
 from neural_dsl_tracking.tracking.store import Store
 from neural_dsl_tracking.tracking.values import (
     MAX_NAME,
@@ -110,6 +111,8 @@ class ExperimentTracker:
         self._store = self._access.store  # for writes, while the run is open
         self._finished = False
         self.status = "running"
+        scope = current_scope()
+        auto_visualize = auto_visualize and (scope is None or scope.final_plots)
         lifecycle.install()
         try:
             with lifecycle.sigterm_deferred():  # a SIGTERM from here on closes the run once open
@@ -122,6 +125,12 @@ class ExperimentTracker:
         except BaseException:
             self._access.release()
             raise
+        if scope is not None and scope.on_open is not None:
+            try:
+                scope.on_open(self)
+            except BaseException:
+                self.finish("failed")
+                raise
 
     def _create(self, experiment_name: str, run_name: str | None, tags: list[str],
                 config: dict | None, source_file: str | Path | None) -> str:

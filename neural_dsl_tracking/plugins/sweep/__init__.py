@@ -24,7 +24,7 @@ plugin = Plugin(
     keyword="sweep",
     grammar_file="sweep.lark",
     spec_model=SweepSpec,
-    hooks=None,
+    hooks="neural_dsl_tracking.plugins.sweep.hooks:SweepHooks",
     complete=_complete,
     config_group="sweep",
 )

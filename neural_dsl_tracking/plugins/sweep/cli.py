@@ -1,0 +1,127 @@
+"""``neural sweep FILE [OVERRIDES...] [--trials N] [--store STORE] [--resume SWEEP]``.
+
+Compiles FILE like ``neural run`` (into ``build/.cache/``), then searches the network's
+``HPO(...)`` spaces with Optuna, each trial a tracked run (see ``runner``). ``neural run
+--sweep`` comes here too. Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from neural_dsl_tracking.errors import ConfigError
+from neural_dsl_tracking.tracking.cli import _positive  # the same check as ls --limit
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sweep`` command."""
+    parser = subparsers.add_parser(
+        "sweep",
+        help="search a network's HPO(...) spaces with Optuna, each trial a tracked run",
+        description="Compile FILE and run the trials of its sweep block (or the defaults: 20 TPE trials "
+        "with median pruning) over its HPO(...) expressions. OVERRIDES are Hydra overrides as for "
+        "neural run; a searched setting given one is not searched.",
+    )
+    parser.add_argument("file", metavar="FILE", help="the .neural file")
+    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides (KEY=VALUE)")
+    parser.add_argument("--trials", type=_positive, metavar="N",
+                        help="how many trials the sweep runs in all (default: the sweep block's)")
+    parser.add_argument("--store", metavar="STORE",
+                        help="where trials and the study are recorded: a folder or a PostgreSQL URL "
+                        "(default: the tracking block's store)")
+    parser.add_argument("--resume", metavar="SWEEP",
+                        help="continue (or join) the sweep with this id, id prefix or name")
+    parser.add_argument("--network", metavar="NAME", help="which network of the file (default: the first)")
+    parser.set_defaults(func=run_sweep_command)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """``neural sweep``: compile, then sweep."""
+    from neural_dsl_tracking.compiler.cli import compile_cached
+    from neural_dsl_tracking.plugins.sweep.space import override_value
+
+    train_py = compile_cached(args.file, args.network)
+    overrides = list(args.overrides)
+    if args.store:
+        overrides.append(f"tracking.store={override_value(args.store)}")
+    return sweep(train_py, overrides, trials=args.trials, resume=args.resume, source=args.file)
+
+
+def sweep(train_py: Path, overrides: list[str], *, trials: int | None = None, resume: str | None = None,
+          source: str = "FILE") -> int:
+    """Run the sweep of a compiled program in this process; returns the exit code."""
+    from neural_dsl_tracking.compiler import signals
+
+    stopped = ""
+    signals.handle_stop_signals()
+    try:
+        _sweep(train_py, overrides, trials, resume, source)
+    except signals.Terminated:
+        stopped = "terminated"
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    finally:
+        signals.ignore_stop_signals()
+    if stopped:
+        print(stopped, file=sys.stderr)
+    if stopped == "terminated":
+        signals.end_by_signal(15)
+    return 130 if stopped else 0
+
+
+def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str | None, source: str) -> None:
+    from neural_dsl_tracking.plugins.sweep.runner import drive, prepare
+
+    plan, store = prepare(train_py, overrides, trials=trials, resume=resume)
+    spec = plan.spec
+    print(f"sweep {plan.name} ({plan.sweep_id[:8]}): {spec.trials} trials of {', '.join(plan.distributions)}; "
+          f"{spec.sampler} sampler, {spec.pruner} pruner, {spec.parallel} at once; "
+          f"{spec.direction} {spec.objective}", flush=True)
+    print(f"resume or join it: neural sweep {shlex.quote(source)} --resume {plan.sweep_id[:8]}", flush=True)
+    launch, close = _launcher(plan)
+    try:
+        drive(plan, store, launch, lambda result: _print_trial(result, spec.objective or ""))
+    finally:
+        close()
+    _print_summary(store, plan)
+
+
+def _launcher(plan):  # type: ignore[no-untyped-def]
+    """(launch, close) for the sweep's launcher."""
+    if plan.spec.launcher == "ray":
+        try:
+            from neural_dsl_tracking.plugins.sweep.launch_ray import ray_launcher
+        except ImportError as error:
+            raise ConfigError(f"sweep.launcher=ray: the Ray launcher is not available ({error})") from None
+        return ray_launcher(plan)
+    from neural_dsl_tracking.plugins.sweep.launch_local import local_launcher
+
+    return local_launcher(plan.spec.parallel)
+
+
+def _print_trial(result, objective: str) -> None:  # type: ignore[no-untyped-def]
+    from neural_dsl_tracking.plugins.sweep.space import overrides
+
+    value = "" if result.value is None else f"  {objective} {result.value:.4g}"
+    run = f"  run {result.run_id[:8]}" if result.run_id else ""
+    why = f"  ({result.message})" if result.message else ""
+    print(f"trial {result.number} {result.state}{value} after {result.epochs} epochs{run}:  "
+          f"{' '.join(overrides(result.values))}{why}", flush=True)
+
+
+def _print_summary(store, plan) -> None:  # type: ignore[no-untyped-def]
+    from neural_dsl_tracking.plugins.sweep.space import overrides
+
+    sweep = store.get_sweep(plan.sweep_id)
+    counts = ", ".join(f"{count} {state}" for state, count in sweep.counts.items() if count)
+    print(f"sweep {sweep.name}: {counts or 'no trials'}", flush=True)
+    best = sweep.best_trial
+    if best is not None:
+        run = f" (run {best.run_id[:8]})" if best.run_id else ""
+        print(f"best trial {best.number}{run}: {sweep.objective} {best.value:.4g} with "
+              f"{' '.join(overrides(best.params))}", flush=True)
+    print(f"look at it: neural experiments show {plan.sweep_id[:8]} --store {shlex.quote(store.location)}",
+          flush=True)

@@ -1,0 +1,261 @@
+"""The Optuna study of a sweep: in the experiment store's own database, shared by every
+process working on the sweep.
+
+An embedded store's study lives in its SQLite file (``<store>/store.db``), a PostgreSQL
+store's in the same database; Optuna's tables (``studies``, ``trials``, ``trial_*``,
+``version_info``, ``alembic_version``) sit beside the store's, none of whose names they
+take. Trials are claimed one at a time under a lock (a file lock next to an embedded
+store, an advisory lock on PostgreSQL): the claim counts the trials finished or running
+and asks Optuna for a new one only while that is below the requested number, so several
+processes (``neural sweep --resume`` twice, ``parallel: N``, Ray tasks) split the trials
+between them, and no trial number is given twice.
+
+A running trial records a heartbeat in Optuna's ``trial_heartbeats`` every
+:data:`HEARTBEAT` seconds and its worker (``host:pid``); a claim first fails the running
+trials whose worker is gone (a process of this machine that no longer exists, or no
+heartbeat for :data:`GRACE` seconds), in Optuna and in the store (trial ``failed``, its
+run ``crashed``).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import threading
+import warnings
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from neural_dsl_tracking.tracking.db import SQLITE_FILE
+from neural_dsl_tracking.tracking.store import Store
+
+HEARTBEAT = 10
+"""Seconds between a running trial's heartbeats."""
+GRACE = 30
+"""Seconds without a heartbeat after which a running trial is failed."""
+WORKER_ATTR = "neural:worker"
+"""Optuna system attribute of a trial: ``host:pid`` of the process running it."""
+MEDIAN_STARTUP_TRIALS = 2
+"""Trials the median pruner lets finish before it compares (Optuna's default is 5)."""
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """What a process needs to open a sweep's study (plain data: a Ray task can get it)."""
+
+    storage: str
+    study_name: str
+    direction: str
+    sampler: str
+    pruner: str
+    seed: int | None
+    epochs: int
+    grid: dict[str, list[Any]] | None = None
+
+
+def storage_url(store: Store) -> str:
+    """The SQLAlchemy URL of the store's database (a PostgreSQL URL keeps its password)."""
+    if store.db.dialect == "postgresql":
+        url = store.db._url  # noqa: SLF001 - the unredacted URL the store was opened with
+        scheme, rest = url.split("://", 1)
+        return f"postgresql+psycopg://{rest}"
+    return f"sqlite:///{(Path(store.db.location) / SQLITE_FILE).resolve()}"
+
+
+@lru_cache(maxsize=8)
+def _storage(url: str) -> Any:
+    """One RDBStorage per database and process (creating it checks Optuna's schema)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    with _quiet():
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT,
+                                          grace_period=GRACE)
+
+
+def sampler(settings: StudySettings) -> Any:
+    """The Optuna sampler ``tpe``, ``random`` or ``grid`` names, seeded."""
+    import optuna
+
+    if settings.sampler == "grid":
+        return optuna.samplers.GridSampler(settings.grid or {}, seed=settings.seed)
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=settings.seed)
+    return optuna.samplers.TPESampler(seed=settings.seed)
+
+
+def pruner(settings: StudySettings) -> Any:
+    """``none``, ``median`` (after two finished trials) or ``hyperband`` (epochs as resource)."""
+    import optuna
+
+    if settings.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS)
+    if settings.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(settings.epochs, 1))
+    return optuna.pruners.NopPruner()
+
+
+_studies: dict[tuple[str, str], Any] = {}
+
+
+def open_study(settings: StudySettings, create: bool = False) -> Any:
+    """The study (created when ``create``), one object per process."""
+    import optuna
+
+    key = (settings.storage, settings.study_name)
+    if key not in _studies:
+        storage = _storage(settings.storage)
+        with _quiet():
+            if create:
+                study = optuna.create_study(storage=storage, study_name=settings.study_name,
+                                            direction=settings.direction, sampler=sampler(settings),
+                                            pruner=pruner(settings), load_if_exists=True)
+            else:
+                study = optuna.load_study(study_name=settings.study_name, storage=storage,
+                                          sampler=sampler(settings), pruner=pruner(settings))
+        _studies[key] = study
+    return _studies[key]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Without Optuna's experimental-feature warnings (heartbeats used with ask-and-tell)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# ---------------------------------------------------------------- claiming trials
+
+
+def claim(store: Store, settings: StudySettings, wanted: int, distributions: dict[str, Any],
+          on_failed: Callable[[int], None]) -> Any | None:
+    """A new trial when fewer than ``wanted`` are finished or running, else None.
+
+    Under the sweep's lock: the running trials of vanished workers are failed first
+    (``on_failed(number)`` for each), then the count, then Optuna's ``ask``.
+    """
+    from optuna.trial import TrialState
+
+    study = open_study(settings)
+    with _claim_lock(store, settings.study_name):
+        for number in fail_vanished(study):
+            on_failed(number)
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                          TrialState.RUNNING))
+        if len(trials) >= wanted:
+            return None
+        with _quiet():
+            trial = study.ask(distributions)
+        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())  # noqa: SLF001
+        return trial
+
+
+def counts(settings: StudySettings) -> dict[str, int]:
+    """Trials of the study by Optuna state name (``COMPLETE``, ``PRUNED``, ``RUNNING``, ``FAIL``)."""
+    found: dict[str, int] = {}
+    for trial in open_study(settings).get_trials(deepcopy=False):
+        found[trial.state.name] = found.get(trial.state.name, 0) + 1
+    return found
+
+
+def fail_vanished(study: Any) -> list[int]:
+    """Fail the running trials whose process is gone; returns their numbers."""
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    storage = study._storage  # noqa: SLF001
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if _vanished(trial.system_attrs.get(WORKER_ATTR)):
+            if _set_failed(storage, trial._trial_id):  # noqa: SLF001
+                failed.append(trial.number)
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    with _quiet():
+        fail_stale_trials(study)
+    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    return failed + sorted(before - after)
+
+
+def _set_failed(storage: Any, trial_id: int) -> bool:
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        return bool(storage.set_trial_state_values(trial_id, state=TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # finished meanwhile, or failed by another process
+
+
+def this_worker() -> str:
+    """``host:pid`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _vanished(worker: str | None) -> bool:
+    """True for a worker of this machine whose process no longer exists."""
+    if not worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except OSError as error:
+        return error.errno == errno.ESRCH
+    return False
+
+
+@contextmanager
+def _claim_lock(store: Store, study_name: str) -> Iterator[None]:
+    """The sweep's claim lock: a file lock next to an embedded store, else an advisory lock."""
+    if store.db.dialect == "postgresql":
+        key = zlib.crc32(f"neural-sweep:{study_name}".encode())
+        store.db.write(lambda cur: cur.execute("SELECT pg_advisory_lock(?)", (key,)))
+        try:
+            yield
+        finally:
+            store.db.write(lambda cur: cur.execute("SELECT pg_advisory_unlock(?)", (key,)))
+        return
+    with open(store.files_dir / ".sweep-claims.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- heartbeats
+
+
+class Heartbeat:
+    """Records a trial's heartbeat every :data:`HEARTBEAT` seconds while the block runs."""
+
+    def __init__(self, settings: StudySettings, trial_id: int) -> None:
+        self._storage = _storage(settings.storage)
+        self._trial_id = trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="neural-sweep-heartbeat", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._storage.record_heartbeat(self._trial_id)
+            except Exception:  # noqa: BLE001 - a missed beat is retried at the next one
+                pass
+            self._stop.wait(HEARTBEAT)
