@@ -8,7 +8,9 @@ import sys
 from typing import TextIO
 
 # ANSI foreground colours of run statuses on a terminal
-STATUS_ANSI = {"completed": "32", "running": "34", "failed": "31", "crashed": "33", "interrupted": "33"}
+# (and of sweep trials' states: complete, pruned)
+STATUS_ANSI = {"completed": "32", "complete": "32", "running": "34", "failed": "31", "crashed": "33",
+               "interrupted": "33", "pruned": "35"}
 
 
 def duration(seconds: float | None, missing: str = "—") -> str:
@@ -69,7 +71,7 @@ def wants_color(stream: TextIO) -> bool:
 
 def status_text(status: str, width: int = 0, stream: TextIO | None = None) -> str:
     """A run status left-aligned in ``width`` columns, in its colour (completed green, running
-    blue, failed red, crashed and interrupted yellow) when ``stream`` (stdout by default) wants
+    blue, failed red, crashed and interrupted yellow, pruned magenta) when ``stream`` (stdout by default) wants
     colour; the padding stays outside the escape codes, so columns line up either way."""
     text = printable(status)
     padding = " " * max(0, width - len(text))

@@ -1,4 +1,5 @@
-"""``neural experiments``: ls | show | compare | export | rm | import; bare, it starts the dashboard.
+"""``neural experiments``: ls | show | sweeps | compare | export | rm | import; bare, it starts
+the dashboard.
 
 Imports nothing heavy at module level: the tracking engine is loaded when a command runs.
 """
@@ -8,22 +9,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import warnings
 from collections import Counter
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.humanize import duration, file_size, printable, status_text
+from neural_dsl_tracking.tracking.values import RUN_STATUSES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``experiments`` command and its actions."""
     parser = subparsers.add_parser(
         "experiments", conflict_handler="resolve",
-        help="list, show, compare, export, delete or import runs; alone, start the dashboard",
+        help="list, show, compare, export, delete or import runs, list sweeps; "
+             "alone, start the dashboard",
         description="Without an action, start the comparison dashboard on the store.")
     _store_options(parser, suppress=False)
     try:
@@ -39,15 +43,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     ls = actions.add_parser("ls", parents=[common], help="list runs, newest first")
     ls.add_argument("--experiment", help="only runs of this experiment")
-    ls.add_argument("--status", choices=["running", "completed", "failed", "interrupted", "crashed"])
+    ls.add_argument("--status", choices=RUN_STATUSES)
     ls.add_argument("--tag", help="only runs with this tag")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=_ls)
 
-    show = actions.add_parser("show", parents=[common], help="everything about one run")
-    show.add_argument("run", help="run id, unique id prefix, or run name")
+    show = actions.add_parser("show", parents=[common], help="everything about one run or sweep")
+    show.add_argument("run", metavar="RUN_OR_SWEEP",
+                      help="run or sweep: id, unique id prefix, or name")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(func=_show)
+
+    sweeps = actions.add_parser("sweeps", parents=[common], help="list sweeps, newest first")
+    sweeps.add_argument("--experiment", help="only sweeps of this experiment")
+    sweeps.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sweeps.set_defaults(func=_sweeps)
 
     compare = actions.add_parser("compare", parents=[common], help="compare runs side by side")
     compare.add_argument("runs", nargs="+", metavar="RUN")
@@ -100,19 +110,9 @@ def _launch_dashboard(args: argparse.Namespace) -> int:
 
 # ---- actions ------------------------------------------------------------------------------
 def _ls(args: argparse.Namespace) -> int:
-    from neural_dsl_tracking.tracking.records import jsonable
-
     manager = _manager(args)
     runs = manager.list_experiments(experiment=args.experiment, status=args.status, tag=args.tag)
-    if args.json:
-        print(json.dumps([jsonable(asdict(r)) for r in runs], indent=2))
-        return 0
-    if not runs:
-        from neural_dsl_tracking.tracking.db import is_database_url, redact
-
-        where = str(args.store or args.base_dir)
-        where = redact(where) if is_database_url(where) else where
-        print(f"no runs in {where}" if manager.exists else f"no experiment store at {where}")
+    if _json_or_none(args, manager, runs, "runs", asdict):
         return 0
     rows = [[r.run_id[:8], r.experiment, r.run_name, r.status, _when(r.start_time),
              duration(r.duration, "-"), _metric_line(r.metrics)] for r in runs]
@@ -121,10 +121,13 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from neural_dsl_tracking.tracking.records import jsonable
+    from neural_dsl_tracking.tracking.records import SweepRecord, jsonable
 
     manager = _manager(args)
-    run = manager.get_experiment(args.run)
+    found = _run_or_sweep(manager, args.run)
+    if isinstance(found, SweepRecord):
+        return _show_sweep(found, args.json)
+    run = found
     versions = manager.list_artifact_versions(run.run_id)
     if args.json:
         data = asdict(run)
@@ -158,6 +161,129 @@ def _show(args: argparse.Namespace) -> int:
         for backend, message in run.mirror_failures:
             print(f"  {printable(backend)}: {printable(message)}")
     return 0
+
+
+def _run_or_sweep(manager: Any, ref: str) -> Any:
+    """The run ``ref`` names, else the sweep; one error when it names neither."""
+    from neural_dsl_tracking.tracking.store import NotFound
+
+    try:
+        return manager.get_experiment(ref)
+    except NotFound:
+        try:
+            return manager.get_sweep(ref)
+        except NotFound:
+            where = _where(str(manager.store_location or manager.base_dir))
+            raise TrackingError(f"no run or sweep {ref!r} in the experiment store {where}") from None
+
+
+def _json_or_none(args: argparse.Namespace, manager: Any, items: list, noun: str,
+                  data: Callable[[Any], dict]) -> bool:
+    """With --json, print ``data`` of each item as JSON; without, say when there are no
+    ``noun`` (or no store). True when that was all there is to print."""
+    from neural_dsl_tracking.tracking.records import jsonable
+
+    if args.json:
+        print(json.dumps([jsonable(data(item)) for item in items], indent=2))
+        return True
+    if not items:
+        where = _where(str(args.store or args.base_dir))
+        print(f"no {noun} in {where}" if manager.exists else f"no experiment store at {where}")
+        return True
+    return False
+
+
+def _sweeps(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    sweeps = manager.list_sweeps(args.experiment)
+    if _json_or_none(args, manager, sweeps, "sweeps", _sweep_data):
+        return 0
+    rows = [[s.sweep_id[:8], s.experiment, s.name, s.objective, s.direction, _trial_counts(s),
+             _num(s.best_trial.value if s.best_trial else None), _when(s.created_at)] for s in sweeps]
+    _table(["SWEEP", "EXPERIMENT", "NAME", "OBJECTIVE", "DIRECTION", "TRIALS", "BEST", "CREATED"], rows)
+    return 0
+
+
+def _sweep_data(sweep: Any) -> dict[str, Any]:
+    """A sweep as JSON-ready data: its fields (the study storage without its password), its
+    counts and its best trial's number."""
+    data = asdict(sweep)
+    data["study_storage"] = sweep.study_storage_shown
+    data["counts"] = sweep.counts
+    data["best_trial"] = sweep.best_trial.number if sweep.best_trial else None
+    return data
+
+
+def _trial_counts(sweep: Any) -> str:
+    """``6/8: 4 complete, 1 pruned, 1 failed`` (states with no trial left out)."""
+    counts = ", ".join(f"{n} {state}" for state, n in sweep.counts.items() if n)
+    return f"{len(sweep.trials)}/{sweep.requested_trials}" + (f": {counts}" if counts else "")
+
+
+def _show_sweep(sweep: Any, as_json: bool) -> int:
+    """Print a sweep: its settings, its trials best first, its best trial and the parameter
+    importances."""
+    from neural_dsl_tracking.tracking.sweeps import IMPORTANCE_METHOD, param_importances
+
+    try:
+        importances, why_not = param_importances(sweep), ""
+    except TrackingError as error:
+        importances, why_not = {}, str(error)
+    if as_json:
+        print(json.dumps(_sweep_json(sweep, importances), indent=2))
+        return 0
+    fields = [("sweep", sweep.sweep_id), ("experiment", sweep.experiment), ("name", sweep.name),
+              ("objective", f"{sweep.objective} ({sweep.direction})"),
+              ("sampler", sweep.sampler), ("pruner", sweep.pruner),
+              ("trials", _trial_counts(sweep)), ("created", _when(sweep.created_at)),
+              ("study", f"{sweep.study_name} in {sweep.study_storage_shown}"),
+              ("optuna", f"optuna-dashboard {shlex.quote(sweep.study_storage_shown)}")]
+    if sweep.source_file:
+        fields.append(("source", f"{sweep.source_file} (sha256 {(sweep.source_sha256 or '')[:12]})"))
+    for label, value in fields:
+        print(f"{label:<11}{printable(value)}")
+    _print_trials(sweep)
+    _print_best(sweep)
+    print(f"\nparameter importances ({IMPORTANCE_METHOD}):" + ("" if importances else f" {printable(why_not)}"))
+    if importances:
+        _table(["PARAMETER", "IMPORTANCE"], [[k, f"{v:.3f}"] for k, v in importances.items()],
+               indent=2, whole_first=True)
+    return 0
+
+
+def _sweep_json(sweep: Any, importances: dict[str, float]) -> Any:
+    """``show SWEEP --json``: the sweep's data, its trials best first, and the importances."""
+    from neural_dsl_tracking.tracking.records import jsonable
+
+    data = _sweep_data(sweep)
+    data["trials"] = [asdict(t) for t in sweep.ranked_trials()]
+    data["importances"] = importances
+    return jsonable(data)
+
+
+def _print_trials(sweep: Any) -> None:
+    """The trials table, best first, one column per parameter."""
+    print(f"\ntrials (best {sweep.objective} first):" + ("" if sweep.trials else " none"))
+    if not sweep.trials:
+        return
+    params = list(dict.fromkeys(key for t in sweep.trials for key in t.params))
+    rows = [[f"#{t.number}", (t.run_id or "-")[:8], t.state, _num(t.value),
+             *[_value(t.params[p]) if p in t.params else "-" for p in params]]
+            for t in sweep.ranked_trials()]
+    _table(["TRIAL", "RUN", "STATE", sweep.objective, *params], rows, indent=2, status_column=2)
+
+
+def _print_best(sweep: Any) -> None:
+    """The best trial: its number, value, run id and values."""
+    best = sweep.best_trial
+    if best is None:
+        print("\nbest trial: none complete yet")
+        return
+    print(f"\nbest trial: #{best.number}, {printable(sweep.objective)} = {_num(best.value)}, "
+          f"run {best.run_id or '- (deleted)'}")
+    if best.params:
+        _table(["PARAMETER", "VALUE"], [[k, _value(v)] for k, v in best.params.items()],
+               indent=2, whole_first=True)
 
 
 def _quiet_missing_glyphs() -> None:
@@ -259,8 +385,22 @@ def _num(value: Any) -> str:
     return f"{value:.6g}"
 
 
+def _value(value: Any) -> str:
+    """A trial's parameter value: numbers to 6 significant digits, anything else as JSON."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _num(value)
+    return json.dumps(value, default=str)
+
+
 def _metric_line(metrics: dict[str, dict]) -> str:
     return " ".join(f"{k}={_num(m['latest'])}" for k, m in list(metrics.items())[:4])
+
+
+def _where(location: str) -> str:
+    """A store location to print: a database URL without its password."""
+    from neural_dsl_tracking.tracking.db import is_database_url, redact
+
+    return redact(location) if is_database_url(location) else location
 
 
 def _when(moment: datetime | None) -> str:

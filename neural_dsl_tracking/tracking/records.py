@@ -12,11 +12,8 @@ import numpy as np
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.db import redact
+from neural_dsl_tracking.tracking.values import FINAL_STATUSES, TRIAL_STATES  # noqa: F401 (FINAL_STATUSES: the tracker's)
 
-FINAL_STATUSES = ("completed", "failed", "interrupted", "pruned")
-RUN_STATUSES = ("running", *FINAL_STATUSES, "crashed")  # crashed: running, heartbeat stale
-TRIAL_STATES = ("running", "complete", "pruned", "failed")
-DIRECTIONS = ("minimize", "maximize")
 
 
 @dataclass(frozen=True)

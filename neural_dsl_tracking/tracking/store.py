@@ -34,8 +34,6 @@ from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
     MetricHistory,
     MetricSummary,
-    DIRECTIONS,
-    TRIAL_STATES,
     RunModel,
     RunRecord,
     SweepRecord,
@@ -43,7 +41,9 @@ from neural_dsl_tracking.tracking.records import (
 )
 from neural_dsl_tracking.tracking.schema import SCHEMA_VERSION, installed_version, migrate
 from neural_dsl_tracking.tracking.values import (
+    DIRECTIONS,
     MAX_NAME,
+    TRIAL_STATES,
     check_name,
     check_param_value,
     metric_mode,
@@ -64,6 +64,10 @@ replacing write to commit (5 ms, doubling: about 2.5 s in all)."""
 T = TypeVar("T")
 
 Series = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, values, timestamps
+
+
+class NotFound(TrackingError):
+    """No run (or sweep) has the id, id prefix or name given."""
 
 
 class RunDeleted(TrackingError):
@@ -275,7 +279,7 @@ class Store:
 
         found = self.db.read(body)
         if not found:
-            raise TrackingError(f"no {kind} {ref!r} in the experiment store {self.location}")
+            raise NotFound(f"no {kind} {ref!r} in the experiment store {self.location}")
         if len(found) > 1:
             shown = ", ".join(f[:12] for f in found[:5]) + (", ..." if len(found) > 5 else "")
             raise TrackingError(f"{kind} {ref!r} is ambiguous in {self.location}: it matches {shown}; "

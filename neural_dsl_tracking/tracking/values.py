@@ -15,6 +15,12 @@ MAX_NAME = 250
 (tags are labels, limited like names: MLflow's limit for the tag keys its mirror writes)."""
 MAX_PARAM_VALUE = 50_000
 """Characters of a hyperparameter value as stored (its JSON text)."""
+FINAL_STATUSES = ("completed", "failed", "interrupted", "pruned")
+"""How a run can end (``pruned``: a sweep's pruner stopped the trial it trained)."""
+RUN_STATUSES = ("running", *FINAL_STATUSES, "crashed")
+"""Every status a run reads as (``crashed``: still running, heartbeat stale)."""
+TRIAL_STATES = ("running", "complete", "pruned", "failed")
+DIRECTIONS = ("minimize", "maximize")
 
 _HIGHER_IS_BETTER = re.compile(
     r"acc|accuracy|f1|precision|recall|auc|score|iou|dice|map\b|bleu|rouge|r2|top\d|hit|ndcg|reward",

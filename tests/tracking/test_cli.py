@@ -91,7 +91,7 @@ def test_rm_refuses_a_running_run_without_force(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["show", "nope"], "error: no run 'nope'"),
+    (["show", "nope"], "error: no run or sweep 'nope'"),
     (["compare", "nope"], "error: no run 'nope'"),
     (["import", "/does/not/exist"], "cannot import /does/not/exist: it does not exist"),
 ])
