@@ -18,8 +18,10 @@ from neural_dsl_tracking.compiler import layers as core
 from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, attr, call, ident, is_identifier, lit
 from neural_dsl_tracking.compiler.hpo import hpo_default, hpo_space, is_hpo
 from neural_dsl_tracking.compiler.layers import REQUIRED, TUNABLE_KINDS, Tensor
+from neural_dsl_tracking.compiler.locate import Locator, UnsupportedError
 from neural_dsl_tracking.compiler.losses import LossPlan
 from neural_dsl_tracking.compiler.shapes import Dim, Sym, code_of, same_dim, show, value_of
+from neural_dsl_tracking.compiler.summary import LayerEntry
 from neural_dsl_tracking.errors import CompileError
 from neural_dsl_tracking.language.layers import ENCODINGS, LAYERS as LANGUAGE_LAYERS, MERGE_MODES
 from neural_dsl_tracking.language.spec import LayerSpec, ModelSpec
@@ -55,13 +57,15 @@ class ModelCode:
     summary: list[tuple[str, str, str, str]]
     """(attribute, layer type, input shape, output shape) for every emitted module."""
     warnings: list[str]
+    layers: list[LayerEntry]
+    """Every layer built, nested ones after their container, for the run's model spec."""
 
 
 @dataclass
 class _Shared:
     """State shared by an emitter and the sub-emitters of nested blocks."""
 
-    source_name: str
+    locator: Locator
     final_layer: LayerSpec | None
     loss: LossPlan
     init: CodeWriter = field(default_factory=CodeWriter)
@@ -73,6 +77,9 @@ class _Shared:
     summary: list[tuple[str, str, str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     head: str | None = None
+    layers: list[LayerEntry] = field(default_factory=list)
+    open_layers: list[LayerEntry] = field(default_factory=list)
+    """The layers being built: the one a declared module belongs to is the last."""
 
 
 class ModelEmitter:
@@ -90,6 +97,32 @@ class ModelEmitter:
         return x
 
     def emit_layer(self, layer: LayerSpec, x: Tensor) -> Tensor:
+        """Build one layer, noting it (parameters, shapes, modules) for the run's model spec."""
+        entry = LayerEntry(self.next_name(layer.type), layer.type, len(self.shared.open_layers), x.shape)
+        self.shared.layers.append(entry)
+        self.shared.open_layers.append(entry)
+        try:
+            out = self._build_layer(layer, x)
+        finally:
+            self.shared.open_layers.pop()
+        entry.output, entry.params = out.shape, self.resolved_params(layer, entry.name)
+        return out
+
+    def resolved_params(self, layer: LayerSpec, name: str) -> dict[str, Any]:
+        """Every parameter of a built layer: the checked value (an ``hp`` reference for sizes
+        and rates) where the layer used it, else as written or its default."""
+        known = catalogue.TABLE.get(layer.type)
+        params: dict[str, Any] = {}
+        for pname in [*(known.params if known else ()), *layer.params]:
+            if (name, pname) in self.shared.resolved:
+                params[pname] = self.shared.resolved[(name, pname)]
+            elif pname not in params:
+                raw = layer.params.get(pname, known.params[pname].default if known else None)
+                if raw is not REQUIRED:
+                    params[pname] = hpo_default(raw) if is_hpo(raw) else raw
+        return params
+
+    def _build_layer(self, layer: LayerSpec, x: Tensor) -> Tensor:
         self.check_layer(layer)
         if layer.device is not None:
             self.shared.warnings.append(
@@ -102,10 +135,10 @@ class ModelEmitter:
         buildable = catalogue.TABLE.get(layer.type)
         if buildable is None:
             if layer.type not in LANGUAGE_LAYERS:
-                raise self.error(layer, "is a custom layer (not a built-in one): the PyTorch backend cannot "
-                                 "build it; write it with built-in layers"
-                                 + _did_you_mean(layer.type, catalogue.SUPPORTED))
-            raise self.error(layer, "is not supported by the PyTorch backend; supported layers: "
+                raise self.unsupported(layer, "is a custom layer (not a built-in one): the PyTorch backend "
+                                       "cannot build it; write it with built-in layers"
+                                       + _did_you_mean(layer.type, catalogue.SUPPORTED), custom_layer=True)
+            raise self.unsupported(layer, "is not supported by the PyTorch backend; supported layers: "
                              + ", ".join(catalogue.SUPPORTED) + _did_you_mean(layer.type, catalogue.SUPPORTED))
         params = buildable.params
         unknown = sorted(set(layer.params) - set(params))
@@ -118,10 +151,15 @@ class ModelEmitter:
                              "take nested layers (write the layers after it instead)")
 
     def new_name(self, layer_type: str) -> str:
+        name = self.next_name(layer_type)
         prefix = catalogue.snake_name(layer_type)
-        count = self.shared.counters.get(prefix, 0) + 1
-        self.shared.counters[prefix] = count
-        return ident(f"{prefix}_{count}").code
+        self.shared.counters[prefix] = self.shared.counters.get(prefix, 0) + 1
+        return name
+
+    def next_name(self, layer_type: str) -> str:
+        """The attribute name :meth:`new_name` gives next to a layer of this type."""
+        prefix = catalogue.snake_name(layer_type)
+        return ident(f"{prefix}_{self.shared.counters.get(prefix, 0) + 1}").code
 
     def sub_emitter(self) -> "ModelEmitter":
         return ModelEmitter(self.shared)
@@ -206,6 +244,8 @@ class ModelEmitter:
         """Declare ``self.<name> = <constructor>`` in ``__init__`` with a shape comment."""
         layer_type = constructor.code.split("(", 1)[0]
         self.shared.summary.append((name, layer_type, show(in_shape), show(out_shape)))
+        if self.shared.open_layers:
+            self.shared.open_layers[-1].modules.append(name)
         self.shared.init.comment(f"{name}: {show(in_shape)} -> {show(out_shape)}")
         self.shared.init.assign(attr("self", name), constructor)
 
@@ -298,12 +338,20 @@ class ModelEmitter:
     # ------------------------------------------------------------ errors
 
     def where(self, layer: LayerSpec) -> str:
-        """``file:line`` of a layer, for messages."""
-        line = f":{layer.pos.line}" if layer.pos else ""
-        return f"{self.shared.source_name}{line}"
+        """``file:line:col`` of a layer, for warnings."""
+        return self.shared.locator.at(layer.pos)
 
     def error(self, layer: LayerSpec, message: str) -> CompileError:
-        return CompileError(f"{self.where(layer)}: layer {layer.type}: {message}")
+        """``file:line:col: layer T: message``, the layer's line and a caret under its name."""
+        return self.shared.locator.error(layer.pos, f"layer {layer.type}: {message}")
+
+    def shape_error(self, layer: LayerSpec, x: Tensor, message: str) -> CompileError:
+        """:meth:`error` for a shape that does not fit, giving the incoming shape ``x``."""
+        return self.error(layer, f"{message} (its input is {show(x.shape)})")
+
+    def unsupported(self, layer: LayerSpec, message: str, *, custom_layer: bool = False) -> UnsupportedError:
+        """:meth:`error` for valid Neural DSL this backend cannot build (``neural check`` notes it)."""
+        return self.shared.locator.unsupported(layer.pos, f"layer {layer.type}: {message}", custom_layer=custom_layer)
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
@@ -321,7 +369,7 @@ def _needed_rank(layer: LayerSpec) -> int | None:
     return None
 
 
-def input_tensor(spec: ModelSpec, source_name: str) -> tuple[Tensor, bool]:
+def input_tensor(spec: ModelSpec, locator: Locator) -> tuple[Tensor, bool]:
     """The per-sample input shape, read the way Neural DSL files write it.
 
     A leading ``None`` is Keras' batch axis and is dropped, unless the first layer needs
@@ -330,13 +378,12 @@ def input_tensor(spec: ModelSpec, source_name: str) -> tuple[Tensor, bool]:
     sequence (``(100, 300)`` then ``Embedding(10000, 300)``): the program takes ids ``(100,)``.
     """
     shape = list(spec.input.shape)
-    where = f"{source_name}:{spec.input.pos.line}" if spec.input.pos else source_name
     if len(spec.input.named) > 1:
-        raise CompileError(f"{where}: network {spec.name} has {len(spec.input.named)} named inputs "
-                           f"(input: {{ {', '.join(spec.input.named)} }}); the compiler builds networks "
-                           "with one input (write input: (...))")
+        raise locator.unsupported(spec.input.pos, f"network {spec.name} has {len(spec.input.named)} named inputs "
+                                  f"(input: {{ {', '.join(spec.input.named)} }}); the compiler builds networks "
+                                  "with one input (write input: (...))")
     if not shape:
-        raise CompileError(f"{where}: the input shape of {spec.name} is empty")
+        raise locator.error(spec.input.pos, f"the input shape of {spec.name} is empty")
     first = spec.layers[0] if spec.layers else None
     if shape[0] is None and len(shape) >= 2:
         needed = _needed_rank(first) if first else None
@@ -347,19 +394,20 @@ def input_tensor(spec: ModelSpec, source_name: str) -> tuple[Tensor, bool]:
         shape = shape[:-1]
     for dim in shape:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
-            raise CompileError(f"{where}: input dimensions must be positive integers or None, got {spec.input.shape}")
+            raise locator.error(spec.input.pos, f"input dimensions must be positive integers or None, "
+                                f"got {spec.input.shape}")
     return Tensor(tuple(shape), "last"), tokens
 
 
-def emit_model(spec: ModelSpec, source_name: str, loss: LossPlan) -> ModelCode:
-    """Infer shapes and write the ``nn.Module`` class for ``spec``."""
+def emit_model(spec: ModelSpec, locator: Locator, loss: LossPlan) -> ModelCode:
+    """Infer shapes and write the ``nn.Module`` class for ``spec``; messages point into ``locator``'s source."""
     class_name = ident(spec.name).code if _is_class_name(spec.name) else None
     if class_name is None:
-        raise CompileError(f"{source_name}: network name {spec.name!r} is not a valid Python class name")
+        raise locator.error(spec.pos, f"network name {spec.name!r} is not a valid Python class name")
     if not spec.layers:
-        raise CompileError(f"{source_name}: network {spec.name} has no layers")
-    x, tokens = input_tensor(spec, source_name)
-    shared = _Shared(source_name=source_name, final_layer=spec.layers[-1], loss=loss)
+        raise locator.error(spec.pos, f"network {spec.name} has no layers")
+    x, tokens = input_tensor(spec, locator)
+    shared = _Shared(locator=locator, final_layer=spec.layers[-1], loss=loss)
     root = ModelEmitter(shared)
     if tokens:
         root.comment("the input holds integer token ids")
@@ -407,6 +455,7 @@ def emit_model(spec: ModelSpec, source_name: str, loss: LossPlan) -> ModelCode:
         input_is_tokens=tokens,
         head_activation=shared.head,
         summary=shared.summary,
+        layers=shared.layers,
         warnings=shared.warnings,
     )
 

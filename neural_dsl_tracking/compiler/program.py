@@ -9,6 +9,7 @@ from __future__ import annotations
 from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, check_module, lit
 from neural_dsl_tracking.compiler.hooks import ProgramHooks
 from neural_dsl_tracking.compiler.model_emitter import ModelCode
+from neural_dsl_tracking.compiler.summary import layers_function
 
 
 def _hook_lines(hooks: list[ProgramHooks], point: str) -> list[str]:
@@ -61,6 +62,9 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
     out.line()
     for line in model.source.rstrip("\n").splitlines():
         out.line(line)
+    out.line()
+    out.line()
+    out.extend(layers_function(model.layers))
     out.line()
     out.line()
     with out.block("def settings(cfg: DictConfig) -> tuple"):

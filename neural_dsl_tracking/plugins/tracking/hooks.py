@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 from pathlib import Path
 from typing import Any
 
 from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, attr, call, lit
+from neural_dsl_tracking.compiler.summary import SKIP_IF_DONE_ENV
 from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
 
 SECTION = attr("config", "tracking")
@@ -30,12 +32,20 @@ class TrackingHooks:
         self.spec = spec
 
     def imports(self) -> list[str]:
-        return ["from neural_dsl_tracking.plugins.tracking.hooks import finish_run, open_tracker, write_file"]
+        return ["from neural_dsl_tracking.compiler.summary import describe_model, fingerprint",
+                "from neural_dsl_tracking.plugins.tracking.hooks import completed_twin, finish_run, open_tracker, write_file"]
 
     def setup(self) -> list[str]:
         out = CodeWriter()
+        layers = call("model_layers", call("runtime.hyperparameters", attr("config", "model")))
+        out.assign("model_spec", call("describe_model", Expr("model"), layers, attr("config", "data", "length"),
+                                      Expr("TOKENS")))
+        out.assign("run_fingerprint", call("fingerprint", Expr("model_spec"), Expr("composed"), Expr("LAUNCH_DIR")))
+        with out.block(f"if {call('completed_twin', SECTION, Expr('run_fingerprint'), Expr('LAUNCH_DIR'))} is not None"):
+            out.line("return {}")
         out.assign("tracker", call("open_tracker", SECTION, Expr("composed"), launch_dir=Expr("LAUNCH_DIR"),
                                    source_file=Expr("SOURCE_FILE")))
+        out.line(call(attr(TRACKER, "log_model_spec"), Expr("model_spec"), Expr("run_fingerprint")))
         out.line(call(attr(TRACKER, "log_hyperparameters"), call("runtime.flatten", Expr("composed"))))
         versioned = attr(SECTION, "version_artifacts")
         out.line(call(attr(TRACKER, "log_artifact"), Expr("SOURCE_FILE"), name="source", version=versioned))
@@ -89,7 +99,7 @@ def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir:
     the program was launched from, not Hydra's output directory.
     """
     from neural_dsl_tracking.tracking import ExperimentTracker
-    from neural_dsl_tracking.tracking.db import check_store_location, is_database_url
+    from neural_dsl_tracking.tracking.db import check_store_location
 
     check_store_location(section.store)  # before a URL is taken for a folder path
     show_messages_on_stderr()
@@ -101,10 +111,6 @@ def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir:
     log_dir = options["tensorboard"].get("log_dir")
     if log_dir:
         options["tensorboard"]["log_dir"] = str(_resolve(log_dir, launch_dir))
-    if is_database_url(section.store):
-        place = {"store": section.store, "base_dir": str(launch_dir / "neural_experiments")}
-    else:
-        place = {"store": str(_resolve(section.store, launch_dir))}
     return ExperimentTracker(
         experiment_name=section.experiment or "default",
         backend=list(section.backend),
@@ -114,8 +120,38 @@ def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir:
         visualize_every=section.visualize_every,
         config=composed,
         source_file=source_file,
-        **place,
+        **_store_place(section, launch_dir),
     )
+
+
+def _store_place(section: TrackingSpec, launch_dir: Path) -> dict[str, str]:
+    """The ``store`` (and ``base_dir``) arguments of the run's store, relative paths resolved."""
+    from neural_dsl_tracking.tracking.db import is_database_url
+
+    if is_database_url(section.store):
+        return {"store": section.store, "base_dir": str(launch_dir / "neural_experiments")}
+    return {"store": str(_resolve(section.store, launch_dir))}
+
+
+def completed_twin(section: TrackingSpec, fingerprint: str, launch_dir: Path) -> str | None:
+    """Under ``neural run --skip-if-done`` (``NEURAL_SKIP_IF_DONE`` set): the id of the oldest
+    completed run of the store with this fingerprint, said on stdout; else None (train)."""
+    from neural_dsl_tracking.tracking import ExperimentManager
+    from neural_dsl_tracking.tracking.db import check_store_location
+
+    if not os.environ.get(SKIP_IF_DONE_ENV):
+        return None
+    check_store_location(section.store)
+    manager = ExperimentManager(**_store_place(section, launch_dir))
+    try:
+        found = manager.completed_run_with_fingerprint(fingerprint)
+    finally:
+        manager.close()
+    if found is not None:
+        print(f"skipped: run {found[:8]} completed with the same fingerprint ({fingerprint[:8]}); "
+              f"neural experiments show {found[:8]} --store {shlex.quote(_store_place(section, launch_dir)['store'])}",
+              flush=True)
+    return found
 
 
 class _ConsoleFormat(logging.Formatter):
