@@ -17,8 +17,7 @@ from neural_dsl_tracking.errors import NeuralError
 from neural_dsl_tracking.humanize import printable_message
 
 STAGE_COMMANDS = (
-    "neural_dsl_tracking.language.cli",
-    "neural_dsl_tracking.compiler.cli",
+    "neural_dsl_tracking.compiler.cli",  # also registers the language's check command
     "neural_dsl_tracking.tracking.cli",
 )
 

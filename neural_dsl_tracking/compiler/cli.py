@@ -1,4 +1,8 @@
-"""``neural compile`` and ``neural run``.
+"""``neural check``, ``neural compile`` and ``neural run``.
+
+``check`` is the language's command (``language.cli``) with the compiler's checks added:
+each network is compiled in memory, nothing written, so every rejection ``compile`` would
+make (a shape that does not fit, a layer, the loss against the output) is made by ``check``.
 
 ``compile`` writes ``DIR/train.py``, ``DIR/conf/config.yaml`` and ``DIR/source.neural``
 (default ``DIR``: ``build/<network name>/``). ``run`` compiles into a cache keyed by the
@@ -17,12 +21,14 @@ from pathlib import Path
 
 from neural_dsl_tracking.compiler.signals import run_forwarding
 from neural_dsl_tracking.errors import CompileError
+from neural_dsl_tracking.language import cli as language_cli
 
 CACHE_DIR = Path("build") / ".cache"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``compile`` and ``run`` commands."""
+    """Add the ``check``, ``compile`` and ``run`` commands."""
+    language_cli.register(subparsers, verify=check_networks)
     compile_parser = subparsers.add_parser(
         "compile",
         help="compile a network into a PyTorch training program",
@@ -64,16 +70,39 @@ def _load(path_text: str, network: str | None):  # type: ignore[no-untyped-def]
         raise CompileError(f"{path}: no network named {network!r}; the file defines: {names}") from None
 
 
+def check_networks(parsed) -> list[str]:  # type: ignore[no-untyped-def]
+    """``neural compile``'s checks of every network of a parsed file, nothing written: the
+    lines ``neural check`` prints (compile warnings, and a note for what this backend cannot
+    build); a CompileError with each failing network's error."""
+    from neural_dsl_tracking.compiler.build import check_network, read_source
+    from neural_dsl_tracking.compiler.locate import UnsupportedError
+
+    text = read_source(Path(parsed.path))
+    lines: list[str] = []
+    errors: list[str] = []
+    for spec in parsed.networks:
+        try:
+            lines += [f"warning: {warning}" for warning in check_network(spec, parsed.path, text)]
+        except UnsupportedError as error:
+            if not error.custom_layer:  # the language has noted each custom layer already
+                lines.append(f"note: {error}")
+        except CompileError as error:
+            errors.append(str(error))
+    if errors:
+        raise CompileError("\n".join(errors))
+    return lines
+
+
 def _warn(warnings: list[str]) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
 
 def run_compile(args: argparse.Namespace) -> int:
-    from neural_dsl_tracking.compiler.build import compile_program, write_compiled
+    from neural_dsl_tracking.compiler.build import compile_program, read_source, write_compiled
 
     path, spec = _load(args.file, args.network)
-    program = compile_program(spec, path.name)
+    program = compile_program(spec, path.name, read_source(path))
     _warn(program.warnings)
     out_dir = Path(args.output) if args.output else Path("build") / spec.name
     train_py = write_compiled(program, path, out_dir)
@@ -91,10 +120,10 @@ def _python() -> str:
 
 def compile_cached(file: str, network: str | None = None) -> Path:
     """Compile ``file`` into ``build/.cache/<hash>/`` (reused when unchanged); returns train.py."""
-    from neural_dsl_tracking.compiler.build import compile_program, write_compiled
+    from neural_dsl_tracking.compiler.build import compile_program, read_source, write_compiled
 
     path, spec = _load(file, network)
-    program = compile_program(spec, path.name)
+    program = compile_program(spec, path.name, read_source(path))
     _warn(program.warnings)
     digest = hashlib.sha256()
     for part in (program.train_py, program.config_yaml, path.read_bytes()):

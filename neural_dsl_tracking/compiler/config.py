@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from neural_dsl_tracking.compiler.hpo import hpo_default, hpo_space, is_hpo
+from neural_dsl_tracking.compiler.locate import UnsupportedError
 from neural_dsl_tracking.compiler.losses import LossPlan
 from neural_dsl_tracking.compiler.model_emitter import ModelCode
 from neural_dsl_tracking.compiler.optimizers import (
@@ -109,8 +110,8 @@ def default_data(model: ModelCode) -> str:
 def _device(device: str, where: str) -> str:
     value = device.strip().lower()
     if value.startswith("tpu"):
-        raise CompileError(f"{where}: execution device {device!r}: the PyTorch program runs on cpu, "
-                           "cuda, cuda:N or mps, not on a TPU; write device: \"auto\" (or leave it out)")
+        raise UnsupportedError(f"{where}: execution device {device!r}: the PyTorch program runs on cpu, "
+                               "cuda, cuda:N or mps, not on a TPU; write device: \"auto\" (or leave it out)")
     return "cuda" if value == "gpu" else value
 
 

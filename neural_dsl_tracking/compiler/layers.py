@@ -239,6 +239,12 @@ def conv_window(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor,
     """A (non-transposed) convolution's window over channels-first ``x``: the keyword
     arguments of its ``nn.ConvNd`` (kernel, stride, padding, dilation) and its output sizes."""
     kernel, strides, dilation = _window_params(em, layer, name, rank)
+    spans = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    label = f"kernel_size {_axes(kernel)}"
+    if spans != kernel:
+        label += f" with dilation_rate {_axes(dilation)} (a window of {_axes(spans)})"
+    check_fits(em, layer, x, label, spans)
+    check_fits(em, layer, x, f"strides {_axes(strides)}", strides)
     same = em.param(layer, name, "padding") == "same"
     pairs = [same_padding(value_of(size), k, s, d) if same else (0, 0)
              for size, k, s, d in zip(x.shape[:-1], kernel, strides, dilation)]
@@ -254,6 +260,18 @@ def conv_window(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor,
     return kwargs, out_sizes
 
 
+def _axes(values: tuple[int, ...]) -> str:
+    return str(values[0]) if len(set(values)) == 1 else str(values)
+
+
+def check_fits(em: "ModelEmitter", layer: "LayerSpec", x: Tensor, label: str, sizes: tuple[int, ...]) -> None:
+    """A window (kernel, pool, strides) of ``sizes`` is no larger than the spatial axes of
+    ``x``, whatever the padding: one message at the layer, giving the incoming shape."""
+    spatial = tuple(value_of(d) for d in x.shape[:-1])
+    if any(size is not None and value > size for value, size in zip(sizes, spatial)):
+        raise em.error(layer, f"{label} is larger than its input {show(x.shape)} (spatial size {show(spatial)})")
+
+
 def _check_window(em: "ModelEmitter", layer: "LayerSpec", x: Tensor, out_sizes: list[int | None]) -> None:
     if any(size is not None and size < 1 for size in out_sizes):
         raise em.error(layer, f"its window does not fit the input {show(x.shape)} (output would be empty)")
@@ -267,6 +285,8 @@ def emit_pool(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> T
     kernel = _per_axis(em, layer, "pool_size", em.param(layer, name, "pool_size"), rank)
     strides_value = em.param(layer, name, "strides")
     strides = kernel if strides_value is None else _per_axis(em, layer, "strides", strides_value, rank)
+    check_fits(em, layer, x, f"pool_size {_axes(kernel)}", kernel)
+    check_fits(em, layer, x, f"strides {_axes(strides)}", strides)
     spatial = x.shape[:-1]
     pairs = [same_padding(value_of(size), k, s) if em.param(layer, name, "padding") == "same" else (0, 0)
              for size, k, s in zip(spatial, kernel, strides)]

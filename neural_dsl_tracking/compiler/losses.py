@@ -11,8 +11,9 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from neural_dsl_tracking.errors import CompileError
-from neural_dsl_tracking.language.spec import ModelSpec
+from neural_dsl_tracking.compiler.locate import Locator
+from neural_dsl_tracking.compiler.shapes import show
+from neural_dsl_tracking.language.spec import ModelSpec, SourcePos
 
 LOSS_FAMILIES: dict[str, str] = {
     "sparse_categorical_crossentropy": "cross_entropy",
@@ -39,15 +40,15 @@ ALIASES = {
 STRIPPED = {"cross_entropy": ("softmax",), "binary": ("sigmoid", "softmax"), "regression": ()}
 
 
-def canonical_loss(name: str, where: str) -> str:
-    """The canonical name of a DSL loss; CompileError listing the supported ones."""
+def canonical_loss(name: str, locator: Locator, pos: SourcePos | None) -> str:
+    """The canonical name of a DSL loss; a CompileError at ``pos`` listing the supported ones."""
     key = name.strip().strip("\"'").lower()
     key = ALIASES.get(key, key)
     if key not in LOSS_FAMILIES:
         known = [*LOSS_FAMILIES, *ALIASES]
         close = difflib.get_close_matches(key, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise CompileError(f"{where}: loss {name!r} is not supported{hint}; supported losses: " + ", ".join(known))
+        raise locator.error(pos, f"loss {name!r} is not supported{hint}; supported losses: " + ", ".join(known))
     return key
 
 
@@ -57,8 +58,9 @@ class LossPlan:
 
     name: str
     family: str
-    where: str
-    """``file:line:col`` of the ``loss:`` entry (just the file for a default loss), for messages."""
+    locator: Locator
+    pos: SourcePos | None
+    """Where messages point: the ``loss:`` entry, or the final layer for a default loss."""
 
     def strips(self, activation: str) -> bool:
         return activation in STRIPPED[self.family]
@@ -68,20 +70,24 @@ class LossPlan:
         units = output_shape[-1] if output_shape else None
         if self.family == "binary" and head == "softmax":
             if units != 2:
-                raise CompileError(f"{self.where}: binary_crossentropy with a {units}-unit softmax output is "
-                                   "ambiguous; use a sigmoid output or categorical_crossentropy")
+                raise self.locator.error(self.pos, f"binary_crossentropy with a {units}-unit softmax output is "
+                                         "ambiguous; use a sigmoid output or categorical_crossentropy")
             self.family = "cross_entropy"
             self.name = "sparse_categorical_crossentropy"
+        if self.family == "binary" and units != 1:
+            raise self.locator.error(self.pos, f"binary_crossentropy needs an output layer with 1 unit (the "
+                                     f"probability of the positive class), but the network outputs "
+                                     f"{show(output_shape)}; for {units} classes use categorical_crossentropy")
         if self.family == "cross_entropy" and (units is None or units < 2):
-            raise CompileError(f"{self.where}: {self.name} needs an output layer with at least 2 units "
-                               f"(one per class), but the network outputs {output_shape}")
+            raise self.locator.error(self.pos, f"{self.name} needs an output layer with at least 2 units "
+                                     f"(one per class), but the network outputs {show(output_shape)}")
 
 
-def plan_loss(spec: ModelSpec, source_name: str) -> LossPlan:
+def plan_loss(spec: ModelSpec, locator: Locator) -> LossPlan:
     """The loss of ``spec``; without one, a default that fits the final layer."""
-    where = spec.loss_pos.at(source_name) if spec.loss and spec.loss_pos else source_name
+    pos = spec.loss_pos if spec.loss else (spec.layers[-1].pos if spec.layers else None)
     if spec.loss:
-        name = canonical_loss(spec.loss, where)
+        name = canonical_loss(spec.loss, locator, pos)
     else:
         final = spec.layers[-1].params if spec.layers else {}
         activation = str(final.get("activation") or "linear").lower()
@@ -91,4 +97,4 @@ def plan_loss(spec: ModelSpec, source_name: str) -> LossPlan:
             name = "mean_squared_error"
         else:
             name = "sparse_categorical_crossentropy"
-    return LossPlan(name=name, family=LOSS_FAMILIES[name], where=where)
+    return LossPlan(name=name, family=LOSS_FAMILIES[name], locator=locator, pos=pos)

@@ -230,10 +230,10 @@ def emit_repeat_vector(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Ten
 
 
 def emit_merge(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
-    raise em.error(layer, "merges several branches, but a network here is one sequence of layers; "
+    raise em.unsupported(layer, "merges several branches, but a network here is one sequence of layers; "
                    "for x + f(x) write ResidualConnection { ... }")
 
 
 def emit_lambda(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
-    raise em.error(layer, "its code string is never run or copied into the generated program; "
+    raise em.unsupported(layer, "its code string is never run or copied into the generated program; "
                    "write the operation with built-in layers")

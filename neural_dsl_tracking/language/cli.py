@@ -4,6 +4,10 @@ Per file it prints a short summary (networks, layer count after expansion, plugi
 settings with defaults filled) or the errors; the exit code is 0 when every file is
 valid, 1 otherwise. ``--json`` prints the full spec instead. The parser is imported
 only when the command runs, so ``neural --help`` stays instant.
+
+The language stage cannot see the compiler (the pipeline runs one way), so the command is
+registered by the compiler stage (``compiler.cli``), which passes its own checks as
+``verify``: run on each parsed file, they return lines to print or raise ``NeuralError``.
 """
 
 from __future__ import annotations
@@ -11,14 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.errors import NeuralError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``check`` command."""
+Verify = Callable[[Any], list[str]]
+"""Further checks of a parsed file (a ``NeuralFile``): lines to print, or ``NeuralError``."""
+
+
+def register(subparsers: argparse._SubParsersAction, verify: Verify | None = None) -> None:
+    """Add the ``check`` command; ``verify`` runs on each file that parses."""
     parser = subparsers.add_parser(
         "check",
         help="parse and validate .neural files",
@@ -32,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print the full spec as JSON, defaults filled (one object per file; an array "
         "when several files are given)",
     )
-    parser.set_defaults(func=run_check)
+    parser.set_defaults(func=run_check, verify=verify)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -55,6 +63,14 @@ def run_check(args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
         for warning in parsed.warnings:
             print(f"warning: {warning}", file=sys.stderr)
+        try:
+            verified = args.verify(parsed) if args.verify else []
+        except NeuralError as error:
+            failed += 1
+            print(f"error: {error}", file=sys.stderr)
+            continue
+        for line in verified:
+            print(line, file=sys.stderr)
         if args.json:
             specs.append(to_jsonable(parsed))
         else:

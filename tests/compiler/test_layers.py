@@ -196,7 +196,7 @@ def test_layer_shapes(layers: str, input_shape: str, output_shape: tuple, tmp_pa
     ("Conv2D(8, (3,3))\n GaussianNoise(0.1)", "line 5"),
     ("Flatten()\n Conv2D(4, (3,3))", "expects 2 spatial axes and channels"),
     ("Dense(8)\n LSTM(4)", "expects a sequence"),
-    ("MaxPooling2D((9,9))", "does not fit"),
+    ("MaxPooling2D((9,9))", "pool_size 9 is larger than its input (8, 8, 1)"),
     ("Dense(8, kernel_initializer=\"he_normal\")", "has no parameter 'kernel_initializer'; it takes units"),
     ("Reshape((3, 5))", "cannot reshape (8, 8, 1)"),
 ])
@@ -207,7 +207,7 @@ def test_compile_errors_name_layer_line_and_alternatives(layers: str, message: s
     text_message = str(caught.value)
     assert text_message.startswith("bad.neural:")
     if message == "line 5":
-        assert "bad.neural:5: layer GaussianNoise: is not supported" in text_message
+        assert "bad.neural:5:2: layer GaussianNoise: is not supported" in text_message
         assert "supported layers: " in text_message and "Conv2D" in text_message
     else:
         assert message in text_message
@@ -308,7 +308,7 @@ def test_transformer_encoder_block_uses_its_nested_layers_as_feed_forward(tmp_pa
 
 def test_transformer_encoder_block_must_keep_the_shape() -> None:
     text = "network B {\n input: (5, 8)\n layers:\n TransformerEncoder(num_heads=2) {\n Dense(4)\n }\n}"
-    with pytest.raises(CompileError, match=r"b.neural:4: layer TransformerEncoder: its nested layers .* turn "
+    with pytest.raises(CompileError, match=r"b.neural:4:2: layer TransformerEncoder: its nested layers .* turn "
                                            r"\(5, 8\) into \(5, 4\); they must keep the shape"):
         compile_program(parse_text(text, "b.neural").networks[0], "b.neural")
 

@@ -150,11 +150,10 @@ def compile_error(layers: str, input_shape: str = "(10, 8)") -> str:
 
 @pytest.mark.parametrize("layers,message", [
     ('Lambda("__import__(\'os\').system(\'echo hi\')")',
-     "bad.neural:4: layer Lambda: its code string is never run or copied into the generated program"),
-    ("Add()", "bad.neural:4: layer Add: merges several branches, but a network here is one sequence of layers"),
+     "bad.neural:4:2: layer Lambda: its code string is never run or copied into the generated program"),
+    ("Add()", "bad.neural:4:2: layer Add: merges several branches, but a network here is one sequence of layers"),
     ("Concatenate()", "layer Concatenate: merges several branches"),
-    ("Dense(4)\n MyBlock(3, k=2)", "bad.neural:5: layer MyBlock: is a custom layer (not a built-in one): the PyTorch "
-                                   "backend cannot build it"),
+    ("Dense(4)\n MyBlock(3, k=2)", "bad.neural:5:2: layer MyBlock: is a custom layer (not a built-in one"),
     ("TransformerEncoder(num_heads=2, d_model=16)", "d_model=16, but its input has 8 features (put Dense(16) before it"),
     ("MultiHeadAttention(num_heads=2, key_dim=3)", "num_heads * key_dim = 2 * 3 must equal its 8 input features"),
     ("PositionalEncoding(max_len=4)", "max_len=4 is shorter than its input's 10 steps"),

@@ -38,10 +38,10 @@ def test_loss_and_optimizer_errors_point_at_their_entry(sections: str, expected:
     assert compile_error(sections).startswith(expected)
 
 
-def test_a_loss_that_is_not_written_is_reported_against_the_file() -> None:
+def test_a_loss_that_is_not_written_is_reported_against_the_final_layer() -> None:
     text = "network Net {\n  input: (8,)\n  layers:\n    Output(1, \"softmax\")\n}\n"
     spec = parse_text(text, "m.neural").networks[0]
-    with pytest.raises(CompileError, match=r"^m\.neural: sparse_categorical_crossentropy needs an output"):
+    with pytest.raises(CompileError, match=r"^m\.neural:4:5: sparse_categorical_crossentropy needs an output"):
         compile_program(spec, "m.neural")
 
 

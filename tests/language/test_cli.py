@@ -25,13 +25,21 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str]) -> None:
     assert result.stderr.startswith("error: ")
 
 
-def test_check_corpus_files_exit_zero_with_summaries(corpus: Path) -> None:
+def test_check_corpus_files_with_summaries(corpus: Path) -> None:
+    """18 of the 19 files are valid; the original's ViT (nested_layers.neural) feeds its
+    Conv2D's (109, 109, 64) output to a TransformerEncoder, which takes a sequence: check
+    says so at that layer, as compile does."""
     files = sorted(str(p) for p in corpus.iterdir() if p.suffix in (".neural", ".nr"))
     result = neural("check", *files)
-    assert result.returncode == 0, result.stderr
-    assert "19 of 19 files valid" in result.stdout
-    assert "network ViT: input (224, 224, 3), 15 layers (39 with nested)" in result.stdout
-    assert "TransformerEncoder x12" in result.stdout
+    assert result.returncode == 1, result.stderr
+    assert "18 of 19 files valid" in result.stdout
+    assert result.stderr.count("error: ") == 1, result.stderr
+    assert (f"error: {corpus / 'nested_layers.neural'}:5:5: layer TransformerEncoder: expects a sequence "
+            "(steps, features) (rank 2 per sample), but its input is (109, 109, 64)\n"
+            "  5 |     TransformerEncoder(num_heads=8, ff_dim=512) {\n"
+            "    |     ^~~~~~~~~~~~~~~~~~\n") in result.stderr
+    assert "network ResNet18: input (224, 224, 3), 12 layers (21 with nested)" in result.stdout
+    assert "TransformerEncoder x3" in result.stdout
     assert "three_inputs_neuron.neural: ok, 2 networks" in result.stdout
     assert "network Tiny: input (28, 28, 1), 1 layer\n" in result.stdout
 
