@@ -9,38 +9,14 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+from dash.exceptions import PreventUpdate
 
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, draw
 from neural_dsl_tracking.dashboard.figures import plain_list, x_values
-from neural_dsl_tracking.dashboard.layout import (
-    IDLE_INTERVAL_MS,
-    LIVE_INTERVAL_MS,
-    chosen_name,
-    chosen_names,
-    metric_keys,
-    run_rows,
-    run_tooltips,
-)
+from neural_dsl_tracking.dashboard.layout import chosen_name, chosen_names, metric_keys, seen_table
+from neural_dsl_tracking.dashboard.run_table import TableQuery, shown_runs, table_view
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
-from neural_dsl_tracking.dashboard.tables import counted, flatten, param_text
 from neural_dsl_tracking.dashboard import views
-
-
-def matches(run: Any, experiments: Sequence[str], statuses: Sequence[str], tags: Sequence[str], text: str) -> bool:
-    """Whether a run passes the table's filters (free text searches names, ids, tags, params)."""
-    if experiments and run.experiment not in experiments:
-        return False
-    if statuses and run.status not in statuses:
-        return False
-    if tags and not set(tags) & set(run.tags):
-        return False
-    if text:
-        needle = text.lower()
-        params = flatten(run.hyperparameters)
-        haystack = [run.run_name, run.run_id, run.experiment, run.status, *run.tags,
-                    *(f"{name}={param_text(value)}" for name, value in params.items())]
-        return any(needle in item.lower() for item in haystack)
-    return True
 
 
 def theme_switched(theme: dict[str, Any] | None) -> bool:
@@ -76,9 +52,12 @@ def register(app: Dash, data: DashboardData) -> None:
         Output("run-table", "data"),
         Output("run-table", "tooltip_data"),
         Output("run-table", "selected_rows"),
+        Output("run-table", "page_current"),
+        Output("run-table", "page_count"),
         Output("selection", "data"),
         Output("run-count", "children"),
         Output("live-tick", "interval"),
+        Output("table-seen", "data"),
         Input("filter-experiment", "value"),
         Input("filter-status", "value"),
         Input("filter-tag", "value"),
@@ -86,42 +65,41 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("main-metric", "value"),
         Input("maximise", "value"),
         Input("run-table", "selected_row_ids"),
+        Input("run-table", "page_current"),
+        Input("run-table", "sort_by"),
         Input("select-shown", "n_clicks"),
         Input("clear-selection", "n_clicks"),
         Input("live-tick", "n_intervals"),
         State("selection", "data"),
-        State("run-table", "data"),
+        State("table-seen", "data"),
     )
-    def update_table(experiments, statuses, tags, text, main, maximised, selected_ids, _shown, _clear, _tick,
-                     selection, shown_rows):
-        runs = data.runs()
-        keys = metric_keys(runs)
-        experiments = chosen_names(experiments, {run.experiment for run in runs})
-        tags = chosen_names(tags, {tag for run in runs for tag in run.tags})
-        main = chosen_name(main, keys)
-        maximised = chosen_names(maximised, keys)
-        visible = [run for run in runs if matches(run, experiments, statuses or (), tags, text or "")]
-        visible_ids = [run.run_id for run in visible]
-        previous = list(selection or [])
-        new_selection = previous
-        trigger = ctx.triggered_id
-        if trigger == "select-shown":
-            new_selection = previous + [run_id for run_id in visible_ids if run_id not in previous]
-        elif trigger == "clear-selection":
-            new_selection = []
-        elif trigger == "run-table":
-            shown = {row["id"] for row in shown_rows or ()}
-            picked = set(selected_ids or ())
-            kept = [run_id for run_id in previous if run_id not in shown or run_id in picked]
-            new_selection = kept + [run_id for run_id in selected_ids or () if run_id not in kept]
-        direction = "max" if main in maximised else "min"
-        rows = run_rows(visible, main, direction)
-        chosen = set(new_selection)
-        selected_rows = [position for position, row in enumerate(rows) if row["id"] in chosen]
+    def update_table(experiments, statuses, tags, text, main, maximised, selected_ids, page, sort_by, _shown,
+                     _clear, _tick, selection, seen):
+        """One page of the run table for the filters, sort and page; only what differs from
+        what the browser holds (``table-seen``) is sent, and nothing on a tick when no run changed."""
+        snapshot = data.snapshot()
+        seen = seen or {}
+        if ctx.triggered_id == "live-tick" and seen.get("version") == snapshot.version:
+            raise PreventUpdate
+        runs = snapshot.runs
+        changed = set(ctx.triggered_prop_ids)
+        query = table_query(runs, experiments, statuses, tags, text, main, maximised, sort_by,
+                            0 if changed & PAGE_RESETS else page)
+        shown = shown_runs(runs, query, data.search_text)
+        new_selection = updated_selection(list(selection or []), changed, shown, seen.get("ids") or (), selected_ids)
+        view = table_view(runs, shown, query, new_selection)
         live = any(run.status == "running" for run in runs)
-        selection_out = new_selection if new_selection != previous else no_update
-        return (rows, run_tooltips(visible), selected_rows, selection_out,
-                f"{counted(len(runs), 'run')}, {len(chosen)} selected", LIVE_INTERVAL_MS if live else IDLE_INTERVAL_MS)
+        now = seen_table(view, snapshot.version, live)
+        content = seen.get("key") != view["key"]
+        return (view["data"] if content else no_update,
+                view["tooltip_data"] if content else no_update,
+                view["selected_rows"] if content or seen.get("selected_rows") != view["selected_rows"] else no_update,
+                view["page_current"] if view["page_current"] != page else no_update,
+                _changed(seen, now, "page_count"),
+                new_selection if new_selection != (selection or []) else no_update,
+                _changed(seen, now, "count"),
+                _changed(seen, now, "interval"),
+                now if now != seen else no_update)
 
     @app.callback(
         Output("metrics-area", "children"),
@@ -251,6 +229,49 @@ def register(app: Dash, data: DashboardData) -> None:
             extends.append(update if update else no_update)
             changed = changed or bool(update)
         return extends, drawn if changed else no_update
+
+
+PAGE_RESETS = {"filter-experiment.value", "filter-status.value", "filter-tag.value", "filter-text.value",
+               "run-table.sort_by"}  # a change of these shows the first page
+
+
+def table_query(runs: Sequence[Any], experiments, statuses, tags, text, main, maximised, sort_by, page
+                ) -> TableQuery:
+    """The run table's query from the page's controls (dropdown values mapped back to names)."""
+    keys = metric_keys(runs)
+    main = chosen_name(main, keys)
+    return TableQuery(
+        experiments=tuple(chosen_names(experiments, {run.experiment for run in runs})),
+        statuses=tuple(statuses or ()),
+        tags=tuple(chosen_names(tags, {tag for run in runs for tag in run.tags})),
+        text=text or "",
+        main=main,
+        direction="max" if main in chosen_names(maximised, keys) else "min",
+        sort_by=tuple((item["column_id"], item["direction"]) for item in sort_by or ()),
+        page=page or 0,
+    )
+
+
+def updated_selection(previous: list[str], changed: set[str], shown: Sequence[Any], on_page: Sequence[str],
+                      ticked: Sequence[str] | None) -> list[str]:
+    """The selected run ids after ``changed``: *Select shown* adds every run the filters leave
+    (on every page), *Clear selection* empties it, and ticking rows changes only the runs of
+    the page shown (``on_page``); the others stay selected."""
+    if "select-shown.n_clicks" in changed:
+        chosen = set(previous)
+        return previous + [run.run_id for run in shown if run.run_id not in chosen]
+    if "clear-selection.n_clicks" in changed:
+        return []
+    if "run-table.selected_row_ids" in changed:
+        page, picked = set(on_page), set(ticked or ())
+        kept = [run_id for run_id in previous if run_id not in page or run_id in picked]
+        return kept + [run_id for run_id in ticked or () if run_id not in kept]
+    return previous
+
+
+def _changed(seen: dict[str, Any], now: dict[str, Any], name: str) -> Any:
+    """``now[name]`` when the browser does not hold it yet, else ``no_update``."""
+    return now[name] if seen.get(name) != now[name] else no_update
 
 
 def outgrown(runs: dict[str, Any], drawn: dict[str, list[dict[str, Any]]] | None, max_points: int) -> bool:

@@ -15,6 +15,7 @@ bucket, about one bucket per pixel column of a chart, so no spike is lost.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from neural_dsl_tracking.dashboard.download import open_object
+from neural_dsl_tracking.dashboard.tables import search_text
 from neural_dsl_tracking.tracking.downsample import DEFAULT_MAX_POINTS, bucket_size_for, bucketize_levels
 from neural_dsl_tracking.errors import NeuralError, TrackingError
 
@@ -33,6 +35,27 @@ LEVEL_DIVISORS = (1, 2, 4)  # series are kept at about max_points, half and a qu
 CHART_POINT_BUDGET = 100_000  # points drawn per chart before series get fewer points each
 RUNS_PER_READ = 8  # runs per bulk store read: about 60 MB of arrays with 3 x 100k-point series each
 DRAW_THREADS = 2  # numpy releases the GIL while downsampling
+REFRESH_SECONDS = 0.5  # the store is asked whether its runs changed at most this often
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """Every run as last read, newest first, and when each changed.
+
+    ``version`` grows by one at every refresh that changed a run; ``changed`` holds the
+    version at which each run last changed, so a view can tell whether its runs did.
+    """
+
+    runs: list[Any]
+    by_id: dict[str, Any]
+    version: int
+    changed: dict[str, int]
+
+    def changed_since(self, run_ids: Iterable[str], version: int | None) -> bool:
+        """Whether any of ``run_ids`` changed (or vanished) after ``version`` (None: never seen)."""
+        if version is None:
+            return True
+        return any(self.changed.get(run_id, self.version) > version for run_id in run_ids)
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,26 @@ def draw(steps: np.ndarray, values: np.ndarray, times: np.ndarray, bucket_size: 
     ]
 
 
+def _newest_first(run: Any) -> tuple[float, str]:
+    """The store's order: newest start first, then by run id."""
+    return -run.start_time.timestamp(), run.run_id
+
+
+def _snapshot(runs: list[Any], old: RunSnapshot | None) -> RunSnapshot:
+    """A snapshot of ``runs``, one version after ``old``, if any run differs from it."""
+    by_id = {run.run_id: run for run in runs}
+    if old is None:
+        return RunSnapshot(runs, by_id, 0, dict.fromkeys(by_id, 0))
+    differing = [run_id for run_id, run in by_id.items()
+                 if old.by_id.get(run_id) is not run and old.by_id.get(run_id) != run]
+    if not differing and len(by_id) == len(old.by_id):
+        return RunSnapshot(runs, by_id, old.version, old.changed)
+    version = old.version + 1
+    changed = {run_id: old.changed.get(run_id, version) for run_id in by_id}
+    changed.update(dict.fromkeys(differing, version))
+    return RunSnapshot(runs, by_id, version, changed)
+
+
 def _redact(location: str) -> str:
     """A database URL without its password, for display."""
     parts = urlsplit(location)
@@ -115,6 +158,11 @@ class DashboardData:
         self._crash_after = crash_after
         self._chart_budget = chart_budget
         self._manager: Any = None
+        self._snapshot: RunSnapshot | None = None
+        self._token: tuple[int, float, float] | None = None
+        self._checked = 0.0
+        self._refresh_lock = threading.Lock()
+        self._texts: dict[str, tuple[Any, str]] = {}  # run id -> (its record, its search text)
 
     # -- the store ---------------------------------------------------------------------
     def manager(self) -> Any:
@@ -137,9 +185,58 @@ class DashboardData:
         return self._manager
 
     def runs(self) -> list[Any]:
-        """Every run, most recent first."""
-        records = self.manager().list_experiments()
-        return sorted(records, key=lambda run: run.start_time, reverse=True)
+        """Every run, most recent first (``snapshot().runs``)."""
+        return self.snapshot().runs
+
+    def snapshot(self) -> RunSnapshot:
+        """The runs, read once and then refreshed from the store when they changed.
+
+        At most every ``REFRESH_SECONDS`` the store is asked for a cheap token (``runs_version``);
+        only when it moved, or while a run is shown running (it may have crashed since), are the
+        runs written since the last refresh read again. A run added with an old heartbeat (an
+        import) or deleted makes the counts disagree, and everything is read again.
+        """
+        with self._refresh_lock:
+            if self._snapshot is None or time.monotonic() - self._checked >= REFRESH_SECONDS:
+                self._refresh()
+            assert self._snapshot is not None
+            return self._snapshot
+
+    def _refresh(self) -> None:
+        manager = self.manager()
+        token = manager.runs_version()
+        self._checked = time.monotonic()
+        old, previous = self._snapshot, self._token
+        live = old is not None and any(run.status == "running" for run in old.runs)
+        if old is not None and token == previous and not live:
+            return
+        self._token = token
+        if old is None or previous is None:
+            self._snapshot = _snapshot(manager.list_experiments(), None)
+            return
+        changed = {run.run_id: run for run in manager.list_experiments(changed_after=previous[1])}
+        for run in old.runs:  # a live run whose last write carried an older clock than the newest
+            if run.status == "running" and run.run_id not in changed:
+                changed.update((found.run_id, found) for found in self._reread(run.run_id))
+        merged = {**old.by_id, **changed}
+        added = any(run_id not in old.by_id for run_id in changed)
+        if token is None or len(merged) != token[0] or (token[2] != previous[2] and not added):
+            self._snapshot = _snapshot(manager.list_experiments(), old)  # a run deleted or imported
+        else:
+            self._snapshot = _snapshot(sorted(merged.values(), key=_newest_first), old)
+
+    def search_text(self, run: Any) -> str:
+        """``tables.search_text(run)``, computed once per record of the run."""
+        cached = self._texts.get(run.run_id)
+        if cached is None or cached[0] is not run:
+            cached = self._texts[run.run_id] = (run, search_text(run))
+        return cached[1]
+
+    def _reread(self, run_id: str) -> list[Any]:
+        try:
+            return [self.manager().get_experiment(run_id)]
+        except TrackingError:
+            return []
 
     # -- metric series -------------------------------------------------------------------
     @property

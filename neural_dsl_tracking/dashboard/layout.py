@@ -7,31 +7,20 @@ properties, which React renders as text; nothing is ever inserted as raw HTML.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
-from dash import dash_table, dcc, html
-from dash.dash_table.Format import Format, Scheme
+from dash import dcc, html
 
-from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
+from neural_dsl_tracking.dashboard.data import DashboardData, RunSnapshot, StoreUnavailable
+from neural_dsl_tracking.dashboard import sweeps
 from neural_dsl_tracking.dashboard.figures import THEMES, figure_template
-from neural_dsl_tracking.humanize import duration as format_duration
-from neural_dsl_tracking.dashboard.tables import (
-    TEXT_CHARS,
-    best_value,
-    counted,
-    default_direction,
-    format_time,
-    format_value,
-    shortened,
-)
+from neural_dsl_tracking.dashboard.run_table import RUN_STATUSES, TableQuery, run_table, shown_runs, table_view
+from neural_dsl_tracking.dashboard.tables import TEXT_CHARS, default_direction, shortened
 
-RUN_STATUSES = ("running", "completed", "failed", "interrupted", "crashed")
 PREFERRED_MAIN_METRICS = ("val_loss", "loss", "val_accuracy", "accuracy")
 DEFAULT_SELECTION = 5
 STAND_IN_CHARS = 40
-NON_FINITE = ("-inf", "inf", "nan")  # best values shown as text; they sort with the missing ones
 LIVE_INTERVAL_MS = 2000
 IDLE_INTERVAL_MS = 15000
 TABS = (
@@ -41,26 +30,27 @@ TABS = (
     ("summary", "Summary"),
     ("parallel", "Parallel coordinates"),
     ("artifacts", "Artifacts"),
+    sweeps.TAB,
 )
 
 
 def page(data: DashboardData) -> Any:
     """The layout served on every page load."""
     try:
-        runs = data.runs()
+        snapshot = data.snapshot()
     except StoreUnavailable as error:
         return notice_page(
             "No experiment store yet",
             f"{error}. Train a model with tracking (for example `make demo`), or start the "
             "dashboard with --base-dir DIR or --store URL pointing at an existing store.",
         )
-    if not runs:
+    if not snapshot.runs:
         return notice_page(
             "No runs yet",
             f"The store at {data.location} holds no runs. Start a training run; "
             "reload this page when it has begun.",
         )
-    return dashboard_page(runs, data.location)
+    return dashboard_page(snapshot, data)
 
 
 def notice_page(title: str, message: str) -> html.Div:
@@ -91,38 +81,6 @@ def main_metric(keys: Sequence[str], runs: Sequence[Any]) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
-def run_rows(runs: Sequence[Any], main: str | None, direction: str) -> list[dict[str, Any]]:
-    """DataTable rows for the run table (plain text and numbers); long names are cut
-    (``run_tooltips`` holds them in full)."""
-    return [
-        {
-            "id": run.run_id,
-            **{column: shortened(text, TEXT_CHARS) for column, text in _names(run).items()},
-            "status": run.status,
-            "start": format_time(run.start_time),
-            "duration": format_duration(run.duration),
-            "best": _number(best_value(run.metrics, main, direction) if main else None),
-        }
-        for run in runs
-    ]
-
-
-def run_tooltips(runs: Sequence[Any]) -> list[dict[str, Any]]:
-    """The run table's hover text: the full names that ``run_rows`` cut, row by row."""
-    return [{column: {"value": text, "type": "text"} for column, text in _names(run).items() if len(text) > TEXT_CHARS}
-            for run in runs]
-
-
-def _names(run: Any) -> dict[str, str]:
-    """The run table's columns of free text."""
-    return {"experiment": run.experiment, "run_name": run.run_name, "tags": ", ".join(run.tags)}
-
-
-def _number(value: float | None) -> float | str | None:
-    """A table number; infinities and NaN as text (JSON would turn them into a blank)."""
-    return value if value is None or math.isfinite(value) else format_value(value)
-
-
 def option_value(name: str) -> str:
     """The dropdown value standing for ``name``: the name, or for a long one a short stand-in
     (the dropdown indexes every substring of a value: a 10,000-character one froze the page)."""
@@ -148,49 +106,17 @@ def chosen_name(value: str | None, names: Iterable[str]) -> str | None:
     return chosen_names([value], names)[0] if value else None
 
 
-def run_table(rows: list[dict[str, Any]], selected: list[int], tooltips: list[dict[str, Any]]) -> dash_table.DataTable:
-    """The run table: sortable, multi-select, status coloured."""
-    columns = [
-        {"name": "experiment", "id": "experiment"},
-        {"name": "run", "id": "run_name"},
-        {"name": "status", "id": "status"},
-        {"name": "start", "id": "start"},
-        {"name": "duration", "id": "duration"},
-        {"name": "tags", "id": "tags"},
-        {"name": "best", "id": "best", "type": "numeric", "sort_as_null": list(NON_FINITE),
-         "format": Format(precision=6, scheme=Scheme.decimal_or_exponent)},
-    ]
-    return dash_table.DataTable(
-        id="run-table",
-        columns=columns,
-        data=rows,
-        tooltip_data=tooltips,
-        tooltip_duration=None,
-        row_selectable="multi",
-        selected_rows=selected,
-        sort_action="native",
-        page_action="none",
-        style_table={"maxHeight": "260px", "overflowY": "auto"},
-        style_cell={"textAlign": "left", "padding": "2px 8px", "fontFamily": "sans-serif",
-                    "fontSize": "13px", "maxWidth": "260px", "overflow": "hidden",
-                    "textOverflow": "ellipsis", "color": "var(--fg)", "backgroundColor": "var(--panel)",
-                    "borderColor": "var(--border)"},
-        style_header={"fontWeight": "bold", "backgroundColor": "var(--header-bg)"},
-        style_data_conditional=[
-            {"if": {"filter_query": f'{{status}} = "{status}"', "column_id": "status"},
-             "color": f"var(--status-{status})", "fontWeight": "bold"}
-            for status in RUN_STATUSES
-        ],
-    )
-
-
-def dashboard_page(runs: Sequence[Any], location: str) -> html.Div:
-    """The dashboard for a store holding ``runs`` (most recent first)."""
+def dashboard_page(snapshot: RunSnapshot, data: DashboardData) -> html.Div:
+    """The dashboard for the runs of ``snapshot`` (most recent first): the run table shows its
+    first page, and ``table-seen`` records what it shows (``callbacks.update_table``)."""
+    runs = snapshot.runs
     keys = metric_keys(runs)
     main = main_metric(keys, runs)
     maximised = [key for key in keys if default_direction(key) == "max"]
     direction = "max" if main in maximised else "min"
     selection = [run.run_id for run in runs[:DEFAULT_SELECTION]]
+    query = TableQuery(main=main, direction=direction)
+    table = table_view(runs, shown_runs(runs, query, data.search_text), query, selection)
     live = any(run.status == "running" for run in runs)
     experiments = sorted({run.experiment for run in runs})
     tags = sorted({tag for run in runs for tag in run.tags})
@@ -201,8 +127,8 @@ def dashboard_page(runs: Sequence[Any], location: str) -> html.Div:
                 className="header",
                 children=[
                     html.H1("Neural experiments"),
-                    html.Span(location, id="store-location", className="store"),
-                    html.Span(counted(len(runs), "run"), id="run-count", className="count"),
+                    html.Span(data.location, id="store-location", className="store"),
+                    html.Span(table["count"], id="run-count", className="count"),
                     html.Button(id="theme-toggle", className="theme-toggle", n_clicks=0,
                                 title="switch between the light and the dark theme (remembered)"),
                 ],
@@ -223,8 +149,8 @@ def dashboard_page(runs: Sequence[Any], location: str) -> html.Div:
                     html.Button("Clear selection", id="clear-selection", n_clicks=0),
                 ],
             ),
-            run_table(run_rows(runs, main, direction), list(range(min(len(runs), DEFAULT_SELECTION))),
-                      run_tooltips(runs)),
+            run_table(table),
+            dcc.Store(id="table-seen", data=seen_table(table, snapshot.version, live)),
             dcc.Store(id="selection", data=selection),
             dcc.Store(id="drawn", data={}),
             *theme_stores(),
@@ -233,6 +159,13 @@ def dashboard_page(runs: Sequence[Any], location: str) -> html.Div:
                                                           for value, label in TABS]),
         ],
     )
+
+
+def seen_table(view: dict[str, Any], version: int, live: bool) -> dict[str, Any]:
+    """What the browser's run table holds (kept in ``table-seen``): the snapshot version it
+    was drawn from, its page's content key and ids, selected rows, page, count and tick."""
+    seen = {name: view[name] for name in ("key", "ids", "selected_rows", "page_current", "page_count", "count")}
+    return {**seen, "version": version, "interval": LIVE_INTERVAL_MS if live else IDLE_INTERVAL_MS}
 
 
 def _tab(value: str, label: str, maximised: list[str], keys: list[str], main: str | None) -> dcc.Tab:
@@ -274,4 +207,6 @@ def _tab_body(value: str, maximised: list[str], keys: list[str], main: str | Non
     if value == "parallel":
         return [html.Label(["metric", dcc.Dropdown(id="parallel-metric", options=text_options(keys),
                                                    value=main and option_value(main), clearable=False)]), area]
+    if value == sweeps.TAB[0]:
+        return sweeps.tab_body()
     return [area]

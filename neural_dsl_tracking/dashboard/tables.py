@@ -124,3 +124,12 @@ def unique_labels(runs: Iterable[tuple[str, str]]) -> dict[str, str]:
     for _, name in pairs:
         counts[name] = counts.get(name, 0) + 1
     return {run_id: name if counts[name] == 1 else f"{name} ({run_id[:8]})" for run_id, name in pairs}
+
+
+def search_text(run: Any) -> str:
+    """What the run table's free text searches, in lower case: run name, id, experiment,
+    status, tags and each ``param=value`` (one per line)."""
+    params = flatten(run.hyperparameters)
+    items = [run.run_name, run.run_id, run.experiment, run.status, *run.tags,
+             *(f"{name}={param_text(value)}" for name, value in params.items())]
+    return "\n".join(items).lower()

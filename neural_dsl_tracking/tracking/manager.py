@@ -69,13 +69,21 @@ class ExperimentManager:
 
     # ---- reading ----------------------------------------------------------------------
     def list_experiments(self, experiment: str | None = None, status: str | None = None,
-                         tag: str | None = None) -> list[RunRecord]:
-        """Runs, newest first, optionally filtered by experiment name, status and tag."""
+                         tag: str | None = None, *, changed_after: float | None = None) -> list[RunRecord]:
+        """Runs, newest first, optionally filtered by experiment name, status and tag; with
+        ``changed_after`` (a heartbeat, epoch seconds), only the runs written since then (at or after it) and
+        those still marked running."""
         store = self._open()
         if store is None:
             return []
         return store.list_runs(experiment=experiment, status=status, tag=tag,
-                               crash_after=self.crash_after)
+                               crash_after=self.crash_after, changed_after=changed_after)
+
+    def runs_version(self) -> tuple[int, float, float] | None:
+        """A token that changes when a run is added, deleted or written (``Store.runs_version``);
+        None when there is no store."""
+        store = self._open()
+        return None if store is None else store.runs_version()
 
     def get_experiment(self, run_id: str) -> RunRecord:
         """One run by id (or unique id prefix, or unique run name); TrackingError if absent."""

@@ -304,8 +304,14 @@ class Store:
         return records[0]
 
     def list_runs(self, experiment: str | None = None, status: str | None = None,
-                  tag: str | None = None, crash_after: float | None = None) -> list[RunRecord]:
+                  tag: str | None = None, crash_after: float | None = None,
+                  changed_after: float | None = None) -> list[RunRecord]:
+        """Runs, newest first; with ``changed_after``, only those written at or after that heartbeat
+        and those still marked running (whose status may have turned crashed)."""
         clauses, args = ["1 = 1"], []
+        if changed_after is not None:
+            clauses.append("(r.heartbeat >= ? OR r.status = 'running')")
+            args.append(changed_after)
         if experiment is not None:
             clauses.append("r.experiment = ?")
             args.append(experiment)
@@ -316,6 +322,12 @@ class Store:
         if status is not None:
             records = [r for r in records if r.status == status]
         return records
+
+    def runs_version(self) -> tuple[int, float, float]:
+        """The number of runs, their latest heartbeat and the sum of their start times: a cheap
+        token that changes when a run is added, deleted, or writes metrics or its status."""
+        row = self.db.read(lambda cur: cur.one("SELECT COUNT(*), MAX(heartbeat), SUM(start_time) FROM runs"))
+        return int(row[0]), float(row[1] or 0.0), float(row[2] or 0.0)
 
     def _records(self, where: str, args: tuple, crash_after: float | None) -> list[RunRecord]:
         crash_after = crash_after_default() if crash_after is None else crash_after
