@@ -19,6 +19,7 @@ from neural_dsl_tracking.tracking.records import (
     SweepRecord,
     artifact_ref,
 )
+from neural_dsl_tracking.tracking.query import Query
 from neural_dsl_tracking.tracking.store import T, Store, check_crash_after, store_locations
 from neural_dsl_tracking.tracking.values import to_step
 from neural_dsl_tracking.tracking.visualizer import FigureMap
@@ -84,6 +85,20 @@ class ExperimentManager:
         None when there is no store."""
         store = self._open()
         return None if store is None else store.runs_version()
+
+    def query_runs(self, query: Query | None = None, *, order: str = "-start", limit: int | None = None,
+                   offset: int = 0) -> list[RunRecord]:
+        """The runs matching a parsed query (``tracking.query.parse_query``; None: every run),
+        sorted by ``order`` (``-start``: newest first), ``limit`` of them from ``offset``."""
+        store = self._open()
+        if store is None:
+            return []
+        return store.query_runs(query, order=order, limit=limit, offset=offset, crash_after=self.crash_after)
+
+    def count_runs(self, query: Query | None = None) -> int:
+        """How many runs match ``query`` (None: every run; 0 when there is no store)."""
+        store = self._open()
+        return 0 if store is None else store.count_runs(query, crash_after=self.crash_after)
 
     def get_experiment(self, run_id: str) -> RunRecord:
         """One run by id (or unique id prefix, or unique run name); TrackingError if absent."""

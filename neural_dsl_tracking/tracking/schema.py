@@ -101,6 +101,15 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (run_id, layer_type))""",
         "CREATE INDEX run_layer_counts_by_type ON run_layer_counts (layer_type, n)",
     ],
+    [  # the query language (issue 14): runs newest first, params and metrics by key, metric means
+        "CREATE INDEX runs_by_start ON runs (start_time, run_id)",
+        "CREATE INDEX params_by_key ON params (key)",
+        "CREATE INDEX metric_summary_by_key ON metric_summary (key)",
+        # the sum and number of a series' non-NaN values; NULL for series summarised before
+        # (their mean is unknown)
+        "ALTER TABLE metric_summary ADD COLUMN value_sum DOUBLE PRECISION",
+        "ALTER TABLE metric_summary ADD COLUMN n_values BIGINT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

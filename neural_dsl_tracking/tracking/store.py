@@ -39,6 +39,7 @@ from neural_dsl_tracking.tracking.records import (
     SweepRecord,
     TrialRecord,
 )
+from neural_dsl_tracking.tracking.query import Query, order_sql
 from neural_dsl_tracking.tracking.schema import SCHEMA_VERSION, installed_version, migrate
 from neural_dsl_tracking.tracking.values import (
     DIRECTIONS,
@@ -382,6 +383,36 @@ class Store:
 
         return self.db.read(body)
 
+    def query_runs(self, query: Query | None = None, *, order: str = "-start", limit: int | None = None,
+                   offset: int = 0, crash_after: float | None = None) -> list[RunRecord]:
+        """The runs matching ``query`` (every run when None), sorted by ``order`` (a field of
+        the query language, ``-`` before it for descending; ties newest first), ``limit``
+        of them from ``offset``."""
+        crash_after = crash_after_default() if crash_after is None else crash_after
+        where, args = self._where(query, crash_after)
+        terms, order_args = order_sql(order, self.db.dialect, now=time.time(), crash_after=crash_after)
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        if limit is None and offset:
+            page = f" LIMIT -1 OFFSET {int(offset)}" if self.db.dialect == "sqlite" else f" OFFSET {int(offset)}"
+        ids = [row[0] for row in self.db.read(lambda cur: cur.all(
+            f"SELECT r.run_id FROM runs r WHERE {where} ORDER BY {terms}{page}", [*args, *order_args]))]
+        found: dict[str, RunRecord] = {}
+        for start in range(0, len(ids), _RUNS_PER_QUERY):
+            batch = ids[start:start + _RUNS_PER_QUERY]
+            found.update((r.run_id, r) for r in self._records(f"r.run_id IN ({_marks(batch)})",
+                                                               tuple(batch), crash_after))
+        return [found[run_id] for run_id in ids if run_id in found]
+
+    def count_runs(self, query: Query | None = None, crash_after: float | None = None) -> int:
+        """How many runs match ``query`` (every run when None)."""
+        where, args = self._where(query, crash_after_default() if crash_after is None else crash_after)
+        return int(self.db.read(lambda cur: cur.one(f"SELECT COUNT(*) FROM runs r WHERE {where}", args))[0])
+
+    def _where(self, query: Query | None, crash_after: float) -> tuple[str, list]:
+        if query is None:
+            return "1 = 1", []
+        return query.sql(self.db.dialect, now=time.time(), crash_after=crash_after)
+
     def delete_run(self, run_id: str) -> int:
         """Remove a run and its rows; frees objects no other version uses. Returns bytes freed."""
 
@@ -624,12 +655,17 @@ class Store:
         known = values[~np.isnan(values)]
         low = float(known.min()) if known.size else None
         high = float(known.max()) if known.size else None
+        with np.errstate(invalid="ignore"):  # inf + -inf: NaN, stored as no sum
+            total = float(known.sum())
         latest = float(values[-1])
         cur.execute(
             "INSERT INTO metric_summary (run_id, key, n_points, latest, latest_step, latest_time, "
-            "min_value, max_value, max_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "min_value, max_value, max_step, value_sum, n_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (run_id, key) DO UPDATE SET "
             "n_points = metric_summary.n_points + excluded.n_points, "
+            # a series summarised before sums were kept (n_values NULL) keeps an unknown mean
+            "value_sum = metric_summary.value_sum + excluded.value_sum, "
+            "n_values = metric_summary.n_values + excluded.n_values, "
             "latest = excluded.latest, latest_step = excluded.latest_step, "
             "latest_time = excluded.latest_time, "
             "min_value = CASE WHEN excluded.min_value IS NULL THEN metric_summary.min_value "
@@ -641,7 +677,8 @@ class Store:
             "max_step = CASE WHEN excluded.max_step > metric_summary.max_step "
             "THEN excluded.max_step ELSE metric_summary.max_step END",
             (run_id, key, int(len(steps)), None if latest != latest else latest,
-             int(steps[-1]), float(times[-1]), low, high, int(steps.max())))
+             int(steps[-1]), float(times[-1]), low, high, int(steps.max()),
+             None if total != total else total, int(known.size)))
 
     def metric_history(self, run_id: str, key: str, after_step: int | None = None) -> MetricHistory:
         """Every point of one series, or only those at a step after ``after_step``."""
