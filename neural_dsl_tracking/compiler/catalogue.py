@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Callable
 from neural_dsl_tracking.compiler import layers as core
 from neural_dsl_tracking.compiler import more_layers as more
 from neural_dsl_tracking.compiler.layers import Param, Tensor
+from neural_dsl_tracking.language.layers import LAYERS as LANGUAGE_LAYERS
+from neural_dsl_tracking.plugins.layers import plugin_layers
 
 if TYPE_CHECKING:
     from neural_dsl_tracking.compiler.model_emitter import ModelEmitter
@@ -108,3 +110,15 @@ TABLE: dict[str, Buildable] = {
 }
 
 SUPPORTED = sorted(TABLE)
+
+
+def buildable(layer_type: str) -> Buildable | None:
+    """How to build ``layer_type``: a built-in layer, or one an installed plugin provides
+    (:attr:`neural_dsl_tracking.plugins.base.Plugin.layers`); None when neither."""
+    found = TABLE.get(layer_type)
+    if found is not None or layer_type in LANGUAGE_LAYERS:
+        return found
+    from neural_dsl_tracking.plugins import discover_plugins
+
+    layer = plugin_layers(discover_plugins()).get(layer_type)
+    return None if layer is None else Buildable(layer.emit, dict(layer.params))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from neural_dsl_tracking.compiler.codegen import Expr, call
@@ -25,12 +25,11 @@ from neural_dsl_tracking.compiler.shapes import (
     value_of,
     window_out,
 )
+from neural_dsl_tracking.plugins.layers import REQUIRED, Param
 
 if TYPE_CHECKING:
     from neural_dsl_tracking.language.spec import LayerSpec
     from neural_dsl_tracking.compiler.model_emitter import ModelEmitter
-
-REQUIRED = object()
 
 
 @dataclass(frozen=True)
@@ -39,14 +38,9 @@ class Tensor:
 
     shape: tuple[Dim, ...]
     layout: str = "last"
-
-
-@dataclass(frozen=True)
-class Param:
-    """A layer parameter: its kind (how it is checked and emitted) and default."""
-
-    kind: str
-    default: Any = REQUIRED
+    mask: str | None = None
+    """The generated variable holding the padding mask of the steps (the first axis), set
+    by ``Embedding(mask_zero=true)``; a layer that keeps the steps returns it with them."""
 
 
 # Kinds: "width" (positive int, a tunable model hyperparameter), "rate" (0 <= x < 1, tunable),
@@ -153,7 +147,7 @@ def emit_dense(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> 
     em.module(name, call("nn.Linear", code_of(features), code_of(units), bias=em.param(layer, name, "use_bias")), x.shape, x.shape[:-1] + (units,))
     activation = em.head_activation(layer, em.param(layer, name, "activation"))
     _with_activation(em, layer, f"self.{name}(x)", x, activation)
-    return Tensor(x.shape[:-1] + (units,), x.layout)
+    return replace(x, shape=x.shape[:-1] + (units,))
 
 
 def emit_dropout(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
@@ -309,9 +303,15 @@ def emit_pool(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> T
 def emit_global_pool(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
     rank = spatial_rank(layer.type)
     _require_rank(em, layer, x, rank + 1, f"{rank} spatial axes and channels")
+    out = (x.shape[-1],)
+    if x.mask is not None:  # pools the real steps only
+        x = em.to_layout(x, "last")
+        function = "runtime.masking.masked_max" if "Max" in layer.type else "runtime.masking.masked_mean"
+        em.comment(f"{name}: {layer.type} over the steps that are not padding, {show(x.shape)} -> {show(out)}")
+        em.forward(f"x = {call(function, Expr('x'), Expr(x.mask))}")
+        return Tensor(out, "last")
     x = em.to_layout(x, "first")
     module = f"nn.AdaptiveMaxPool{rank}d" if "Max" in layer.type else f"nn.AdaptiveAvgPool{rank}d"
-    out = (x.shape[-1],)
     em.module(name, call(module, 1), x.shape, out)
     em.forward(f"x = self.{name}(x).flatten(1)")
     return Tensor(out, "last")
@@ -358,10 +358,19 @@ def emit_embedding(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor)
         raise em.error(layer, "expects integer token ids, but follows a layer producing features")
     dim = em.param(layer, name, "output_dim")
     out = x.shape + (dim,)
-    padding = {"padding_idx": 0} if em.param(layer, name, "mask_zero") else {}  # mask_zero: id 0 is padding
+    mask_zero = em.param(layer, name, "mask_zero")
+    padding = {"padding_idx": 0} if mask_zero else {}  # mask_zero: id 0 is padding
     em.module(name, call("nn.Embedding", em.param(layer, name, "input_dim"), code_of(dim), **padding), x.shape, out)
+    mask = None
+    if mask_zero and len(x.shape) == 1:  # a sequence of ids: the layers after it skip the padding
+        mask = PADDING_MASK
+        em.forward(f"{mask} = runtime.masking.padding_mask(x)  # mask_zero: True where the id is 0")
     em.forward(f"x = self.{name}(x.long())")
-    return Tensor(out, "last")
+    return Tensor(out, "last", mask)
+
+
+PADDING_MASK = "padding"
+"""The generated variable of the padding mask ``Embedding(mask_zero=true)`` makes."""
 
 
 def emit_rnn(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
@@ -383,6 +392,11 @@ def emit_rnn(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Te
         width = dim_product((units, 2))
     out = (x.shape[0], width) if sequences else (width,)
     em.module(name, call(module, code_of(features), code_of(units), **kwargs), x.shape, out)
+    if x.mask is not None:
+        em.forward(f"x = runtime.masking.masked_rnn(self.{name}, x, {x.mask})  # the padded steps skipped")
+        if not sequences:
+            em.forward(f"x = runtime.masking.last_real_step(x, {x.mask})  # return_sequences=False")
+        return Tensor(out, "last", x.mask if sequences else None)
     em.forward(f"x, _ = self.{name}(x)")
     if not sequences:
         em.forward("x = x[:, -1]  # return_sequences=False: the last step only")
@@ -421,11 +435,26 @@ def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tenso
     )
     stack = block if count == 1 else call("nn.TransformerEncoder", block, count, enable_nested_tensor=False)
     em.module(name, stack, x.shape, x.shape)
-    if layer.type == "TransformerDecoder" and em.param(layer, name, "use_causal_mask"):
-        em.forward(f"x = self.{name}(x, {CAUSAL_MASK}, is_causal=True)")
-    else:
-        em.forward(f"x = self.{name}(x)")
+    causal = layer.type == "TransformerDecoder" and em.param(layer, name, "use_causal_mask")
+    heads_code = f"self.{name}.self_attn.num_heads" if count == 1 else f"self.{name}.layers[0].self_attn.num_heads"
+    masks = attention_masks(x, causal, heads_code, mask_keyword=None, padding_keyword="src_key_padding_mask")
+    em.forward(f"x = self.{name}({', '.join(['x', *masks])})")
     return x
+
+
+def attention_masks(x: Tensor, causal: bool, heads: str, *, mask_keyword: str | None,
+                    padding_keyword: str) -> list[str]:
+    """The generated mask arguments of an attention module called on ``x``: the causal mask
+    (as ``mask_keyword=``, or positional), the padding mask (as ``padding_keyword=``), or
+    both in one causal mask (``heads``: the generated expression of the module's heads)."""
+    def mask(code: object) -> str:
+        return f"{code}" if mask_keyword is None else f"{mask_keyword}={code}"
+
+    if x.mask is None:
+        return [mask(CAUSAL_MASK), "is_causal=True"] if causal else []
+    if causal:
+        return [mask(call("runtime.masking.causal_mask", Expr(x.mask), Expr(heads), Expr("x"))), "is_causal=False"]
+    return [f"{padding_keyword}={x.mask}"]
 
 
 CAUSAL_MASK = "nn.Transformer.generate_square_subsequent_mask(x.size(1), device=x.device)"
@@ -458,17 +487,20 @@ def _emit_transformer_block(em: "ModelEmitter", layer: "LayerSpec", name: str, x
                        f"{show(y.shape)}; they must keep the shape")
     norm_first = em.param(layer, name, "norm_first")
     skip = f"{name}_skip"
+    masks = attention_masks(x, False, f"self.{name}_attention.num_heads", mask_keyword="attn_mask",
+                            padding_keyword="key_padding_mask")
+    padding = "".join(f", {mask}" for mask in masks)
     em.comment(f"{name}: TransformerEncoder, its nested layers as the feed-forward sub-layer")
     if norm_first:
         em.forward(f"attended = self.{name}_norm1(x)")
-        em.forward(f"attended, _ = self.{name}_attention(attended, attended, attended, need_weights=False)")
+        em.forward(f"attended, _ = self.{name}_attention(attended, attended, attended, need_weights=False{padding})")
         em.forward(f"x = x + self.{name}_dropout(attended)")
         em.forward(f"{skip} = x")
         em.forward(f"x = self.{name}_norm2(x)")
         em.absorb(body)
         em.forward(f"x = {skip} + self.{name}_dropout(x)")
     else:
-        em.forward(f"attended, _ = self.{name}_attention(x, x, x, need_weights=False)")
+        em.forward(f"attended, _ = self.{name}_attention(x, x, x, need_weights=False{padding})")
         em.forward(f"x = self.{name}_norm1(x + self.{name}_dropout(attended))")
         em.forward(f"{skip} = x")
         em.absorb(body)

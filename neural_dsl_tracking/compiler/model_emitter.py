@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neural_dsl_tracking.compiler import catalogue
@@ -128,16 +128,17 @@ class ModelEmitter:
             self.shared.warnings.append(
                 f"{self.where(layer)}: the placement of {layer.type} on a device is ignored; "
                 "the whole model runs on execution.device")
-        return catalogue.TABLE[layer.type].emit(self, layer, self.new_name(layer.type), x)
+        return self.buildable(layer).emit(self, layer, self.new_name(layer.type), x)
 
     def check_layer(self, layer: LayerSpec) -> None:
         """The layer is one the emitter builds, with parameters it knows."""
-        buildable = catalogue.TABLE.get(layer.type)
+        buildable = catalogue.buildable(layer.type)
         if buildable is None:
             if layer.type not in LANGUAGE_LAYERS:
-                raise self.unsupported(layer, "is a custom layer (not a built-in one): the PyTorch backend "
-                                       "cannot build it; write it with built-in layers"
-                                       + _did_you_mean(layer.type, catalogue.SUPPORTED), custom_layer=True)
+                raise self.unsupported(layer, "is a custom layer (not a built-in one, and no installed plugin "
+                                       "provides it): the PyTorch backend cannot build it; write it with "
+                                       "built-in layers" + _did_you_mean(layer.type, catalogue.SUPPORTED),
+                                       custom_layer=True)
             raise self.unsupported(layer, "is not supported by the PyTorch backend; supported layers: "
                              + ", ".join(catalogue.SUPPORTED) + _did_you_mean(layer.type, catalogue.SUPPORTED))
         params = buildable.params
@@ -149,6 +150,12 @@ class ModelEmitter:
         if layer.children and layer.type not in CONTAINERS:
             raise self.error(layer, "has a nested { } block; only ResidualConnection and TransformerEncoder "
                              "take nested layers (write the layers after it instead)")
+
+    def buildable(self, layer: LayerSpec) -> catalogue.Buildable:
+        """How to build ``layer`` (checked by :meth:`check_layer`)."""
+        found = catalogue.buildable(layer.type)
+        assert found is not None, layer.type
+        return found
 
     def new_name(self, layer_type: str) -> str:
         name = self.next_name(layer_type)
@@ -174,7 +181,7 @@ class ModelEmitter:
         key = (name, pname)
         if key in self.shared.resolved:
             return self.shared.resolved[key]
-        spec = catalogue.TABLE[layer.type].params[pname]
+        spec = self.buildable(layer).params[pname]
         raw = layer.params.get(pname, spec.default)
         if raw is REQUIRED:
             raise self.error(layer, f"needs the parameter {pname!r}")
@@ -268,7 +275,7 @@ class ModelEmitter:
                 self.forward("x = x.movedim(-1, 1)  # channels-last -> channels-first")
             else:
                 self.forward("x = x.movedim(1, -1)  # channels-first -> channels-last")
-        return Tensor(x.shape, layout)
+        return replace(x, layout=layout)
 
     def padding(self, name: str, layer: LayerSpec, x: Tensor, pairs: list[tuple[int, int]], rank: int,
                 value: float) -> tuple[int, ...] | None:
@@ -345,9 +352,11 @@ class ModelEmitter:
         """``file:line:col: layer T: message``, the layer's line and a caret under its name."""
         return self.shared.locator.error(layer.pos, f"layer {layer.type}: {message}")
 
-    def shape_error(self, layer: LayerSpec, x: Tensor, message: str) -> CompileError:
-        """:meth:`error` for a shape that does not fit, giving the incoming shape ``x``."""
-        return self.error(layer, f"{message} (its input is {show(x.shape)})")
+    def shape_error(self, layer: LayerSpec, message: str) -> CompileError:
+        """:meth:`error` for a shape that does not fit, giving the incoming shape of the
+        layer being built."""
+        incoming = self.shared.open_layers[-1].input if self.shared.open_layers else None
+        return self.error(layer, message if incoming is None else f"{message} (its input is {show(incoming)})")
 
     def unsupported(self, layer: LayerSpec, message: str, *, custom_layer: bool = False) -> UnsupportedError:
         """:meth:`error` for valid Neural DSL this backend cannot build (``neural check`` notes it)."""

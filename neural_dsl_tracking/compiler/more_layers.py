@@ -7,16 +7,17 @@ compile errors that say why. Same contract as :mod:`neural_dsl_tracking.compiler
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from neural_dsl_tracking.compiler.codegen import attr, call
 from neural_dsl_tracking.compiler.layers import (
-    CAUSAL_MASK,
     Tensor,
     _concrete,
     _per_axis,
     _require_rank,
     _with_activation,
+    attention_masks,
     conv_window,
     emit_rnn,
     spatial_rank,
@@ -50,10 +51,9 @@ def emit_multi_head_attention(em: "ModelEmitter", layer: "LayerSpec", name: str,
     em.module(name, call("nn.MultiheadAttention", code_of(features), code_of(heads),
                          dropout=em.param(layer, name, "dropout"), bias=em.param(layer, name, "use_bias"),
                          batch_first=True), x.shape, x.shape)
-    if em.param(layer, name, "use_causal_mask"):
-        em.forward(f"x, _ = self.{name}(x, x, x, need_weights=False, attn_mask={CAUSAL_MASK}, is_causal=True)")
-    else:
-        em.forward(f"x, _ = self.{name}(x, x, x, need_weights=False)")
+    masks = attention_masks(x, em.param(layer, name, "use_causal_mask"), f"self.{name}.num_heads", mask_keyword="attn_mask",
+                            padding_keyword="key_padding_mask")
+    em.forward(f"x, _ = self.{name}({', '.join(['x', 'x', 'x', 'need_weights=False', *masks])})")
     return x
 
 
@@ -64,8 +64,11 @@ def emit_attention(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor)
     causal = bool(em.param(layer, name, "use_causal_mask"))
     em.shared.init.assign(attr("self", f"{name}_dropout"), rate)
     em.comment(f"{name}: Attention (dot-product self-attention), shape {show(x.shape)}")
+    mask = f"is_causal={causal!r}"
+    if x.mask is not None:  # the padded steps are not attended to
+        mask = f"attn_mask=runtime.masking.attention_mask({x.mask}, causal={causal!r})"
     em.forward(f"x = F.scaled_dot_product_attention(x, x, x, dropout_p=self.{name}_dropout if self.training "
-               f"else 0.0, is_causal={causal!r}, scale=1.0)")
+               f"else 0.0, {mask}, scale=1.0)")
     return x
 
 
@@ -124,7 +127,7 @@ def emit_bidirectional(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Ten
     combine = {"sum": "forward + backward", "ave": "(forward + backward) / 2", "mul": "forward * backward"}[mode]
     em.forward("forward, backward = x.chunk(2, dim=-1)")
     em.forward(f"x = {combine}  # merge_mode={mode!r}")
-    return Tensor(y.shape[:-1] + (units,), "last")
+    return replace(y, shape=y.shape[:-1] + (units,))
 
 
 def emit_time_distributed(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:

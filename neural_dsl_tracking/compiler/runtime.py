@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from neural_dsl_tracking.dotted import flatten  # noqa: F401 - generated programs call runtime.flatten
+from neural_dsl_tracking.compiler import masking  # noqa: F401 - generated models call runtime.masking
 from neural_dsl_tracking.compiler import signals
 from neural_dsl_tracking.compiler.data import NetworkIO, Splits, check_arrays, load_data
 from neural_dsl_tracking.compiler.runconfig import validate_run_config

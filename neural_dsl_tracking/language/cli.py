@@ -87,16 +87,18 @@ def _dims(shape: list[int | None]) -> str:
 
 
 def custom_layer_notes(parsed: Any) -> list[str]:
-    """A note for each layer that is not built in: taken as a custom layer."""
+    """A note for each layer that is neither built in nor provided by a plugin: taken as a
+    custom layer."""
     from neural_dsl_tracking.language.diagnostics import did_you_mean
-    from neural_dsl_tracking.language.layers import LAYERS
+    from neural_dsl_tracking.language.layers import LAYERS, plugin_layer_infos
+    from neural_dsl_tracking.plugins import discover_plugins
 
     notes: list[str] = []
     pending = [layer for net in parsed.networks for layer in net.layers]
     while pending:
         layer = pending.pop(0)
         pending.extend(layer.children)
-        if layer.type not in LAYERS:
+        if layer.type not in LAYERS and layer.type not in plugin_layer_infos(discover_plugins()):
             where = layer.pos.at(str(parsed.path)) if layer.pos else str(parsed.path)
             notes.append(f"note: {where}: '{layer.type}' is not a built-in layer: taken as a custom "
                          f"layer, which neural compile cannot build{did_you_mean(layer.type, LAYERS)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from neural_dsl_tracking.language.diagnostics import DiagnosticSink, did_you_mean
 from neural_dsl_tracking.language.layers import LAYERS, LayerInfo, misplaced, positional_target, typed
@@ -14,7 +14,7 @@ from neural_dsl_tracking.language.sections import SectionReader, source_pos
 from neural_dsl_tracking.language.spec import LayerSpec, ParamValue
 from neural_dsl_tracking.language.syntax import Argument, Call, LayerNode, MacroNode, Value
 from neural_dsl_tracking.language.values import bind_arguments
-from neural_dsl_tracking.language.layers import canonical_layer_name, check_param
+from neural_dsl_tracking.language.layers import canonical_layer_name, check_param, plugin_layer_infos
 from neural_dsl_tracking.language.macros import (
     Bindings,
     bind_macro_arguments,
@@ -25,6 +25,7 @@ from neural_dsl_tracking.language.macros import (
 from neural_dsl_tracking.language.sections import integral
 from neural_dsl_tracking.language.spec import ChoiceHPO, HPOValue, RangeHPO
 from neural_dsl_tracking.language.values import dsl_repr
+from neural_dsl_tracking.plugins.base import Plugin
 
 MAX_LAYERS = 10_000
 """No network or macro expands to more layers than this (counting nested ones)."""
@@ -65,9 +66,13 @@ class LayerExpander:
     or :data:`MAX_DEPTH` levels stops everything at once with that one error, before
     any layer is copied."""
 
-    def __init__(self, sink: DiagnosticSink, macros: list[MacroNode], sections: SectionReader):
+    def __init__(self, sink: DiagnosticSink, macros: list[MacroNode], sections: SectionReader,
+                 plugins: Mapping[str, Plugin] | None = None):
         self.sink = sink
         self.sections = sections
+        self._plugins = plugins or {}
+        self._plugin_layers: dict[str, LayerInfo] | None = None
+        """The layers the plugins provide, loaded at the first name that is not built in."""
         self.macros: dict[str, MacroNode] = {}
         for macro in macros:
             self._declare(macro)
@@ -80,8 +85,9 @@ class LayerExpander:
         """Layers of the networks expanded so far."""
 
     def _declare(self, macro: MacroNode) -> None:
-        if macro.name in LAYERS:
-            self.sink.error(macro.pos, f"macro '{macro.name}' has the name of a built-in layer")
+        if self._info(macro.name) is not None:
+            built_in = "a built-in layer" if macro.name in LAYERS else "a layer a plugin provides"
+            self.sink.error(macro.pos, f"macro '{macro.name}' has the name of {built_in}")
         elif macro.name in self.macros:
             first = self.macros[macro.name].pos
             self.sink.error(macro.pos, f"macro '{macro.name}' is defined twice (first at line {first.line})")
@@ -133,10 +139,19 @@ class LayerExpander:
             result.extend(placed * count)
         return result
 
+    def _info(self, name: str) -> LayerInfo | None:
+        """What the language knows of layer type ``name``: built in, or provided by a plugin."""
+        info = LAYERS.get(name)
+        if info is not None or not name[:1].isupper():
+            return info
+        if self._plugin_layers is None:
+            self._plugin_layers = plugin_layer_infos(self._plugins)
+        return self._plugin_layers.get(name)
+
     def _canonical(self, node: LayerNode) -> LayerNode:
         """``dense(64)``, ``CONV2D(...)``: a built-in layer in another letter case is read
         as the built-in one, with a warning giving its spelling."""
-        if node.name in self.macros or node.name in LAYERS:
+        if node.name in self.macros or self._info(node.name) is not None:
             return node
         canonical = canonical_layer_name(node.name)
         if canonical is None:
@@ -285,7 +300,7 @@ class LayerExpander:
         return _Body.of([] if layer is None else [layer])
 
     def _layer(self, node: LayerNode, owner: str, depth: int) -> LayerSpec | None:
-        info = LAYERS.get(node.name)
+        info = self._info(node.name)
         if info is None:
             if node.name[:1].isupper():
                 return self._custom_layer(node, owner, depth)

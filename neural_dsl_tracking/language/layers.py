@@ -14,12 +14,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from neural_dsl_tracking.errors import NeuralError
 from neural_dsl_tracking.language.spec import (
     ChoiceHPO,
     LogRangeHPO,
     ParamValue,
     RangeHPO,
 )
+from neural_dsl_tracking.plugins.base import Plugin
+from neural_dsl_tracking.plugins.layers import PluginLayer, plugin_layers
 
 ACTIVATIONS = frozenset(
     {
@@ -378,3 +381,30 @@ def canonical_layer_name(name: str) -> str | None:
     (``dense`` -> ``Dense``, ``CONV2D`` -> ``Conv2D``), or None when there is none."""
     lowered = name.lower()
     return next((known for known in LAYERS if known.lower() == lowered), None)
+
+
+_PLUGIN_KINDS = {"width": "positive_int", "int": "positive_int", "rate": "fraction", "float": "positive_number",
+                 "ints": "size", "bool": "bool", "activation": "activation", "padding": "padding"}
+"""The language's kind of each kind a plugin layer's parameter may take
+(:data:`neural_dsl_tracking.plugins.layers.PARAM_KINDS`)."""
+
+
+def plugin_layer_info(layer: PluginLayer) -> LayerInfo:
+    """What the language checks of a layer a plugin provides: the same as for a built-in one."""
+    positional = layer.positional_names()
+    return LayerInfo(
+        positional,
+        layer.required(),
+        tuple(name for name in layer.params if name not in positional),
+        kinds={name: _PLUGIN_KINDS[param.kind] for name, param in layer.params.items()},
+    )
+
+
+def plugin_layer_infos(plugins: Mapping[str, Plugin]) -> dict[str, LayerInfo]:
+    """The layers ``plugins`` provide, by type; NeuralError for one that has a built-in name."""
+    infos = {name: plugin_layer_info(layer) for name, layer in plugin_layers(plugins).items()}
+    clash = next((name for name in infos if canonical_layer_name(name) is not None), None)
+    if clash is not None:
+        raise NeuralError(f"a plugin provides the layer {clash!r}, which is the name of the built-in "
+                          f"layer {canonical_layer_name(clash)!r}")
+    return infos

@@ -25,7 +25,7 @@ class FileBuilder:
         self.sections = sections
 
     def build(self, file: FileNode) -> NeuralFile:
-        expander = LayerExpander(self.sink, file.macros, self.sections)
+        expander = LayerExpander(self.sink, file.macros, self.sections, self.plugins)
         top_blocks = self._plugin_blocks(file.plugin_blocks, "at top level")
         top_data = {kw: read_block(block, self.sink) for kw, block in top_blocks.items()}
         if not file.networks:

@@ -46,6 +46,11 @@ class Plugin:
     """A folder of Hydra presets for the ``<keyword>`` config group (``tracking=mlflow``);
     relative to the package's ``configs/``. None: no presets."""
 
+    layers: str | None = None
+    """``"module:attribute"`` of a mapping layer type -> :class:`~neural_dsl_tracking.plugins.layers.PluginLayer`:
+    layers the language checks and the compiler builds like built-in ones; imported only
+    when a network uses a layer that is not built in. None: the plugin provides no layers."""
+
     def config_group_dir(self) -> Path | None:
         """The folder of this plugin's Hydra presets, or None."""
         if self.config_group is None:
