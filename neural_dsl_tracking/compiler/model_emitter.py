@@ -15,7 +15,7 @@ from typing import Any
 
 from neural_dsl_tracking.compiler import catalogue
 from neural_dsl_tracking.compiler import layers as core
-from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, attr, call, ident, is_identifier, lit
+from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, attr, call, dotted, ident, is_identifier, lit
 from neural_dsl_tracking.compiler.hpo import hpo_default, hpo_space, is_hpo
 from neural_dsl_tracking.compiler.layers import REQUIRED, TUNABLE_KINDS, Tensor
 from neural_dsl_tracking.compiler.locate import Locator, UnsupportedError
@@ -69,6 +69,7 @@ class _Shared:
     final_layer: LayerSpec | None
     loss: LossPlan
     init: CodeWriter = field(default_factory=CodeWriter)
+    imported: set[str] = field(default_factory=set)
     counters: dict[str, int] = field(default_factory=dict)
     hp: dict[str, dict[str, Any]] = field(default_factory=dict)
     kinds: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -255,6 +256,13 @@ class ModelEmitter:
             self.shared.open_layers[-1].modules.append(name)
         self.shared.init.comment(f"{name}: {show(in_shape)} -> {show(out_shape)}")
         self.shared.init.assign(attr("self", name), constructor)
+
+    def import_module(self, path: str) -> None:
+        """``import <path>`` in ``__init__``, before the first module built from it (once):
+        for a plugin layer's own modules, ``em.module(name, call(f"{path}.Scale", 0.5), ...)``."""
+        if path not in self.shared.imported:
+            self.shared.imported.add(path)
+            self.shared.init.line(f"import {dotted(path).code}")
 
     def buffer(self, name: str, value: Expr) -> None:
         """``self.<name>``: a constant tensor of the module (moves with it, is not trained)."""

@@ -21,6 +21,20 @@ from neural_dsl_tracking.errors import CompileError, NeuralError, NeuralValidati
 from neural_dsl_tracking.language import parse_text
 from tests.compiler.conftest import compile_text, default_model, import_program
 
+MODULES_SOURCE = '''
+import torch
+from torch import nn
+
+
+class LearnedScale(nn.Module):
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = nn.Parameter(torch.tensor(factor))
+
+    def forward(self, x):
+        return x * self.factor
+'''
+
 PLUGIN_SOURCE = '''
 from pydantic import BaseModel
 
@@ -37,7 +51,13 @@ def emit_swish(em, layer, name, x):
 
 
 def emit_scale(em, layer, name, x):
-    em.forward(f"x = x * {lit(float(em.param(layer, name, 'factor'))).code}")
+    factor = float(em.param(layer, name, "factor"))
+    if not em.param(layer, name, "learned"):
+        em.forward(f"x = x * {lit(factor).code}")
+        return x
+    em.import_module("layerkit.modules")
+    em.module(name, call("layerkit.modules.LearnedScale", factor), x.shape, x.shape)
+    em.forward(f"x = self.{name}(x)")
     return x
 
 
@@ -57,7 +77,7 @@ class LayerkitSpec(BaseModel):
 
 LAYERS = {
     "Swish": PluginLayer(emit_swish, {}),
-    "Scale": PluginLayer(emit_scale, {"factor": Param("float")}),
+    "Scale": PluginLayer(emit_scale, {"factor": Param("float"), "learned": Param("bool", False)}, positional=("factor",)),
     "Bottleneck": PluginLayer(emit_bottleneck, {"units": Param("width"), "activation": Param("activation", "relu")}),
 }
 
@@ -81,6 +101,7 @@ def _write_plugin(root: Path) -> None:
     package = root / "layerkit"
     package.mkdir()
     (package / "__init__.py").write_text(textwrap.dedent(PLUGIN_SOURCE))
+    (package / "modules.py").write_text(textwrap.dedent(MODULES_SOURCE))
     (package / "layerkit.lark").write_text('layerkit_block: "layerkit" "<" entries ">"\n')
     info = root / "layerkit-0.1.dist-info"
     info.mkdir()
@@ -95,7 +116,8 @@ def _forget_plugins() -> None:
 
     for cached in (discover_plugins, get_parser, _layers_of):
         cached.cache_clear()
-    sys.modules.pop("layerkit", None)
+    for name in ("layerkit", "layerkit.modules"):
+        sys.modules.pop(name, None)
 
 
 @pytest.fixture(scope="module")
@@ -120,23 +142,26 @@ def test_plugin_layers_check_compile_and_run_like_built_in_ones(plugin_dir: Path
     import torch
     from torch import nn
 
-    text = NET.format(layers="Swish()\n    Bottleneck(4, activation=\"tanh\")\n    Scale(0.5)")
+    text = NET.format(layers="Swish()\n    Bottleneck(4, activation=\"tanh\")\n    Scale(0.5)\n    Scale(3, learned=true)")
     net = parse_text(text).networks[0]
-    assert [(layer.type, layer.params) for layer in net.layers[1:4]] == [
-        ("Swish", {}), ("Bottleneck", {"units": 4, "activation": "tanh"}), ("Scale", {"factor": 0.5})]
+    assert [(layer.type, layer.params) for layer in net.layers[1:5]] == [
+        ("Swish", {}), ("Bottleneck", {"units": 4, "activation": "tanh"}), ("Scale", {"factor": 0.5}),
+        ("Scale", {"factor": 3, "learned": True})]
     train_py = compile_text(text, tmp_path)
     model = default_model(import_program(train_py), train_py)
 
     dense, down, up, head = nn.Linear(6, 8), nn.Linear(8, 4), nn.Linear(4, 8), nn.Linear(8, 3)
-    expected = nn.ModuleList([dense, down, up, head])
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in expected.parameters()) == 159
+    scale = nn.Parameter(torch.tensor(3.0))  # the plugin's own module: one learned factor
+    expected = nn.ParameterList([*dense.parameters(), *down.parameters(), *up.parameters(), scale,
+                                 *head.parameters()])
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in expected.parameters()) == 160
     with torch.no_grad():
         for ours, theirs in zip(model.parameters(), expected.parameters(), strict=True):
             ours.copy_(theirs)
         x = torch.randn(5, 6)
         h = dense(x)
         h = h * torch.sigmoid(h)
-        h = up(torch.tanh(down(h))) * 0.5
+        h = up(torch.tanh(down(h))) * 0.5 * scale
         torch.testing.assert_close(model(x), head(h))
     assert "hp.bottleneck_1.units" in train_py.read_text()  # a size, tunable like units
 
@@ -147,6 +172,8 @@ def test_plugin_layers_check_compile_and_run_like_built_in_ones(plugin_dir: Path
     ("Bottleneck(4, activaton=\"relu\")", "Bottleneck has no parameter 'activaton'; did you mean 'activation'"),
     ("Scale(-2)", "'factor' must be a positive number"),
     ("Swish(1)", "Swish takes no positional arguments"),
+    ("Scale(2, true)", "Scale takes at most 1 positional argument"),
+    ("Scale(2, learned=1)", "'learned' must be true or false"),
 ])
 def test_plugin_layer_arguments_are_checked_like_built_in_ones(plugin_dir: Path, layer: str,
                                                                 message: str) -> None:
