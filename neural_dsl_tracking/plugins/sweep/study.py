@@ -85,10 +85,23 @@ def sampler(settings: StudySettings) -> Any:
     import optuna
 
     if settings.sampler == "grid":
-        return optuna.samplers.GridSampler(settings.grid or {}, seed=settings.seed)
+        return _grid_sampler()(settings.grid or {}, seed=settings.seed)
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=settings.seed)
     return optuna.samplers.TPESampler(seed=settings.seed)
+
+
+@lru_cache(maxsize=1)
+def _grid_sampler() -> type:
+    """Optuna's GridSampler, except that the last grid point's ``tell`` does not call
+    ``study.stop()`` (which only works inside ``optimize``); the claims stop at the grid's size."""
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return GridSampler
 
 
 def pruner(settings: StudySettings) -> Any:

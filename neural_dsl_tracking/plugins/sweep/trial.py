@@ -11,7 +11,8 @@ process), inside:
   program's per-epoch objective is reported to Optuna and the pruner can stop it;
 - a run scope (``tracking/scope.py``) that links the run the program opens to the sweep
   as this trial, and skips the run's plots (drawn later, off the trial's critical path);
-- a heartbeat in the study, so a trial whose process vanished is failed.
+- a heartbeat in the study, and this process as the trial's worker, so a trial whose
+  process vanished is failed.
 
 Then the trial is told to Optuna (complete with the objective's last value, pruned, or
 failed) and recorded in the store's sweep.
@@ -30,7 +31,7 @@ from typing import Any
 
 from neural_dsl_tracking.errors import NeuralError
 from neural_dsl_tracking.plugins.sweep.hooks import ActiveTrial, TrialPruned, active_trial
-from neural_dsl_tracking.plugins.sweep.study import Heartbeat, StudySettings, open_study
+from neural_dsl_tracking.plugins.sweep.study import WORKER_ATTR, Heartbeat, StudySettings, open_study, this_worker
 from neural_dsl_tracking.tracking.scope import run_scope
 from neural_dsl_tracking.tracking.store import Store
 
@@ -72,6 +73,7 @@ class TrialResult:
 def run_trial(job: TrialJob) -> TrialResult:
     """Train the trial's configuration, tell Optuna how it ended, record it in the sweep."""
     trial = _optuna_trial(job)
+    trial.study._storage.set_trial_system_attr(job.trial_id, WORKER_ATTR, this_worker())  # noqa: SLF001
     active = ActiveTrial(trial, job.objective)
     with Heartbeat(job.study, job.trial_id):
         try:
