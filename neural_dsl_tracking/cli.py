@@ -19,6 +19,7 @@ from neural_dsl_tracking.humanize import printable_message
 STAGE_COMMANDS = (
     "neural_dsl_tracking.compiler.cli",  # also registers the language's check command
     "neural_dsl_tracking.tracking.cli",
+    "neural_dsl_tracking.plugins.sweep.cli",
 )
 
 
