@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import shlex
+import sys
 import warnings
 from collections import Counter
 from dataclasses import asdict
@@ -20,6 +21,9 @@ from typing import Any, Callable, Sequence
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.humanize import duration, file_size, printable, status_text
 from neural_dsl_tracking.tracking.values import RUN_STATUSES
+
+LS_LIMIT = 50
+"""How many runs ``ls`` lists unless told (--limit N, --all)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls.add_argument("--experiment", help="only runs of this experiment")
     ls.add_argument("--status", choices=RUN_STATUSES)
     ls.add_argument("--tag", help="only runs with this tag")
+    ls.add_argument("--where", metavar="QUERY",
+                    help="only runs matching a query, e.g. \"params.optimizer.lr < 0.01 and tags has "
+                         "'baseline'\" (docs/compare.md, Query language)")
+    shown = ls.add_mutually_exclusive_group()
+    shown.add_argument("--limit", type=_positive, metavar="N",
+                       help=f"list the newest N runs (default {LS_LIMIT})")
+    shown.add_argument("--all", action="store_true", help="list every run")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=_ls)
 
@@ -111,13 +122,53 @@ def _launch_dashboard(args: argparse.Namespace) -> int:
 # ---- actions ------------------------------------------------------------------------------
 def _ls(args: argparse.Namespace) -> int:
     manager = _manager(args)
-    runs = manager.list_experiments(experiment=args.experiment, status=args.status, tag=args.tag)
+    query = _ls_query(args)
+    runs, left_out = _ls_page(manager, query, None if args.all else args.limit or LS_LIMIT)
     if _json_or_none(args, manager, runs, "runs", asdict):
+        _say_left_out(left_out, args.json)
         return 0
     rows = [[r.run_id[:8], r.experiment, r.run_name, r.status, _when(r.start_time),
              duration(r.duration, "-"), _metric_line(r.metrics)] for r in runs]
     _table(["RUN", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "LATEST METRICS"], rows, status_column=3)
+    _say_left_out(left_out, args.json)
     return 0
+
+
+def _ls_query(args: argparse.Namespace) -> Any:
+    """--where with --experiment, --status and --tag, as one query."""
+    from neural_dsl_tracking.tracking.query import parse_query, quote
+
+    query = parse_query(args.where or "")
+    for given, text in ((args.experiment, "experiment = {}"), (args.status, "status = {}"),
+                        (args.tag, "tags has {}")):
+        if given is not None:
+            query = query & parse_query(text.format(quote(given)))
+    return query
+
+
+def _ls_page(manager: Any, query: Any, limit: int | None) -> tuple[list, int]:
+    """The newest ``limit`` runs matching ``query`` (all when None), and how many more match."""
+    runs = manager.query_runs(query, limit=limit)
+    left_out = manager.count_runs(query) - len(runs) if limit is not None and len(runs) == limit else 0
+    return runs, left_out
+
+
+def _say_left_out(left_out: int, to_stderr: bool) -> None:
+    """How many matching runs ``ls`` did not list (on stderr under --json)."""
+    if left_out:
+        print(f"{left_out:,} more run{'s' if left_out > 1 else ''} not listed: --limit N or --all to list them",
+              file=sys.stderr if to_stderr else sys.stdout)
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _show(args: argparse.Namespace) -> int:
