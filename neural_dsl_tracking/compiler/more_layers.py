@@ -143,7 +143,7 @@ def emit_time_distributed(em: "ModelEmitter", layer: "LayerSpec", name: str, x: 
     em.forward("x = x.flatten(0, 1)")
     y = em.to_layout(em.emit_layer(inner, Tensor(x.shape[1:], "last")), "last")
     em.forward(f"x = x.unflatten(0, (-1, {name}_steps))")
-    return Tensor(x.shape[:1] + y.shape, "last")
+    return replace(x, shape=x.shape[:1] + y.shape)  # the same steps, and their padding mask
 
 
 def emit_depthwise_conv(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:

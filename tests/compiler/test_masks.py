@@ -29,8 +29,9 @@ def _hand_written(*modules: nn.Module) -> int:
 
 CASES = {
     "transformer_encoder": (
-        _network("TransformerEncoder(num_heads=2, ff_dim=16)", "GlobalAveragePooling1D()"),
-        _hand_written(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), nn.Linear(8, 3)),
+        _network("TimeDistributed(Dense(8, \"relu\"))", "TransformerEncoder(num_heads=2, ff_dim=16)",
+                 "GlobalAveragePooling1D()"),
+        _hand_written(nn.Linear(8, 8), nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), nn.Linear(8, 3)),
     ),
     "decoder_and_attention": (
         _network("TransformerDecoder(num_heads=2, ff_dim=16, num_layers=2)", "MultiHeadAttention(2)",
