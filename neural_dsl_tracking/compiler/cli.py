@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "goes to the program: Hydra overrides (optimizer.lr=0.01 data=digits tracking=mlflow) "
         "and flags such as --multirun.",
     )
+    run_parser.add_argument("--sweep", action="store_true",
+                            help="search the network's HPO(...) spaces with Optuna, as neural sweep FILE does")
     run_parser.add_argument("-m", "--multirun", action="store_true",
                             help="run a Hydra sweep (e.g. optimizer.lr=0.1,0.01)")
     run_parser.add_argument("--network", metavar="NAME", help="which network of the file (default: the first)")
@@ -152,6 +154,10 @@ def _take_network(args: argparse.Namespace) -> list[str]:
 def run_run(args: argparse.Namespace) -> int:
     extra = _take_network(args)
     train_py = compile_cached(args.file, args.network)
+    if args.sweep or "--sweep" in extra:
+        from neural_dsl_tracking.plugins.sweep.cli import sweep
+
+        return sweep(train_py, [arg for arg in extra if arg != "--sweep"], source=args.file)
     if args.multirun and "--multirun" not in extra and "-m" not in extra:
         extra.insert(0, "--multirun")
     print(f"running {train_py}", file=sys.stderr, flush=True)

@@ -1,16 +1,19 @@
 """``neural sweep`` end to end on the digits: every trial a tracked run linked to the sweep,
-pruned trials ending ``pruned`` with their metrics, N trials at once with ``parallel: N``."""
+pruned trials ending ``pruned`` with their metrics, N trials at once with ``parallel: N``
+(through ``neural run --sweep``)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from neural_dsl_tracking.tracking import ExperimentManager
 
-from .conftest import load_study, run_sweep, write_network
+from .conftest import environment, load_study, run_sweep, write_network
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +52,8 @@ def test_trials_are_tracked_runs_and_a_bad_trial_is_pruned(tmp_path: Path) -> No
 def test_parallel_trials_run_at_once_with_the_cpus_shared(tmp_path: Path) -> None:
     store = tmp_path / "runs"
     write_network(tmp_path, str(store), epochs=3, trials=2, sampler="random", pruner="none", parallel=2)
-    done = run_sweep(tmp_path, "model.neural")
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking.cli", "run", "model.neural", "--sweep"],
+                          cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
 
     manager = ExperimentManager(store=str(store))
