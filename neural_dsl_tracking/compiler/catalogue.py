@@ -68,7 +68,7 @@ TABLE: dict[str, Buildable] = {
     **_dims("AveragePooling", "", core.emit_pool, core.pool_params),
     **_dims("GlobalAveragePooling", "", core.emit_global_pool, dict),
     **_dims("GlobalMaxPooling", "", core.emit_global_pool, dict),
-    "BatchNormalization": Buildable(core.emit_batch_norm, {"momentum": Param("float", 0.99),
+    "BatchNormalization": Buildable(core.emit_batch_norm, {"momentum": Param("unit", 0.99),
                                                            "epsilon": Param("float", 1e-3)}),
     "LayerNormalization": Buildable(core.emit_layer_norm, {"epsilon": Param("float", 1e-3)}),
     "GroupNormalization": Buildable(core.emit_group_norm, {"groups": Param("int", 32), "epsilon": Param("float", 1e-3)}),

@@ -45,7 +45,7 @@ class Tensor:
 
 # Kinds: "width" (positive int, a tunable model hyperparameter), "rate" (0 <= x < 1, tunable),
 # "ints" (int or list of ints, one per spatial axis), "int" (positive int), "activation",
-# "padding" ("valid"/"same"), "bool", "float" (positive number).
+# "padding" ("valid"/"same"), "bool", "float" (positive number), "unit" (0 <= x <= 1).
 TUNABLE_KINDS = ("width", "rate")
 
 ACTIVATIONS: dict[str, str | None] = {
@@ -130,7 +130,7 @@ def _require_rank(em: "ModelEmitter", layer: "LayerSpec", x: Tensor, rank: int, 
 
 def _concrete(em: "ModelEmitter", layer: "LayerSpec", dim: Dim, what: str) -> Dim:
     if dim is None:
-        raise em.error(layer, f"needs a fixed {what}, but it is dynamic (None) here")
+        raise em.shape_error(layer, f"needs a fixed {what}, but it is dynamic (None) here")
     return dim
 
 
@@ -140,7 +140,7 @@ def _with_activation(em: "ModelEmitter", layer: "LayerSpec", call_expr: str, x: 
 
 def emit_dense(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
     if not x.shape:
-        raise em.error(layer, "needs at least one input dimension")
+        raise em.shape_error(layer, "needs at least one input dimension")
     x = em.to_layout(x, "last")
     features = _concrete(em, layer, x.shape[-1], "number of input features")
     units = em.param(layer, name, "units")
@@ -332,7 +332,7 @@ def emit_batch_norm(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor
 
 def emit_layer_norm(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
     if not x.shape:
-        raise em.error(layer, "needs at least one input dimension")
+        raise em.shape_error(layer, "needs at least one input dimension")
     x = em.to_layout(x, "last")
     features = _concrete(em, layer, x.shape[-1], "number of features")
     em.module(name, call("nn.LayerNorm", code_of(features), eps=float(em.param(layer, name, "epsilon"))), x.shape, x.shape)
@@ -342,12 +342,12 @@ def emit_layer_norm(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor
 
 def emit_group_norm(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
     if not x.shape:
-        raise em.error(layer, "needs at least one input dimension")
+        raise em.shape_error(layer, "needs at least one input dimension")
     x = em.to_layout(x, "first")
     channels = _concrete(em, layer, x.shape[-1], "number of channels")
     groups = em.param(layer, name, "groups")
     if value_of(channels) % groups:
-        raise em.error(layer, f"groups={groups} must divide the {value_of(channels)} channels of its input")
+        raise em.shape_error(layer, f"groups={groups} must divide the {value_of(channels)} channels of its input")
     em.module(name, call("nn.GroupNorm", groups, code_of(channels), eps=float(em.param(layer, name, "epsilon"))), x.shape, x.shape)
     em.forward(f"x = self.{name}(x)")
     return x
@@ -355,7 +355,7 @@ def emit_group_norm(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor
 
 def emit_embedding(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
     if x.layout != "last" and len(x.shape) > 1:
-        raise em.error(layer, "expects integer token ids, but follows a layer producing features")
+        raise em.shape_error(layer, "expects integer token ids, but follows a layer producing features")
     dim = em.param(layer, name, "output_dim")
     out = x.shape + (dim,)
     mask_zero = em.param(layer, name, "mask_zero")
@@ -411,11 +411,11 @@ def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tenso
     features = _concrete(em, layer, x.shape[-1], "number of features")
     d_model = em.param(layer, name, "d_model")
     if d_model is not None and d_model != value_of(features):
-        raise em.error(layer, f"d_model={d_model}, but its input has {value_of(features)} features "
+        raise em.shape_error(layer, f"d_model={d_model}, but its input has {value_of(features)} features "
                        f"(put Dense({d_model}) before it, or make d_model match)")
     heads = em.param(layer, name, "num_heads")
     if value_of(features) % value_of(heads):
-        raise em.error(layer, f"num_heads={value_of(heads)} must divide its {value_of(features)} input features")
+        raise em.shape_error(layer, f"num_heads={value_of(heads)} must divide its {value_of(features)} input features")
     count = em.param(layer, name, "num_layers")
     if layer.children:
         if count != 1:
@@ -525,7 +525,7 @@ def emit_reshape(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -
     known = math.prod(t for t in target if t != -1)
     if -1 in target:
         if total % known:
-            raise em.error(layer, f"cannot reshape {total} values to {tuple(target)}")
+            raise em.shape_error(layer, f"cannot reshape {total} values to {tuple(target)}")
         target[target.index(-1)] = total // known
     if math.prod(target) != total:
         raise em.error(layer, f"cannot reshape {show(x.shape)} ({total} values) to {tuple(target)}")

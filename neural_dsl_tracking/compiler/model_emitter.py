@@ -244,6 +244,9 @@ class ModelEmitter:
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise bad("a positive number")
+        elif kind == "unit":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise bad("a number from 0 to 1")
         return value
 
     # ------------------------------------------------------------ writing code
@@ -360,9 +363,11 @@ class ModelEmitter:
         """``file:line:col: layer T: message``, the layer's line and a caret under its name."""
         return self.shared.locator.error(layer.pos, f"layer {layer.type}: {message}")
 
-    def shape_error(self, layer: LayerSpec, x: Tensor, message: str) -> CompileError:
-        """:meth:`error` for a shape that does not fit, giving the incoming shape ``x``."""
-        return self.error(layer, f"{message} (its input is {show(x.shape)})")
+    def shape_error(self, layer: LayerSpec, message: str) -> CompileError:
+        """:meth:`error` for a shape that does not fit, giving the incoming shape of the
+        layer being built."""
+        incoming = self.shared.open_layers[-1].input if self.shared.open_layers else None
+        return self.error(layer, message if incoming is None else f"{message} (its input is {show(incoming)})")
 
     def unsupported(self, layer: LayerSpec, message: str, *, custom_layer: bool = False) -> UnsupportedError:
         """:meth:`error` for valid Neural DSL this backend cannot build (``neural check`` notes it)."""

@@ -44,9 +44,9 @@ def emit_multi_head_attention(em: "ModelEmitter", layer: "LayerSpec", name: str,
     width = value_of(features)
     if key_dim is None:
         if width % value_of(heads):
-            raise em.error(layer, f"num_heads={value_of(heads)} must divide its {width} input features")
+            raise em.shape_error(layer, f"num_heads={value_of(heads)} must divide its {width} input features")
     elif value_of(heads) * key_dim != width:
-        raise em.error(layer, f"num_heads * key_dim = {value_of(heads)} * {key_dim} must equal its {width} "
+        raise em.shape_error(layer, f"num_heads * key_dim = {value_of(heads)} * {key_dim} must equal its {width} "
                        "input features (PyTorch's attention keeps the width)")
     em.module(name, call("nn.MultiheadAttention", code_of(features), code_of(heads),
                          dropout=em.param(layer, name, "dropout"), bias=em.param(layer, name, "use_bias"),
@@ -79,10 +79,10 @@ def emit_positional_encoding(em: "ModelEmitter", layer: "LayerSpec", name: str, 
     max_len = em.param(layer, name, "max_len")
     if max_len is None:
         if steps is None:
-            raise em.error(layer, "needs max_len for a sequence of dynamic length")
+            raise em.shape_error(layer, "needs max_len for a sequence of dynamic length")
         max_len = steps
     elif steps is not None and steps > max_len:
-        raise em.error(layer, f"max_len={max_len} is shorter than its input's {steps} steps")
+        raise em.shape_error(layer, f"max_len={max_len} is shorter than its input's {steps} steps")
     if em.param(layer, name, "encoding_type") == "learned":
         em.module(name, call("nn.Embedding", max_len, code_of(features)), x.shape, x.shape)
         em.forward(f"x = x + self.{name}(torch.arange(x.size(1), device=x.device))")

@@ -19,7 +19,7 @@ from neural_dsl_tracking.language.macros import (
     Bindings,
     bind_macro_arguments,
     bindings_key,
-    check_params,
+    check_definition,
     substitute,
 )
 from neural_dsl_tracking.language.sections import integral
@@ -93,7 +93,7 @@ class LayerExpander:
             self.sink.error(macro.pos, f"macro '{macro.name}' is defined twice (first at line {first.line})")
         else:
             self.macros[macro.name] = macro
-            check_params(macro, self.sink)
+            check_definition(macro, self.sink)
 
     def check_all_macros(self) -> None:
         """Expand every macro once, so that unused ones are checked too (a macro with

@@ -235,7 +235,7 @@ PARAM_KINDS: dict[str, str] = {
     "dropout": "fraction",
     "recurrent_dropout": "fraction",
     "stddev": "non_negative_number",
-    "momentum": "number",
+    "momentum": "unit_interval",
     "epsilon": "positive_number",
     "alpha": "number",
     "negative_slope": "number",
@@ -277,6 +277,7 @@ _SCALAR_CHECKS: dict[str, tuple[str, Callable[[object], bool]]] = {
     ),
     "fraction": ("a number from 0 up to (not including) 1", lambda v: _is_number(v) and 0 <= v < 1),
     "number": ("a number", _is_number),
+    "unit_interval": ("a number from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1),
     "positive_number": ("a positive number", lambda v: _is_number(v) and v > 0),
     "non_negative_number": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
     "activation": (
@@ -294,7 +295,7 @@ _SCALAR_CHECKS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "code": ("a quoted string", lambda v: isinstance(v, str)),
 }
 
-_NUMERIC_KINDS = {"positive_int", "size", "fraction", "number", "positive_number",
+_NUMERIC_KINDS = {"positive_int", "size", "fraction", "number", "unit_interval", "positive_number",
                   "non_negative_number"}
 _INTEGER_KINDS = {"positive_int", "size"}
 

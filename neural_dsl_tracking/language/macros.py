@@ -51,8 +51,11 @@ def bind_macro_arguments(macro: MacroNode, use: LayerNode, sink: DiagnosticSink)
     return bindings if sink.count == before else None
 
 
-def check_params(macro: MacroNode, sink: DiagnosticSink) -> None:
-    """A parameter named twice is an error."""
+def check_definition(macro: MacroNode, sink: DiagnosticSink) -> None:
+    """A macro without layers (``define X { }``) and a parameter named twice are errors."""
+    if not macro.layers:
+        sink.error(macro.pos, f"macro '{macro.name}' has no layers; a macro stands for the layers "
+                              f"it holds, e.g. define {macro.name} {{ Dense(64) }}")
     seen: set[str] = set()
     for param in macro.params or []:
         if param.name in seen:

@@ -131,6 +131,9 @@ def _explain(lark: Lark, source: Source, error: UnexpectedInput) -> tuple[Pos, s
             pos = source.end_pos()
         else:
             pos = Pos(token.line, token.column, token.end_line, token.end_column)
+        empty = _empty_layers(error)
+        if empty is not None:
+            return empty
         expected_names = set(error.accepts or error.expected)
         message = _join(f"unexpected {describe_token(token)}", describe_expected(lark, expected_names))
         open_bracket = _unclosed_bracket(error, expected_names, lark)
@@ -146,6 +149,26 @@ def _explain(lark: Lark, source: Source, error: UnexpectedInput) -> tuple[Pos, s
     line = getattr(error, "line", 1) or 1
     column = getattr(error, "column", 1) or 1
     return Pos(line, column), "invalid syntax"
+
+
+def _empty_layers(error: UnexpectedToken) -> tuple[Pos, str] | None:
+    """``layers:`` with no layer after it (the network's end, or the next section, whose
+    name was taken for a layer): where ``layers`` is and a message saying so, else None."""
+    parser = getattr(error, "interactive_parser", None)
+    stack: list[Any] = getattr(getattr(parser, "parser_state", None), "value_stack", None) or []
+    tail = [item for item in stack[-3:] if isinstance(item, Token)]
+    values = [item.value for item in tail]
+    if values[-2:] == ["layers", ":"] and error.token.value == "}" or (
+        values[-3:-1] == ["layers", ":"] and tail[-1].value in _SECTION_NAMES and error.token.value in (":", "{")
+    ):
+        keyword = tail[-3] if values[-3:-1] == ["layers", ":"] else tail[-2]
+        return (Pos(keyword.line, keyword.column, keyword.line, keyword.column + len("layers")),
+                "the network's layers: section is empty; write at least one layer, e.g. layers: Dense(10)")
+    return None
+
+
+_SECTION_NAMES = {"input", "layers", "loss", "optimizer", "metrics", "train", "execute", "execution"}
+"""Section names: right after an empty ``layers:``, one is read as a layer."""
 
 
 def _keywords(lark: Lark, names: Iterable[str] | None = None) -> list[str]:
