@@ -42,6 +42,9 @@ def test_trials_are_tracked_runs_and_a_bad_trial_is_pruned(tmp_path: Path) -> No
         assert trial.value == pytest.approx(history.values[-1])
         assert not (store / "runs" / run.run_id / "plots").exists()  # no plots on a trial's path
     assert sweep.best_trial.number in (0, 1)
+    best = manager.get_artifact_version(sweep.best_trial.run_id, "checkpoint", "best")
+    assert best.metadata["monitor"]["key"] == "val_accuracy"  # the run's best epoch by the objective
+    assert f"best checkpoint: run {sweep.best_trial.run_id[:8]}, checkpoint version {best.version}" in done.stdout
 
     study = load_study(sweep)
     assert [(t.number, t.state.name) for t in study.trials] == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "PRUNED")]

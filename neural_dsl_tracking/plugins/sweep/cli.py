@@ -113,6 +113,7 @@ def _print_trial(result, objective: str) -> None:  # type: ignore[no-untyped-def
 
 
 def _print_summary(store, plan) -> None:  # type: ignore[no-untyped-def]
+    from neural_dsl_tracking.plugins.sweep.runner import best_checkpoint
     from neural_dsl_tracking.plugins.sweep.space import overrides
 
     sweep = store.get_sweep(plan.sweep_id)
@@ -123,5 +124,9 @@ def _print_summary(store, plan) -> None:  # type: ignore[no-untyped-def]
         run = f" (run {best.run_id[:8]})" if best.run_id else ""
         print(f"best trial {best.number}{run}: {sweep.objective} {best.value:.4g} with "
               f"{' '.join(overrides(best.params))}", flush=True)
+        checkpoint = best_checkpoint(store, sweep)
+        if checkpoint is not None:
+            print(f"best checkpoint: run {checkpoint.run_id[:8]}, checkpoint version {checkpoint.version} "
+                  f"(alias best, epoch {checkpoint.metadata.get('epoch')})", flush=True)
     print(f"look at it: neural experiments show {plan.sweep_id[:8]} --store {shlex.quote(store.location)}",
           flush=True)

@@ -161,6 +161,20 @@ def _mark_failed(store: Store, sweep_id: str, number: int) -> None:
             store.set_status(trial.run_id, "crashed", end_time=run.heartbeat.timestamp() if run.heartbeat else None)
 
 
+def best_checkpoint(store: Store, sweep: Any) -> Any | None:
+    """The sweep's best checkpoint: the ``best`` checkpoint (its best epoch by the objective)
+    of the best trial's run; None before a trial completes, or when it kept no checkpoint."""
+    from neural_dsl_tracking.errors import TrackingError
+
+    best = sweep.best_trial
+    if best is None or best.run_id is None:
+        return None
+    try:
+        return store.find_artifact_version(best.run_id, "checkpoint", "best")
+    except TrackingError:
+        return None
+
+
 # ---------------------------------------------------------------- helpers
 
 

@@ -112,7 +112,8 @@ def _train(job: TrialJob, active: ActiveTrial) -> str:
 
 
 def trial_config(job: TrialJob) -> Any:
-    """The job's config with the trial's values (and threads) set at their config paths."""
+    """The job's config with the trial's values (and threads) set at their config paths, and
+    the sweep's objective as the run's checkpoint monitor."""
     from omegaconf import OmegaConf
 
     config = OmegaConf.create(job.config)
@@ -120,6 +121,10 @@ def trial_config(job: TrialJob) -> Any:
         OmegaConf.update(config, path, value, merge=False)
     if job.threads is not None:
         OmegaConf.update(config, "execution.threads", job.threads, merge=False)
+    if "tracking" in config:  # the run's checkpoint alias ``best``: its best epoch by the objective
+        OmegaConf.update(config, "tracking.monitor", job.objective, merge=False)
+        OmegaConf.update(config, "tracking.mode", "max" if job.study.direction == "maximize" else "min",
+                         merge=False)
     return config
 
 
