@@ -13,9 +13,10 @@ from neural_dsl_tracking.compiler.hooks import load_hooks
 from neural_dsl_tracking.compiler.locate import Locator
 from neural_dsl_tracking.compiler.losses import plan_loss
 from neural_dsl_tracking.compiler.model_emitter import ModelCode, emit_model
-from neural_dsl_tracking.compiler.program import write_program
+from neural_dsl_tracking.compiler.program import epoch_metric_names, write_program
 from neural_dsl_tracking.errors import CompileError
 from neural_dsl_tracking.language.spec import ModelSpec
+from neural_dsl_tracking.plugins.base import ProgramInfo
 
 
 @dataclass
@@ -38,6 +39,7 @@ def compile_program(spec: ModelSpec, source_name: str, source_text: str | None =
     model = emit_model(spec, locator, loss)
     hooks = load_hooks(spec)
     config, warnings = build_config(spec, model, loss, source_name)
+    check_plugin_blocks(spec, locator, ProgramInfo(epoch_metrics=epoch_metric_names(loss.family)))
     tokens = spec.layers[0].params.get("input_dim") if model.input_is_tokens else None
     if tokens is not None and not isinstance(tokens, int):
         raise locator.error(spec.layers[0].pos, f"the Embedding's input_dim must be an integer, got {tokens!r}")
@@ -47,6 +49,21 @@ def compile_program(spec: ModelSpec, source_name: str, source_text: str | None =
               "Override any key on the command line: python train.py optimizer.lr=0.01 train.epochs=2")
     return CompiledProgram(train_py=train_py, config_yaml=config_yaml(config, header), model=model,
                            config=config, warnings=model.warnings + warnings)
+
+
+def check_plugin_blocks(spec: ModelSpec, locator: Locator, program: ProgramInfo) -> None:
+    """Each plugin's own check of its block against the network and ``program``; every
+    problem found is one located message, all raised in one CompileError."""
+    from neural_dsl_tracking.plugins import discover_plugins
+
+    plugins = discover_plugins()
+    problems = []
+    for keyword, block in spec.plugins.items():
+        check = plugins[keyword].check if keyword in plugins else None
+        if check is not None:
+            problems += check(block, spec, program)
+    if problems:
+        raise CompileError("\n".join(locator.message(pos, message) for pos, message in problems))
 
 
 def check_network(spec: ModelSpec, source_name: str, source_text: str | None = None) -> list[str]:

@@ -25,6 +25,11 @@ LOSS_FAMILIES: dict[str, str] = {
 }
 """Canonical loss names and their family."""
 
+
+def has_accuracy(family: str) -> bool:
+    """Whether programs of a loss family count correct predictions (classification)."""
+    return family != "regression"
+
 ALIASES = {
     "crossentropy": "sparse_categorical_crossentropy",
     "cross_entropy": "sparse_categorical_crossentropy",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, check_module, lit
 from neural_dsl_tracking.compiler.hooks import ProgramHooks
+from neural_dsl_tracking.compiler.losses import has_accuracy
 from neural_dsl_tracking.compiler.model_emitter import ModelCode
 from neural_dsl_tracking.compiler.summary import layers_function
 
@@ -17,6 +18,13 @@ def _hook_lines(hooks: list[ProgramHooks], point: str) -> list[str]:
     for hook in hooks:
         lines += getattr(hook, point)()
     return lines
+
+
+def epoch_metric_names(loss_family: str) -> tuple[str, ...]:
+    """The keys of ``epoch_metrics`` in the training loop below (``val_*`` when the run has
+    validation data): what the program logs after each epoch."""
+    trained = ("loss", "accuracy") if has_accuracy(loss_family) else ("loss",)
+    return (*trained, *(f"val_{key}" for key in trained), "lr", "epoch_time", "samples_per_s")
 
 
 def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_name: str,

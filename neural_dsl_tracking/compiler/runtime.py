@@ -32,6 +32,7 @@ from neural_dsl_tracking.dotted import flatten  # noqa: F401 - generated program
 from neural_dsl_tracking.compiler import masking  # noqa: F401 - generated models call runtime.masking
 from neural_dsl_tracking.compiler import signals
 from neural_dsl_tracking.compiler.data import NetworkIO, Splits, check_arrays, load_data
+from neural_dsl_tracking.compiler.losses import has_accuracy
 from neural_dsl_tracking.compiler.runconfig import validate_run_config
 from neural_dsl_tracking.errors import ConfigError, NeuralError
 from neural_dsl_tracking.humanize import file_size
@@ -496,7 +497,7 @@ class Objective:
 
     @property
     def has_accuracy(self) -> bool:
-        return self.family != "regression"
+        return has_accuracy(self.family)
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.family == "cross_entropy":

@@ -44,6 +44,13 @@ class BlockData:
         merged.ok = self.ok and base.ok
         return merged
 
+    def positions(self) -> dict[str, Pos]:
+        """Where each setting's value is written, by dotted key (list items left out), and
+        the block itself under ``""``."""
+        found = {".".join(path): pos for path, pos in self.value_pos.items()
+                 if all(isinstance(part, str) for part in path)}
+        return {"": self.block.pos, **found}
+
     def pos_for(self, loc: Path, *, key: bool = False) -> Pos:
         """The best source position for a pydantic error location."""
         tables = (self.key_pos, self.value_pos) if key else (self.value_pos, self.key_pos)

@@ -316,6 +316,9 @@ def check_param(kind: str | None, value: ParamValue) -> str | None:
             return f"{description}; a range of numbers does not fit"
         bounds = (value.start, value.stop) if isinstance(value, RangeHPO) else (value.low, value.high)
         if kind in _INTEGER_KINDS:
+            step = value.step if isinstance(value, RangeHPO) else None
+            if step is not None and not _whole(step):
+                return f"{description}; a range with a fractional step does not fit"
             bounds = tuple(int(b) if _whole(b) else b for b in bounds)
             check = _SCALAR_CHECKS["positive_int"][1]
         else:

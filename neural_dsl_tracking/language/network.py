@@ -100,7 +100,7 @@ class FileBuilder:
             fields["train"] = reader.train(_train_block(sections.get("train"), train_settings))
         if "execution" in sections:
             fields["execution"] = reader.execution(sections["execution"].payload)
-        fields["plugins"] = self._plugins(own_blocks, top_data)
+        fields["plugins"], fields["plugin_pos"] = self._plugins(own_blocks, top_data)
         if self.sink.count > errors_before:
             return None
         return self._completed(ModelSpec(**fields))
@@ -125,8 +125,9 @@ class FileBuilder:
                                        f"and {', '.join(NETWORK_TRAIN_KEYS)} as training settings)")
         return hint.split("'")[1] if hint else ""
 
-    def _plugins(self, own: dict[str, Block], top_data: dict[str, BlockData]) -> dict:
-        specs = {}
+    def _plugins(self, own: dict[str, Block], top_data: dict[str, BlockData]) -> tuple[dict, dict]:
+        """The validated blocks by keyword, and where each block and its settings are written."""
+        specs, positions = {}, {}
         for keyword, plugin in self.plugins.items():
             if keyword not in own and keyword not in top_data:
                 continue
@@ -136,7 +137,8 @@ class FileBuilder:
             spec = validate_block(plugin, data, self.sink)
             if spec is not None:
                 specs[keyword] = spec
-        return specs
+                positions[keyword] = {key: source_pos(pos) for key, pos in data.positions().items()}
+        return specs, positions
 
 
 def _train_block(section: Section | None, settings: list[Section]) -> Block:

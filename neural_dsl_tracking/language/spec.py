@@ -193,6 +193,9 @@ class ModelSpec(_Strict):
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
     plugins: dict[str, SerializeAsAny[BaseModel]] = Field(default_factory=dict)
     """Validated plugin blocks by keyword, e.g. ``plugins.get("tracking")``."""
+    plugin_pos: dict[str, dict[str, SourcePos]] = Field(default_factory=dict)
+    """Where each plugin block's settings are written: keyword -> dotted key -> the value's
+    position, ``""`` -> the block's (the network's own block, else the top-level one)."""
     pos: SourcePos | None = None
 
 

@@ -6,7 +6,8 @@ each entry point names a :class:`Plugin` instance. The language front end uses
 ``hooks`` (a ``"module:attribute"`` path) only when it generates code. The block's
 settings become the ``<keyword>:`` section of the generated config, validated again by
 ``spec_model`` when the program runs (after Hydra overrides), with ``config_group`` as
-its Hydra config group of presets.
+its Hydra config group of presets; ``check`` runs at compile time with what the compiler
+knows of the program.
 """
 
 from __future__ import annotations
@@ -18,7 +19,19 @@ from typing import TYPE_CHECKING, Callable
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from neural_dsl_tracking.language.spec import ModelSpec
+    from neural_dsl_tracking.language.spec import ModelSpec, SourcePos
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    """What the compiler knows of the program it generates, for plugins' checks."""
+
+    epoch_metrics: tuple[str, ...]
+    """The metrics the program logs after each epoch (``loss``, ``val_accuracy``...)."""
+
+
+Problem = tuple["SourcePos | None", str]
+"""A mistake a plugin's check found: where (None: the network) and what."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,12 @@ class Plugin:
     """``"module:attribute"`` of a mapping layer type -> :class:`~neural_dsl_tracking.plugins.layers.PluginLayer`:
     layers the language checks and the compiler builds like built-in ones; imported only
     when a network uses a layer that is not built in. None: the plugin provides no layers."""
+
+    check: Callable[[BaseModel, "ModelSpec", ProgramInfo], list[Problem]] | None = None
+    """Checks the completed block against the network and the program compiled from it
+    (run by ``neural check`` and ``neural compile``); each problem becomes one
+    ``file:line:col`` message with a caret. Positions of the block's settings are in
+    ``ModelSpec.plugin_pos[keyword]``."""
 
     def config_group_dir(self) -> Path | None:
         """The folder of this plugin's Hydra presets, or None."""

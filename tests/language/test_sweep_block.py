@@ -3,6 +3,11 @@ rest of the network (the tracking block's monitor/mode, ``train { search_method 
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from neural_dsl_tracking.errors import NeuralValidationError
@@ -75,3 +80,145 @@ def test_mistakes_point_at_the_key_or_value(block: str, message: str) -> None:
         sweep_of(block)
     assert message in str(info.value)
     assert "^" in str(info.value)
+
+
+# ---------------------------------------------------------------- checked before the first trial
+
+CHECKED = """network N {{
+  input: (8, 8, 1)
+  layers: Flatten() Dense(HPO(choice(16, 32)), "relu") Dropout({dropout}) Output(10, "softmax")
+  loss: "{loss}"
+  optimizer: Adam(learning_rate={lr})
+  train {{ epochs: 1 {train} }}
+  {blocks}
+}}
+"""
+
+
+def checked(blocks: str, *, dropout: str = "0.1", lr: str = "0.001", loss: str = "sparse_categorical_crossentropy",
+            train: str = "") -> str:
+    """The compile-time problems of the network (``neural check`` runs the same), or ''."""
+    from neural_dsl_tracking.compiler.build import check_network
+    from neural_dsl_tracking.errors import CompileError
+
+    text = CHECKED.format(blocks=blocks, dropout=dropout, lr=lr, loss=loss, train=train)
+    try:
+        check_network(parse_text(text, "m.neural").network(), "m.neural", text)
+    except CompileError as error:
+        return str(error)
+    return ""
+
+
+def test_a_well_formed_sweep_passes() -> None:
+    assert checked("sweep < objective: val_accuracy; direction: maximize; sampler: grid >") == ""
+
+
+def test_the_objective_must_be_a_metric_the_program_logs() -> None:
+    message = checked("sweep < objective: val_acuracy >")
+    assert message.startswith("m.neural:7:22: sweep objective 'val_acuracy' is not a metric the program "
+                              "logs (it logs loss, accuracy, val_loss, val_accuracy, lr, epoch_time, "
+                              "samples_per_s); did you mean 'val_accuracy'?")
+    assert message.endswith("  7 |   sweep < objective: val_acuracy >\n    |                      ^~~~~~~~~~~")
+
+
+def test_a_regression_program_logs_no_accuracy() -> None:
+    message = checked("sweep < objective: val_accuracy >", loss="mean_squared_error")
+    assert "sweep objective 'val_accuracy' is not a metric the program logs (it logs loss, val_loss, lr" in message
+
+
+def test_a_declared_metric_the_program_does_not_compute_is_refused() -> None:
+    text = CHECKED.format(blocks="sweep < objective: f1; direction: maximize >", dropout="0.1", lr="0.001",
+                          loss="sparse_categorical_crossentropy", train="").replace("  loss:", '  metrics: ["f1"]\n  loss:')
+    from neural_dsl_tracking.compiler.build import check_network
+    from neural_dsl_tracking.errors import CompileError
+
+    with pytest.raises(CompileError, match="'f1' is declared in metrics:, but the program computes only loss"):
+        check_network(parse_text(text, "m.neural").network(), "m.neural", text)
+
+
+def test_an_objective_taken_from_the_tracking_block_points_there() -> None:
+    message = checked("tracking < monitor: val_f1; mode: max > sweep < trials: 3 >")
+    assert message.startswith("m.neural:7:23: sweep objective 'val_f1' (from the tracking block's monitor) "
+                              "is not a metric the program logs")
+
+
+@pytest.mark.parametrize(("blocks", "where", "message"), [
+    ("sweep < direction: maximize >", "7:22",
+     "direction maximize does not fit the objective 'val_loss' (lower is better); write direction: minimize"),
+    ("sweep < objective: accuracy; direction: minimize >", "7:43",
+     "direction minimize does not fit the objective 'accuracy' (higher is better); write direction: maximize"),
+    ("tracking < monitor: val_loss; mode: max > sweep < >", "7:39",
+     "direction maximize (from the tracking block's mode) does not fit the objective 'val_loss'"),
+    ("sweep < objective: samples_per_s >", "7:3",
+     "cannot tell whether the objective 'samples_per_s' is better lower or higher; write direction: "
+     "minimize or direction: maximize"),
+])
+def test_the_direction_must_fit_the_objective(blocks: str, where: str, message: str) -> None:
+    assert checked(blocks).startswith(f"m.neural:{where}: {message}")
+
+
+def test_an_objective_with_no_known_direction_takes_a_written_one() -> None:
+    assert checked("sweep < objective: samples_per_s; direction: maximize >") == ""
+
+
+@pytest.mark.parametrize(("dropout", "lr", "where", "what"), [
+    ("HPO(range(0.1, 0.5))", "0.001", "3:56", "Dropout: 'rate' is HPO(range(0.1, 0.5))"),
+    ("0.1", "HPO(log_range(0.0001, 0.01))", "5:14", "Adam: 'learning_rate' is HPO(log_range(0.0001, 0.01))"),
+])
+def test_a_grid_over_a_continuous_space_names_its_line(dropout: str, lr: str, where: str, what: str) -> None:
+    message = checked("sweep < sampler: grid >", dropout=dropout, lr=lr)
+    assert message.startswith(f"m.neural:{where}: {what}, a continuous space: the grid sampler needs a "
+                              "finite set of values; give the range a step (range(a, b, step=s)) or use choice(...)")
+    assert "^" in message
+
+
+def test_a_grid_over_search_method_grid_is_checked_too() -> None:
+    assert "a continuous space" in checked("sweep < >", dropout="HPO(range(0.1, 0.5))",
+                                           train='search_method: "grid"')
+
+
+@pytest.mark.parametrize("dropout", ["HPO(range(0.1, 0.5, step=0.1))", "HPO(choice(0.1, 0.3))"])
+def test_a_grid_over_finite_spaces_passes(dropout: str) -> None:
+    assert checked("sweep < sampler: grid >", dropout=dropout) == ""
+
+
+def test_every_mistake_is_reported_at_once() -> None:
+    message = checked('sweep < objective: val_f1; sampler: grid; address: "10.0.0.5:6379" >',
+                      dropout="HPO(range(0.1, 0.5))")
+    assert message.count("m.neural:") == 3
+
+
+def test_an_unknown_search_method_is_refused_with_a_sweep_block() -> None:
+    assert ("train search_method 'evolution' is not a way the sweep searches (known: random, bayesian, grid)"
+            in checked("sweep < >", train='search_method: "evolution"'))
+
+
+def test_an_address_needs_the_ray_launcher() -> None:
+    assert checked('sweep < address: "10.0.0.5:6379" >').startswith(
+        "m.neural:7:20: address is the Ray cluster's HOST:PORT, used only with launcher: ray")
+
+
+@pytest.mark.parametrize(("space", "message"), [
+    ("Dense(HPO(range(8, 64, step=0.5)))", "Dense: 'units' must be a positive integer; a range with a "
+                                           "fractional step does not fit"),
+    ("Dense(HPO(choice(64, 32, 0)))", "Dense: 'units' must be a positive integer, got HPO(choice(64, 32, 0))"),
+    ("Dense(8) Dropout(HPO(range(0.1, 1)))", "Dropout: 'rate' must be a number from 0 up to (not including) 1"),
+    ("Dense(HPO(log_range(0.5, 64)))", "Dense: 'units' must be a positive integer"),
+])
+def test_the_whole_space_is_validated_like_a_single_value(space: str, message: str) -> None:
+    text = NET.format(blocks="sweep < >", train="").replace('Dense(HPO(choice(16, 32)), "relu")', space)
+    with pytest.raises(NeuralValidationError, match=re.escape(message)):
+        parse_text(text, "m.neural")
+
+
+def test_neural_check_reports_a_sweep_mistake_with_a_caret(tmp_path: Path) -> None:
+    source = tmp_path / "m.neural"
+    source.write_text(CHECKED.format(blocks="sweep < direction: maximize >", dropout="0.1", lr="0.001",
+                                     loss="sparse_categorical_crossentropy", train=""))
+    result = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "check", str(source)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {source}:7:22: direction maximize does not fit the objective "
+                                    "'val_loss' (lower is better); write direction: minimize\n"
+                                    "  7 |   sweep < direction: maximize >\n"
+                                    "    |                      ^~~~~~~~")

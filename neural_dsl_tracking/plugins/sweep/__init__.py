@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neural_dsl_tracking.plugins.base import Plugin
+from neural_dsl_tracking.plugins.base import Plugin, Problem, ProgramInfo
 from neural_dsl_tracking.plugins.sweep.spec import SweepSpec, resolve_objective
 
 
@@ -20,6 +20,14 @@ def _complete(spec: SweepSpec, network: Any) -> SweepSpec:
     )
 
 
+def _check(spec: SweepSpec, network: Any, program: ProgramInfo) -> list[Problem]:
+    """The block's mistakes found before the first trial (see ``checks``; imported only here,
+    so loading the plugin stays light for the programs it is discovered in)."""
+    from neural_dsl_tracking.plugins.sweep.checks import check_sweep
+
+    return check_sweep(spec, network, program)
+
+
 plugin = Plugin(
     keyword="sweep",
     grammar_file="sweep.lark",
@@ -27,6 +35,7 @@ plugin = Plugin(
     hooks="neural_dsl_tracking.plugins.sweep.hooks:SweepHooks",
     complete=_complete,
     config_group="sweep",
+    check=_check,
 )
 
 __all__ = ["SweepSpec", "plugin"]

@@ -1,0 +1,126 @@
+"""The sweep block checked before the first trial, by ``neural check`` and ``neural compile``.
+
+The objective must be a metric the generated program logs after each epoch, the direction
+must fit it, and a ``grid`` sampler needs a finite space. (Each ``HPO(...)`` space is
+checked whole, every option and both bounds, by the language when the file is read, as
+for a single value of that setting.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from neural_dsl_tracking.errors import ConfigError
+from neural_dsl_tracking.language.diagnostics import did_you_mean
+from neural_dsl_tracking.language.values import dsl_repr
+from neural_dsl_tracking.plugins.sweep.spec import SEARCH_METHODS, SweepSpec, direction_of
+
+if TYPE_CHECKING:
+    from neural_dsl_tracking.language.spec import ModelSpec, ParamValue, SourcePos
+    from neural_dsl_tracking.plugins.base import Problem, ProgramInfo
+
+_BETTER = {"minimize": "lower is better", "maximize": "higher is better"}
+
+
+def check_sweep(spec: SweepSpec, network: ModelSpec, program: ProgramInfo) -> list[Problem]:
+    """Every mistake in the sweep block as (where, what)."""
+    problems = _objective(spec, network, program) or _direction(spec, network)
+    if spec.sampler == "grid":
+        problems += _grid(network)
+    method = network.train.search_method
+    if method is not None and method.lower() not in SEARCH_METHODS:
+        problems.append((_where(network, "sweep", ""), f"train search_method {method!r} is not a way the "
+                         f"sweep searches (known: {', '.join(SEARCH_METHODS)})"))
+    if spec.address is not None and spec.launcher != "ray":
+        problems.append((_where(network, "sweep", "address"),
+                         "address is the Ray cluster's HOST:PORT, used only with launcher: ray"))
+    return problems
+
+
+def _where(network: ModelSpec, keyword: str, key: str) -> SourcePos | None:
+    """Where ``key`` of the ``keyword`` block is written, else the sweep block, else the network."""
+    for block, name in ((keyword, key), ("sweep", "")):
+        found = network.plugin_pos.get(block, {}).get(name)
+        if found is not None:
+            return found
+    return network.pos
+
+
+def _source(network: ModelSpec, key: str, tracking_key: str) -> tuple[SourcePos | None, str]:
+    """Where a sweep setting came from: the sweep block, the tracking block's ``tracking_key``
+    (its default), or neither (the built-in default): the position and how to say it."""
+    if key in network.plugin_pos.get("sweep", {}):
+        return _where(network, "sweep", key), ""
+    if tracking_key in network.plugin_pos.get("tracking", {}):
+        return _where(network, "tracking", tracking_key), f" (from the tracking block's {tracking_key})"
+    return _where(network, "sweep", ""), " (the default)"
+
+
+def _objective(spec: SweepSpec, network: ModelSpec, program: ProgramInfo) -> list[Problem]:
+    objective = spec.objective or ""
+    logged = program.epoch_metrics
+    if objective in logged:
+        return []
+    pos, origin = _source(network, "objective", "monitor")
+    declared = (f"; '{objective}' is declared in metrics:, but the program computes only "
+                f"{', '.join(logged)}" if objective in network.metrics else "")
+    return [(pos, f"sweep objective '{objective}'{origin} is not a metric the program logs "
+                  f"(it logs {', '.join(logged)}){did_you_mean(objective, logged)}{declared}")]
+
+
+def _direction(spec: SweepSpec, network: ModelSpec) -> list[Problem]:
+    objective = spec.objective or ""
+    fitting = direction_of(objective)
+    if spec.direction is None:
+        return [(_where(network, "sweep", ""), f"cannot tell whether the objective '{objective}' is better "
+                 "lower or higher; write direction: minimize or direction: maximize")]
+    if fitting is None or fitting == spec.direction:
+        return []
+    pos, origin = _source(network, "direction", "mode")
+    return [(pos, f"direction {spec.direction}{origin} does not fit the objective '{objective}' "
+                  f"({_BETTER[fitting]}); write direction: {fitting}")]
+
+
+def _grid(network: ModelSpec) -> list[Problem]:
+    """A continuous space (range without a step over floats, log_range) has no grid."""
+    from neural_dsl_tracking.compiler.hpo import hpo_space
+    from neural_dsl_tracking.plugins.sweep.space import grid
+
+    problems: list[Problem] = []
+    for pos, what, value in _spaces(network):
+        try:
+            grid({what: hpo_space(value)})
+        except ConfigError:
+            problems.append((pos, f"{what} is {dsl_repr(value)}, a continuous space: the grid sampler "
+                                  "needs a finite set of values; give the range a step "
+                                  "(range(a, b, step=s)) or use choice(...)"))
+    return problems
+
+
+def _spaces(network: ModelSpec) -> Iterator[tuple[SourcePos | None, str, ParamValue]]:
+    """Every searched ``HPO(...)`` value of the network: where its owner is written, what
+    it sets (``Dense: 'units'``), the space."""
+    from neural_dsl_tracking.compiler.hpo import is_hpo
+
+    pending = list(network.layers)
+    while pending:
+        layer = pending.pop(0)
+        pending[:0] = layer.children
+        for name, value in layer.params.items():
+            for item in value if isinstance(value, list) else [value]:
+                if is_hpo(item):
+                    yield layer.pos, f"{layer.type}: '{name}'", item
+    optimizer = network.optimizer
+    if optimizer is not None:
+        settings = dict(optimizer.params)
+        if optimizer.schedule is not None:  # the schedule's initial rate stands for the learning rate
+            settings.pop("learning_rate", None)
+            settings.update({name: getattr(optimizer.schedule, name)
+                             for name in ("initial_learning_rate", "decay_steps", "decay_rate")})
+        for name, value in settings.items():
+            if is_hpo(value):
+                yield optimizer.pos, f"{optimizer.type}: '{name}'", value
+    train = network.train
+    for name in ("epochs", "batch_size", "validation_split"):
+        if is_hpo(getattr(train, name)):
+            yield network.pos, f"train: '{name}'", getattr(train, name)
