@@ -71,11 +71,26 @@ def wants_color(stream: TextIO) -> bool:
 
 def status_text(status: str, width: int = 0, stream: TextIO | None = None) -> str:
     """A run status left-aligned in ``width`` columns, in its colour (completed green, running
-    blue, failed red, crashed and interrupted yellow, pruned magenta) when ``stream`` (stdout by default) wants
-    colour; the padding stays outside the escape codes, so columns line up either way."""
+    blue, failed red, crashed and interrupted yellow, pruned magenta) when ``stream`` (stdout
+    by default) wants colour; the padding stays outside the escape codes, so columns line up
+    either way."""
     text = printable(status)
     padding = " " * max(0, width - len(text))
     code = STATUS_ANSI.get(status)
     if code is None or not wants_color(stream or sys.stdout):
         return text + padding
     return f"\x1b[{code}m{text}\x1b[0m{padding}"
+
+
+SI_UNITS = ("", "K", "M", "G", "T")
+
+
+def quantity(count: float | None, missing: str = "-") -> str:
+    """A count in SI units as people read it: ``950``, ``38.3K``, ``1.2M``, ``4.1G``, ``2.0T``;
+    ``missing`` when unknown."""
+    if count is None:
+        return missing
+    sign, size, unit = ("-" if count < 0 else ""), abs(count), 0
+    while size >= 999.95 and unit < len(SI_UNITS) - 1:
+        size, unit = size / 1000, unit + 1
+    return f"{sign}{size:g}" if unit == 0 else f"{sign}{size:.1f}{SI_UNITS[unit]}"

@@ -76,6 +76,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("-o", "--out", help="folder for the comparison PNGs")
     compare.set_defaults(func=_compare)
 
+    diff = actions.add_parser("diff", parents=[common],
+                              help="the differences between two runs: model layers, config, source")
+    diff.add_argument("a", metavar="A", help="run id, unique id prefix, or run name")
+    diff.add_argument("b", metavar="B", help="the run to compare A with")
+    diff.add_argument("--json", action="store_true", help="print JSON instead of text")
+    diff.set_defaults(func=_diff)
+
     export = actions.add_parser("export", parents=[common],
                                 help="write CSV, JSON, PNG plots and an HTML report")
     export.add_argument("runs", nargs="+", metavar="RUN")
@@ -127,9 +134,15 @@ def _ls(args: argparse.Namespace) -> int:
     if _json_or_none(args, manager, runs, "runs", asdict):
         _say_left_out(left_out, args.json)
         return 0
+    from neural_dsl_tracking.tracking.model_view import model_cells
+
+    ids = [r.run_id for r in runs]
+    models, twins = manager.run_models(ids), manager.fingerprint_twins(ids)
     rows = [[r.run_id[:8], r.experiment, r.run_name, r.status, _when(r.start_time),
-             duration(r.duration, "-"), _metric_line(r.metrics)] for r in runs]
-    _table(["RUN", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "LATEST METRICS"], rows, status_column=3)
+             duration(r.duration, "-"), *model_cells(models.get(r.run_id), twins), _metric_line(r.metrics)]
+            for r in runs]
+    _table(["RUN", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "PARAMS", "MACS", "FINGERPRINT",
+            "LATEST METRICS"], rows, status_column=3)
     _say_left_out(left_out, args.json)
     return 0
 
@@ -179,10 +192,15 @@ def _show(args: argparse.Namespace) -> int:
     if isinstance(found, SweepRecord):
         return _show_sweep(found, args.json)
     run = found
+    from neural_dsl_tracking.tracking.model_view import model_fields, print_layers
+
     versions = manager.list_artifact_versions(run.run_id)
+    model = manager.get_run_model(run.run_id)
+    twin = manager.fingerprint_twins([run.run_id]).get(run.run_id)
     if args.json:
         data = asdict(run)
         data["artifact_versions"] = [asdict(v) for v in versions]
+        data["model"] = None if model is None else {**asdict(model), "same_as": twin}
         print(json.dumps(jsonable(data), indent=2))
         return 0
     fields = [("run", run.run_id), ("experiment", run.experiment), ("name", run.run_name),
@@ -191,8 +209,10 @@ def _show(args: argparse.Namespace) -> int:
               ("tags", ", ".join(run.tags) or "-")]
     if run.source_file:
         fields.append(("source", f"{run.source_file} (sha256 {(run.source_sha256 or '')[:12]})"))
-    for label, value in fields:
+    for label, value in fields + model_fields(model, twin):
         print(f"{label:<11}{status_text(value) if label == 'status' else printable(value)}")
+    if model is not None:
+        print_layers(model.spec)
     print("\nhyperparameters:" + ("" if run.hyperparameters else " none"))
     if run.hyperparameters:
         _table(["NAME", "VALUE"], [[k, json.dumps(v, default=str)] for k, v in run.hyperparameters.items()],
@@ -359,6 +379,22 @@ def _compare(args: argparse.Namespace) -> int:
     if not params:
         print("(hyperparameters are identical)")
     print(f"plots saved to {printable(str(out or manager.comparison_dir(runs)))}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.tracking.diff import diff_runs, source_text
+    from neural_dsl_tracking.tracking.model_view import print_diff
+    from neural_dsl_tracking.tracking.records import jsonable
+
+    manager = _manager(args)
+    a, b = manager.get_experiment(args.a), manager.get_experiment(args.b)
+    result = diff_runs(a, b, manager.run_models([a.run_id, b.run_id]),
+                       (source_text(manager, a), source_text(manager, b)))
+    if args.json:
+        print(json.dumps(jsonable(result.as_dict()), indent=2))
+    else:
+        print_diff(result)
     return 0
 
 

@@ -47,9 +47,13 @@ def default_model(module: ModuleType, train_py: Path):  # type: ignore[no-untype
     from neural_dsl_tracking.compiler import runtime
 
     config = yaml.safe_load((train_py.parent / "conf" / "config.yaml").read_text())
-    class_name = next(name for name, value in vars(module).items()
-                      if isinstance(value, type) and hasattr(value, "head_activation"))
-    return getattr(module, class_name)(runtime.hyperparameters(config["model"]))
+    return network_class(module)(runtime.hyperparameters(config["model"]))
+
+
+def network_class(module: ModuleType) -> type:
+    """The network class of an imported program."""
+    return next(value for value in vars(module).values()
+                if isinstance(value, type) and hasattr(value, "head_activation"))
 
 
 def run_program(train_py: Path, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -65,3 +69,21 @@ def compile_in(tmp_path: Path):  # type: ignore[no-untyped-def]
         return compile_text(text, tmp_path / f"c{next(_counter)}", network)
 
     return compile_
+
+
+def model_spec(text: str, out_dir: Path, **model_overrides: dict) -> dict:
+    """The run's model spec of the network in ``text``: compiled into ``out_dir``, built with
+    its config's model section (updated by ``model_overrides``: layer -> {param: value}) and
+    described as its program describes it at run start."""
+    import yaml
+
+    from neural_dsl_tracking.compiler import runtime
+    from neural_dsl_tracking.compiler.summary import describe_model
+
+    train_py = compile_text(text, out_dir)
+    module = import_program(train_py)
+    section = yaml.safe_load((train_py.parent / "conf" / "config.yaml").read_text())["model"]
+    for layer, values in model_overrides.items():
+        section[layer].update(values)
+    hp = runtime.hyperparameters(section)
+    return describe_model(network_class(module)(hp), module.model_layers(hp), 16, module.TOKENS)

@@ -4,7 +4,6 @@ and multiply-accumulates, checked against the same networks written by hand in P
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import yaml
@@ -13,26 +12,9 @@ from torch import nn
 from neural_dsl_tracking.compiler import runtime
 from neural_dsl_tracking.compiler.summary import describe_model
 
-from .conftest import CORPUS, compile_text, import_program
+from .conftest import CORPUS, compile_text, import_program, model_spec
 
 LENGTH = 16
-
-
-def spec_of(text: str, tmp_path: Path, **model_overrides: dict) -> dict:
-    """Compile ``text``, build its network with the config's model section (updated by
-    ``model_overrides``: layer -> {param: value}) and describe it."""
-    train_py = compile_text(text, tmp_path)
-    module = import_program(train_py)
-    config = yaml.safe_load((train_py.parent / "conf" / "config.yaml").read_text())
-    section = config["model"]
-    for layer, values in model_overrides.items():
-        section[layer].update(values)
-    hp = runtime.hyperparameters(section)
-    class_name = next(name for name, value in vars(module).items()
-                      if isinstance(value, type) and hasattr(value, "head_activation"))
-    model = getattr(module, class_name)(hp)
-    tokens = module.TOKENS
-    return describe_model(model, module.model_layers(hp), LENGTH, tokens)
 
 
 def params(module: nn.Module) -> int:
@@ -44,7 +26,7 @@ def by_name(spec: dict) -> dict[str, dict]:
 
 
 def test_mlp_matches_hand_written_linear_layers(tmp_path):
-    spec = spec_of("""network M { input: (8, 8, 1)
+    spec = model_spec("""network M { input: (8, 8, 1)
       layers: Flatten() Dense(HPO(choice(32, 64)), activation="ReLU") Dropout(0.25) Output(10, "softmax")
       loss: "sparse_categorical_crossentropy" optimizer: Adam(learning_rate=0.01) }""", tmp_path)
     layers = spec["layers"]
@@ -62,7 +44,7 @@ def test_mlp_matches_hand_written_linear_layers(tmp_path):
 
 
 def test_run_values_reach_parameters_shapes_and_counts(tmp_path):
-    spec = spec_of("""network M { input: (8, 8, 1)
+    spec = model_spec("""network M { input: (8, 8, 1)
       layers: Flatten() Dense(HPO(choice(32, 64))) Dropout(HPO(range(0.1, 0.5, step=0.1))) Output(10)
       loss: "sparse_categorical_crossentropy" optimizer: Adam() }""", tmp_path,
                    dense_1={"units": 128}, dropout_1={"rate": 0.4})
@@ -76,7 +58,7 @@ def test_run_values_reach_parameters_shapes_and_counts(tmp_path):
 
 
 def test_convolutions_match_hand_written_modules(tmp_path):
-    spec = spec_of((CORPUS / "mnist.neural").read_text(), tmp_path)
+    spec = model_spec((CORPUS / "mnist.neural").read_text(), tmp_path)
     layers = by_name(spec)
     conv = nn.Conv2d(1, 32, 3)
     assert layers["conv2d_1"]["params"]["kernel_size"] == [3, 3]
@@ -89,7 +71,7 @@ def test_convolutions_match_hand_written_modules(tmp_path):
 
 
 def test_grouped_strided_and_transposed_convolutions(tmp_path):
-    spec = spec_of("""network C { input: (16, 16, 4)
+    spec = model_spec("""network C { input: (16, 16, 4)
       layers: Conv2D(8, (3, 3), strides=2, padding="same") DepthwiseConv2D((3, 3), padding="same")
               Conv2DTranspose(4, (2, 2), strides=2) GlobalAveragePooling2D() Output(3)
       loss: "mean_squared_error" optimizer: SGD() }""", tmp_path)
@@ -106,7 +88,7 @@ def test_grouped_strided_and_transposed_convolutions(tmp_path):
 
 
 def test_recurrent_layers_match_hand_written_lstms(tmp_path):
-    spec = spec_of((CORPUS / "sentiment.neural").read_text(), tmp_path)
+    spec = model_spec((CORPUS / "sentiment.neural").read_text(), tmp_path)
     layers = by_name(spec)
     steps = 100
     assert layers["embedding_1"]["param_count"] == 10000 * 300
@@ -120,7 +102,7 @@ def test_recurrent_layers_match_hand_written_lstms(tmp_path):
 
 
 def test_bidirectional_gru_counts_both_directions(tmp_path):
-    spec = spec_of("""network R { input: (12, 5)
+    spec = model_spec("""network R { input: (12, 5)
       layers: Bidirectional(GRU(7, return_sequences=True)) Flatten() Output(2)
       loss: "mean_squared_error" optimizer: SGD() }""", tmp_path)
     layer = spec["layers"][0]
@@ -130,7 +112,7 @@ def test_bidirectional_gru_counts_both_directions(tmp_path):
 
 
 def test_transformer_encoder_matches_hand_written_layer(tmp_path):
-    spec = spec_of((CORPUS / "examples_transformer.neural").read_text(), tmp_path)
+    spec = model_spec((CORPUS / "examples_transformer.neural").read_text(), tmp_path)
     layers = by_name(spec)
     steps, width, ff = 100, 512, 2048
     encoder = layers["transformer_encoder_1"]
@@ -142,7 +124,7 @@ def test_transformer_encoder_matches_hand_written_layer(tmp_path):
 
 
 def test_residual_block_nests_its_layers_and_owns_its_projection(tmp_path):
-    spec = spec_of("""network Res { input: (8, 8, 3)
+    spec = model_spec("""network Res { input: (8, 8, 3)
       layers:
         ResidualConnection { Conv2D(6, (3, 3), padding="same") Conv2D(6, (3, 3), padding="same") }
         GlobalAveragePooling2D() Output(2)

@@ -1,0 +1,126 @@
+"""How ``neural experiments`` prints a run's model: the layer table of ``show``, the model
+and fingerprint lines, and ``diff``'s aligned layers, config differences and source diff."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from neural_dsl_tracking.humanize import printable, quantity
+from neural_dsl_tracking.tracking.diff import LayerChange, RunDiff
+from neural_dsl_tracking.tracking.records import RunModel
+
+MARKS = {"same": "=", "changed": "~", "added": "+", "removed": "-"}
+CELL_WIDTH = 40
+
+
+def model_fields(model: RunModel | None, twin: str | None) -> list[tuple[str, str]]:
+    """``show``'s line about the model: its size and fingerprint (and the run it is the same as)."""
+    if model is None:
+        return []
+    text = (f"{model.spec.get('network', '?')}: {quantity(model.params)} parameters, "
+            f"{quantity(model.macs)} MACs per sample")
+    if model.fingerprint:
+        text += f"; fingerprint {model.fingerprint[:16]}" + (f" (same as {twin[:8]})" if twin else "")
+    return [("model", text)]
+
+
+def model_cells(model: RunModel | None, twins: dict[str, str]) -> list[str]:
+    """The run table's PARAMS, MACS and FINGERPRINT cells (``9ae62d52 same as 3f2a91c0`` when
+    another run has the same fingerprint)."""
+    if model is None:
+        return ["-", "-", "-"]
+    mark = (model.fingerprint or "-")[:8]
+    if model.run_id in twins:
+        mark += f" same as {twins[model.run_id][:8]}"
+    return [quantity(model.params), quantity(model.macs), mark]
+
+
+def print_layers(spec: dict[str, Any]) -> None:
+    """The layer table: name (indented by nesting), type, parameters, shapes, size and MACs."""
+    from neural_dsl_tracking.tracking.cli import _table
+
+    rows = [["  " * layer.get("depth", 0) + layer["name"], layer["type"], _params_text(layer.get("params", {})),
+             _shape(layer["input"]), _shape(layer["output"]), quantity(layer.get("param_count")),
+             quantity(layer.get("macs"))] for layer in spec.get("layers", [])]
+    print(f"\nlayers: input {_shape(spec.get('input'))}, output {_shape(spec.get('output'))}")
+    _table(["LAYER", "TYPE", "PARAMETERS", "INPUT", "OUTPUT", "PARAMS", "MACS"], rows, indent=2, whole_first=True)
+
+
+def print_diff(diff: RunDiff) -> None:
+    """``neural experiments diff A B``: layers side by side, totals, config, then the sources."""
+    from neural_dsl_tracking.tracking.cli import _table
+
+    print(f"A {diff.a.run_id[:8]} ({printable(diff.a.run_name)})\nB {diff.b.run_id[:8]} ({printable(diff.b.run_name)})")
+    if diff.layers is None:
+        missing = ", ".join(run_id[:8] for run_id in diff.without_model)
+        print(f"\nmodel: not recorded for run {missing} (not started by a compiled program)")
+    else:
+        counts = {status: sum(c.status == status for c in diff.layers) for status in MARKS}
+        print(f"\nmodel: {counts['added']} layer(s) added, {counts['removed']} removed, {counts['changed']} changed, "
+              f"{counts['same']} the same")
+        _print_changes(diff.layers)
+        for key, label in (("params", "parameters"), ("macs", "MACs per sample")):
+            a, b = diff.totals[key]
+            print(f"  {label}: {quantity(a)} -> {quantity(b)} ({_signed(b - a)})")
+    print("\nconfig:" + ("" if diff.config else " the same"))
+    if diff.config:
+        _table(["KEY", "A", "B"], [[k, _json(a), _json(b)] for k, a, b in diff.config], indent=2, whole_first=True)
+    print("\nsource:" + ("" if diff.source else " the same (or not recorded)"))
+    if diff.source:
+        print(printable(diff.source.rstrip("\n"), keep="\n"))
+
+
+def _print_changes(changes: list[LayerChange]) -> None:
+    """The aligned layers side by side (A and B clipped to 40 columns), each with its
+    differences in full."""
+    rows = [["", "A", "B", "DIFFERENCES"],
+            *[[MARKS[c.status], _layer_cell(c.a), _layer_cell(c.b), _differences(c)] for c in changes]]
+    widths = [min(CELL_WIDTH, max(len(row[i]) for row in rows)) for i in (1, 2)]
+    for mark, a, b, notes in rows:
+        cells = [_clip(a, widths[0]).ljust(widths[0]), _clip(b, widths[1]).ljust(widths[1])]
+        print(printable(f"  {mark:<1}  {cells[0]}  {cells[1]}  {notes}".rstrip()))
+
+
+def _differences(change: LayerChange) -> str:
+    notes = [f"{k} {_value(a)} -> {_value(b)}" for k, (a, b) in change.params.items()]
+    notes += [f"{k} {_shape(a)} -> {_shape(b)}" for k, (a, b) in change.facts.items() if k in ("input", "output")]
+    if change.param_delta:
+        notes.append(f"params {_signed(change.param_delta)}")
+    return "; ".join(notes)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _layer_cell(layer: dict[str, Any] | None) -> str:
+    if layer is None:
+        return ""
+    return f"{'  ' * layer.get('depth', 0)}{layer['type']}({_params_text(layer.get('params', {}), 3)})"
+
+
+def _params_text(params: dict[str, Any], most: int | None = None) -> str:
+    shown = list(params.items())[:most]
+    text = ", ".join(f"{k}={_value(v)}" for k, v in shown)
+    return text + (", ..." if most is not None and len(params) > most else "")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(_value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _shape(shape: list | None) -> str:
+    return "-" if shape is None else _value(["None" if d is None else d for d in shape]).replace("'", "")
+
+
+def _signed(delta: int | None) -> str:
+    if delta is None:
+        return "-"
+    return ("+" if delta > 0 else "") + (f"{delta:,}" if abs(delta) < 1000 else quantity(delta))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str)
