@@ -136,8 +136,8 @@ class ModelEmitter:
         buildable = catalogue.buildable(layer.type)
         if buildable is None:
             if layer.type not in LANGUAGE_LAYERS:
-                raise self.unsupported(layer, "is a custom layer (not a built-in one, and no installed plugin "
-                                       "provides it): the PyTorch backend cannot build it; write it with "
+                raise self.unsupported(layer, "is a custom layer (not a built-in one): no installed plugin "
+                                       "provides it, and the PyTorch backend cannot build it; write it with "
                                        "built-in layers" + _did_you_mean(layer.type, catalogue.SUPPORTED),
                                        custom_layer=True)
             raise self.unsupported(layer, "is not supported by the PyTorch backend; supported layers: "
