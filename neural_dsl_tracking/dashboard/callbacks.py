@@ -69,12 +69,13 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("run-table", "sort_by"),
         Input("select-shown", "n_clicks"),
         Input("clear-selection", "n_clicks"),
+        Input("sweep-trials", "value"),
         Input("live-tick", "n_intervals"),
         State("selection", "data"),
         State("table-seen", "data"),
     )
     def update_table(experiments, statuses, tags, text, main, maximised, selected_ids, page, sort_by, _shown,
-                     _clear, _tick, selection, seen):
+                     _clear, trial_runs, _tick, selection, seen):
         """One page of the run table for the filters, sort and page; only what differs from
         what the browser holds (``table-seen``) is sent, and nothing on a tick when no run changed."""
         snapshot = data.snapshot()
@@ -86,7 +87,8 @@ def register(app: Dash, data: DashboardData) -> None:
         query = table_query(runs, experiments, statuses, tags, text, main, maximised, sort_by,
                             0 if changed & PAGE_RESETS else page)
         shown = shown_runs(runs, query, data.search_text)
-        new_selection = updated_selection(list(selection or []), changed, shown, seen.get("ids") or (), selected_ids)
+        new_selection = updated_selection(list(selection or []), changed, shown, seen.get("ids") or (), selected_ids,
+                                          trial_runs)
         view = table_view(runs, shown, query, new_selection)
         live = any(run.status == "running" for run in runs)
         now = seen_table(view, snapshot.version, live)
@@ -253,10 +255,13 @@ def table_query(runs: Sequence[Any], experiments, statuses, tags, text, main, ma
 
 
 def updated_selection(previous: list[str], changed: set[str], shown: Sequence[Any], on_page: Sequence[str],
-                      ticked: Sequence[str] | None) -> list[str]:
+                      ticked: Sequence[str] | None, trial_runs: Sequence[str] | None = None) -> list[str]:
     """The selected run ids after ``changed``: *Select shown* adds every run the filters leave
-    (on every page), *Clear selection* empties it, and ticking rows changes only the runs of
-    the page shown (``on_page``); the others stay selected."""
+    (on every page), *Clear selection* empties it, ticking rows changes only the runs of
+    the page shown (``on_page``); the others stay selected; trials picked on the Sweeps tab
+    make their runs (``trial_runs``) the selection."""
+    if "sweep-trials.value" in changed and trial_runs:
+        return list(dict.fromkeys(trial_runs))
     if "select-shown.n_clicks" in changed:
         chosen = set(previous)
         return previous + [run.run_id for run in shown if run.run_id not in chosen]

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 from dash import dcc, html
 
 from neural_dsl_tracking.dashboard.data import DashboardData, RunSnapshot, StoreUnavailable
+from neural_dsl_tracking.dashboard import sweeps
 from neural_dsl_tracking.dashboard.figures import THEMES, figure_template
 from neural_dsl_tracking.dashboard.run_table import RUN_STATUSES, TableQuery, run_table, shown_runs, table_view
 from neural_dsl_tracking.dashboard.tables import TEXT_CHARS, default_direction, shortened
@@ -29,6 +30,7 @@ TABS = (
     ("summary", "Summary"),
     ("parallel", "Parallel coordinates"),
     ("artifacts", "Artifacts"),
+    sweeps.TAB,
 )
 
 
@@ -205,4 +207,6 @@ def _tab_body(value: str, maximised: list[str], keys: list[str], main: str | Non
     if value == "parallel":
         return [html.Label(["metric", dcc.Dropdown(id="parallel-metric", options=text_options(keys),
                                                    value=main and option_value(main), clearable=False)]), area]
+    if value == sweeps.TAB[0]:
+        return sweeps.tab_body()
     return [area]

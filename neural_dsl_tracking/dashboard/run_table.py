@@ -26,9 +26,9 @@ from neural_dsl_tracking.dashboard.tables import (
     shortened,
 )
 from neural_dsl_tracking.humanize import duration as format_duration
+from neural_dsl_tracking.tracking.values import RUN_STATUSES
 
 PAGE_SIZE = 50
-RUN_STATUSES = ("running", "completed", "failed", "interrupted", "crashed")
 NON_FINITE = ("-inf", "inf", "nan")  # best values shown as text; they sort with the missing ones
 
 

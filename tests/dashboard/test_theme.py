@@ -9,10 +9,11 @@ import pytest
 
 from neural_dsl_tracking.dashboard.app import ASSETS
 from neural_dsl_tracking.dashboard.figures import FIGURE_COLORS, THEMES, figure_template
+from neural_dsl_tracking.tracking.values import RUN_STATUSES
 
 BODY_TEXT_CONTRAST = 4.5  # WCAG AA for body text
 BACKGROUNDS = ("bg", "panel", "header-bg", "differs-bg", "best-bg")
-STATUSES = ("running", "completed", "failed", "interrupted", "crashed")
+STATUSES = RUN_STATUSES  # each has its colour in both themes
 
 
 def css_variables(css: str) -> dict[str, dict[str, str]]:
