@@ -222,3 +222,9 @@ def test_neural_check_reports_a_sweep_mistake_with_a_caret(tmp_path: Path) -> No
                                     "'val_loss' (lower is better); write direction: minimize\n"
                                     "  7 |   sweep < direction: maximize >\n"
                                     "    |                      ^~~~~~~~")
+
+
+def test_every_sweep_key_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| (\w+) \|", doc, flags=re.MULTILINE))
+    assert set(SweepSpec.model_fields) <= documented
