@@ -177,3 +177,42 @@ def test_a_sweep_in_postgresql_shows_with_importances(tmp_path, postgres_url):
     assert len(table_rows(shown.stdout, "TRIAL")) == TRIALS
     assert {row[0] for row in table_rows(shown.stdout.split("parameter importances")[1], "PARAMETER")} == \
         {"lr", "units"}
+
+
+@pytest.mark.slow
+def test_a_sweep_run_by_neural_sweep_shows(tmp_path):
+    """The engine's own sweep (``neural sweep`` on a tiny network): every trial listed with its
+    run, values and state, the best trial the one ``neural sweep`` named, importances computed."""
+    from ..sweep.conftest import run_sweep, write_network
+
+    write_network(tmp_path, "store", trials=3, epochs=2, pruner="none")
+    swept = run_sweep(tmp_path, "model.neural")
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    best_run = re.search(r"best trial \d+ \(run ([0-9a-f]{8})\)", swept.stdout).group(1)
+    sweep_id = re.search(r"neural experiments show ([0-9a-f]{8})", swept.stdout.splitlines()[-1]).group(1)
+    shown = neural("experiments", "show", sweep_id, "--store", tmp_path / "store")
+    assert shown.returncode == 0, shown.stderr
+    rows = table_rows(shown.stdout, "TRIAL")
+    assert len(rows) == 3 and rows[0][1] == best_run and {row[2] for row in rows} == {"complete"}
+    assert "-" not in rows[0][4:]  # the trial's values, one column per parameter
+    importances = table_rows(shown.stdout.split("parameter importances")[1], "PARAMETER")
+    assert {row[0] for row in importances} == {"model.dense_1.units", "optimizer.lr"}
+    runs = neural("experiments", "ls", "--store", tmp_path / "store")
+    assert all(row[1] in runs.stdout for row in rows)
+
+
+def test_hostile_names_print_escaped(tmp_path):
+    """A sweep, objective or parameter name with control characters cannot drive the terminal."""
+    from neural_dsl_tracking.tracking.store import Store
+
+    store = Store(tmp_path / "s")
+    sweep_id = store.create_sweep(experiment="e\x1b[31m", name="evil\nsweep", objective="acc\rx",
+                                  direction="maximize", sampler="tpe", pruner="none", space={},
+                                  study_storage="s", study_name="n", requested_trials=1)
+    store.record_trial(sweep_id, 0, state="complete", value=1.0, params={"p\x1b[2J": "v\n"})
+    store.close()
+    for args in (("sweeps",), ("show", sweep_id)):
+        result = neural("experiments", *args, "--base-dir", tmp_path / "s")
+        assert result.returncode == 0 and "\x1b" not in result.stdout and "\r" not in result.stdout
+        assert "\\x1b" in result.stdout
+    assert "evil\\nsweep" in result.stdout and "p\\x1b[2J" in result.stdout
