@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 from neural_dsl_tracking.errors import NeuralError
 from neural_dsl_tracking.language.diagnostics import Diagnostic, Pos, Source, did_you_mean
@@ -38,8 +38,6 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d|w)")
 _DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_PARAM_NUMBER_CHARS = 40  # JSON numbers longer than this are compared as text (PostgreSQL's
-# double precision would refuse a 400-digit integer)
 _ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = str.maketrans(_ASCII_UPPER, _ASCII_UPPER.lower())
 _TOKEN_WORDS = {"WORD": "a word", "STRING": "a quoted string", "OP": "an operator",
@@ -113,11 +111,15 @@ class Query:
     text: str
     root: Node | None = field(default=None)
 
-    def sql(self, dialect: str, *, now: float, crash_after: float) -> tuple[str, list[Any]]:
-        """A condition on the runs table (aliased ``r``) and its bound parameters."""
+    def sql(self, dialect: str, *, now: float, crash_after: float,
+            many: Callable[[str, list[Any]], bool] | None = None) -> tuple[str, list[Any]]:
+        """A condition on the runs table (aliased ``r``) and its bound parameters. ``many(sql,
+        args)`` says whether the rows of ``SELECT 1 FROM ... WHERE ...`` are many: a condition
+        on many runs is then checked run by run (a page of runs newest first stops early), one
+        on few gathers their ids first (see :class:`_Compiler`)."""
         if self.root is None:
             return "1 = 1", []
-        compiler = _Compiler(dialect, now, crash_after)
+        compiler = _Compiler(dialect, now, crash_after, many)
         return compiler.node(self.root), compiler.args
 
     def __and__(self, other: "Query") -> "Query":
@@ -125,6 +127,22 @@ class Query:
         roots = tuple(q.root for q in (self, other) if q.root is not None)
         text = " and ".join(f"({q.text})" for q in (self, other) if q.root is not None)
         return Query(text, roots[0] if len(roots) == 1 else (AllOf(roots) if roots else None))
+
+
+def param_number(text: str) -> float | None:
+    """A parameter's stored JSON text as the number the query language compares (``params.num``):
+    a finite JSON number, else None (text, true/false, lists, NaN)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # a 400-digit integer
+        return None
+    return number if math.isfinite(number) else None
 
 
 def quote(text: str) -> str:
@@ -393,12 +411,19 @@ def _ascii_lower(text: str) -> str:
 
 
 class _Compiler:
-    """Turns a tree into SQL text with ``?`` marks and the list of values bound to them."""
+    """Turns a tree into SQL text with ``?`` marks and the list of values bound to them.
 
-    def __init__(self, dialect: str, now: float, crash_after: float) -> None:
+    A condition on another table (params, metric summaries, tags, models) is a membership:
+    ``r.run_id IN (SELECT run_id ...)`` gathers the ids once, which is fast when they are few;
+    when ``many`` says they are many, ``EXISTS (... WHERE run_id = r.run_id)`` checks each run
+    through its primary key instead, so the newest page of runs stops after a few."""
+
+    def __init__(self, dialect: str, now: float, crash_after: float,
+                 many: Callable[[str, list[Any]], bool] | None = None) -> None:
         self.dialect = dialect
         self.now = now
         self.crash_after = crash_after
+        self.many = many
         self.args: list[Any] = []
 
     def bind(self, *values: Any) -> str:
@@ -455,13 +480,20 @@ class _Compiler:
     def number(self, expression: str, op: str, value: float) -> str:
         return f"{expression} {_COMPARE_SQL[op]} {self.bind(value)}"
 
+    def member(self, source: str, run_id: str, condition: str, first_arg: int) -> str:
+        """Runs with a row in ``source`` (whose run id column is ``run_id``) meeting
+        ``condition``; the values bound since ``first_arg`` are theirs."""
+        rows = f"FROM {source} WHERE {condition}"
+        if self.many is not None and self.many(f"SELECT 1 {rows}", self.args[first_arg:]):
+            return f"EXISTS (SELECT 1 FROM {source} WHERE {run_id} = r.run_id AND {condition})"
+        return f"r.run_id IN (SELECT {run_id} {rows})"
+
     # -- conditions
     def word(self, needle: str) -> str:
+        """A plain word: part of the run's name or id, in any letter case."""
         if not self.storable(needle):
             return "1 = 0"
-        columns = [self.contains(f"r.{column}", needle) for column in ("run_name", "run_id", "experiment")]
-        tags = f"r.run_id IN (SELECT run_id FROM run_tags WHERE {self.contains('tag', needle)})"
-        return "(" + " OR ".join([*columns, tags]) + ")"
+        return f"({self.contains('r.run_name', needle)} OR {self.contains('r.run_id', needle)})"
 
     def status(self) -> str:
         return (f"(CASE WHEN r.status = 'running' AND r.heartbeat < {self.bind(self.now - self.crash_after)} "
@@ -474,8 +506,9 @@ class _Compiler:
         if kind == "status":
             return self.text(self.status(), op, value.value)
         if kind == "tags":
+            first = len(self.args)
             inner = self.text("tag", "=" if op == "has" else "~", value.value)
-            return f"r.run_id IN (SELECT run_id FROM run_tags WHERE {inner})"
+            return self.member("run_tags", "run_id", inner, first)
         if kind == "start":
             moment = self.now - value.value if value.kind == "ago" else value.value
             return self.number("r.start_time", op, moment)
@@ -484,15 +517,16 @@ class _Compiler:
         if kind == "params":
             return self.param(node)
         if kind == "metrics":
+            first = len(self.args)
             key = self.bind(node.field.key)  # marks are bound in the order they appear
             inner = self.number(self.aggregate(node.field.aggregate), op, value.value)
-            return f"r.run_id IN (SELECT run_id FROM metric_summary WHERE key = {key} AND {inner})"
+            return self.member("metric_summary", "run_id", f"key = {key} AND {inner}", first)
         if kind == "model.layers":
             return self.layers(node)
-        column = kind.split(".", 1)[1]
+        column, first = kind.split(".", 1)[1], len(self.args)
         inner = (self.text(column, op, value.value) if kind == "model.fingerprint"
                  else self.number(column, op, value.value))
-        return f"r.run_id IN (SELECT run_id FROM run_models WHERE {inner})"
+        return self.member("run_models", "run_id", inner, first)
 
     def aggregate(self, aggregate: str) -> str:
         sql = _AGGREGATE_SQL[aggregate]
@@ -501,23 +535,14 @@ class _Compiler:
                   "THEN value_sum / n_values END"
         return sql
 
-    def param_number(self, column: str = "value") -> str:
-        """The stored JSON value as a number when it is one, else NULL (CASE: never cast text)."""
-        if self.postgres:
-            test = f"{column} ~ {self.bind('^-?[0-9][-0-9.eE+]*$')}"
-            kind = "DOUBLE PRECISION"
-        else:
-            test = (f"{column} GLOB {self.bind('[-0-9]*')} "
-                    f"AND NOT {column} GLOB {self.bind('*[^-0-9.eE+]*')}")
-            kind = "REAL"
-        return (f"(CASE WHEN length({column}) <= {_PARAM_NUMBER_CHARS} AND {test} "
-                f"THEN CAST({column} AS {kind}) END)")
-
     def param(self, node: Compare) -> str:
+        """A parameter: ``num`` holds its value when it is a JSON number (the store sets it),
+        ``value`` its JSON text."""
         op, value = node.op, node.value
+        first = len(self.args)
         key = self.bind(node.field.key)
         if value.kind == "number":
-            inner = self.number(self.param_number(), op, value.value)
+            inner = self.number("num", op, value.value)
         elif op == "~":
             alternatives = [self.glob("value", _json_glob_parts(value.value))]
             if self.storable(value.value):
@@ -526,19 +551,20 @@ class _Compiler:
         else:  # a JSON string with this content, or the JSON text as written (true, null, [1, 2])
             forms = [json.dumps(value.value)] + ([value.value] if self.storable(value.value) else [])
             inner = f"value {'IN' if op == '=' else 'NOT IN'} ({self.bind(*forms)})"
-        return f"r.run_id IN (SELECT run_id FROM params WHERE key = {key} AND {inner})"
+        return self.member("params", "run_id", f"key = {key} AND {inner}", first)
 
     def layers(self, node: Compare) -> str:
         """How many layers of a type the run's model has; a model without one has 0 of it,
         a run without a model matches nothing."""
         op, count = node.op, node.value.value
+        first = len(self.args)
         key = self.bind(node.field.key)
         if not _holds(op, 0.0, count):  # only runs with such layers can match
             inner = self.number("n", op, count)
-            return f"r.run_id IN (SELECT run_id FROM run_layer_counts WHERE layer_type = {key} AND {inner})"
+            return self.member("run_layer_counts", "run_id", f"layer_type = {key} AND {inner}", first)
         inner = self.number("COALESCE(c.n, 0)", op, count)
-        return (f"r.run_id IN (SELECT m.run_id FROM run_models m LEFT JOIN run_layer_counts c "
-                f"ON c.run_id = m.run_id AND c.layer_type = {key} WHERE {inner})")
+        return self.member(f"run_models m LEFT JOIN run_layer_counts c ON c.run_id = m.run_id "
+                           f"AND c.layer_type = {key}", "m.run_id", inner, first)
 
     # -- order
     def order(self, target: Field, descending: bool) -> str:
@@ -561,7 +587,7 @@ class _Compiler:
         if kind == "params":
             # the number first (runs whose value is text after), then the JSON text
             return [f"(SELECT {value} FROM params p WHERE p.run_id = r.run_id AND p.key = {self.bind(target.key)})"
-                    for value in (self.param_number("p.value"), f"p.value{collate}")]
+                    for value in ("p.num", f"p.value{collate}")]
         if kind == "metrics":
             return [f"(SELECT {self.aggregate(target.aggregate)} FROM metric_summary s "
                     f"WHERE s.run_id = r.run_id AND s.key = {self.bind(target.key)})"]

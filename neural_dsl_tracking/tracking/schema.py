@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.db import Cursor, Database
 
 _MIGRATION_LOCK = 0x6E65757261  # advisory lock id on PostgreSQL ("neura")
 
+
+def _fill_param_numbers(cur: Cursor) -> None:
+    """``params.num`` of the parameters logged before the column existed."""
+    from neural_dsl_tracking.tracking.query import param_number
+
+    cur.executemany("UPDATE params SET num = ? WHERE run_id = ? AND key = ?",
+                    [(number, run_id, key) for run_id, key, value in cur.all("SELECT run_id, key, value FROM params")
+                     if (number := param_number(value)) is not None])
+
+
 # Each migration is a list of statements; ``{blob}`` is BLOB on SQLite, BYTEA on PostgreSQL.
-MIGRATIONS: list[list[str]] = [
+# A callable step runs with the migration's cursor (to fill a new column from Python).
+MIGRATIONS: list[list[str | Callable[[Cursor], None]]] = [
     [
         """CREATE TABLE experiments (
             name TEXT PRIMARY KEY,
@@ -110,6 +122,15 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE metric_summary ADD COLUMN value_sum DOUBLE PRECISION",
         "ALTER TABLE metric_summary ADD COLUMN n_values BIGINT",
     ],
+    [  # queries over 100,000 runs (issue 14): a parameter's value as a number when it is one,
+        # and indexes that answer a condition on a parameter or a metric without reading rows
+        "ALTER TABLE params ADD COLUMN num DOUBLE PRECISION",
+        _fill_param_numbers,
+        "CREATE INDEX params_by_number ON params (key, num, run_id)",
+        "CREATE INDEX metric_summary_by_min ON metric_summary (key, min_value, run_id)",
+        "CREATE INDEX metric_summary_by_max ON metric_summary (key, max_value, run_id)",
+        "CREATE INDEX metric_summary_by_latest ON metric_summary (key, latest, run_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -134,7 +155,10 @@ def migrate(db: Database) -> int:
             )
         for version in range(found + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[version - 1]:
-                cur.execute(statement.format(blob=db.blob))
+                if callable(statement):
+                    statement(cur)
+                else:
+                    cur.execute(statement.format(blob=db.blob))
             cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                         (version, time.time()))
         return found

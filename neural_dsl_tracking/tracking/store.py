@@ -39,7 +39,7 @@ from neural_dsl_tracking.tracking.records import (
     SweepRecord,
     TrialRecord,
 )
-from neural_dsl_tracking.tracking.query import Query, order_sql
+from neural_dsl_tracking.tracking.query import Query, order_sql, param_number
 from neural_dsl_tracking.tracking.schema import SCHEMA_VERSION, installed_version, migrate
 from neural_dsl_tracking.tracking.values import (
     DIRECTIONS,
@@ -57,6 +57,8 @@ MERGE_BELOW = 4096  # a tail chunk smaller than this is extended instead of star
 DEFAULT_CRASH_AFTER = 30.0
 CRASH_AFTER_ENV = "NEURAL_TRACKING_CRASH_AFTER"
 _RUNS_PER_QUERY = 500  # well under SQLite's limit of bound parameters per statement
+_MANY_ROWS = 2000
+"""A query condition met by more runs than this is checked run by run (query.py's _Compiler)."""
 _ARTIFACT_READS = 10
 """How many times a read whose object was freed under it (``version=False`` replacing the
 artifact) reads the version again; between two that name the same object it waits for the
@@ -229,13 +231,14 @@ class Store:
             "UPDATE runs SET heartbeat = ? WHERE run_id = ?", (time.time(), run_id)))
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        rows = [(run_id, check_name("parameter name", str(key)), _param_json(key, value))
-                for key, value in params.items()]
+        rows = [(run_id, check_name("parameter name", str(key)), text, param_number(text))
+                for key, value in params.items() for text in [_param_json(key, value)]]
 
         def body(cur: Cursor) -> None:
             self._check_run(cur, run_id)
-            cur.executemany("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) "
-                            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", rows)
+            cur.executemany("INSERT INTO params (run_id, key, value, num) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, "
+                            "num = excluded.num", rows)
 
         self.db.write(body)
 
@@ -411,7 +414,15 @@ class Store:
     def _where(self, query: Query | None, crash_after: float) -> tuple[str, list]:
         if query is None:
             return "1 = 1", []
-        return query.sql(self.db.dialect, now=time.time(), crash_after=crash_after)
+        # PostgreSQL's planner weighs IN against EXISTS itself; SQLite's cannot tell
+        many = self._many if self.db.dialect == "sqlite" else None
+        return query.sql(self.db.dialect, now=time.time(), crash_after=crash_after, many=many)
+
+    def _many(self, rows_sql: str, args: list) -> bool:
+        """Whether ``rows_sql`` has more than _MANY_ROWS rows (reading at most that many)."""
+        row = self.db.read(lambda cur: cur.one(
+            f"SELECT COUNT(*) FROM ({rows_sql} LIMIT {_MANY_ROWS + 1}) AS found", args))
+        return int(row[0]) > _MANY_ROWS
 
     def delete_run(self, run_id: str) -> int:
         """Remove a run and its rows; frees objects no other version uses. Returns bytes freed."""

@@ -98,11 +98,13 @@ CASES = [
     ("name ~ 'mlp-?'", {"mlp-1", "mlp-2"}),
     ("name ~ '*-*'", ALL - {"stale"}),
     ("name ~ 'resnet*'", {"resnet-a"}),
-    # plain words: any letter case, in names, ids, experiments and tags; side by side they and
+    # plain words: a part of the name or the id, in any letter case; side by side they and
     ("resnet", {"resnet-a", "ResNet-B"}),
-    ("'mlp' gpu", {"mlp-2"}),
+    ("'mlp' -2", {"mlp-2"}),
     ('"sweep"', {"sweep-7"}),
-    ("TABULAR", {"mlp-1", "mlp-2"}),
+    ("RESNET-b", {"ResNet-B"}),
+    ("'0300'", {"mlp-2"}),
+    ("tabular", set()),
     # times
     (f"start >= {iso(2)}", {"mlp-1", "mlp-2", "sweep-7", "stale"}),
     (f"start <= {iso(1)}", {"resnet-a", "ResNet-B"}),
@@ -296,3 +298,27 @@ def test_a_query_answers_as_the_runs_change(seeded):
     started = time.time()
     seeded.create_run(experiment="new", run_name="fresh")
     assert names(seeded, "start > 1m ago") == ["fresh"] and time.time() - started < 60
+
+
+def test_conditions_met_by_many_runs_are_checked_run_by_run(seeded):
+    """The form the store picks for a condition most runs meet (EXISTS per run, see
+    query._Compiler) answers like the form for a few (IN over the gathered ids)."""
+    wrong = {}
+    for query, expected in CASES:
+        where, args = parse_query(query).sql(seeded.db.dialect, now=time.time(), crash_after=30.0,
+                                             many=lambda sql, args: True)
+        found = {row[0] for row in seeded.db.read(lambda cur: cur.all(
+            f"SELECT r.run_name FROM runs r WHERE {where}", args))}
+        if found != expected:
+            wrong[query] = (sorted(found), sorted(expected))
+    assert not wrong, wrong
+
+
+def test_numbers_of_parameters_logged_before_the_column_are_filled_in(seeded):
+    from neural_dsl_tracking.tracking.schema import _fill_param_numbers
+
+    seeded.db.write(lambda cur: cur.execute("UPDATE params SET num = NULL"))
+    assert names(seeded, "params.optimizer.lr < 0.01") == []
+    seeded.db.write(_fill_param_numbers)
+    assert set(names(seeded, "params.optimizer.lr < 0.01")) == {"resnet-a", "sweep-7"}
+    assert set(names(seeded, "params.aug = true or params.layers = '[64, 32]'")) == {"resnet-a", "stale"}

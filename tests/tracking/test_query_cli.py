@@ -57,7 +57,7 @@ def test_ls_where(store):
     assert listed(result) == ["run-59", "run-58", "run-57", "run-56", "run-54", "run-53", "run-52",
                               "run-51", "run-50", "run-40", "run-30"]
     assert "not listed" not in result.stdout
-    result = neural("experiments", "ls", "--base-dir", store, "--where", "ten", "--experiment", "even",
+    result = neural("experiments", "ls", "--base-dir", store, "--where", "name ~ 'run-?0'", "--experiment", "even",
                     "--status", "completed", "--tag", "ten", "--limit", "2")
     assert listed(result) == ["run-50", "run-40"] and "4 more runs not listed" in result.stdout
     result = neural("experiments", "ls", "--base-dir", store, "--where", "name = nothing")

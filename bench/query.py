@@ -1,0 +1,150 @@
+"""Query language speed: typical queries over a 100,000-run SQLite store, and `ls` at 10,000 runs.
+
+Builds the stores in a temporary folder (or --dir) in bulk through the store's own tables
+(``bench/dashboard.py``'s ``bulk_store``: 3 params, 3 tags and 3 metrics per run), adds a
+model to nine runs in ten (parameters, MACs, fingerprint, Conv2D/Dense counts) and the
+metric sums the means need, then times each query as ``ls`` and the dashboard use it: the
+first page of 50 runs newest first (``Store.query_runs``) and the number matching
+(``Store.count_runs``), each the median of 5 in one process after one warm-up call. Then
+``neural experiments ls`` end to end (a new process, the default 50 rows) on 10,000 runs.
+
+    .venv/bin/python bench/query.py [--runs 100000] [--ls-runs 10000] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dashboard import bulk_store  # noqa: E402  (bench/dashboard.py)
+
+TARGET_MS = 100.0
+LS_TARGET_S = 0.5
+START = 1.7e9  # bulk_store's first start time: run i starts at START + i
+QUERIES = [
+    "params.lr < 0.005",
+    "params.optimizer = adam and params.batch_size >= 64",
+    "metrics.loss.min < 0.05",
+    "metrics.accuracy.mean > 0.5 and metrics.loss.last < 0.3",
+    "tags has group-7",
+    "status in (failed, interrupted)",
+    "experiment = exp-3 and not tags has even",
+    "name ~ 'run-0999*'",
+    "run-099999",
+    f"start > {time.strftime('%Y-%m-%dT%H:%M', time.localtime(START + 90_000))} and duration < 2m",
+    "model.layers.Conv2D >= 2 and model.params < 1e6",
+    "params.lr < 0.01 and metrics.accuracy.max >= 0.95 and tags has bench "
+    "and model.layers.Conv2D >= 2 and status in (completed, running)",
+]
+
+
+def add_models_and_means(base_dir: Path, runs: int) -> None:
+    """Models for nine runs in ten (Conv2D count 0-3, parameters 100k-2.6M), the sums of the
+    bulk series (min and max averaged: the bench needs a mean, not the true one) and the
+    numeric parameters' numbers (bulk_store writes the rows, not what log_params adds)."""
+    from neural_dsl_tracking.tracking.store import Store
+
+    store = Store(base_dir)
+    models, counts = [], []
+    for index in range(runs):
+        if index % 10 == 9:
+            continue
+        run_id = f"{index:08x}{'0' * 24}"
+        convs = index % 4
+        models.append((run_id, "{}", 100_000 + 25_000 * (index % 101), 1_000_000 * (1 + index % 7),
+                       f"{index % 5000:08x}"))
+        counts += [(run_id, "Dense", 2)] + ([(run_id, "Conv2D", convs)] if convs else [])
+
+    def write(cur) -> None:
+        cur.executemany("INSERT INTO run_models (run_id, spec, params, macs, fingerprint) "
+                        "VALUES (?, ?, ?, ?, ?)", models)
+        cur.executemany("INSERT INTO run_layer_counts (run_id, layer_type, n) VALUES (?, ?, ?)", counts)
+        cur.execute("UPDATE metric_summary SET n_values = n_points, "
+                    "value_sum = (min_value + max_value) / 2 * n_points")
+        cur.execute("UPDATE params SET num = CAST(value AS REAL) WHERE key IN ('lr', 'batch_size')")
+        cur.execute("ANALYZE")
+
+    try:
+        store.db.write(write)
+    finally:
+        store.close()
+
+
+def build(base_dir: Path, runs: int) -> float:
+    started = time.perf_counter()
+    bulk_store(base_dir, runs, start=START)
+    add_models_and_means(base_dir, runs)
+    return time.perf_counter() - started
+
+
+def median_ms(call, rounds: int = 5) -> float:
+    call()
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def time_queries(base_dir: Path) -> bool:
+    from neural_dsl_tracking.tracking.query import parse_query
+    from neural_dsl_tracking.tracking.store import Store
+
+    store = Store(base_dir, create=False)
+    print(f"{'query':<66} {'matching':>9} {'page ms':>8} {'count ms':>9}")
+    worst = 0.0
+    try:
+        for text in QUERIES:
+            query = parse_query(text)
+            page = median_ms(lambda: store.query_runs(query, limit=50))
+            count = median_ms(lambda: store.count_runs(query))
+            worst = max(worst, page, count)
+            shown = text if len(text) <= 66 else text[:63] + "..."
+            print(f"{shown:<66} {store.count_runs(query):>9,} {page:>8.1f} {count:>9.1f}")
+    finally:
+        store.close()
+    print(f"slowest: {worst:.1f} ms (target < {TARGET_MS:.0f} ms)")
+    return worst < TARGET_MS
+
+
+def time_ls(base_dir: Path) -> bool:
+    neural = Path(sys.executable).with_name("neural")
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        result = subprocess.run([str(neural), "experiments", "ls", "--base-dir", str(base_dir)],
+                                capture_output=True, text=True, timeout=120)
+        times.append(time.perf_counter() - started)
+        if result.returncode != 0:
+            raise SystemExit(result.stderr)
+    rows = len(result.stdout.splitlines()) - 2
+    print(f"neural experiments ls: {rows} rows, {result.stdout.splitlines()[-1]!r}; "
+          f"median of 3: {statistics.median(times):.2f} s (target < {LS_TARGET_S} s)")
+    return statistics.median(times) < LS_TARGET_S
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--ls-runs", type=int, default=10_000)
+    parser.add_argument("--dir", type=Path, help="where to build the stores (default: a temporary folder)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-query.", dir=args.dir) as folder:
+        big, small = Path(folder) / "big", Path(folder) / "small"
+        print(f"built {args.runs:,} runs in {build(big, args.runs):.1f} s")
+        queries_ok = time_queries(big)
+        print(f"built {args.ls_runs:,} runs in {build(small, args.ls_runs):.1f} s")
+        ls_ok = time_ls(small)
+    return 0 if queries_ok and ls_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
