@@ -25,7 +25,7 @@ from typing import Any, Callable
 from neural_dsl_tracking.errors import ConfigError
 from neural_dsl_tracking.plugins.sweep import space as spaces
 from neural_dsl_tracking.plugins.sweep.spec import SweepSpec, resolve_objective
-from neural_dsl_tracking.plugins.sweep.study import StudySettings, claim, open_study, storage_url
+from neural_dsl_tracking.plugins.sweep.study import StudySettings, claim, open_study, storage_url, this_worker
 from neural_dsl_tracking.plugins.sweep.trial import TrialJob, TrialResult, load_program
 from neural_dsl_tracking.tracking.db import is_database_url
 from neural_dsl_tracking.tracking.store import Store
@@ -143,11 +143,10 @@ def _next_job(plan: SweepPlan, store: Store) -> TrialJob | None:
     trial = claim(store, plan.settings, plan.spec.trials, plan.distributions, failed)
     if trial is None:
         return None
-    values = spaces.config_values(trial.params)
-    store.record_trial(plan.sweep_id, trial.number, state="running", params=values)
-    return TrialJob(program=plan.program, config=plan.config, values=values, number=trial.number,
-                    trial_id=trial._trial_id, study=plan.settings, sweep_id=plan.sweep_id,  # noqa: SLF001
-                    store=plan.store, objective=plan.spec.objective or "val_loss", threads=plan.threads)
+    return TrialJob(program=plan.program, config=plan.config, values=spaces.config_values(trial.params),
+                    number=trial.number, trial_id=trial._trial_id, study=plan.settings,  # noqa: SLF001
+                    sweep_id=plan.sweep_id, store=plan.store, objective=plan.spec.objective or "val_loss",
+                    threads=plan.threads, claimed_by=this_worker())
 
 
 def _mark_failed(store: Store, sweep_id: str, number: int) -> None:

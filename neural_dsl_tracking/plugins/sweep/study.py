@@ -76,8 +76,23 @@ def _storage(url: str) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     with _quiet():
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT,
-                                          grace_period=GRACE)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT,
+                                             grace_period=GRACE)
+    if url.startswith("sqlite"):
+        _like_the_store(storage.engine)
+    return storage
+
+
+def _like_the_store(engine: Any) -> None:
+    """Optuna's SQLite connections commit as the store's do (WAL, ``synchronous = NORMAL``:
+    no fsync per commit, durable across a crash of the process)."""
+    from sqlalchemy import event
+
+    def configure(connection: Any, record: Any) -> None:
+        connection.execute("PRAGMA synchronous = NORMAL")
+
+    event.listen(engine, "connect", configure)
+    engine.dispose()  # the connections opened while creating the storage
 
 
 def sampler(settings: StudySettings) -> Any:
@@ -158,12 +173,14 @@ def claim(store: Store, settings: StudySettings, wanted: int, distributions: dic
     from optuna.trial import TrialState
 
     study = open_study(settings)
+    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     with _claim_lock(store, settings.study_name):
-        for number in fail_vanished(study):
+        trials = study.get_trials(deepcopy=False, states=counted)
+        running = [trial for trial in trials if trial.state == TrialState.RUNNING]
+        failed = fail_vanished(study, running) if running else []
+        for number in failed:
             on_failed(number)
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                          TrialState.RUNNING))
-        if len(trials) >= wanted:
+        if len(trials) - len(failed) >= wanted:
             return None
         with _quiet():
             trial = study.ask(distributions)
@@ -171,30 +188,14 @@ def claim(store: Store, settings: StudySettings, wanted: int, distributions: dic
         return trial
 
 
-def counts(settings: StudySettings) -> dict[str, int]:
-    """Trials of the study by Optuna state name (``COMPLETE``, ``PRUNED``, ``RUNNING``, ``FAIL``)."""
-    found: dict[str, int] = {}
-    for trial in open_study(settings).get_trials(deepcopy=False):
-        found[trial.state.name] = found.get(trial.state.name, 0) + 1
-    return found
-
-
-def fail_vanished(study: Any) -> list[int]:
-    """Fail the running trials whose process is gone; returns their numbers."""
-    from optuna.storages import fail_stale_trials
-    from optuna.trial import TrialState
-
+def fail_vanished(study: Any, running: list[Any]) -> list[int]:
+    """Fail those of the ``running`` trials whose process is gone (on this machine, or no
+    heartbeat for :data:`GRACE` seconds); returns their numbers."""
     storage = study._storage  # noqa: SLF001
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _vanished(trial.system_attrs.get(WORKER_ATTR)):
-            if _set_failed(storage, trial._trial_id):  # noqa: SLF001
-                failed.append(trial.number)
-    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    with _quiet():
-        fail_stale_trials(study)
-    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    return failed + sorted(before - after)
+    stale = set(storage._get_stale_trial_ids(study._study_id))  # noqa: SLF001 - Optuna's heartbeat check
+    return [trial.number for trial in running
+            if (trial._trial_id in stale or _vanished(trial.system_attrs.get(WORKER_ATTR)))  # noqa: SLF001
+            and _set_failed(storage, trial._trial_id)]  # noqa: SLF001
 
 
 def _set_failed(storage: Any, trial_id: int) -> bool:

@@ -55,6 +55,8 @@ class TrialJob:
     objective: str
     threads: int | None = None
     """PyTorch CPU threads for the trial (``execution.threads``); None keeps the config's."""
+    claimed_by: str = ""
+    """The worker (``host:pid``) that claimed the trial; another process running it records itself."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class TrialResult:
 def run_trial(job: TrialJob) -> TrialResult:
     """Train the trial's configuration, tell Optuna how it ended, record it in the sweep."""
     trial = _optuna_trial(job)
-    trial.study._storage.set_trial_system_attr(job.trial_id, WORKER_ATTR, this_worker())  # noqa: SLF001
+    if job.claimed_by != this_worker():
+        trial.study._storage.set_trial_system_attr(job.trial_id, WORKER_ATTR, this_worker())  # noqa: SLF001
     active = ActiveTrial(trial, job.objective)
     with Heartbeat(job.study, job.trial_id):
         try:
