@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from neural_dsl_tracking.errors import CompileError
 from neural_dsl_tracking.language import cli as language_cli
 
 CACHE_DIR = Path("build") / ".cache"
+SKIP_IF_DONE = "--skip-if-done"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_parser.add_argument("-m", "--multirun", action="store_true",
                             help="run a Hydra sweep (e.g. optimizer.lr=0.1,0.01)")
     run_parser.add_argument("--network", metavar="NAME", help="which network of the file (default: the first)")
+    run_parser.add_argument(SKIP_IF_DONE, action="store_true",
+                            help="do not train a run whose fingerprint a completed run of its store has; "
+                                 "say which run instead")
     run_parser.add_argument("file", metavar="FILE", help="the .neural file")
     run_parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="OVERRIDE",
                             help="Hydra overrides and flags passed to the program")
@@ -153,6 +158,11 @@ def _take_network(args: argparse.Namespace) -> list[str]:
 
 def run_run(args: argparse.Namespace) -> int:
     extra = _take_network(args)
+    if args.skip_if_done or SKIP_IF_DONE in extra:
+        from neural_dsl_tracking.compiler.summary import SKIP_IF_DONE_ENV
+
+        extra = [arg for arg in extra if arg != SKIP_IF_DONE]
+        os.environ[SKIP_IF_DONE_ENV] = "1"  # the program (each job of a sweep) checks its store
     train_py = compile_cached(args.file, args.network)
     if args.sweep or "--sweep" in extra:
         from neural_dsl_tracking.plugins.sweep.cli import sweep

@@ -187,7 +187,7 @@ def fingerprint(spec: dict[str, Any], composed: dict[str, Any], launch_dir: Path
     model = {"input": spec["input"], "output": spec["output"],
              "layers": [{k: layer[k] for k in ("type", "depth", "params", "input", "output")}
                         for layer in spec["layers"]]}
-    config = {key: value for key, value in composed.items() if key not in IGNORED_SETTINGS}
+    config = {key: value for key, value in composed.items() if key not in (*IGNORED_SETTINGS, "data")}
     facts = {"model": model, "config": config, "data": data_identity(composed.get("data") or {}, launch_dir),
              "versions": {name: _version(name) for name in STACK}}
     text = json.dumps(facts, sort_keys=True, separators=(",", ":"), default=str)

@@ -3,7 +3,21 @@ cosmetic edits of the .neural file and changed by real ones; ``neural run --skip
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neural_dsl_tracking.compiler import runtime
+from neural_dsl_tracking.compiler.summary import describe_model, fingerprint
+
+from ..compiler.conftest import DIGITS, compile_text, import_program, network_class
+from .test_cli import neural
 
 SPEC = {"network": "Net", "input": [4], "output": [2], "params": 10, "macs": 8,
         "layers": [{"name": "dense_1", "type": "Dense", "depth": 0, "params": {"units": 2},
@@ -14,7 +28,7 @@ SPEC = {"network": "Net", "input": [4], "output": [2], "params": 10, "macs": 8,
                     "input": [2], "output": [2], "param_count": 6, "macs": 4}]}
 
 
-def test_run_model_round_trip_twins_and_delete(make_tracker, manager):
+def test_run_model_round_trip_twins_and_delete(make_tracker, manager, store_kwargs):
     first = make_tracker(run_name="first")
     first.log_model_spec(SPEC, fingerprint="f" * 64)
     first.finish()
@@ -35,6 +49,13 @@ def test_run_model_round_trip_twins_and_delete(make_tracker, manager):
     assert manager.completed_run_with_fingerprint("f" * 64) == first.run_id
     assert manager.completed_run_with_fingerprint("e" * 64) is None  # still running
 
+    where = [arg for key, value in store_kwargs.items() if value for arg in (f"--{key.replace('_', '-')}", str(value))]
+    listed = neural("experiments", "ls", *where).stdout
+    assert f"{'f' * 8} same as {first.run_id[:8]}" in listed and f"{'f' * 8} same as {second.run_id[:8]}" in listed
+    shown = neural("experiments", "show", "second", *where).stdout
+    assert f"model      Net: 10 parameters, 8 MACs per sample; fingerprint {'f' * 16} (same as {first.run_id[:8]})" in shown
+    assert "dropout_1  Dropout  rate=0.1    (2,)   (2,)    0       0" in shown
+
     store = manager._open()
     counts = store.db.read(lambda cur: cur.all(
         "SELECT layer_type, n FROM run_layer_counts WHERE run_id = ? ORDER BY layer_type", (first.run_id,)))
@@ -42,3 +63,117 @@ def test_run_model_round_trip_twins_and_delete(make_tracker, manager):
     manager.delete_experiment(first.run_id)
     assert manager.fingerprint_twins(ids[1:]) == {}
     assert store.db.read(lambda cur: cur.all("SELECT * FROM run_layer_counts WHERE run_id = ?", (first.run_id,))) == []
+
+
+def run_fingerprint(text: str, out_dir: Path, *overrides: str) -> str:
+    """The fingerprint the program compiled from ``text`` records when run with ``overrides``
+    from ``out_dir``: its config composed by Hydra, its model built and described."""
+    from hydra import compose, initialize_config_dir
+
+    train_py = compile_text(text, out_dir)
+    module = import_program(train_py)
+    search = "hydra.searchpath=[" + ",".join(d.resolve().as_uri() for d in runtime.config_search_dirs()) + "]"
+    with initialize_config_dir(config_dir=str(train_py.parent / "conf"), version_base="1.3"):
+        config, composed = module.settings(compose(config_name="config", overrides=[search, *overrides]))
+    model = runtime.build(network_class(module), config.model)
+    spec = describe_model(model, module.model_layers(runtime.hyperparameters(config.model)), config.data.length,
+                          module.TOKENS)
+    return fingerprint(spec, composed, out_dir)
+
+
+MLP = """network Mlp {
+  input: (8, 8, 1)
+  layers:
+    Flatten()
+    Dense(units=32, activation="relu")
+    Dropout(rate=0.1)
+    Output(units=10, activation="softmax")
+  loss: "sparse_categorical_crossentropy"
+  optimizer: Adam(learning_rate=0.003)
+  train { epochs: 2 batch_size: 32 validation_split: 0.2 }
+  tracking < backend: local; log_every: 5 >
+}
+"""
+COSMETIC = """# the same network, written differently
+network Mlp {
+  input: (8,8,1)   # digits
+  layers:
+    Flatten()
+
+    Dense(activation="relu", units=32)     # keyword order
+    Dropout(0.1)
+    Output(10, "softmax")
+  loss: "sparse_categorical_crossentropy"
+  optimizer: Adam(learning_rate=0.003)
+  train {
+    validation_split: 0.2
+    batch_size: 32
+    epochs: 2
+  }
+  tracking < log_every: 5; backend: local >
+}
+"""
+
+
+def test_cosmetic_edits_and_tracking_settings_keep_the_fingerprint(tmp_path):
+    first = run_fingerprint(MLP, tmp_path / "a")
+    assert len(first) == 64
+    assert run_fingerprint(COSMETIC, tmp_path / "b") == first
+    assert run_fingerprint(MLP, tmp_path / "c", "tracking.run_name=other", "tracking.tags=[x]",
+                           "tracking.store=elsewhere", "tracking.log_every=1") == first
+
+
+@pytest.mark.parametrize("change, overrides", [
+    (("units=32", "units=33"), ()),
+    (("Dropout(rate=0.1)", "Dropout(rate=0.2)"), ()),
+    (("learning_rate=0.003", "learning_rate=0.001"), ()),
+    (("epochs: 2", "epochs: 3"), ()),
+    ((), ("optimizer.lr=0.01",)),
+    ((), ("model.dense_1.units=64",)),
+    ((), ("seed=7",)),
+    ((), ("data=synthetic",)),
+])
+def test_a_real_change_changes_the_fingerprint(tmp_path, change, overrides):
+    text = MLP.replace(*change) if change else MLP
+    assert text != MLP or overrides
+    assert run_fingerprint(text, tmp_path / "b", *overrides) != run_fingerprint(MLP, tmp_path / "a")
+
+
+def test_npz_data_is_known_by_its_content_not_its_path(tmp_path):
+    text = MLP.replace('input: (8, 8, 1)', 'input: (4,)').replace("Flatten()", "")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((20, 4)).astype(np.float32), rng.integers(0, 10, 20)
+    np.savez(tmp_path / "one.npz", x_train=x, y_train=y)
+    shutil.copyfile(tmp_path / "one.npz", tmp_path / "same.npz")
+    np.savez(tmp_path / "other.npz", x_train=x + 1, y_train=y)
+    at = {name: run_fingerprint(text, tmp_path, "data=npz", f"data.path={tmp_path / name}")
+          for name in ("one.npz", "same.npz", "other.npz")}
+    assert at["one.npz"] == at["same.npz"] != at["other.npz"]
+
+
+def neural_run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``neural run ARGS`` from ``cwd`` into the store ``cwd/store``, one epoch on one thread."""
+    command = [sys.executable, "-m", "neural_dsl_tracking", "run", *args, "tracking.store=store",
+               "execution.threads=1", "train.epochs=1"]
+    result = subprocess.run(command, cwd=cwd, env={**os.environ, "NEURAL_NO_PROGRESS": "1"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.mark.slow
+def test_skip_if_done_reuses_the_completed_run_with_the_same_fingerprint(tmp_path):
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    source = tmp_path / "mlp.neural"
+    source.write_text(MLP)
+    first = neural_run(tmp_path, "--skip-if-done", "mlp.neural")  # nothing done yet: it trains
+    assert "skipped" not in first.stdout and "epoch 1/1" in first.stdout
+    manager = ExperimentManager(store=str(tmp_path / "store"))
+    (done,) = manager.list_experiments()
+    source.write_text(COSMETIC)
+    again = neural_run(tmp_path, "mlp.neural", "--skip-if-done")
+    assert f"skipped: run {done.run_id[:8]} completed with the same fingerprint" in again.stdout
+    assert "epoch 1/1" not in again.stdout
+    assert [r.run_id for r in manager.list_experiments()] == [done.run_id]
+    manager.close()
