@@ -166,6 +166,18 @@ def test_plugin_layers_check_compile_and_run_like_built_in_ones(plugin_dir: Path
     assert "hp.bottleneck_1.units" in train_py.read_text()  # a size, tunable like units
 
 
+def test_a_plugin_layer_size_is_a_tunable_hyperparameter(plugin_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    train_py = compile_text(NET.format(layers="Bottleneck(HPO(choice(4, 16)))"), tmp_path)
+    config = yaml.safe_load((train_py.parent / "conf" / "config.yaml").read_text())
+    assert config["model"]["bottleneck_1"]["units"] == 4
+    space = config["hpo"]["space"]["model.bottleneck_1.units"]
+    assert (space["type"], space["values"]) == ("choice", [4, 16])
+    with pytest.raises(NeuralValidationError, match="'factor' must be a positive number"):
+        parse_text(NET.format(layers="Scale(HPO(choice(1, -1)))"))
+
+
 @pytest.mark.parametrize(("layer", "message"), [
     ("Bottleneck()", "Bottleneck needs 'units'"),
     ("Bottleneck(0)", "'units' must be a positive integer"),
