@@ -8,6 +8,7 @@ in a temporary folder put on ``sys.path``, found by the ordinary entry-point dis
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from pydantic import BaseModel
 
 from neural_dsl_tracking.errors import CompileError, NeuralError, NeuralValidationError
 from neural_dsl_tracking.language import parse_text
+from neural_dsl_tracking.plugins.base import Plugin
 from tests.compiler.conftest import compile_text, default_model, import_program
 
 MODULES_SOURCE = '''
@@ -215,22 +218,39 @@ def test_neural_check_notes_only_layers_no_plugin_provides(plugin_dir: Path, tmp
     assert "layers: Dense, Swish, Gizmo, Output" in done.stdout
 
 
-def test_a_plugin_layer_with_a_built_in_name_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pydantic import BaseModel
+_tables = itertools.count()
 
+
+def _table_plugin(root: Path, table: str) -> Plugin:
+    """A plugin (not installed) whose ``layers`` is ``table``, a Python expression."""
+    keyword = f"kit{next(_tables)}"  # its own module and cache entry
+    (root / f"{keyword}_layers.py").write_text(
+        "from neural_dsl_tracking.plugins.layers import Param, PluginLayer\n"
+        f"def emit(em, layer, name, x):\n    return x\nLAYERS = {table}\n")
+    (root / f"{keyword}.lark").write_text(f'{keyword}_block: "{keyword}" "<" entries ">"\n')
+    return Plugin(keyword=keyword, grammar_file=str(root / f"{keyword}.lark"), spec_model=BaseModel,
+                  layers=f"{keyword}_layers:LAYERS")
+
+
+@pytest.mark.parametrize(("tables", "message"), [
+    (['{"Dense": PluginLayer(emit, {}), "Gizmo": PluginLayer(emit, {})}'],
+     "a plugin provides the layer 'Dense', which is the name of the built-in layer 'Dense'"),
+    (['{"Gizmo": PluginLayer(emit, {})}', '{"Gizmo": PluginLayer(emit, {})}'],
+     "plugins 'kit.*' and 'kit.*' both provide the layer 'Gizmo'"),
+    (['{"gizmo": PluginLayer(emit, {})}'], "layer 'gizmo': a layer type is a capitalised identifier"),
+    (['{"Gizmo": emit}'], "layer 'Gizmo' is not a PluginLayer with an emit function"),
+    (['{"Gizmo": PluginLayer(emit, {"k": Param("colour")})}'], "parameter 'k' needs Param\\(kind\\) with a kind among"),
+    (['{"Gizmo": PluginLayer(emit, {"k": Param("int")}, positional=("j",))}'],
+     "positional parameter 'j' is not one of its parameters"),
+    (['[PluginLayer(emit, {})]'], "is not a mapping of layer types"),
+    (['undefined_name'], "layers 'kit.*_layers:LAYERS' cannot be loaded: NameError"),
+])
+def test_a_broken_layer_table_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 tables: list[str], message: str) -> None:
     from neural_dsl_tracking.language.grammar import build_parser
     from neural_dsl_tracking.language.parser import parse_with
-    from neural_dsl_tracking.plugins.base import Plugin
 
-    (tmp_path / "clash.py").write_text(textwrap.dedent('''
-        from neural_dsl_tracking.plugins.layers import PluginLayer
-        LAYERS = {"Dense": PluginLayer(lambda em, layer, name, x: x, {}),
-                  "Gizmo": PluginLayer(lambda em, layer, name, x: x, {})}
-    '''))
-    (tmp_path / "clash.lark").write_text('clash_block: "clash" "<" entries ">"\n')
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "clash", raising=False)
-    plugin = Plugin(keyword="clash", grammar_file=str(tmp_path / "clash.lark"), spec_model=BaseModel,
-                    layers="clash:LAYERS")
-    with pytest.raises(NeuralError, match="a plugin provides the layer 'Dense', which is the name of the built-in"):
-        parse_with(build_parser({"clash": plugin}), NET.format(layers="Gizmo()"))
+    plugins = {plugin.keyword: plugin for plugin in (_table_plugin(tmp_path, table) for table in tables)}
+    with pytest.raises(NeuralError, match=message):
+        parse_with(build_parser(plugins), NET.format(layers="Gizmo()"))
