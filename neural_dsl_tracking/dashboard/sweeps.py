@@ -46,6 +46,7 @@ def tab_body() -> list[Any]:
             html.Button("Select every trial", id="sweep-select-all", n_clicks=0),
         ]),
         dcc.Loading(html.Div(id="sweeps-area"), delay_show=300),
+        dcc.Store(id="sweep-drawn"),
     ]
 
 
@@ -199,6 +200,20 @@ class Importances:
         return cached[1]
 
 
+def read_sweep(manager: Any, sweep_id: str) -> tuple[Any, dict[str, Any]]:
+    """The sweep and its trials' objective series by run id (TrackingError when it is gone)."""
+    sweep = manager.get_sweep(sweep_id)
+    runs = [t.run_id for t in sweep.trials if t.run_id]
+    read = manager.get_metric_histories(runs, [sweep.objective]) if runs else {}
+    return sweep, {run_id: history for (run_id, _), history in read.items()}
+
+
+def drawn_key(sweep: Any, histories: dict[str, Any]) -> list[list[Any]]:
+    """What the tab's figures show of a sweep: each trial's number, state, value and epochs."""
+    return [[sweep.sweep_id]] + [[t.number, t.state, t.value, len(histories.get(t.run_id or "", ()))]
+                                 for t in sweep.trials]
+
+
 def register(app: Dash, data: DashboardData) -> None:
     """The tab's callbacks: the sweeps listed, one drawn, trials picked."""
     from neural_dsl_tracking.dashboard.callbacks import theme_name, theme_switched  # callbacks builds the page
@@ -206,33 +221,39 @@ def register(app: Dash, data: DashboardData) -> None:
     importances = Importances()
 
     @app.callback(Output("sweep-choice", "options"), Output("sweep-choice", "value"),
-                  Input("tabs", "value"), State("sweep-choice", "value"))
-    def list_sweeps(tab, chosen):
+                  Input("tabs", "value"), Input("live-tick", "n_intervals"),
+                  State("sweep-choice", "options"), State("sweep-choice", "value"))
+    def list_sweeps(tab, _tick, listed, chosen):
+        """The sweeps (a new one appears on the next tick); the one shown stays chosen."""
         if tab != TAB[0]:
             return no_update, no_update
         try:
             sweeps = data.manager().list_sweeps()
         except (StoreUnavailable, TrackingError):
             return [], None
-        ids = [s.sweep_id for s in sweeps]
-        return sweep_options(sweeps), chosen if chosen in ids else (ids[0] if ids else None)
+        ids, options = [s.sweep_id for s in sweeps], sweep_options(sweeps)
+        value = chosen if chosen in ids else (ids[0] if ids else None)
+        return options if options != listed else no_update, value if value != chosen else no_update
 
     @app.callback(Output("sweeps-area", "children"), Output("sweep-trials", "options"),
-                  Input("sweep-choice", "value"), Input("tabs", "value"), Input("theme", "data"))
-    def draw_sweep(sweep_id, tab, theme):
+                  Output("sweep-drawn", "data"),
+                  Input("sweep-choice", "value"), Input("tabs", "value"), Input("theme", "data"),
+                  Input("live-tick", "n_intervals"), State("sweep-drawn", "data"))
+    def draw_sweep(sweep_id, tab, theme, _tick, drawn):
+        """The sweep's figures; on a tick, drawn again only when a trial or its values changed."""
         if tab != TAB[0] or theme_switched(theme):
-            return no_update, no_update
+            return no_update, no_update, no_update
         if not sweep_id:
-            return html.P("No sweeps in this store yet: run `neural sweep model.neural`.", className="hint"), []
-        manager = data.manager()
+            return (html.P("No sweeps in this store yet: run `neural sweep model.neural`.", className="hint"),
+                    [], None)
         try:
-            sweep = manager.get_sweep(sweep_id)
+            sweep, histories = read_sweep(data.manager(), sweep_id)
         except TrackingError as error:
-            return html.P(str(error), className="hint"), []
-        runs = [t.run_id for t in sweep.trials if t.run_id]
-        histories = {run_id: history for (run_id, _), history in
-                     manager.get_metric_histories(runs, [sweep.objective]).items()} if runs else {}
-        return sweep_view(sweep, histories, importances.of(sweep), theme_name(theme)), trial_options(sweep)
+            return html.P(str(error), className="hint"), [], None
+        key = drawn_key(sweep, histories)
+        if ctx.triggered_id == "live-tick" and key == drawn:
+            return no_update, no_update, no_update
+        return sweep_view(sweep, histories, importances.of(sweep), theme_name(theme)), trial_options(sweep), key
 
     @app.callback(Output("sweep-trials", "value"),
                   Input("sweep-history", "selectedData"), Input("sweep-history", "clickData"),

@@ -149,3 +149,31 @@ def test_a_store_without_sweeps_says_so(ui, serve, tmp_path):
         ui.tab("Sweeps")
         ui.page.wait_for_selector("#sweeps-area .hint")
         assert "No sweeps in this store yet" in ui.page.inner_text("#sweeps-area")
+
+
+def test_a_running_sweep_is_drawn_as_it_goes(ui, serve, tmp_path):
+    """While a trial trains, its new epochs and then its result reach the tab on the live tick."""
+    from neural_dsl_tracking.tracking import ExperimentTracker
+    from neural_dsl_tracking.tracking.store import Store
+
+    base = tmp_path / "s"
+    store = Store(base)
+    sweep_id = store.create_sweep(experiment="e", name="live", objective="loss", direction="minimize",
+                                  sampler="random", pruner="none", space={}, study_storage="none",
+                                  study_name="none", requested_trials=2)
+    tracker = ExperimentTracker("e", base_dir=base, run_name="trial-0", auto_visualize=False, flush_interval=0.1)
+    try:
+        store.record_trial(sweep_id, 0, state="running", run_id=tracker.run_id, params={"x": 1})
+        tracker.log_metrics({"loss": 1.0}, step=0)
+        with serve(create_app(data=DashboardData(base))) as url:
+            open_sweeps(ui, url)
+            ui.page.wait_for_function(f"() => {{ const f = ({FIGURE_JS})('sweep-intermediate');"
+                                      " return f && f.length === 1 && f[0].x.length === 1; }")
+            tracker.log_metrics({"loss": 0.5}, step=1)
+            ui.page.wait_for_function(f"() => ({FIGURE_JS})('sweep-intermediate')[0].x.length === 2")
+            store.record_trial(sweep_id, 0, state="complete", value=0.5)
+            ui.page.wait_for_function(f"() => ({FIGURE_JS})('sweep-history').some(t => t.name === 'complete')")
+            assert "best: trial #0, 0.5" in ui.page.inner_text("#sweep-summary")
+    finally:
+        tracker.finish()
+        store.close()
