@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import yaml
 
 from neural_dsl_tracking.compiler.hpo import hpo_default, hpo_space, is_hpo
 from neural_dsl_tracking.compiler.locate import UnsupportedError
@@ -29,6 +28,9 @@ from neural_dsl_tracking.language.spec import ModelSpec
 
 DEFAULT_SEED = 42
 DIGITS_SHAPES = ((8, 8, 1), (8, 8), (64,), (1, 8, 8))
+DIGITS_CLASSES = 10
+"""The ``digits`` data source: the input shapes it fills, and its classes."""
+
 TRAIN_KEYS = ("epochs", "batch_size", "validation_split")
 
 
@@ -97,12 +99,12 @@ def _plugin_groups(spec: ModelSpec) -> list[dict[str, None]]:
 
 
 def default_data(model: ModelCode) -> str:
-    """``digits`` when the network takes 8x8 images into 10+ classes, else ``synthetic``."""
+    """``digits`` when the network takes 8x8 images into its 10 classes, else ``synthetic``."""
     fits_digits = (
         not model.input_is_tokens
         and model.input_shape in DIGITS_SHAPES
         and len(model.output_shape) == 1
-        and (model.output_shape[0] or 0) >= 10
+        and model.output_shape[0] == DIGITS_CLASSES
     )
     return "digits" if fits_digits else "synthetic"
 
@@ -200,6 +202,8 @@ def _escape_interpolation(value: Any) -> Any:
 
 def config_yaml(config: dict[str, Any], header: str) -> str:
     """The YAML text of the config, DSL strings escaped for OmegaConf, with a header comment."""
+    import yaml  # only when a program is written: neural check does not need it
+
     body = dict(config)
     defaults = body.pop("defaults")
     hydra = body.pop("hydra")

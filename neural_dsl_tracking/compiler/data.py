@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from neural_dsl_tracking.compiler.config import DIGITS_CLASSES
 from neural_dsl_tracking.errors import ConfigError
 from neural_dsl_tracking.humanize import file_size
 from neural_dsl_tracking.limits import machine_memory
@@ -66,6 +67,10 @@ def _digits(io: NetworkIO, scale: bool) -> tuple[np.ndarray, np.ndarray]:
     if io.tokens is not None or None in shape or math.prod(shape) != 64:  # type: ignore[arg-type]
         raise ConfigError(f"data=digits gives 8x8 images (64 values per sample), but the network takes "
                           f"{_shape(shape)}{' token ids' if io.tokens else ''}; use data=synthetic or data=npz")
+    if io.loss_family == "cross_entropy" and io.output_shape[-1:] != (DIGITS_CLASSES,):
+        raise ConfigError(f"data=digits has {DIGITS_CLASSES} classes (the digits 0 to 9), but the network outputs "
+                          f"{_shape(io.output_shape)}; give its output layer {DIGITS_CLASSES} units, or use "
+                          "data=synthetic or data=npz")
     return x.reshape((len(x), *shape)), labels.astype(np.int64)  # type: ignore[arg-type]
 
 

@@ -205,3 +205,26 @@ def test_neural_compile_makes_the_same_rejection_in_the_same_form(tmp_path: Path
     compiled = capsys.readouterr().err
     assert compiled == err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("units, data", [(10, "digits"), (12, "synthetic"), (9, "synthetic")])
+def test_the_digits_data_is_the_default_only_for_its_10_classes(units: int, data: str) -> None:
+    from neural_dsl_tracking.compiler import compile_program
+    from neural_dsl_tracking.language import parse_text
+
+    text = program("Flatten()", f'Output({units}, "softmax")')
+    config = compile_program(parse_text(text, "m.neural").network(), "m.neural", text).config
+    assert {"data": data} in config["defaults"]
+
+
+def test_data_digits_refuses_an_output_that_is_not_its_10_classes() -> None:
+    from types import SimpleNamespace
+
+    from neural_dsl_tracking.compiler.data import NetworkIO, load_data
+    from neural_dsl_tracking.errors import ConfigError
+
+    digits = SimpleNamespace(name="digits", scale=True)
+    assert len(load_data(digits, NetworkIO((8, 8, 1), (10,), None, "cross_entropy"), 0.2, 0, Path.cwd()).x_train)
+    with pytest.raises(ConfigError, match=r"^data=digits has 10 classes \(the digits 0 to 9\), but the network outputs "
+                                          r"\(12,\); give its output layer 10 units, or use data=synthetic or data=npz$"):
+        load_data(digits, NetworkIO((8, 8, 1), (12,), None, "cross_entropy"), 0.2, 0, Path.cwd())
