@@ -118,7 +118,8 @@ def _macs_per_module(model: Any, length: int, tokens: int | None) -> dict[int, i
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     shape = (1, *(length if d is None else d for d in model.input_shape))
-    sample = torch.zeros(shape, dtype=torch.long, device=device) if tokens is not None else torch.zeros(shape, device=device)
+    # token id 1: a real token (0 may be padding, which masked layers skip)
+    sample = torch.ones(shape, dtype=torch.long, device=device) if tokens is not None else torch.zeros(shape, device=device)
     training, fastpath = model.training, torch.backends.mha.get_fastpath_enabled()
     try:
         torch.backends.mha.set_fastpath_enabled(False)  # the fused path skips the sub-modules' hooks
@@ -161,7 +162,10 @@ def _recurrent_macs(module: Any, first: Any) -> int:
     from torch import nn
 
     gates = {nn.LSTM: 4, nn.GRU: 3}.get(type(module), 1)
-    steps = first.shape[1] if module.batch_first and first.dim() == 3 else first.shape[0]
+    if isinstance(first, nn.utils.rnn.PackedSequence):  # the real steps of a masked sequence
+        steps = first.data.shape[0]
+    else:
+        steps = first.shape[1] if module.batch_first and first.dim() == 3 else first.shape[0]
     directions = 2 if module.bidirectional else 1
     total, size = 0, module.input_size
     for _ in range(module.num_layers):

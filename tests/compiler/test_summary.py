@@ -155,3 +155,12 @@ def test_describing_leaves_the_model_as_it_was(tmp_path):
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.backends.mha.get_fastpath_enabled()
+
+
+def test_masked_sequences_count_their_real_steps(tmp_path):
+    spec = model_spec("""network S { input: (10,)
+      layers: Embedding(50, 8, mask_zero=true) LSTM(6) Output(2)
+      loss: "mean_squared_error" optimizer: SGD() }""", tmp_path)
+    lstm = by_name(spec)["lstm_1"]
+    assert lstm["param_count"] == params(nn.LSTM(8, 6))
+    assert lstm["macs"] == 4 * 6 * (8 + 6) * 10
