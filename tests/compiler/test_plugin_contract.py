@@ -5,6 +5,7 @@ there by the plugin's spec model; the core names no plugin, so removing one (her
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from neural_dsl_tracking.compiler.runconfig import validate_run_config
 from neural_dsl_tracking.errors import ConfigError
 from neural_dsl_tracking.language import parse_text
 
-from .conftest import run_program
+from .conftest import compile_text, run_program
 
 NETWORK = """network Tiny {{
   input: (8, 8, 1)
@@ -94,3 +95,76 @@ def test_without_one_plugin_the_other_still_checks_compiles_and_trains(
         f"error: {source}:6:3: unknown block '{removed} < ... >': no installed plugin provides it "
         f"(it is disabled by NEURAL_DISABLE_PLUGINS) (plugin blocks: {kept})")
     assert "^~~" in refused.stderr
+
+
+@pytest.mark.slow
+def test_a_program_whose_plugin_is_gone_refuses_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    train_py = compile_text(NETWORK.format(blocks=BLOCKS["sweep"]), tmp_path)
+    monkeypatch.setenv("NEURAL_DISABLE_PLUGINS", "sweep")
+    result = run_program(train_py, "data=digits", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: sweep: this program was compiled with the 'sweep' plugin, which is "
+                                    "not installed (or is disabled by NEURAL_DISABLE_PLUGINS)")
+
+
+NOTES_PLUGIN = '''
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from neural_dsl_tracking.plugins.base import Plugin
+
+HERE = Path(__file__).resolve().parent
+
+
+class NotesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    author: str = "nobody"
+    reviewed: bool = False
+
+
+def check(spec, network, program):
+    where = network.plugin_pos["notes"]
+    return [] if spec.author != "nobody" else [(where[""], "a notes block needs an author")]
+
+
+plugin = Plugin(keyword="notes", grammar_file=str(HERE / "notes.lark"), spec_model=NotesSpec,
+                config_group=str(HERE / "conf" / "notes"), check=check)
+'''
+
+
+def install_notes_plugin(site: Path) -> None:
+    """A third-party plugin outside the package (its grammar, spec, check and presets), installed
+    as a distribution on ``site`` (a folder on PYTHONPATH)."""
+    (site / "conf" / "notes").mkdir(parents=True)
+    (site / "notes_plugin.py").write_text(NOTES_PLUGIN)
+    (site / "notes.lark").write_text('notes_block: "notes" "<" entries ">"\n')
+    (site / "conf" / "notes" / "reviewed.yaml").write_text("reviewed: true\n")
+    dist = site / "notes_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: notes-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[neural_dsl_tracking.plugins]\nnotes = notes_plugin:plugin\n")
+
+
+@pytest.mark.slow
+def test_a_third_party_plugin_gets_its_section_presets_validation_and_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_notes_plugin(tmp_path / "site")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path / "site"),
+                                                                   os.environ.get("PYTHONPATH")])))
+    source = tmp_path / "model.neural"
+    source.write_text(NETWORK.format(blocks="notes < >"))
+    refused = neural("check", str(source), cwd=tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: {source}:6:3: a notes block needs an author\n  6 |   notes < >")
+
+    source.write_text(NETWORK.format(blocks="notes < author: ada >"))
+    assert neural("compile", str(source), "-o", str(tmp_path / "out"), cwd=tmp_path).returncode == 0
+    config = yaml.safe_load((tmp_path / "out" / "conf" / "config.yaml").read_text())
+    assert config["notes"] == {"author": "ada", "reviewed": False} and {"notes": None} in config["defaults"]
+    train_py = tmp_path / "out" / "train.py"
+    shown = run_program(train_py, "notes=reviewed", "--cfg", "job", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert yaml.safe_load(shown.stdout)["notes"] == {"author": "ada", "reviewed": True}
+    bad = run_program(train_py, "notes.reviewed=maybe", cwd=tmp_path)
+    assert bad.returncode == 1 and "notes.reviewed='maybe': Input should be a valid boolean" in bad.stderr
