@@ -112,13 +112,12 @@ class ModelEmitter:
     def resolved_params(self, layer: LayerSpec, name: str) -> dict[str, Any]:
         """Every parameter of a built layer: the checked value (an ``hp`` reference for sizes
         and rates) where the layer used it, else as written or its default."""
-        known = catalogue.TABLE.get(layer.type)
         params: dict[str, Any] = {}
-        for pname in [*(known.params if known else ()), *layer.params]:
+        for pname, spec in self.buildable(layer).params.items():
             if (name, pname) in self.shared.resolved:
                 params[pname] = self.shared.resolved[(name, pname)]
-            elif pname not in params:
-                raw = layer.params.get(pname, known.params[pname].default if known else None)
+            else:
+                raw = layer.params.get(pname, spec.default)
                 if raw is not REQUIRED:
                     params[pname] = hpo_default(raw) if is_hpo(raw) else raw
         return params
