@@ -13,6 +13,7 @@ from neural_dsl_tracking.compiler import runtime
 from neural_dsl_tracking.compiler.summary import describe_model
 
 from .conftest import CORPUS, compile_text, import_program, model_spec
+from .test_plugin_layers import NET, plugin_dir  # noqa: F401 - a real plugin providing layers
 
 LENGTH = 16
 
@@ -164,3 +165,13 @@ def test_masked_sequences_count_their_real_steps(tmp_path):
     lstm = by_name(spec)["lstm_1"]
     assert lstm["param_count"] == params(nn.LSTM(8, 6))
     assert lstm["macs"] == 4 * 6 * (8 + 6) * 10
+
+
+def test_plugin_layers_have_their_defaults_and_counts(plugin_dir, tmp_path):
+    spec = model_spec(NET.format(layers="Bottleneck(4)\n    Scale(0.5)"), tmp_path)
+    layers = by_name(spec)
+    bottleneck, scale = layers["bottleneck_1"], layers["scale_1"]
+    assert bottleneck["params"] == {"units": 4, "activation": "relu"}
+    assert bottleneck["param_count"] == params(nn.Linear(8, 4)) + params(nn.Linear(4, 8))
+    assert bottleneck["macs"] == 8 * 4 + 4 * 8
+    assert scale["params"] == {"factor": 0.5, "learned": False}
