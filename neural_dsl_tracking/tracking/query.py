@@ -122,6 +122,17 @@ class Query:
         compiler = _Compiler(dialect, now, crash_after, many)
         return compiler.node(self.root), compiler.args
 
+    def count_sql(self, dialect: str, *, now: float, crash_after: float) -> tuple[str, list[Any]] | None:
+        """When the query is one condition on another table, a count of the runs that meet it
+        read from that table alone (its index), else None (count over the runs)."""
+        if not isinstance(self.root, Compare):
+            return None
+        compiler = _Compiler(dialect, now, crash_after)
+        where = compiler.node(self.root)
+        if len(compiler.members) != 1 or compiler.members[0][0] != where:
+            return None
+        return compiler.members[0][1], compiler.args
+
     def __and__(self, other: "Query") -> "Query":
         """Both queries (the dashboard's filters and its search box together)."""
         roots = tuple(q.root for q in (self, other) if q.root is not None)
@@ -406,6 +417,11 @@ def _json_glob_parts(pattern: str) -> list[str]:
     return ['"', *parts, '"']
 
 
+def _like_escaped(text: str) -> str:
+    """``text`` as literal characters of a LIKE pattern with ``ESCAPE '\\'``."""
+    return re.sub(r"([\\%_])", r"\\\1", text)
+
+
 def _ascii_lower(text: str) -> str:
     return text.translate(_LOWER)
 
@@ -425,6 +441,7 @@ class _Compiler:
         self.crash_after = crash_after
         self.many = many
         self.args: list[Any] = []
+        self.members: list[tuple[str, str]] = []  # (condition, the count of its runs)
 
     def bind(self, *values: Any) -> str:
         self.args.extend(values)
@@ -457,14 +474,17 @@ class _Compiler:
         return f"lower({column})"
 
     def contains(self, column: str, needle: str) -> str:
-        function = "strpos" if self.postgres else "instr"
-        return f"{function}({self.lower(column)}, {self.bind(_ascii_lower(needle))}) > 0"
+        """``column`` contains ``needle``, ASCII letters in any case (SQLite's LIKE: five
+        times faster than lowering every row; it stops at a NUL, so not for one)."""
+        if self.postgres or "\x00" in needle:
+            function = "strpos" if self.postgres else "instr"
+            return f"{function}({self.lower(column)}, {self.bind(_ascii_lower(needle))}) > 0"
+        return f"{column} LIKE {self.bind('%' + _like_escaped(needle) + '%')} ESCAPE '\\'"
 
     def glob(self, column: str, parts: Sequence[str]) -> str:
         """``column`` matches the glob ``parts`` (case-sensitive on both engines)."""
         if self.postgres:
-            like = "".join({"*": "%", "?": "_"}.get(part) or re.sub(r"([\\%_])", r"\\\1", part)
-                           for part in parts)
+            like = "".join({"*": "%", "?": "_"}.get(part) or _like_escaped(part) for part in parts)
             return f"{column} LIKE {self.bind(like)} ESCAPE '\\'"
         text = "".join(part if part in ("*", "?") else part.replace("[", "[[]") for part in parts)
         return f"{column} GLOB {self.bind(text)}"
@@ -480,13 +500,17 @@ class _Compiler:
     def number(self, expression: str, op: str, value: float) -> str:
         return f"{expression} {_COMPARE_SQL[op]} {self.bind(value)}"
 
-    def member(self, source: str, run_id: str, condition: str, first_arg: int) -> str:
+    def member(self, source: str, run_id: str, condition: str, first_arg: int, *,
+               several: bool = False) -> str:
         """Runs with a row in ``source`` (whose run id column is ``run_id``) meeting
-        ``condition``; the values bound since ``first_arg`` are theirs."""
+        ``condition`` (``several``: a run may have more than one); the values bound since
+        ``first_arg`` are theirs."""
         rows = f"FROM {source} WHERE {condition}"
         if self.many is not None and self.many(f"SELECT 1 {rows}", self.args[first_arg:]):
             return f"EXISTS (SELECT 1 FROM {source} WHERE {run_id} = r.run_id AND {condition})"
-        return f"r.run_id IN (SELECT {run_id} {rows})"
+        sql = f"r.run_id IN (SELECT {run_id} {rows})"
+        self.members.append((sql, f"SELECT COUNT({'DISTINCT ' if several else ''}{run_id}) {rows}"))
+        return sql
 
     # -- conditions
     def word(self, needle: str) -> str:
@@ -508,7 +532,7 @@ class _Compiler:
         if kind == "tags":
             first = len(self.args)
             inner = self.text("tag", "=" if op == "has" else "~", value.value)
-            return self.member("run_tags", "run_id", inner, first)
+            return self.member("run_tags", "run_id", inner, first, several=op == "~")
         if kind == "start":
             moment = self.now - value.value if value.kind == "ago" else value.value
             return self.number("r.start_time", op, moment)

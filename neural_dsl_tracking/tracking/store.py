@@ -408,8 +408,13 @@ class Store:
 
     def count_runs(self, query: Query | None = None, crash_after: float | None = None) -> int:
         """How many runs match ``query`` (every run when None)."""
-        where, args = self._where(query, crash_after_default() if crash_after is None else crash_after)
-        return int(self.db.read(lambda cur: cur.one(f"SELECT COUNT(*) FROM runs r WHERE {where}", args))[0])
+        crash_after = crash_after_default() if crash_after is None else crash_after
+        counted = None if query is None else query.count_sql(self.db.dialect, now=time.time(),
+                                                              crash_after=crash_after)
+        if counted is None:
+            where, args = self._where(query, crash_after)
+            counted = (f"SELECT COUNT(*) FROM runs r WHERE {where}", args)
+        return int(self.db.read(lambda cur: cur.one(*counted))[0])
 
     def _where(self, query: Query | None, crash_after: float) -> tuple[str, list]:
         if query is None:
