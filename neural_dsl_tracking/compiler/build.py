@@ -49,7 +49,7 @@ def _check(spec: ModelSpec, source_name: str, source_text: str | None) -> _Check
     loss = plan_loss(spec, locator)
     model = emit_model(spec, locator, loss)
     hooks = load_hooks(spec)
-    config, warnings = build_config(spec, model, loss, source_name)
+    config, warnings = build_config(spec, model, loss, locator)
     check_plugin_blocks(spec, locator, ProgramInfo(epoch_metrics=epoch_metric_names(loss.family)))
     tokens = spec.layers[0].params.get("input_dim") if model.input_is_tokens else None
     if tokens is not None and not isinstance(tokens, int):

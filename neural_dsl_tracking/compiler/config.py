@@ -14,7 +14,7 @@ from typing import Any
 
 
 from neural_dsl_tracking.compiler.hpo import hpo_default, hpo_space, is_hpo
-from neural_dsl_tracking.compiler.locate import UnsupportedError
+from neural_dsl_tracking.compiler.locate import Locator
 from neural_dsl_tracking.compiler.losses import LossPlan
 from neural_dsl_tracking.compiler.model_emitter import ModelCode
 from neural_dsl_tracking.compiler.optimizers import (
@@ -24,7 +24,7 @@ from neural_dsl_tracking.compiler.optimizers import (
     torch_param_name,
 )
 from neural_dsl_tracking.errors import CompileError
-from neural_dsl_tracking.language.spec import ModelSpec
+from neural_dsl_tracking.language.spec import ModelSpec, SourcePos
 
 DEFAULT_SEED = 42
 DIGITS_SHAPES = ((8, 8, 1), (8, 8), (64,), (1, 8, 8))
@@ -37,8 +37,8 @@ TRAIN_KEYS = ("epochs", "batch_size", "validation_split")
 class _Settings:
     """Collects values and the HPO spaces found on the way."""
 
-    def __init__(self, where: str) -> None:
-        self.where = where
+    def __init__(self, locator: Locator, pos: SourcePos | None) -> None:
+        self.locator, self.pos = locator, pos  # messages about the settings point at the network
         self.hpo: dict[str, dict[str, Any]] = {}
         self.warnings: list[str] = []
 
@@ -48,16 +48,18 @@ class _Settings:
             return hpo_default(raw)
         if isinstance(raw, (dict, list)) or raw is None or isinstance(raw, (bool, int, float, str)):
             return raw
-        raise CompileError(f"{self.where}: {path} cannot be {raw!r} here")
+        raise self.locator.error(self.pos, f"{path} cannot be {raw!r} here")
 
 
-def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name: str) -> tuple[dict[str, Any], list[str]]:
-    """The config dict for ``spec`` and the compile warnings it raised."""
-    where = f"{source_name}:{spec.pos.line}" if spec.pos else source_name
-    settings = _Settings(where)
-    optimizer, schedule = _optimizer(spec, settings, source_name)
+def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan,
+                 locator: Locator) -> tuple[dict[str, Any], list[str]]:
+    """The config dict for ``spec`` and the compile warnings it raised; messages point into
+    ``locator``'s source."""
+    settings = _Settings(locator, spec.pos)
+    where = locator.at(spec.pos)
+    optimizer, schedule = _optimizer(spec, settings)
     train = {key: settings.value(f"train.{key}", getattr(spec.train, key)) for key in TRAIN_KEYS}
-    _check_train(train, where)
+    _check_train(train, settings)
     for key in spec.train.extra:
         settings.warnings.append(f"{where}: train setting {key!r} is not used by the PyTorch program")
     threads = settings.value("execution.threads", spec.execution.extra.get("threads"))
@@ -79,10 +81,10 @@ def build_config(spec: ModelSpec, model: ModelCode, loss: LossPlan, source_name:
         "optimizer": optimizer,
         "schedule": schedule,
         "train": {**train, "shuffle": True},
-        "execution": {"device": _device(spec.execution.device, where), "threads": threads},
+        "execution": {"device": _device(spec.execution.device, settings), "threads": threads},
     }
     config.update({keyword: block.model_dump(mode="json") for keyword, block in spec.plugins.items()})
-    hpo_space_all = {**model.hpo, **settings.hpo, **_repeat_spaces(spec, source_name)}
+    hpo_space_all = {**model.hpo, **settings.hpo, **_repeat_spaces(spec, locator.name)}
     config["hpo"] = {"search_method": spec.train.search_method, "space": hpo_space_all}
     config["hydra"] = {"output_subdir": None}
     return config, settings.warnings
@@ -109,11 +111,12 @@ def default_data(model: ModelCode) -> str:
     return "digits" if fits_digits else "synthetic"
 
 
-def _device(device: str, where: str) -> str:
+def _device(device: str, settings: _Settings) -> str:
     value = device.strip().lower()
     if value.startswith("tpu"):
-        raise UnsupportedError(f"{where}: execution device {device!r}: the PyTorch program runs on cpu, "
-                               "cuda, cuda:N or mps, not on a TPU; write device: \"auto\" (or leave it out)")
+        raise settings.locator.unsupported(settings.pos, f"execution device {device!r}: the PyTorch program runs on "
+                                           "cpu, cuda, cuda:N or mps, not on a TPU; write device: \"auto\" (or leave "
+                                           "it out)")
     return "cuda" if value == "gpu" else value
 
 
@@ -132,22 +135,25 @@ def _repeat_spaces(spec: ModelSpec, source_name: str) -> dict[str, dict[str, Any
     return spaces
 
 
-def _check_train(train: dict[str, Any], where: str) -> None:
+def _check_train(train: dict[str, Any], settings: _Settings) -> None:
     for key in ("epochs", "batch_size"):
         value = train[key]
         if isinstance(value, float) and value.is_integer():
             train[key] = value = int(value)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise CompileError(f"{where}: train.{key} must be a positive integer, got {value!r}")
+            raise settings.locator.error(settings.pos, f"train.{key} must be a positive integer, got {value!r}")
     split = train["validation_split"]
     if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 <= split < 1:
-        raise CompileError(f"{where}: train.validation_split must be from 0 to below 1, got {split!r}")
+        raise settings.locator.error(settings.pos, f"train.validation_split must be from 0 to below 1, got {split!r}")
 
 
-def _optimizer(spec: ModelSpec, settings: _Settings, source_name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _optimizer(spec: ModelSpec, settings: _Settings) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The optimizer section (and the schedule); errors point at the ``optimizer:`` entry."""
-    written_at = spec.optimizer.pos if spec.optimizer else None
-    where = written_at.at(source_name) if written_at else settings.where
+    written_at = spec.optimizer.pos if spec.optimizer and spec.optimizer.pos else settings.pos
+
+    def error(message: str) -> CompileError:
+        return settings.locator.error(written_at, message)
+
     written = spec.optimizer.type if spec.optimizer else "Adam"
     params = dict(spec.optimizer.params) if spec.optimizer else {}
     parsed = split_call_text(written) if "(" in written else None
@@ -156,21 +162,20 @@ def _optimizer(spec: ModelSpec, settings: _Settings, source_name: str) -> tuple[
         params = {**text_params, **params}
     name = canonical_optimizer(written)
     if name is None:
-        raise CompileError(f"{where}: optimizer {written!r} is not supported; supported optimizers: "
-                           + ", ".join(OPTIMIZERS))
+        raise error(f"optimizer {written!r} is not supported; supported optimizers: " + ", ".join(OPTIMIZERS))
     section: dict[str, Any] = {"name": name, **OPTIMIZERS[name][1]}
     for keras_name, raw in params.items():
         if keras_name in ("beta_1", "beta_2") and "betas" in section:
             if is_hpo(raw):
-                raise CompileError(f"{where}: {keras_name} cannot be an HPO(...) expression")
+                raise error(f"{keras_name} cannot be an HPO(...) expression")
             betas = list(section["betas"])
             betas[0 if keras_name == "beta_1" else 1] = raw
             section["betas"] = betas
             continue
         key = torch_param_name(name, keras_name)
         if key is None:
-            raise CompileError(f"{where}: optimizer {name} has no parameter {keras_name!r}; it takes "
-                               + ", ".join(["learning_rate", *(k for k in OPTIMIZERS[name][1] if k != "lr")]))
+            raise error(f"optimizer {name} has no parameter {keras_name!r}; it takes "
+                        + ", ".join(["learning_rate", *(k for k in OPTIMIZERS[name][1] if k != "lr")]))
         section[key] = settings.value(f"optimizer.{key}", raw)
     schedule = None
     if spec.optimizer and spec.optimizer.schedule:
@@ -184,7 +189,7 @@ def _optimizer(spec: ModelSpec, settings: _Settings, source_name: str) -> tuple[
         }
     lr = section["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
-        raise CompileError(f"{where}: the learning rate must be a positive number, got {lr!r}")
+        raise error(f"the learning rate must be a positive number, got {lr!r}")
     section["lr"] = float(lr)
     return section, schedule
 

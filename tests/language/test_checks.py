@@ -228,3 +228,20 @@ def test_data_digits_refuses_an_output_that_is_not_its_10_classes() -> None:
     with pytest.raises(ConfigError, match=r"^data=digits has 10 classes \(the digits 0 to 9\), but the network outputs "
                                           r"\(12,\); give its output layer 10 units, or use data=synthetic or data=npz$"):
         load_data(digits, NetworkIO((8, 8, 1), (12,), None, "cross_entropy"), 0.2, 0, Path.cwd())
+
+
+@pytest.mark.parametrize("tail, code, kind, message, line, caret", [
+    ("  optimizer: Adam(learning_rate=0.01, momentum=0.9)\n", 1, "error",
+     "m.neural:6:14: optimizer Adam has no parameter 'momentum'; it takes learning_rate, betas, eps, weight_decay, "
+     "amsgrad", "  optimizer: Adam(learning_rate=0.01, momentum=0.9)", "             ^~~~"),
+    ('  execution { device: "tpu:0" }\n', 0, "note",
+     "m.neural:1:1: execution device 'tpu:0': the PyTorch program runs on cpu, cuda, cuda:N or mps, not on a TPU; "
+     'write device: "auto" (or leave it out)', "network Net {", "^~~~~~~"),
+])
+def test_optimizer_and_device_messages_point_at_their_entry(tail: str, code: int, kind: str, message: str, line: str,
+                                                            caret: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """An optimizer argument it does not take is refused at the optimizer; a TPU (which this
+    backend cannot use) is a note at the network, and the file passes."""
+    assert check(tmp_path, program("Flatten()", 'Output(10, "softmax")', tail=tail), capsys) == (
+        code, f"{kind}: " + located(message, line, caret))
