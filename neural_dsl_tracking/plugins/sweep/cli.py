@@ -35,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", metavar="SWEEP",
                         help="continue (or join) the sweep with this id, id prefix or name")
     parser.add_argument("--network", metavar="NAME", help="which network of the file (default: the first)")
+    parser.add_argument("--launcher", choices=("local", "ray"),
+                        help="where trials run: this machine, or Ray tasks (default: the sweep block's)")
+    parser.add_argument("--address", metavar="HOST:PORT",
+                        help="the Ray cluster's head for --launcher ray (default: a Ray started on this machine)")
     parser.set_defaults(func=run_sweep_command)
 
 
@@ -47,6 +51,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.store:
         overrides.append(f"tracking.store={override_value(args.store)}")
+    if args.launcher:
+        overrides.append(f"sweep.launcher={args.launcher}")
+    if args.address:
+        overrides.append(f"sweep.address={override_value(args.address)}")
     return sweep(train_py, overrides, trials=args.trials, resume=args.resume, source=args.file)
 
 
