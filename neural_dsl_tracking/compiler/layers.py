@@ -250,7 +250,6 @@ def conv_window(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor,
         kwargs["dilation"] = dilation
     out_sizes = [window_out(value_of(size), k, s, pair, d)
                  for size, k, s, d, pair in zip(x.shape[:-1], kernel, strides, dilation, pairs)]
-    _check_window(em, layer, x, out_sizes)
     return kwargs, out_sizes
 
 
@@ -291,8 +290,6 @@ def emit_pool(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> T
         if not is_max:
             kwargs["count_include_pad"] = False
     out_sizes = [window_out(value_of(size), k, s, pair) for size, k, s, pair in zip(spatial, kernel, strides, pairs)]
-    if any(size is not None and size < 1 for size in out_sizes):
-        raise em.error(layer, f"its pool window does not fit the input {show(x.shape)}")
     module = f"nn.MaxPool{rank}d" if is_max else f"nn.AvgPool{rank}d"
     out = tuple(out_sizes) + (x.shape[-1],)
     em.module(name, call(module, **kwargs), x.shape, out)
