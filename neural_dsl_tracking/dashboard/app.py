@@ -8,7 +8,7 @@ from typing import Any
 
 from dash import Dash
 
-from neural_dsl_tracking.dashboard import callbacks, layout, sweeps
+from neural_dsl_tracking.dashboard import callbacks, layout, model_tab, sweeps
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable
 from neural_dsl_tracking.tracking.downsample import DEFAULT_MAX_POINTS
 from neural_dsl_tracking.dashboard.security import Credentials, limit_request_size, require_basic_auth
@@ -41,6 +41,7 @@ def create_app(
     app.layout = lambda: layout.page(data)
     callbacks.register(app, data)
     sweeps.register(app, data)
+    model_tab.register(app, data)
     add_download_route(app.server, data)
     if credentials is not None:
         require_basic_auth(app.server, credentials)

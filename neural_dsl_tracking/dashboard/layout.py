@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 from dash import dcc, html
 
 from neural_dsl_tracking.dashboard.data import DashboardData, RunSnapshot, StoreUnavailable
-from neural_dsl_tracking.dashboard import sweeps
+from neural_dsl_tracking.dashboard import model_tab, sweeps
 from neural_dsl_tracking.dashboard.figures import THEMES, figure_template
 from neural_dsl_tracking.dashboard.run_table import RUN_STATUSES, TableQuery, run_table, shown_runs, table_view
 from neural_dsl_tracking.dashboard.tables import TEXT_CHARS, default_direction, shortened
@@ -30,6 +30,7 @@ TABS = (
     ("summary", "Summary"),
     ("parallel", "Parallel coordinates"),
     ("artifacts", "Artifacts"),
+    model_tab.TAB,
     sweeps.TAB,
 )
 

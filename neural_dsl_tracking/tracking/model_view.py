@@ -40,10 +40,10 @@ def print_layers(spec: dict[str, Any]) -> None:
     """The layer table: name (indented by nesting), type, parameters, shapes, size and MACs."""
     from neural_dsl_tracking.tracking.cli import _table
 
-    rows = [["  " * layer.get("depth", 0) + layer["name"], layer["type"], _params_text(layer.get("params", {})),
-             _shape(layer["input"]), _shape(layer["output"]), quantity(layer.get("param_count")),
+    rows = [["  " * layer.get("depth", 0) + layer["name"], layer["type"], params_text(layer.get("params", {})),
+             shape_text(layer["input"]), shape_text(layer["output"]), quantity(layer.get("param_count")),
              quantity(layer.get("macs"))] for layer in spec.get("layers", [])]
-    print(f"\nlayers: input {_shape(spec.get('input'))}, output {_shape(spec.get('output'))}")
+    print(f"\nlayers: input {shape_text(spec.get('input'))}, output {shape_text(spec.get('output'))}")
     _table(["LAYER", "TYPE", "PARAMETERS", "INPUT", "OUTPUT", "PARAMS", "MACS"], rows, indent=2, whole_first=True)
 
 
@@ -62,7 +62,7 @@ def print_diff(diff: RunDiff) -> None:
         _print_changes(diff.layers)
         for key, label in (("params", "parameters"), ("macs", "MACs per sample")):
             a, b = diff.totals[key]
-            print(f"  {label}: {quantity(a)} -> {quantity(b)} ({_signed(b - a)})")
+            print(f"  {label}: {quantity(a)} -> {quantity(b)} ({signed(b - a)})")
     print("\nconfig:" + ("" if diff.config else " the same"))
     if diff.config:
         _table(["KEY", "A", "B"], [[k, _json(a), _json(b)] for k, a, b in diff.config], indent=2, whole_first=True)
@@ -74,8 +74,10 @@ def print_diff(diff: RunDiff) -> None:
 def _print_changes(changes: list[LayerChange]) -> None:
     """The aligned layers side by side (A and B clipped to 40 columns), each with its
     differences in full."""
+    from neural_dsl_tracking.tracking.cli import _clip
+
     rows = [["", "A", "B", "DIFFERENCES"],
-            *[[MARKS[c.status], _layer_cell(c.a), _layer_cell(c.b), _differences(c)] for c in changes]]
+            *[[MARKS[c.status], layer_text(c.a), layer_text(c.b), _differences(c)] for c in changes]]
     widths = [min(CELL_WIDTH, max(len(row[i]) for row in rows)) for i in (1, 2)]
     for mark, a, b, notes in rows:
         cells = [_clip(a, widths[0]).ljust(widths[0]), _clip(b, widths[1]).ljust(widths[1])]
@@ -84,23 +86,22 @@ def _print_changes(changes: list[LayerChange]) -> None:
 
 def _differences(change: LayerChange) -> str:
     notes = [f"{k} {_value(a)} -> {_value(b)}" for k, (a, b) in change.params.items()]
-    notes += [f"{k} {_shape(a)} -> {_shape(b)}" for k, (a, b) in change.facts.items() if k in ("input", "output")]
+    notes += [f"{k} {shape_text(a)} -> {shape_text(b)}" for k, (a, b) in change.facts.items() if k in ("input", "output")]
     if change.param_delta:
-        notes.append(f"params {_signed(change.param_delta)}")
+        notes.append(f"params {signed(change.param_delta)}")
     return "; ".join(notes)
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _layer_cell(layer: dict[str, Any] | None) -> str:
+def layer_text(layer: dict[str, Any] | None, most: int | None = 3) -> str:
+    """``Dense(units=64, activation='relu', use_bias=True)`` (its first ``most`` parameters),
+    indented by nesting; "" for no layer."""
     if layer is None:
         return ""
-    return f"{'  ' * layer.get('depth', 0)}{layer['type']}({_params_text(layer.get('params', {}), 3)})"
+    return f"{'  ' * layer.get('depth', 0)}{layer['type']}({params_text(layer.get('params', {}), most)})"
 
 
-def _params_text(params: dict[str, Any], most: int | None = None) -> str:
+def params_text(params: dict[str, Any], most: int | None = None) -> str:
+    """``units=64, activation='relu'`` (the first ``most`` parameters, then ``...``)."""
     shown = list(params.items())[:most]
     text = ", ".join(f"{k}={_value(v)}" for k, v in shown)
     return text + (", ..." if most is not None and len(params) > most else "")
@@ -112,11 +113,13 @@ def _value(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _shape(shape: list | None) -> str:
+def shape_text(shape: list | None) -> str:
+    """``(8, 8, 1)``, ``(None, 64)``; ``-`` when unknown."""
     return "-" if shape is None else _value(["None" if d is None else d for d in shape]).replace("'", "")
 
 
-def _signed(delta: int | None) -> str:
+def signed(delta: int | None) -> str:
+    """``+640``, ``-8.3K``: a change in a count, with its sign."""
     if delta is None:
         return "-"
     return ("+" if delta > 0 else "") + (f"{delta:,}" if abs(delta) < 1000 else quantity(delta))
