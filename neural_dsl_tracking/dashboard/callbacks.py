@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, draw
 from neural_dsl_tracking.dashboard.figures import plain_list, x_values
 from neural_dsl_tracking.dashboard.layout import chosen_name, chosen_names, metric_keys, seen_table
-from neural_dsl_tracking.dashboard.run_table import TableQuery, shown_runs, table_view
+from neural_dsl_tracking.dashboard.run_table import TableQuery, page_of, shown_runs, table_view
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.dashboard import views
 
@@ -87,8 +87,10 @@ def register(app: Dash, data: DashboardData) -> None:
         query = table_query(runs, experiments, statuses, tags, text, main, maximised, sort_by,
                             0 if changed & PAGE_RESETS else page)
         shown = shown_runs(runs, query, data.search_text)
-        new_selection = updated_selection(list(selection or []), changed, shown, seen.get("ids") or (), selected_ids,
-                                          trial_runs)
+        # the page the table shows once this answer lands: ticks there (or the swap of rows
+        # itself, which ticks the page's selected runs) change only the runs of this page
+        on_page = [run.run_id for run in page_of(shown, query)[2]]
+        new_selection = updated_selection(list(selection or []), changed, shown, on_page, selected_ids, trial_runs)
         view = table_view(runs, shown, query, new_selection)
         live = any(run.status == "running" for run in runs)
         now = seen_table(view, snapshot.version, live)
@@ -267,7 +269,7 @@ def updated_selection(previous: list[str], changed: set[str], shown: Sequence[An
         return previous + [run.run_id for run in shown if run.run_id not in chosen]
     if "clear-selection.n_clicks" in changed:
         return []
-    if "run-table.selected_row_ids" in changed:
+    if changed == {"run-table.selected_row_ids"}:  # a tick (with a page turn, the table re-derives it)
         page, picked = set(on_page), set(ticked or ())
         kept = [run_id for run_id in previous if run_id not in page or run_id in picked]
         return kept + [run_id for run_id in ticked or () if run_id not in kept]

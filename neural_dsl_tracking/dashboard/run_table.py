@@ -122,6 +122,13 @@ def shown_runs(runs: Sequence[Any], query: TableQuery, text_of: Callable[[Any], 
     return sorted_runs([run for run in runs if matches(run, query, text_of)], query)
 
 
+def page_of(shown: Sequence[Any], query: TableQuery) -> tuple[int, int, list[Any]]:
+    """The query's page (within the pages there are), the number of pages and its runs."""
+    page_count = max(1, math.ceil(len(shown) / PAGE_SIZE))
+    page = min(max(0, int(query.page or 0)), page_count - 1)
+    return page, page_count, list(shown[page * PAGE_SIZE:(page + 1) * PAGE_SIZE])
+
+
 def table_view(runs: Sequence[Any], shown: Sequence[Any], query: TableQuery, selection: Sequence[str]
                ) -> dict[str, Any]:
     """The table's properties for ``query``, of which ``shown`` are the runs left by its
@@ -129,9 +136,7 @@ def table_view(runs: Sequence[Any], shown: Sequence[Any], query: TableQuery, sel
     count, the header count; ``ids`` of the page's runs and ``key``, its content's digest,
     so a callback can leave unchanged rows where they are.
     """
-    page_count = max(1, math.ceil(len(shown) / PAGE_SIZE))
-    page = min(max(0, int(query.page or 0)), page_count - 1)
-    on_page = shown[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    page, page_count, on_page = page_of(shown, query)
     rows = run_rows(on_page, query.main, query.direction)
     chosen = set(selection)
     count = counted(len(runs), "run") + (f", {len(shown)} shown" if len(shown) != len(runs) else "")

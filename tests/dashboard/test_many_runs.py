@@ -8,11 +8,15 @@ import importlib.util
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from neural_dsl_tracking.dashboard import data as data_module
+from neural_dsl_tracking.dashboard.app import create_app
 from neural_dsl_tracking.dashboard.data import DashboardData
+from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "dashboard.py"
 
@@ -70,3 +74,127 @@ def test_the_warm_up_grows_linearly_with_the_store(tmp_path):
     # 4x the series: linear work is ~4x the lines; the old scan of the whole cache on every
     # insert made it ~13x (1,800 inserts x up to 1,800 keys)
     assert large_lines < 6 * small_lines, (small_lines, large_lines)
+
+
+RUNS = 3000
+PAGE = 50
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory, serve):
+    """A dashboard serving a store of ``RUNS`` small runs."""
+    base_dir = tmp_path_factory.mktemp("many-runs") / "neural_experiments"
+    bulk_store(base_dir, RUNS)
+    with serve(create_app(data=DashboardData(base_dir))) as url:
+        yield SimpleNamespace(url=url, base_dir=base_dir)
+
+
+def names(first: int, last: int) -> list[str]:
+    """``run-{first}`` down to ``run-{last}``: the bulk store's runs, newest first."""
+    return [f"run-{index:06d}" for index in range(first, last - 1, -1)]
+
+
+def table_responses(page) -> list[str]:
+    """Bodies of the callbacks' answers that carry run-table rows, collected from now on."""
+    bodies: list[str] = []
+
+    def keep(response) -> None:
+        if "_dash-update-component" in response.url and response.status == 200:
+            body = response.text()
+            if '"run-table"' in body and '"data"' in body:
+                bodies.append(body)
+
+    page.on("response", keep)
+    return bodies
+
+
+def wait_rows(ui, expected: list[str]) -> None:
+    """Wait until the table shows the runs ``expected``, in that order."""
+    try:
+        ui.page.wait_for_function("names => Array.from(document.querySelectorAll("
+                                  "'#run-table td[data-dash-column=run_name]')).map(td => td.innerText).join() === "
+                                  "names.join()", arg=expected, timeout=10_000)
+    except PlaywrightTimeout:
+        assert ui.rows() == expected
+
+
+def tick(ui) -> None:
+    """A live tick now (the page's interval waits 15 s when nothing runs)."""
+    ui.page.evaluate("() => window.dash_clientside.set_props('live-tick', {n_intervals: Date.now()})")
+
+
+@pytest.mark.browser
+def test_the_table_holds_one_page_and_pages_on_the_server(ui, many):
+    layouts: list[int] = []
+    ui.page.on("response", lambda response: layouts.append(len(response.body()))
+               if response.url.endswith("_dash-layout") else None)
+    rows = table_responses(ui.page)
+    ui.open(many.url)
+    assert ui.rows() == names(RUNS - 1, RUNS - PAGE)
+    assert ui.page.locator("#run-count").inner_text() == f"{RUNS} runs, 5 selected"
+    assert layouts and layouts[0] < 100_000, layouts  # one page of rows, not 3,000
+    ui.page.click("#run-table .next-page")
+    wait_rows(ui, names(RUNS - PAGE - 1, RUNS - 2 * PAGE))
+    ui.page.click("#run-table .previous-page")
+    wait_rows(ui, names(RUNS - 1, RUNS - PAGE))
+    assert rows and all(body.count('"run_name"') <= PAGE for body in rows)
+    assert ui.page.errors == []
+
+
+@pytest.mark.browser
+def test_sorting_and_filtering_run_on_the_server(ui, many):
+    records = ExperimentManager(many.base_dir).list_experiments()  # newest first
+    by_best = sorted(records, key=lambda run: run.metrics["loss"]["min"])
+    ui.open(many.url)
+    ui.page.locator("#run-table th[data-dash-column=best] .column-header--sort").click()
+    wait_rows(ui, [run.run_name for run in by_best[:PAGE]])
+    ui.page.fill("#filter-text", "run-0012")
+    ui.page.press("#filter-text", "Enter")
+    matching = [run.run_name for run in by_best if run.run_name.startswith("run-0012")]
+    assert len(matching) == 100
+    wait_rows(ui, matching[:PAGE])
+    assert ui.page.locator("#run-count").inner_text() == f"{RUNS} runs, 100 shown, 5 selected"
+    ui.page.click("#run-table .next-page")
+    wait_rows(ui, matching[PAGE:])
+    ui.pick("filter-status", "failed")  # runs 8, 18, 28... of the bulk store
+    wait_rows(ui, [name for name in matching if int(name[-6:]) % 10 == 8][:PAGE])
+    assert ui.page.errors == []
+
+
+@pytest.mark.browser
+def test_a_selection_spans_pages_and_reaches_the_other_tabs(ui, many):
+    ui.open(many.url)
+    first, later = names(RUNS - 1, RUNS - 1)[0], names(RUNS - PAGE - 3, RUNS - PAGE - 3)[0]
+    ui.clear_selection()
+    ui.select(first)
+    ui.page.click("#run-table .next-page")
+    wait_rows(ui, names(RUNS - PAGE - 1, RUNS - 2 * PAGE))
+    ui.select(later)
+    ui.page.wait_for_function("() => document.querySelector('#run-count').innerText.endsWith('2 selected')")
+    ui.tab("Hyperparameters")
+    ui.page.wait_for_function("() => document.querySelectorAll('#hyperparameters-table thead th').length === 3")
+    assert sorted(ui.page.locator("#hyperparameters-table thead th").all_inner_texts()[1:]) == sorted([first, later])
+    assert ui.page.errors == []
+
+
+@pytest.mark.browser
+def test_a_tick_sends_no_table_data_when_no_run_changed(ui, many):
+    ui.open(many.url)
+    ui.page.wait_for_selector(".metric-graph .js-plotly-plot .main-svg")
+    answers: list[int] = []
+    ui.page.on("response", lambda response: answers.append(response.status)
+               if "_dash-update-component" in response.url else None)
+    rows = table_responses(ui.page)
+    for _ in range(3):
+        tick(ui)
+        ui.page.wait_for_timeout(300)
+    ui.page.wait_for_function("() => true")
+    assert len(answers) >= 3 and rows == []  # every answer to the ticks: nothing for the table
+    with ExperimentTracker("late", base_dir=str(many.base_dir), run_name="late-run", auto_visualize=False) as tracker:
+        tracker.log_metrics({"loss": 0.5}, step=0)
+    ui.page.wait_for_timeout(600)  # past the dashboard's refresh interval
+    tick(ui)
+    ui.page.wait_for_function("() => document.querySelector('#run-table td[data-dash-column=run_name]')"
+                              ".innerText === 'late-run'")
+    assert all(body.count('"run_name"') <= PAGE for body in rows)
+    assert ui.page.errors == []
