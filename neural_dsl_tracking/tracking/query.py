@@ -81,23 +81,29 @@ class Compare:
 
 @dataclass(frozen=True)
 class Word:
-    """A plain word: a case-insensitive part of a run's name, id, experiment or a tag."""
+    """A plain word: a part of a run's name or id, ASCII letters in any case."""
 
     text: str
 
 
 @dataclass(frozen=True)
 class Not:
+    """The runs ``item`` does not match."""
+
     item: "Node"
 
 
 @dataclass(frozen=True)
 class AllOf:
+    """The runs every item matches (``and``, or conditions side by side)."""
+
     items: tuple["Node", ...]
 
 
 @dataclass(frozen=True)
 class AnyOf:
+    """The runs some item matches (``or``, ``in (...)``)."""
+
     items: tuple["Node", ...]
 
 
@@ -251,22 +257,18 @@ class _Builder:
         if kind == "word":
             token = tree.children[0]
             return Word(_unquote(token) if token.type == "STRING" else str(token))
-        target = self.field(tree.children[0])
+        path = tree.children[0].children[0]  # field: WORD
+        target = self.field_of(str(path), _token_pos(path))
         if kind == "compare":
             return self.compare(target, str(tree.children[1]), tree.children[2],
                                 _token_pos(tree.children[1]))
         if kind == "has":
             return self.compare(target, "has", tree.children[1], _pos(tree.meta))
-        each = "has" if target[0].kind == "tags" else "="  # `in` is one of these or another
+        each = "has" if target.kind == "tags" else "="  # `in` is one of these or another
         written = "in" if kind == "member" else "not in"
         either = AnyOf(tuple(self.compare(target, each, value, _pos(tree.meta), written)
                              for value in tree.children[1].children))
         return either if kind == "member" else Not(either)
-
-    def field(self, tree: Any) -> tuple[Field, Pos]:
-        token = tree.children[0]
-        pos = _token_pos(token)
-        return self.field_of(str(token), pos), pos
 
     def field_of(self, path: str, pos: Pos) -> Field:
         parts = path.split(".")
@@ -309,10 +311,8 @@ class _Builder:
             raise self.fail(pos, f"model.{what} has no parts")
         return Field(f"model.{what}")
 
-    def compare(self, target: tuple[Field, Pos], op: str, value: Any, op_pos: Pos,
-                written: str | None = None) -> Compare:
+    def compare(self, found: Field, op: str, value: Any, op_pos: Pos, written: str | None = None) -> Compare:
         """``field op value`` checked (``written``: the operator as written, when ``in``)."""
-        found, _ = target
         allowed = _operators(found)
         if op not in allowed:
             hint = " (tags has 'x')" if found.kind == "tags" else ""
