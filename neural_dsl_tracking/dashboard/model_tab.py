@@ -41,7 +41,8 @@ def model_view(manager: Any, runs: Sequence[Any]) -> html.Div:
         return html.P(f"Run {missing[0].run_name} recorded no model (it was not started by a compiled "
                       "program). " + HINT, className="hint")
     if len(shown) == 1:
-        return layer_table(models[shown[0].run_id].spec)
+        model = models[shown[0].run_id]
+        return layer_table(model.spec, fingerprint_text(model, manager.fingerprint_twins([model.run_id])))
     a, b = (models[run.run_id] for run in shown)
     note = [html.P(f"{len(runs)} runs are selected: the two most recent of them are compared.", className="hint")] \
         if len(runs) > 2 else []
@@ -53,7 +54,15 @@ def model_view(manager: Any, runs: Sequence[Any]) -> html.Div:
                                                [labels[run.run_id] for run in shown])])
 
 
-def layer_table(spec: dict[str, Any]) -> html.Div:
+def fingerprint_text(model: Any, twins: dict[str, str]) -> str:
+    """``fingerprint 9ae62d52 (same as 3f2a91c0)``; "" for a run recorded without one."""
+    if not model.fingerprint:
+        return ""
+    twin = twins.get(model.run_id)
+    return f"; fingerprint {model.fingerprint[:8]}" + (f" (same as {twin[:8]})" if twin else "")
+
+
+def layer_table(spec: dict[str, Any], fingerprint: str = "") -> html.Div:
     """Every layer: name (indented by nesting), type, parameters, shapes, size and MACs."""
     head = ["layer", "type", "parameters", "input", "output", "params", "MACs"]
     rows = [html.Tr([html.Td("\u00a0\u00a0" * layer.get("depth", 0) + layer["name"]), html.Td(layer["type"]),
@@ -63,7 +72,7 @@ def layer_table(spec: dict[str, Any]) -> html.Div:
             for layer in spec.get("layers", [])]
     total = html.P(f"{spec.get('network', '')}: input {shape_text(spec.get('input'))}, output "
                    f"{shape_text(spec.get('output'))}, {quantity(spec.get('params'))} parameters, "
-                   f"{quantity(spec.get('macs'))} MACs per sample", id="model-totals")
+                   f"{quantity(spec.get('macs'))} MACs per sample{fingerprint}", id="model-totals")
     table = html.Table(className="data-table", id="model-table",
                        children=[html.Thead(html.Tr([html.Th(text) for text in head])), html.Tbody(rows)])
     return html.Div([total, scrolling(table)])

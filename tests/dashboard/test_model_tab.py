@@ -22,18 +22,22 @@ CELLS_JS = """(id) => Array.from(document.querySelectorAll('#' + id + ' tbody tr
 
 @pytest.fixture(scope="module")
 def models_url(tmp_path_factory, serve):
-    """A store with runs 'base' (mnist), 'wider' (a wider Dense and one more) and 'plain' (no model)."""
+    """A store with runs 'base' (mnist), 'wider' (a wider Dense and one more), 'plain' (no model)
+    and 'again' (base's model and fingerprint); yields the URL and the run ids by name."""
     from neural_dsl_tracking.tracking import ExperimentTracker
 
     root = tmp_path_factory.mktemp("model-tab")
     base = root / "store"
-    for name, text in (("base", MNIST), ("wider", WIDER), ("plain", None)):
+    ids: dict[str, str] = {}
+    for name, text, fingerprint in (("base", MNIST, "b" * 64), ("wider", WIDER, "w" * 64), ("plain", None, None),
+                                    ("again", MNIST, "b" * 64)):
         with ExperimentTracker("models", base_dir=base, run_name=name, auto_visualize=False) as tracker:
             tracker.log_metrics({"loss": 1.0}, step=0)
             if text is not None:
-                tracker.log_model_spec(model_spec(text, root / name), name * 8)
+                tracker.log_model_spec(model_spec(text, root / name), fingerprint)
+            ids[name] = tracker.run_id
     with serve(create_app(data=DashboardData(base))) as url:
-        yield url
+        yield url, ids
 
 
 def cells(ui, table_id: str) -> list[list[str]]:
@@ -42,7 +46,7 @@ def cells(ui, table_id: str) -> list[list[str]]:
 
 
 def test_one_run_shows_its_layer_table(ui, models_url):
-    ui.open(models_url)
+    ui.open(models_url[0])
     ui.clear_selection()
     ui.select("base")
     ui.tab("Model")
@@ -50,12 +54,14 @@ def test_one_run_shows_its_layer_table(ui, models_url):
     assert [row[1] for row in rows] == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dropout", "Output"]
     assert rows[0][0] == "conv2d_1" and rows[0][3:] == ["(28, 28, 1)", "(26, 26, 32)", "320", "194.7K"]
     assert "units=128" in rows[3][2]
-    assert "694.0K parameters" in ui.page.inner_text("#model-totals")
+    totals = ui.page.inner_text("#model-totals")
+    assert "694.0K parameters" in totals
+    assert totals.endswith(f"fingerprint bbbbbbbb (same as {models_url[1]['again'][:8]})")
     assert not ui.page.errors
 
 
 def test_two_runs_are_aligned_with_the_differences_highlighted(ui, models_url):
-    ui.open(models_url)
+    ui.open(models_url[0])
     ui.clear_selection()
     ui.select("base", "wider")
     ui.tab("Model")
@@ -77,7 +83,7 @@ def test_two_runs_are_aligned_with_the_differences_highlighted(ui, models_url):
 
 
 def test_a_run_without_a_model_says_so(ui, models_url):
-    ui.open(models_url)
+    ui.open(models_url[0])
     ui.clear_selection()
     ui.select("plain")
     ui.tab("Model")
