@@ -19,7 +19,8 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any, NoReturn
+from contextlib import contextmanager
+from typing import Any, Iterator, NoReturn
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """What ``neural run`` passes on to the program (a scheduler, ``timeout`` or ``kill`` signal it only)."""
@@ -40,6 +41,23 @@ def handle_stop_signals() -> None:
             signal.signal(signum, _stop)
     if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
         signal.signal(signal.SIGHUP, _hang_up)
+
+
+@contextmanager
+def stop_signals_handled() -> Iterator[None]:
+    """:func:`handle_stop_signals` for the block, as a command running in its caller's process
+    needs it (``neural sweep``): a stop raises inside it; after it the previous handlers are back
+    and a later stop signal counts again."""
+    global _stopping
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    handle_stop_signals()
+    try:
+        yield
+    finally:
+        _stopping = True  # a signal from here on is not raised in the middle of the restoring
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _stopping = False
 
 
 def ignore_stop_signals() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -64,19 +65,17 @@ def sweep(train_py: Path, overrides: list[str], *, trials: int | None = None, re
     from neural_dsl_tracking.compiler import signals
 
     stopped = ""
-    signals.handle_stop_signals()
     try:
-        _sweep(train_py, overrides, trials, resume, source)
+        with signals.stop_signals_handled():
+            _sweep(train_py, overrides, trials, resume, source)
     except signals.Terminated:
         stopped = "terminated"
     except KeyboardInterrupt:
         stopped = "interrupted"
-    finally:
-        signals.ignore_stop_signals()
     if stopped:
         print(stopped, file=sys.stderr)
     if stopped == "terminated":
-        signals.end_by_signal(15)
+        signals.end_by_signal(signal.SIGTERM)
     return 130 if stopped else 0
 
 

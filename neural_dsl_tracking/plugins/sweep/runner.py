@@ -17,12 +17,12 @@ import os
 import sys
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from neural_dsl_tracking.errors import ConfigError
+from neural_dsl_tracking.errors import ConfigError, NeuralError
 from neural_dsl_tracking.plugins.sweep import space as spaces
 from neural_dsl_tracking.plugins.sweep.spec import SweepSpec, resolve_objective
 from neural_dsl_tracking.plugins.sweep.study import StudySettings, claim, open_study, storage_url, this_worker
@@ -129,7 +129,11 @@ def drive(plan: SweepPlan, store: Store, launch: Launcher,
             return results
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
-            result = future.result()
+            try:
+                result = future.result()
+            except BrokenExecutor as error:
+                raise NeuralError(f"sweep {plan.name}: a worker process died ({error}); its trial is failed at "
+                                  f"the next claim: resume with --resume {plan.sweep_id[:8]}") from None
             results.append(result)
             report(result)
 

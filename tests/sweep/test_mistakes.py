@@ -1,0 +1,55 @@
+"""User mistakes of ``neural sweep``: one ``error:`` line naming what is wrong, exit 1, no
+traceback, nothing trained; run in this process, the command leaves the signal handlers as it
+found them."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from neural_dsl_tracking.cli import main
+
+from .conftest import write_network
+
+UNTRACKED = """network Plain {
+  input: (8, 8, 1)
+  layers:
+    Flatten()
+    Dense(HPO(choice(8, 16)), "relu")
+    Output(10, "softmax")
+  loss: "sparse_categorical_crossentropy"
+  train { epochs: 1 }
+}
+"""
+
+
+def _sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+           *args: str) -> str:
+    monkeypatch.chdir(tmp_path)
+    handlers = [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]
+    assert main(["sweep", *args]) == 1
+    assert [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == handlers
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    return err
+
+
+def test_a_network_without_tracking_cannot_be_swept(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "plain.neural").write_text(UNTRACKED, encoding="utf-8")
+    err = _sweep(tmp_path, monkeypatch, capsys, "plain.neural")
+    assert "a sweep records each trial as a tracked run; add a tracking block" in err
+
+
+def test_overrides_that_fix_every_searched_setting_leave_nothing_to_search(tmp_path, monkeypatch, capsys) -> None:
+    write_network(tmp_path, "runs", units="16", lr="HPO(log_range(0.001, 0.01))")
+    err = _sweep(tmp_path, monkeypatch, capsys, "model.neural", "optimizer.lr=0.01")
+    assert "nothing to search: the network has no HPO(...) expression that the overrides leave free" in err
+
+
+def test_an_unknown_sweep_to_resume_is_named(tmp_path, monkeypatch, capsys) -> None:
+    write_network(tmp_path, "runs")
+    err = _sweep(tmp_path, monkeypatch, capsys, "model.neural", "--resume", "nosuchsweep")
+    assert "no sweep 'nosuchsweep'" in err
+    assert not list((tmp_path / "runs").glob("runs/*"))  # nothing trained
