@@ -22,7 +22,7 @@ from typing import Any
 from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, lit, mapping
 from neural_dsl_tracking.compiler.shapes import Dim, Sym
 
-IGNORED_SETTINGS = ("tracking", "sweep")
+IGNORED_SETTINGS = ("tracking", "sweep", "hpo")
 """Top-level config sections that cannot change a run's results (left out of its fingerprint)."""
 STACK = ("torch", "numpy", "neural-dsl-tracking")
 """Distributions whose versions are part of a fingerprint."""

@@ -123,6 +123,14 @@ def test_cosmetic_edits_and_tracking_settings_keep_the_fingerprint(tmp_path):
                            "tracking.store=elsewhere", "tracking.log_every=1") == first
 
 
+def test_search_spaces_are_not_part_of_it(tmp_path):
+    """A run's results depend on its values, not on the spaces they came from (whose keys
+    hold line numbers for a repeat count written as HPO)."""
+    spaced = MLP.replace("Dropout(rate=0.1)", "Dropout(rate=0.1) * HPO(choice(1, 2))")
+    moved = spaced.replace("network Mlp {", "\n\nnetwork Mlp {").replace("units=32", "units=HPO(choice(32, 64))")
+    assert run_fingerprint(moved, tmp_path / "b") == run_fingerprint(spaced, tmp_path / "a")
+
+
 @pytest.mark.parametrize("change, overrides", [
     (("units=32", "units=33"), ()),
     (("Dropout(rate=0.1)", "Dropout(rate=0.2)"), ()),
