@@ -50,6 +50,12 @@ def test_overrides_that_fix_every_searched_setting_leave_nothing_to_search(tmp_p
 
 def test_an_unknown_sweep_to_resume_is_named(tmp_path, monkeypatch, capsys) -> None:
     write_network(tmp_path, "runs")
-    err = _sweep(tmp_path, monkeypatch, capsys, "model.neural", "--resume", "nosuchsweep")
+    err = _sweep(tmp_path, monkeypatch, capsys, "model.neural", "train.epochs=1", "--resume", "nosuchsweep")
     assert "no sweep 'nosuchsweep'" in err
     assert not list((tmp_path / "runs").glob("runs/*"))  # nothing trained
+
+
+def test_an_unknown_option_after_the_overrides_is_named(tmp_path, monkeypatch, capsys) -> None:
+    write_network(tmp_path, "runs")
+    err = _sweep(tmp_path, monkeypatch, capsys, "model.neural", "train.epochs=1", "--trails", "3")
+    assert "neural sweep: unknown option --trails" in err

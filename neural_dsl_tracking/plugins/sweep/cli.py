@@ -20,27 +20,34 @@ from neural_dsl_tracking.tracking.cli import _positive  # the same check as ls -
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sweep`` command."""
     parser = subparsers.add_parser(
-        "sweep",
+        "sweep", parents=[_options()],
         help="search a network's HPO(...) spaces with Optuna, each trial a tracked run",
         description="Compile FILE and run the trials of its sweep block (or the defaults: 20 TPE trials "
         "with median pruning) over its HPO(...) expressions. OVERRIDES are Hydra overrides as for "
-        "neural run; a searched setting given one is not searched.",
+        "neural run; a searched setting given one is not searched. Options may come before or after FILE.",
     )
     parser.add_argument("file", metavar="FILE", help="the .neural file")
-    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides (KEY=VALUE)")
-    parser.add_argument("--trials", type=_positive, metavar="N",
-                        help="how many trials the sweep runs in all (default: the sweep block's)")
-    parser.add_argument("--store", metavar="STORE",
-                        help="where trials and the study are recorded: a folder or a PostgreSQL URL "
-                        "(default: the tracking block's store)")
-    parser.add_argument("--resume", metavar="SWEEP",
-                        help="continue (or join) the sweep with this id, id prefix or name")
-    parser.add_argument("--network", metavar="NAME", help="which network of the file (default: the first)")
-    parser.add_argument("--launcher", choices=("local", "ray"),
-                        help="where trials run: this machine, or Ray tasks (default: the sweep block's)")
-    parser.add_argument("--address", metavar="HOST:PORT",
-                        help="the Ray cluster's head for --launcher ray (default: a Ray started on this machine)")
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="OVERRIDE",
+                        help="Hydra overrides (KEY=VALUE)")
     parser.set_defaults(func=run_sweep_command)
+
+
+def _options() -> argparse.ArgumentParser:
+    """The command's options, read before FILE by the command's parser and after it from the rest."""
+    options = argparse.ArgumentParser(prog="neural sweep", add_help=False)
+    options.add_argument("--trials", type=_positive, metavar="N",
+                         help="how many trials the sweep runs in all (default: the sweep block's)")
+    options.add_argument("--store", metavar="STORE",
+                         help="where trials and the study are recorded: a folder or a PostgreSQL URL "
+                         "(default: the tracking block's store)")
+    options.add_argument("--resume", metavar="SWEEP",
+                         help="continue (or join) the sweep with this id, id prefix or name")
+    options.add_argument("--network", metavar="NAME", help="which network of the file (default: the first)")
+    options.add_argument("--launcher", choices=("local", "ray"),
+                         help="where trials run: this machine, or Ray tasks (default: the sweep block's)")
+    options.add_argument("--address", metavar="HOST:PORT",
+                         help="the Ray cluster's head for --launcher ray (default: a Ray started on this machine)")
+    return options
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
@@ -48,8 +55,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from neural_dsl_tracking.compiler.cli import compile_cached
     from neural_dsl_tracking.plugins.sweep.space import override_value
 
+    args, overrides = _options().parse_known_args(args.overrides, namespace=args)
+    flags = [arg for arg in overrides if arg.startswith("-")]
+    if flags:
+        raise ConfigError(f"neural sweep: unknown option {flags[0]} (options: --trials, --store, --resume, "
+                          "--network, --launcher, --address; the rest are KEY=VALUE overrides)")
     train_py = compile_cached(args.file, args.network)
-    overrides = list(args.overrides)
     if args.store:
         overrides.append(f"tracking.store={override_value(args.store)}")
     if args.launcher:
