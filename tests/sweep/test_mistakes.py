@@ -1,6 +1,6 @@
 """User mistakes of ``neural sweep``: one ``error:`` line naming what is wrong, exit 1, no
 traceback, nothing trained; run in this process, the command leaves the signal handlers as it
-found them."""
+found them. And a sweep past its timeout starts no trial."""
 
 from __future__ import annotations
 
@@ -59,3 +59,11 @@ def test_an_unknown_option_after_the_overrides_is_named(tmp_path, monkeypatch, c
     write_network(tmp_path, "runs")
     err = _sweep(tmp_path, monkeypatch, capsys, "model.neural", "train.epochs=1", "--trails", "3")
     assert "neural sweep: unknown option --trails" in err
+
+
+def test_no_trial_starts_after_the_timeout(tmp_path, monkeypatch, capsys) -> None:
+    write_network(tmp_path, "runs")
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "model.neural", "sweep.timeout=0.000001"]) == 0
+    out = capsys.readouterr().out
+    assert ": no trials\n" in out and "trial 0" not in out

@@ -55,7 +55,8 @@ def test_trials_are_tracked_runs_and_a_bad_trial_is_pruned(tmp_path: Path) -> No
 def test_parallel_trials_run_at_once_with_the_cpus_shared(tmp_path: Path) -> None:
     store = tmp_path / "runs"
     write_network(tmp_path, str(store), epochs=3, trials=2, sampler="random", pruner="none", parallel=2)
-    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking.cli", "run", "model.neural", "--sweep"],
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking.cli", "run", "model.neural", "--sweep",
+                           "data=synthetic", "data.samples=512"],
                           cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
 
