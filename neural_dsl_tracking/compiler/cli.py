@@ -97,7 +97,7 @@ def check_networks(parsed) -> list[str]:  # type: ignore[no-untyped-def]
             errors.append(str(error))
     if errors:
         raise CompileError("\n".join(errors))
-    return lines
+    return list(dict.fromkeys(lines))  # a repeated layer warns once
 
 
 def _warn(warnings: list[str]) -> None:
