@@ -90,14 +90,17 @@ def register(app: Dash, data: DashboardData) -> None:
         # the page the table shows once this answer lands: ticks there (or the swap of rows
         # itself, which ticks the page's selected runs) change only the runs of this page
         on_page = [run.run_id for run in page_of(shown, query)[2]]
-        new_selection = updated_selection(list(selection or []), changed, shown, on_page, selected_ids, trial_runs)
+        echo = cleared_by_table(changed, selected_ids, page, [list(item) for item in query.sort_by], seen)
+        new_selection = list(selection or []) if echo else updated_selection(
+            list(selection or []), changed, shown, on_page, selected_ids, trial_runs)
         view = table_view(runs, shown, query, new_selection)
         live = any(run.status == "running" for run in runs)
-        now = seen_table(view, snapshot.version, live)
+        now = {**seen_table(view, snapshot.version, live), "turned": bool(changed & TURNS)}
         content = seen.get("key") != view["key"]
+        ticks = content or echo or seen.get("selected_rows") != view["selected_rows"]
         return (view["data"] if content else no_update,
                 view["tooltip_data"] if content else no_update,
-                view["selected_rows"] if content or seen.get("selected_rows") != view["selected_rows"] else no_update,
+                view["selected_rows"] if ticks else no_update,
                 view["page_current"] if view["page_current"] != page else no_update,
                 _changed(seen, now, "page_count"),
                 new_selection if new_selection != (selection or []) else no_update,
@@ -237,6 +240,20 @@ def register(app: Dash, data: DashboardData) -> None:
 
 PAGE_RESETS = {"filter-experiment.value", "filter-status.value", "filter-tag.value", "filter-text.value",
                "run-table.sort_by"}  # a change of these shows the first page
+
+
+TURNS = {"run-table.page_current", "run-table.sort_by"}  # the table clears its ticks after these
+
+
+def cleared_by_table(changed: set[str], ticked: Sequence[str] | None, page: int | None, sort: list[list[str]],
+                     seen: dict[str, Any]) -> bool:
+    """Whether an empty set of ticked rows is the table clearing them itself after a page turn
+    or a new sort (DataTable does so with custom paging and sorting), not the user unticking
+    the page's last row: reported before the answer to the turn arrived (its page or sort is
+    not the one the browser was sent yet), or first thing after it."""
+    if changed != {"run-table.selected_row_ids"} or ticked:
+        return False
+    return (page or 0) != seen.get("page_current") or sort != seen.get("sort") or bool(seen.get("turned"))
 
 
 def table_query(runs: Sequence[Any], experiments, statuses, tags, text, main, maximised, sort_by, page

@@ -164,8 +164,9 @@ def dashboard_page(snapshot: RunSnapshot, data: DashboardData) -> html.Div:
 
 def seen_table(view: dict[str, Any], version: int, live: bool) -> dict[str, Any]:
     """What the browser's run table holds (kept in ``table-seen``): the snapshot version it
-    was drawn from, its page's content key and ids, selected rows, page, count and tick."""
-    seen = {name: view[name] for name in ("key", "ids", "selected_rows", "page_current", "page_count", "count")}
+    was drawn from, its page's content key and ids, sort, selected rows, page, count and tick."""
+    seen = {name: view[name] for name in ("key", "ids", "sort", "selected_rows", "page_current", "page_count",
+                                          "count")}
     return {**seen, "version": version, "interval": LIVE_INTERVAL_MS if live else IDLE_INTERVAL_MS}
 
 

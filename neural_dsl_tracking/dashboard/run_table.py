@@ -148,6 +148,7 @@ def table_view(runs: Sequence[Any], shown: Sequence[Any], query: TableQuery, sel
         "page_count": page_count,
         "count": f"{count}, {len(chosen)} selected",
         "ids": [row["id"] for row in rows],
+        "sort": [list(item) for item in query.sort_by],
         "key": hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16],
     }
 

@@ -171,6 +171,16 @@ def test_a_selection_spans_pages_and_reaches_the_other_tabs(ui, many):
     wait_rows(ui, names(RUNS - PAGE - 1, RUNS - 2 * PAGE))
     ui.select(later)
     ui.page.wait_for_function("() => document.querySelector('#run-count').innerText.endsWith('2 selected')")
+    ui.page.click("#run-table .previous-page")  # the table clears its ticks on a page turn; they come back
+    wait_rows(ui, names(RUNS - 1, RUNS - PAGE))
+    sort = ui.page.locator("#run-table th[data-dash-column=start] .column-header--sort")
+    for _ in range(2):  # oldest first, then newest first: the first page again
+        sort.click()
+    wait_rows(ui, names(RUNS - 1, RUNS - PAGE))
+    ui.page.wait_for_timeout(500)  # let the table's own clearing come and go
+    checked = ui.page.locator("#run-table tr", has=ui.page.locator("input[type=checkbox]:checked"))
+    assert checked.locator("td[data-dash-column=run_name]").all_inner_texts() == [first]
+    assert ui.page.locator("#run-count").inner_text() == f"{RUNS} runs, 2 selected"
     ui.tab("Hyperparameters")
     ui.page.wait_for_function("() => document.querySelectorAll('#hyperparameters-table thead th').length === 3")
     assert sorted(ui.page.locator("#hyperparameters-table thead th").all_inner_texts()[1:]) == sorted([first, later])
