@@ -49,6 +49,12 @@ def test_objective_and_direction_follow_the_tracking_block() -> None:
     assert (spec.objective, spec.direction) == ("val_accuracy", "maximize")
 
 
+def test_the_tracking_blocks_default_mode_does_not_set_the_direction() -> None:
+    spec = sweep_of("tracking < monitor: val_accuracy > sweep < >")
+    assert (spec.objective, spec.direction) == ("val_accuracy", "maximize")
+    assert sweep_of("tracking < monitor: samples_per_s; mode: max > sweep < >").direction == "maximize"
+
+
 @pytest.mark.parametrize(("objective", "direction"), [
     ("val_accuracy", "maximize"), ("accuracy", "maximize"), ("loss", "minimize"), ("val_loss", "minimize"),
 ])

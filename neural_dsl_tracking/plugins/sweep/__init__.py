@@ -10,12 +10,13 @@ from neural_dsl_tracking.plugins.sweep.spec import SweepSpec, resolve_objective
 
 
 def _complete(spec: SweepSpec, network: Any) -> SweepSpec:
-    """Objective, direction and sampler defaults from the network's other settings."""
+    """Objective, direction and sampler defaults from the network's other settings (the
+    tracking block's ``mode`` only when it is written: its default ``min`` says nothing)."""
     tracking = network.plugins.get("tracking")
     return resolve_objective(
         spec,
         monitor=getattr(tracking, "monitor", None),
-        mode=getattr(tracking, "mode", None),
+        mode=tracking.mode if tracking is not None and "mode" in tracking.model_fields_set else None,
         search_method=network.train.search_method,
     )
 

@@ -38,8 +38,8 @@ class SweepSpec(BaseModel):
     objective: str | None = None
     """The metric to optimise; None: the tracking block's ``monitor``, else ``val_loss``."""
     direction: Direction | None = None
-    """None: the tracking block's ``mode`` when the objective is its monitor, else from the
-    objective's name (accuracy-like maximize, loss-like minimize)."""
+    """None: the tracking block's ``mode`` (when written) if the objective is its monitor,
+    else from the objective's name (accuracy-like maximize, loss-like minimize)."""
     seed: int | None = Field(None, ge=0, le=MAX_INT64)
     launcher: Literal["local", "ray"] = "local"
     address: str | None = None
