@@ -168,3 +168,17 @@ def test_a_third_party_plugin_gets_its_section_presets_validation_and_check(
     assert yaml.safe_load(shown.stdout)["notes"] == {"author": "ada", "reviewed": True}
     bad = run_program(train_py, "notes.reviewed=maybe", cwd=tmp_path)
     assert bad.returncode == 1 and "notes.reviewed='maybe': Input should be a valid boolean" in bad.stderr
+
+
+def test_a_plugins_config_group_folder_is_named_after_its_keyword(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    from neural_dsl_tracking.errors import NeuralError
+    from neural_dsl_tracking.plugins import _check
+    from neural_dsl_tracking.plugins.base import Plugin
+
+    (tmp_path / "presets").mkdir()
+    misnamed = Plugin(keyword="notes", grammar_file="notes.lark", spec_model=BaseModel,
+                      config_group=str(tmp_path / "presets"))
+    with pytest.raises(NeuralError, match=r"plugin 'notes': its config group folder .*presets must be named 'notes'"):
+        _check("notes", misnamed)
