@@ -41,7 +41,7 @@ def test_compile_picks_a_network_by_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args,message", [
-    ([str(CORPUS / "nested_layers.neural")], "nested_layers.neural:5: layer TransformerEncoder: expects a sequence"),
+    ([str(CORPUS / "nested_layers.neural")], "nested_layers.neural:5:5: layer TransformerEncoder: expects a sequence"),
     ([str(CORPUS / "tiny.neural"), "--network", "Huge"], "no network named 'Huge'; the file defines: Tiny"),
     (["missing.neural"], "missing.neural"),
 ])
