@@ -93,7 +93,7 @@ def sweep(train_py: Path, overrides: list[str], *, trials: int | None = None, re
 def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str | None, source: str) -> None:
     from neural_dsl_tracking.plugins.sweep.runner import drive, prepare
 
-    plan, store = prepare(train_py, overrides, trials=trials, resume=resume)
+    plan, store = prepare(train_py, overrides, trials=trials, resume=resume, source=source)
     spec = plan.spec
     print(f"sweep {plan.name} ({plan.sweep_id[:8]}): {spec.trials} trials of {', '.join(plan.distributions)}; "
           f"{spec.sampler} sampler, {spec.pruner} pruner, {spec.parallel} at once; "

@@ -49,15 +49,16 @@ class SweepPlan:
 
 
 def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
-            resume: str | None = None) -> tuple[SweepPlan, Store]:
-    """Compose, check and record the sweep (or find the one ``resume`` names)."""
+            resume: str | None = None, source: str | None = None) -> tuple[SweepPlan, Store]:
+    """Compose, check and record the sweep (or find the one ``resume`` names); ``source``
+    (the user's file) names the file in messages."""
     from omegaconf import OmegaConf
 
     cfg = _compose(program, overrides)
     config, composed = load_program(str(program)).settings(cfg)
     tracking = getattr(config, "tracking", None)
     if tracking is None:
-        raise ConfigError(f"{_source(program)}: a sweep records each trial as a tracked run; add a "
+        raise ConfigError(f"{source or _source(program)}: a sweep records each trial as a tracked run; add a "
                           "tracking block to the network (e.g. tracking < monitor: val_accuracy; mode: max >)")
     spec = getattr(config, "sweep", None) or resolve_objective(
         SweepSpec(), tracking.monitor, tracking.mode, composed.get("hpo", {}).get("search_method"))
@@ -235,4 +236,4 @@ def _threads(configured: int | None, parallel: int) -> int | None:
 
 
 def _source(program: Path) -> str:
-    return str(program.parent / "source.neural")
+    return str(program.resolve().parent / "source.neural")
