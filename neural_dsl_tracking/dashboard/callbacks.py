@@ -167,18 +167,23 @@ def register(app: Dash, data: DashboardData) -> None:
 
     @app.callback(
         Output("summary-area", "children"),
+        Output("summary-drawn", "data"),
         Input("selection", "data"),
         Input("tabs", "value"),
         Input("live-tick", "n_intervals"),
         State("maximise", "value"),
+        State("summary-drawn", "data"),
     )
-    def render_summary(selection, tab, _tick, maximised):
-        if tab != "summary":
-            return no_update
+    def render_summary(selection, tab, _tick, maximised, drawn_version):
+        snapshot = data.snapshot()
+        if tab != "summary" or ctx.triggered_id == "live-tick" and not snapshot.changed_since(selection or (),
+                                                                                           drawn_version):
+            return no_update, no_update  # a tick redraws the cards only when one of their runs changed
         runs, chosen = selected_runs(selection)
         if not chosen:
-            return views.select_hint()
-        return views.summary_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs))
+            return views.select_hint(), snapshot.version
+        return (views.summary_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs)),
+                snapshot.version)
 
     @app.callback(
         Output("parallel-area", "children"),

@@ -211,4 +211,6 @@ def _tab_body(value: str, maximised: list[str], keys: list[str], main: str | Non
                                                    value=main and option_value(main), clearable=False)]), area]
     if value == sweeps.TAB[0]:
         return sweeps.tab_body()
+    if value == "summary":
+        return [area, dcc.Store(id="summary-drawn")]  # the runs' snapshot version drawn
     return [area]
