@@ -30,6 +30,16 @@ OPTIMIZERS = (
 )
 SCHEDULES = ("ExponentialDecay",)
 TRAIN_KEYS = ("epochs", "batch_size", "validation_split", "search_method")
+OPTIMIZER_ARGUMENT_KINDS = {
+    "learning_rate": "positive_number", "lr": "positive_number",
+    "momentum": "non_negative_number", "weight_decay": "non_negative_number",
+    "epsilon": "non_negative_number", "eps": "non_negative_number",
+    "initial_accumulator_value": "non_negative_number", "alpha": "non_negative_number",
+    "rho": "unit_interval", "beta_1": "fraction", "beta_2": "fraction",
+    "nesterov": "bool", "amsgrad": "bool", "centered": "bool",
+}
+"""What each optimizer argument takes (PyTorch's own limits), checked for a value and for
+every point of an HPO space alike; other arguments are left to the compiler."""
 DEVICE_RE = re.compile(r"(auto|cpu|gpu|mps|tpu(:\d+)?|cuda(:\d+)?)\Z")
 DEVICES = ("auto", "cpu", "gpu", "cuda", "cuda:0", "mps", "tpu", "tpu:0")
 INTEGER_KINDS = ("positive_int", "size", "shape")
@@ -120,8 +130,7 @@ class SectionReader:
                 schedule = self._schedule(item)
                 params[name] = schedule.initial_learning_rate if schedule else None
                 continue
-            kind = "positive_number" if name == "learning_rate" else None
-            params[name] = self.checked_value(item, kind, name)
+            params[name] = self.checked_value(item, OPTIMIZER_ARGUMENT_KINDS.get(name), name)
         return OptimizerSpec(type=call.name, params=params, schedule=schedule, pos=source_pos(value.pos))
 
     def _check_optimizer_name(self, name: str, pos: Pos) -> None:

@@ -234,3 +234,17 @@ def test_every_sweep_key_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "sweeps.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| (\w+) \|", doc, flags=re.MULTILINE))
     assert set(SweepSpec.model_fields) <= documented
+
+
+@pytest.mark.parametrize(("optimizer", "message"), [
+    ("SGD(learning_rate=0.1, momentum=-2)", "momentum must be a number >= 0, got -2"),
+    ("SGD(learning_rate=0.1, momentum=HPO(choice(0.9, -2)))", "momentum must be a number >= 0, got HPO(choice(0.9, -2))"),
+    ("Adadelta(learning_rate=1.0, rho=HPO(range(0.5, 1.5)))", "rho must be a number from 0 to 1"),
+    ("Adam(learning_rate=0.01, beta_2=HPO(choice(0.999, 1)))", "beta_2 must be a number from 0 up to (not including) 1"),
+    ("Adam(learning_rate=0.01, epsilon=HPO(log_range(-1, 1e-6)))", "log_range(...): needs 0 < low < high"),
+    ("Adam(learning_rate=HPO(choice(0.01, 0)))", "learning_rate must be a positive number"),
+])
+def test_optimizer_arguments_are_checked_whole_like_a_single_value(optimizer: str, message: str) -> None:
+    text = NET.format(blocks="sweep < >", train="").replace("  train", f"  optimizer: {optimizer}\n  train")
+    with pytest.raises(NeuralValidationError, match=re.escape(message)):
+        parse_text(text, "m.neural")
