@@ -6,7 +6,9 @@
 2. train it once on the embedded store,
 3. a two-point learning-rate sweep (``--multirun optimizer.lr=0.001,0.01``) into the same
    store and experiment,
-4. list the runs and print the commands that compare them.
+4. list the runs and print the commands that compare them,
+5. ``neural sweep examples/cnn_hpo.neural``: its sweep block's 8 TPE trials with median
+   pruning, 3 epochs each, into the same store; print the best trial and how to look at it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Sequence
 from neural_dsl_tracking.errors import NeuralError
 
 EXAMPLE = Path("examples") / "digits.neural"
+SWEEP_EXAMPLE = Path("examples") / "cnn_hpo.neural"
+SWEEP_EPOCHS = 3
 
 
 def _step(title: str) -> None:
@@ -40,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--example", default=str(EXAMPLE), help="the .neural file (default: %(default)s)")
     parser.add_argument("--store", default="neural_experiments", help="experiment store (default: %(default)s)")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: the file's)")
+    parser.add_argument("--sweep-example", default=str(SWEEP_EXAMPLE),
+                        help="the .neural file with a sweep block (default: %(default)s)")
+    parser.add_argument("--sweep-epochs", type=int, default=SWEEP_EPOCHS,
+                        help="epochs per trial of the sweep (default: %(default)s)")
+    parser.add_argument("--trials", type=int, help="trials of the sweep (default: its sweep block's)")
     args = parser.parse_args(argv)
     os.environ.setdefault("NEURAL_NO_PROGRESS", "1")
 
@@ -80,7 +89,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  {neural} experiments ls --store {args.store}")
     print(f"  {neural} experiments compare {ids} --metric val_accuracy --metric val_loss --store {args.store}")
     print(f"  {neural} experiments --store {args.store}        # dashboard on http://127.0.0.1:8052")
+
+    _step(f"sweep {args.sweep_example}: its HPO(...) spaces searched, each trial a tracked run")
+    _run([python, "-m", "neural_dsl_tracking.cli", "sweep", args.sweep_example, f"tracking.store={args.store}",
+          f"train.epochs={args.sweep_epochs}", *([f"sweep.trials={args.trials}"] if args.trials else [])])
+    _print_best(args.store, neural)
     return 0
+
+
+def _print_best(store: str, neural: Path) -> None:
+    """The newest sweep's best trial and the commands that look at the sweep."""
+    from neural_dsl_tracking.plugins.sweep.space import overrides
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    sweep = ExperimentManager(store=store).list_sweeps()[0]
+    counts = ", ".join(f"{count} {state}" for state, count in sweep.counts.items() if count)
+    _step(f"sweep {sweep.name}: {counts}")
+    best = sweep.best_trial
+    if best is None:
+        print("no trial completed")
+    else:
+        print(f"best trial {best.number}: {sweep.objective} {best.value:.4f} (run {best.run_id[:8]})")
+        print(f"  {' '.join(overrides(best.params))}")
+    print("\nlook at it:")
+    print(f"  {neural} experiments show {sweep.sweep_id[:8]} --store {store}   # trials, best, importances")
+    print(f"  {neural} experiments --store {store}        # dashboard: the Sweeps tab")
+    print(f"  optuna-dashboard {sweep.study_storage_shown}   # the same study in Optuna's dashboard")
 
 
 if __name__ == "__main__":
