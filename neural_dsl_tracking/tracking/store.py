@@ -391,6 +391,8 @@ class Store:
         """The runs matching ``query`` (every run when None), sorted by ``order`` (a field of
         the query language, ``-`` before it for descending; ties newest first), ``limit``
         of them from ``offset``."""
+        if (limit is not None and limit < 0) or offset < 0:
+            raise TrackingError(f"limit and offset must be >= 0, got limit={limit!r}, offset={offset!r}")
         crash_after = crash_after_default() if crash_after is None else crash_after
         where, args = self._where(query, crash_after)
         terms, order_args = order_sql(order, self.db.dialect, now=time.time(), crash_after=crash_after)

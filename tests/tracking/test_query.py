@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
+from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.query import QueryError, parse_query
 from neural_dsl_tracking.tracking.store import Store
 
@@ -199,6 +200,10 @@ def test_orders_and_pages(seeded):
     assert names(seeded, "", limit=2, offset=3) == ["mlp-1", "ResNet-B"]
     assert names(seeded, "", offset=4) == ["ResNet-B", "resnet-a"]
     assert names(seeded, "experiment = vision", order="name", limit=3) == ["ResNet-B", "resnet-a", "stale"]
+    assert names(seeded, "", limit=0) == []
+    for bad in ({"limit": -1}, {"offset": -2}):
+        with pytest.raises(TrackingError, match="limit and offset must be >= 0"):
+            seeded.query_runs(None, **bad)
 
 
 @pytest.mark.postgres
