@@ -179,11 +179,11 @@ def _parser() -> Any:
 def parse_query(text: str) -> Query:
     """The query ``text`` parsed and checked; blank text matches every run. A QueryError
     shows the line with a caret under the first problem."""
+    if not text.strip():
+        return Query(text)
     from lark.exceptions import UnexpectedInput
 
     source = Source(text, SOURCE_NAME)
-    if not text.strip():
-        return Query(text)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as error:
