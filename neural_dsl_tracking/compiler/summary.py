@@ -72,11 +72,12 @@ def layers_function(layers: list[LayerEntry]) -> list[str]:
                      "(channels-last), for the run's model spec.").code)
         out.line("return [")
         for entry in layers:
-            row = mapping({"name": entry.name, "type": entry.type, "depth": entry.depth,
-                           "params": mapping({k: _param_code(v) for k, v in entry.params.items()}),
-                           "input": _shape_code(entry.input), "output": _shape_code(entry.output),
-                           "modules": entry.modules})
-            out.line(f"    {row.code},")
+            out.line("    {")
+            for part in ({"name": entry.name, "type": entry.type, "depth": entry.depth, "modules": entry.modules},
+                         {"params": mapping({k: _param_code(v) for k, v in entry.params.items()})},
+                         {"input": _shape_code(entry.input), "output": _shape_code(entry.output)}):
+                out.line(f"        {mapping(part).code[1:-1]},")
+            out.line("    },")
         out.line("]")
     return out.lines
 
