@@ -38,6 +38,11 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d|w)")
 _DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_DEPTH = 20
+"""How deep ``not``, ``and`` and ``or`` may nest within brackets (SQLite's parser overflows
+from about 30 levels of brackets)."""
+MAX_CONDITIONS = 500
+"""How many conditions (comparisons, words, values of ``in``) one query may hold."""
 _ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = str.maketrans(_ASCII_UPPER, _ASCII_UPPER.lower())
 _TOKEN_WORDS = {"WORD": "a word", "STRING": "a quoted string", "OP": "an operator",
@@ -126,7 +131,7 @@ class Query:
         if self.root is None:
             return "1 = 1", []
         compiler = _Compiler(dialect, now, crash_after, many)
-        return compiler.node(self.root), compiler.args
+        return f"({compiler.node(self.root)})", compiler.args
 
     def count_sql(self, dialect: str, *, now: float, crash_after: float) -> tuple[str, list[Any]] | None:
         """When the query is one condition on another table, a count of the runs that meet it
@@ -242,18 +247,23 @@ class _Builder:
 
     def __init__(self, source: Source) -> None:
         self.source = source
+        self.conditions = 0
 
     def fail(self, pos: Pos, message: str) -> QueryError:
         return _error(self.source, pos, message)
 
-    def node(self, tree: Any) -> Node:
+    def node(self, tree: Any, depth: int = 0) -> Node:
         kind = tree.data
+        if depth > MAX_DEPTH:
+            raise self.fail(_pos(tree.meta), f"the query nests deeper than {MAX_DEPTH} levels "
+                                             "(not, and, or within brackets)")
         if kind == "or_expr":
-            return AnyOf(tuple(self.node(child) for child in tree.children))
+            return AnyOf(tuple(self.node(child, depth + 1) for child in tree.children))
         if kind == "and_expr":
-            return AllOf(tuple(self.node(child) for child in tree.children))
+            return AllOf(tuple(self.node(child, depth + 1) for child in tree.children))
         if kind == "negation":
-            return Not(self.node(tree.children[0]))
+            return Not(self.node(tree.children[0], depth + 1))
+        self.count(tree)
         if kind == "word":
             token = tree.children[0]
             return Word(_unquote(token) if token.type == "STRING" else str(token))
@@ -266,9 +276,17 @@ class _Builder:
             return self.compare(target, "has", tree.children[1], _pos(tree.meta))
         each = "has" if target.kind == "tags" else "="  # `in` is one of these or another
         written = "in" if kind == "member" else "not in"
-        either = AnyOf(tuple(self.compare(target, each, value, _pos(tree.meta), written)
-                             for value in tree.children[1].children))
+        values = tree.children[1].children
+        for value in values[1:]:
+            self.count(value)
+        either = AnyOf(tuple(self.compare(target, each, value, _pos(tree.meta), written) for value in values))
         return either if kind == "member" else Not(either)
+
+    def count(self, tree: Any) -> None:
+        """One more condition; a QueryError at ``tree`` past MAX_CONDITIONS."""
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise self.fail(_pos(tree.meta), f"a query holds at most {MAX_CONDITIONS} conditions")
 
     def field_of(self, path: str, pos: Pos) -> Field:
         parts = path.split(".")
@@ -456,15 +474,21 @@ class _Compiler:
         return not (self.postgres and "\x00" in text)
 
     def node(self, node: Node) -> str:
+        """``node`` as SQL, bracketed only where SQL's precedence (NOT, AND, OR) needs it:
+        SQLite's parser overflows past about 30 nested brackets."""
         if isinstance(node, AllOf):
-            return "(" + " AND ".join(self.node(item) for item in node.items) + ")"
+            return " AND ".join(self.grouped(item, AnyOf) for item in node.items)
         if isinstance(node, AnyOf):
-            return "(" + " OR ".join(self.node(item) for item in node.items) + ")"
+            return " OR ".join(self.node(item) for item in node.items)
         if isinstance(node, Not):
-            return f"NOT {self.node(node.item)}"
+            return "NOT " + self.grouped(node.item, (AllOf, AnyOf))
         if isinstance(node, Word):
             return self.word(node.text)
         return self.compare(node)
+
+    def grouped(self, node: Node, loose: type | tuple[type, ...]) -> str:
+        sql = self.node(node)
+        return f"({sql})" if isinstance(node, loose) else sql
 
     # -- pieces
     def lower(self, column: str) -> str:

@@ -111,3 +111,42 @@ def test_a_nul_and_a_10_kb_string_are_values_like_any_other(hostile):
     assert found(store, f"params.note ~ {quote(BIG[:5000] + '*')}") == ["big"]
     assert found(store, quote(BIG)) == []
     assert found(store, f"name = {quote(BIG)} or tags has {quote(BIG)}") == []
+
+
+LEAF = ("status not in (failed, running) and params.x ~ 'a' and not model.layers.Conv2D = 0 "
+        "and metrics.a.mean != 2 and tags ~ 'x*' and 'w'")
+SHAPES = [lambda d: "(name = a or (" * d + LEAF + "))" * d,
+          lambda d: "not (name = a or not (" * d + LEAF + "))" * d,
+          lambda d: "not " * d + "(" + LEAF + ")",
+          lambda d: "(name = a or (tags has b and " * d + "name = c" + "))" * d]
+
+
+def deepest(shape) -> str:
+    """The deepest query of this shape the parser takes (it takes the shallowest)."""
+    from neural_dsl_tracking.tracking.query import QueryError
+
+    accepted = shape(1)
+    for depth in range(2, 100):
+        try:
+            parse_query(shape(depth))
+        except QueryError as error:
+            assert "deeper than" in str(error)
+            return accepted
+        accepted = shape(depth)
+    raise AssertionError("no depth limit")
+
+
+def test_the_largest_queries_run_and_larger_ones_are_one_error(hostile):
+    from neural_dsl_tracking.tracking.query import MAX_CONDITIONS, QueryError
+
+    store, names = hostile
+    widest = " or ".join(["'zzz'"] * (MAX_CONDITIONS - 1) + ["name = a"])
+    members = f"name in ({', '.join(['x'] * (MAX_CONDITIONS - 1))}, a)"
+    assert found(store, widest) == ["a"] and found(store, members) == ["a"]
+    for shape in SHAPES:  # the database takes every query the parser takes
+        query = deepest(shape)
+        found(store, query)
+        assert store.count_runs(parse_query(query)) >= 0
+    for query in (widest + " or b", members.replace("(", "(y, ")):
+        with pytest.raises(QueryError, match=f"at most {MAX_CONDITIONS} conditions"):
+            parse_query(query)
