@@ -13,6 +13,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "ArtifactVersion": "neural_dsl_tracking.tracking.records",
     "MetricHistory": "neural_dsl_tracking.tracking.records",
     "MetricVisualizer": "neural_dsl_tracking.tracking.visualizer",
+    "RunModel": "neural_dsl_tracking.tracking.records",
     "RunRecord": "neural_dsl_tracking.tracking.records",
     "SweepRecord": "neural_dsl_tracking.tracking.records",
     "TrialRecord": "neural_dsl_tracking.tracking.records",
