@@ -1,7 +1,10 @@
 """Callbacks: run filtering and selection, tab rendering, and live updates.
 
-Each tab renders only while it is the active one. The live updater sends only the
-points flushed since the charts were drawn, through ``extendData``.
+Each tab renders only while it is the active one. A live tick asks one small callback
+(``check_runs``), which moves ``runs-version`` only when a run changed
+(``DashboardData.snapshot``); the run table and the tabs follow that, so a tick with nothing
+changed is one request answered 204 and nothing on the page renders again. The
+live updater sends only the points flushed since the charts were drawn, through ``extendData``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,23 @@ def register(app: Dash, data: DashboardData) -> None:
         return runs, [run for run in runs if run.run_id in chosen]
 
     @app.callback(
+        Output("runs-version", "data"),
+        Input("live-tick", "n_intervals"),
+        State("runs-version", "data"),
+        prevent_initial_call=True,
+    )
+    def check_runs(_tick, version):
+        """On a live tick, the snapshot's version when a run changed since the page heard last;
+        otherwise nothing (204), and nothing on the page renders."""
+        try:
+            current = data.snapshot().version
+        except StoreUnavailable:
+            raise PreventUpdate from None
+        if current == version:
+            raise PreventUpdate
+        return current
+
+    @app.callback(
         Output("run-table", "data"),
         Output("run-table", "tooltip_data"),
         Output("run-table", "selected_rows"),
@@ -70,17 +90,17 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("select-shown", "n_clicks"),
         Input("clear-selection", "n_clicks"),
         Input("sweep-trials", "value"),
-        Input("live-tick", "n_intervals"),
+        Input("runs-version", "data"),
         State("selection", "data"),
         State("table-seen", "data"),
     )
     def update_table(experiments, statuses, tags, text, main, maximised, selected_ids, page, sort_by, _shown,
-                     _clear, trial_runs, _tick, selection, seen):
+                     _clear, trial_runs, _version, selection, seen):
         """One page of the run table for the filters, sort and page; only what differs from
         what the browser holds (``table-seen``) is sent, and nothing on a tick when no run changed."""
         snapshot = data.snapshot()
         seen = seen or {}
-        if ctx.triggered_id == "live-tick" and seen.get("version") == snapshot.version:
+        if ctx.triggered_id == "runs-version" and seen.get("version") == snapshot.version:
             raise PreventUpdate
         runs = snapshot.runs
         changed = set(ctx.triggered_prop_ids)
@@ -117,15 +137,15 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("x-mode", "value"),
         Input("log-y", "value"),
         Input("metric-filter", "value"),
-        Input("live-tick", "n_intervals"),
+        Input("runs-version", "data"),
         Input("theme", "data"),
         State("drawn", "data"),
     )
-    def render_metrics(selection, tab, weight, x_mode, log_y, pattern, _tick, theme, drawn):
+    def render_metrics(selection, tab, weight, x_mode, log_y, pattern, _version, theme, drawn):
         if tab != "metrics" or theme_switched(theme):
             return no_update, no_update
         runs, chosen = selected_runs(selection)
-        if ctx.triggered_id == "live-tick":
+        if ctx.triggered_id == "runs-version":
             # new points are extended by `extend_live`; redraw only when a new metric appeared
             # or a live curve outgrew its downsampling
             keys = set(views.chart_keys(chosen, pattern or "")[0])
@@ -170,14 +190,14 @@ def register(app: Dash, data: DashboardData) -> None:
         Output("summary-drawn", "data"),
         Input("selection", "data"),
         Input("tabs", "value"),
-        Input("live-tick", "n_intervals"),
+        Input("runs-version", "data"),
         State("maximise", "value"),
         State("summary-drawn", "data"),
     )
-    def render_summary(selection, tab, _tick, maximised, drawn_version):
+    def render_summary(selection, tab, _version, maximised, drawn_version):
         snapshot = data.snapshot()
-        if tab != "summary" or ctx.triggered_id == "live-tick" and not snapshot.changed_since(selection or (),
-                                                                                           drawn_version):
+        if tab != "summary" or ctx.triggered_id == "runs-version" and not snapshot.changed_since(selection or (),
+                                                                                              drawn_version):
             return no_update, no_update  # a tick redraws the cards only when one of their runs changed
         runs, chosen = selected_runs(selection)
         if not chosen:
@@ -217,7 +237,7 @@ def register(app: Dash, data: DashboardData) -> None:
     @app.callback(
         Output({"type": "metric-graph", "key": ALL}, "extendData"),
         Output("drawn", "data", allow_duplicate=True),
-        Input("live-tick", "n_intervals"),
+        Input("runs-version", "data"),
         State({"type": "metric-graph", "key": ALL}, "id"),
         State("drawn", "data"),
         State("tabs", "value"),
@@ -225,7 +245,7 @@ def register(app: Dash, data: DashboardData) -> None:
         State("x-mode", "value"),
         prevent_initial_call=True,
     )
-    def extend_live(_tick, graph_ids, drawn, tab, weight, x_mode):
+    def extend_live(_version, graph_ids, drawn, tab, weight, x_mode):
         if tab != "metrics" or not graph_ids or not drawn:
             return [no_update] * len(graph_ids), no_update
         try:

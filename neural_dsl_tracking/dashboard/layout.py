@@ -152,6 +152,7 @@ def dashboard_page(snapshot: RunSnapshot, data: DashboardData) -> html.Div:
             ),
             run_table(table),
             dcc.Store(id="table-seen", data=seen_table(table, snapshot.version, live)),
+            dcc.Store(id="runs-version", data=snapshot.version),  # moves when a run changed
             dcc.Store(id="selection", data=selection),
             dcc.Store(id="drawn", data={}),
             *theme_stores(),
