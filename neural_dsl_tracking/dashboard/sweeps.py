@@ -24,10 +24,10 @@ from neural_dsl_tracking.dashboard.figures import (
     plotly_text,
 )
 from neural_dsl_tracking.dashboard.tables import TEXT_CHARS, format_value, shortened
+from neural_dsl_tracking.dashboard.views import GRAPH_CONFIG, axis_value
 from neural_dsl_tracking.errors import TrackingError
 
 TAB = ("sweeps", "Sweeps")
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 STATE_MARKERS = {"complete": "circle", "pruned": "x", "failed": "triangle-down", "running": "diamond-open"}
 STATE_DASHES = {"complete": "solid", "pruned": "dash", "failed": "dot", "running": "solid"}
 BEST_LINE = "#2ca02c"
@@ -37,12 +37,10 @@ def tab_body() -> list[Any]:
     """The tab's controls (the sweep, its trials picked) and the area its figures go to."""
     return [
         html.Div(className="controls", children=[
-            html.Label(["sweep", dcc.Dropdown(id="sweep-choice", clearable=False, placeholder="no sweep yet")],
-                       className="wide"),
+            html.Label(["sweep", dcc.Dropdown(id="sweep-choice", clearable=False, placeholder="no sweep yet")]),
             html.Label(["trials (their runs become the selection)",
                         dcc.Dropdown(id="sweep-trials", multi=True,
-                                     placeholder="pick trials, or draw a box on the history")],
-                       className="wide"),
+                                     placeholder="pick trials, or draw a box on the history")]),
             html.Button("Select every trial", id="sweep-select-all", n_clicks=0),
         ]),
         dcc.Loading(html.Div(id="sweeps-area"), delay_show=300),
@@ -112,7 +110,7 @@ def trials_parallel_figure(sweep: Any, theme: str = "light") -> dict[str, Any] |
     if not trials:
         return None
     names = list(dict.fromkeys(key for t in trials for key in t.params))
-    axes = [Axis(name, [_axis_value(t.params.get(name)) for t in trials]) for name in names]
+    axes = [Axis(name, [axis_value(t.params.get(name)) for t in trials]) for name in names]
     values = [t.value for t in trials]
     label = f"{sweep.objective} ({sweep.direction})"
     return parallel_figure([*axes, Axis(label, values)], values, label, theme)
@@ -144,12 +142,6 @@ def _figure(traces: list[dict[str, Any]], title: str, theme: str, height: int = 
     return {"data": traces, "layout": {
         "template": figure_template(theme), "title": {"text": plotly_text(shortened(title, 2 * TITLE_CHARS))},
         "height": height, "margin": {"l": 60, "r": 20, "t": 50, "b": 40}, "hovermode": "closest", **layout}}
-
-
-def _axis_value(value: Any) -> Any:
-    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    return format_value(value)
 
 
 def sweep_view(sweep: Any, histories: dict[str, Any], importances: dict[str, float] | str,

@@ -263,7 +263,7 @@ def parallel_view(runs: Sequence[Any], metric: str | None, maximised: Sequence[s
     flat = [flatten(run.hyperparameters) for run in runs]
     names = sorted({name for params in flat for name in params})
     varying = [name for name in names if len({format_value(params.get(name)) for params in flat}) > 1]
-    axes = [Axis(name, [_axis_value(params.get(name)) for params in flat]) for name in (varying or names)]
+    axes = [Axis(name, [axis_value(params.get(name)) for params in flat]) for name in (varying or names)]
     direction = "max" if metric in maximised else "min"
     metric_values = [best_value(run.metrics, metric, direction) if metric else None for run in runs]
     label = f"{metric} ({direction})" if metric else "metric"
@@ -275,7 +275,8 @@ def parallel_view(runs: Sequence[Any], metric: str | None, maximised: Sequence[s
                      config=GRAPH_CONFIG)
 
 
-def _axis_value(value: Any) -> Any:
+def axis_value(value: Any) -> Any:
+    """A value on a parallel-coordinates axis: numbers as they are, anything else as text."""
     if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     return format_value(value)
