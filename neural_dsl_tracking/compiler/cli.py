@@ -158,13 +158,17 @@ def _take_network(args: argparse.Namespace) -> list[str]:
 
 def run_run(args: argparse.Namespace) -> int:
     extra = _take_network(args)
+    optuna = args.sweep or "--sweep" in extra
     if args.skip_if_done or SKIP_IF_DONE in extra:
         from neural_dsl_tracking.compiler.summary import SKIP_IF_DONE_ENV
 
+        if optuna:
+            raise CompileError(f"{SKIP_IF_DONE} does not apply to --sweep: a skipped trial would have no "
+                               "value for the search (use it with a --multirun sweep, or alone)")
         extra = [arg for arg in extra if arg != SKIP_IF_DONE]
-        os.environ[SKIP_IF_DONE_ENV] = "1"  # the program (each job of a sweep) checks its store
+        os.environ[SKIP_IF_DONE_ENV] = "1"  # the program (each job of a --multirun sweep) checks its store
     train_py = compile_cached(args.file, args.network)
-    if args.sweep or "--sweep" in extra:
+    if optuna:
         from neural_dsl_tracking.plugins.sweep.cli import sweep
 
         return sweep(train_py, [arg for arg in extra if arg != "--sweep"], source=args.file)

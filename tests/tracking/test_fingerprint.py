@@ -185,3 +185,13 @@ def test_skip_if_done_reuses_the_completed_run_with_the_same_fingerprint(tmp_pat
     assert "epoch 1/1" not in again.stdout
     assert [r.run_id for r in manager.list_experiments()] == [done.run_id]
     manager.close()
+
+
+def test_skip_if_done_with_an_optuna_sweep_is_one_message(tmp_path):
+    """A skipped trial would have no value to report: the combination is refused before anything runs."""
+    (tmp_path / "mlp.neural").write_text(MLP)
+    result = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "run", "--skip-if-done", "--sweep",
+                             "mlp.neural"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: --skip-if-done does not apply to --sweep") and "Traceback" not in result.stderr
+    assert not (tmp_path / "build").exists()
