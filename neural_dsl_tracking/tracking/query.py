@@ -231,7 +231,9 @@ def _unexpected(error: Any) -> str:
                  else f"unexpected character {char!r}" if char else "unexpected input")
     expected = sorted({_TOKEN_WORDS.get(name, name) for name in (getattr(error, "expected", None) or ())
                        if not name.startswith("__")})
-    return found + (f"; expected {', '.join(expected)}" if expected else "")
+    if not expected:
+        return found
+    return f"{found}; expected " + (f"{', '.join(expected[:-1])} or {expected[-1]}" if len(expected) > 1 else expected[0])
 
 
 def _pos(meta: Any) -> Pos:
