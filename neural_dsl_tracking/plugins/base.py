@@ -42,7 +42,7 @@ class Plugin:
     """The block keyword in the DSL, e.g. ``tracking``."""
 
     grammar_file: str
-    """A ``.lark`` fragment in ``grammar/`` that defines the block's syntax."""
+    """A ``.lark`` fragment in ``grammar/`` (or an absolute path) that defines the block's syntax."""
 
     spec_model: type[BaseModel]
     """Validates the block's entries (nested dicts from dotted keys)."""
@@ -56,8 +56,9 @@ class Plugin:
     plugins' validated blocks), e.g. the experiment name."""
 
     config_group: str | None = None
-    """A folder of Hydra presets for the ``<keyword>`` config group (``tracking=mlflow``);
-    relative to the package's ``configs/``. None: no presets."""
+    """A folder of Hydra presets for the ``<keyword>`` config group (``tracking=mlflow``),
+    named after the keyword: relative to the package's ``configs/``, or absolute (a plugin
+    shipping its own; its parent folder joins the program's search path). None: no presets."""
 
     layers: str | None = None
     """``"module:attribute"`` of a mapping layer type -> :class:`~neural_dsl_tracking.plugins.layers.PluginLayer`:
