@@ -1,0 +1,125 @@
+"""Grouping runs: aligned group curves and per-group aggregates, checked against numpy."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking.grouping import (
+    aligned,
+    group_curve,
+    group_runs,
+    group_stats,
+    grouped_table,
+    parse_aggregates,
+    run_aggregate,
+)
+
+
+def seeded_runs(seed: int = 7, runs: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Runs logging on different step grids (every 1, 2 or 3 steps, starting and stopping apart)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for run in range(runs):
+        stride = 1 + run % 3
+        steps = np.arange(run, 60 + 7 * run, stride, dtype=np.int64)
+        out.append((steps, rng.normal(size=steps.size).cumsum()))
+    return out
+
+
+def carried(steps: np.ndarray, values: np.ndarray, at: int) -> float:
+    """The reference: a run's value at step ``at``, its last value at or before it, inside its span."""
+    if at < steps[0] or at > steps[-1]:
+        return np.nan
+    return float(values[steps <= at][-1])
+
+
+def test_aligned_carries_each_value_forward_inside_the_runs_span_only():
+    series = seeded_runs()
+    union, matrix = aligned(series)
+    assert np.array_equal(union, np.unique(np.concatenate([s for s, _ in series])))
+    expected = np.array([[carried(s, v, at) for at in union] for s, v in series])
+    np.testing.assert_array_equal(matrix, expected)
+
+
+@pytest.mark.parametrize("center", ["mean", "median"])
+@pytest.mark.parametrize("band", ["minmax", "std"])
+def test_group_curve_line_and_band_match_numpy(center, band):
+    series = seeded_runs(seed=11)
+    curve = group_curve(series, center, band)
+    union = np.unique(np.concatenate([s for s, _ in series]))
+    for position, at in enumerate(union):
+        column = np.array([carried(s, v, at) for s, v in series])
+        column = column[~np.isnan(column)]
+        line = column.mean() if center == "mean" else np.median(column)
+        low, high = (column.min(), column.max()) if band == "minmax" else (line - column.std(), line + column.std())
+        assert curve.count[position] == column.size
+        assert curve.center[position] == pytest.approx(line)
+        assert curve.lower[position] == pytest.approx(low)
+        assert curve.upper[position] == pytest.approx(high)
+
+
+def test_repeated_steps_keep_the_last_value_and_nan_is_left_aside():
+    curve = group_curve([(np.array([0, 1, 1, 2]), np.array([1.0, 5.0, 3.0, np.nan])),
+                         (np.array([0, 2]), np.array([3.0, 7.0]))])
+    assert curve.steps.tolist() == [0, 1, 2]
+    assert curve.center.tolist() == [2.0, 3.0, 7.0]
+    assert curve.count.tolist() == [2, 2, 1]
+
+
+def test_run_aggregates_and_group_stats_match_numpy():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=50)
+    values[[4, 49]] = np.nan
+    known = values[~np.isnan(values)]
+    assert run_aggregate(values, "last") == known[-1]
+    assert run_aggregate(values, "min") == known.min()
+    assert run_aggregate(values, "max") == known.max()
+    assert run_aggregate(values, "mean") == pytest.approx(known.mean())
+    numbers = rng.normal(size=6).tolist()
+    stats = group_stats(numbers + [float("nan")])
+    assert stats == {"n": 6, "mean": pytest.approx(np.mean(numbers)), "std": pytest.approx(np.std(numbers)),
+                     "min": min(numbers), "max": max(numbers)}
+
+
+def record(run_id: str, lr: float | None, experiment: str = "exp", tags=()) -> SimpleNamespace:
+    params = {"optimizer": {"lr": lr}} if lr is not None else {}
+    return SimpleNamespace(run_id=run_id, experiment=experiment, tags=list(tags), hyperparameters=params)
+
+
+def test_group_runs_by_parameter_tags_and_experiment():
+    records = [record("a", 0.1, tags=["x"]), record("b", 0.01, "other"), record("c", 0.1, tags=["x"]),
+               record("d", None)]
+    by_lr = group_runs(records, "params.optimizer.lr")
+    assert [(g.label, g.run_ids) for g in by_lr] == [("optimizer.lr=0.1", ("a", "c")),
+                                                     ("optimizer.lr=0.01", ("b",)),
+                                                     ("optimizer.lr=(none)", ("d",))]
+    assert group_runs(records, "optimizer.lr") == by_lr
+    assert [g.run_ids for g in group_runs(records, "tags")] == [("a", "c"), ("b", "d")]
+    assert [g.label for g in group_runs(records, "experiment")] == ["experiment=exp", "experiment=other"]
+    with pytest.raises(TrackingError, match="cannot group by 'params.momentum'"):
+        group_runs(records, "params.momentum")
+
+
+def test_grouped_table_aggregates_each_metric_as_chosen():
+    rng = np.random.default_rng(5)
+    records = [record(str(i), 0.1 if i % 2 else 0.2) for i in range(6)]
+    histories = {r.run_id: {"loss": SimpleNamespace(values=rng.normal(size=20))} for r in records}
+    rows = grouped_table(group_runs(records, "params.optimizer.lr"), histories, ["loss"], {"loss": "min"})
+    for row in rows:
+        mins = [histories[run_id]["loss"].values.min() for run_id in row["runs"]]
+        assert row["metrics"]["loss"] == {"aggregate": "min", "n": 3, "mean": pytest.approx(np.mean(mins)),
+                                          "std": pytest.approx(np.std(mins)), "min": min(mins), "max": max(mins)}
+
+
+def test_bad_choices_are_one_message():
+    with pytest.raises(TrackingError, match="band must be one of minmax, std, got 'iqr'"):
+        group_curve([], band="iqr")
+    with pytest.raises(TrackingError, match="METRIC=AGGREGATE"):
+        parse_aggregates(["loss"])
+    with pytest.raises(TrackingError, match="the aggregate of loss must be one of last, min, max, mean"):
+        parse_aggregates(["loss=best"])
+    assert parse_aggregates(["loss=min", "a=b=mean"]) == {"loss": "min", "a=b": "mean"}
