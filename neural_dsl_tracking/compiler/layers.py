@@ -125,7 +125,10 @@ def _per_axis(em: "ModelEmitter", layer: "LayerSpec", name: str, value: Any, ran
 
 def _require_rank(em: "ModelEmitter", layer: "LayerSpec", x: Tensor, rank: int, what: str) -> None:
     if len(x.shape) != rank:
-        raise em.error(layer, f"expects {what} (rank {rank} per sample), but its input is {show(x.shape)}")
+        hint = ""
+        if rank == 2 and len(x.shape) > 2 and value_of(x.shape[-1]) is not None:  # positions as the steps
+            hint = f"; Reshape((-1, {value_of(x.shape[-1])})) before it reads each position as a step"
+        raise em.error(layer, f"expects {what} (rank {rank} per sample), but its input is {show(x.shape)}{hint}")
 
 
 def _concrete(em: "ModelEmitter", layer: "LayerSpec", dim: Dim, what: str) -> Dim:

@@ -245,3 +245,16 @@ def test_optimizer_and_device_messages_point_at_their_entry(tail: str, code: int
     backend cannot use) is a note at the network, and the file passes."""
     assert check(tmp_path, program("Flatten()", 'Output(10, "softmax")', tail=tail), capsys) == (
         code, f"{kind}: " + located(message, line, caret))
+
+
+def test_a_sequence_layer_after_a_convolution_is_told_how_to_read_positions_as_steps(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = check(tmp_path, program("Conv2D(16, 3)", "TransformerEncoder(num_heads=2)", "Flatten()",
+                                        'Output(10, "softmax")'), capsys)
+    assert code == 1
+    assert err.startswith("error: m.neural:5:5: layer TransformerEncoder: expects a sequence (steps, features) "
+                          "(rank 2 per sample), but its input is (6, 6, 16); Reshape((-1, 16)) before it reads each "
+                          "position as a step\n")
+    fixed = program("Conv2D(16, 3)", "Reshape((-1, 16))", "TransformerEncoder(num_heads=2)", "Flatten()",
+                    'Output(10, "softmax")')
+    assert check(tmp_path, fixed, capsys) == (0, "")

@@ -35,7 +35,8 @@ def test_check_corpus_files_with_summaries(corpus: Path) -> None:
     assert "18 of 19 files valid" in result.stdout
     assert result.stderr.count("error: ") == 1, result.stderr
     assert (f"error: {corpus / 'nested_layers.neural'}:5:5: layer TransformerEncoder: expects a sequence "
-            "(steps, features) (rank 2 per sample), but its input is (109, 109, 64)\n"
+            "(steps, features) (rank 2 per sample), but its input is (109, 109, 64); Reshape((-1, 64)) before it "
+            "reads each position as a step\n"
             "  5 |     TransformerEncoder(num_heads=8, ff_dim=512) {\n"
             "    |     ^~~~~~~~~~~~~~~~~~\n") in result.stderr
     assert "network ResNet18: input (224, 224, 3), 12 layers (21 with nested)" in result.stdout
