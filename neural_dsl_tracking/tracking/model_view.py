@@ -68,7 +68,7 @@ def print_diff(diff: RunDiff) -> None:
         _table(["KEY", "A", "B"], [[k, _json(a), _json(b)] for k, a, b in diff.config], indent=2, whole_first=True)
     print("\nsource:" + ("" if diff.source else " the same (or not recorded)"))
     if diff.source:
-        print(printable(diff.source.rstrip("\n"), keep="\n"))
+        print(printable(diff.source.rstrip("\n"), keep="\n\t"))
 
 
 def _print_changes(changes: list[LayerChange]) -> None:

@@ -101,7 +101,8 @@ def two_runs(tmp_path):
 
     base = tmp_path / "store"
     ids = []
-    for name, text, lr in (("a", MNIST, 0.001), ("b", edited(MNIST, "Dropout(rate=0.5)", "Dropout(rate=0.5)\n Dense(64)"), 0.01)):
+    wider = edited(MNIST, "Dropout(rate=0.5)", "Dropout(rate=0.5)\n\tDense(64)")  # a tab, printed as one
+    for name, text, lr in (("a", MNIST, 0.001), ("b", wider, 0.01)):
         source = tmp_path / f"{name}.neural"
         source.write_text(text)
         spec = model_spec(text, tmp_path / f"build-{name}")
@@ -126,7 +127,7 @@ def test_cli_diff_prints_layers_totals_config_and_source(two_runs):
     assert "parameters: 694.0K -> 701.6K (+7.6K)" in out
     assert re.search(r"optimizer\.lr\s+0\.001\s+0\.01", out)
     assert "+++ " + b[:8] + "/b.neural\n" in out
-    assert "       Dropout(rate=0.5)\n+ Dense(64)\n       Output(" in out
+    assert "       Dropout(rate=0.5)\n+\tDense(64)\n       Output(" in out
 
 
 def test_cli_diff_json(two_runs):
@@ -138,7 +139,7 @@ def test_cli_diff_json(two_runs):
     assert [c["status"] for c in data["layers"]] == ["same"] * 5 + ["added", "changed"]
     assert data["params"]["delta"] == (128 * 64 + 64) + (64 * 10 - 128 * 10)
     assert data["config"] == [{"key": "optimizer.lr", "a": 0.001, "b": 0.01}]
-    assert "+ Dense(64)" in data["source"]
+    assert "+\tDense(64)" in data["source"]
 
 
 def test_cli_diff_of_an_unknown_run_is_one_message(two_runs):
