@@ -195,3 +195,20 @@ def test_skip_if_done_with_an_optuna_sweep_is_one_message(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("error: --skip-if-done does not apply to --sweep") and "Traceback" not in result.stderr
     assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.postgres
+def test_skip_if_done_never_prints_the_store_password(postgres_url, tmp_path, monkeypatch, capsys):
+    from neural_dsl_tracking.compiler.summary import SKIP_IF_DONE_ENV
+    from neural_dsl_tracking.plugins.tracking.hooks import completed_twin
+    from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
+    from neural_dsl_tracking.tracking import ExperimentTracker
+
+    url = postgres_url.replace("postgres@", "postgres:s3cret@")  # the test server trusts any password
+    with ExperimentTracker("x", base_dir=tmp_path, store=url, auto_visualize=False) as tracker:
+        tracker.log_model_spec(SPEC, "f" * 64)
+    monkeypatch.setenv(SKIP_IF_DONE_ENV, "1")
+    assert completed_twin(TrackingSpec(store=url), "f" * 64, tmp_path) == tracker.run_id
+    out = capsys.readouterr().out
+    assert out.startswith(f"skipped: run {tracker.run_id[:8]}")
+    assert "s3cret" not in out and "postgres:***@" in out

@@ -137,20 +137,21 @@ def completed_twin(section: TrackingSpec, fingerprint: str, launch_dir: Path) ->
     """Under ``neural run --skip-if-done`` (``NEURAL_SKIP_IF_DONE`` set): the id of the oldest
     completed run of the store with this fingerprint, said on stdout; else None (train)."""
     from neural_dsl_tracking.tracking import ExperimentManager
-    from neural_dsl_tracking.tracking.db import check_store_location
+    from neural_dsl_tracking.tracking.db import check_store_location, is_database_url, redact
 
     if not os.environ.get(SKIP_IF_DONE_ENV):
         return None
     check_store_location(section.store)
-    manager = ExperimentManager(**_store_place(section, launch_dir))
+    place = _store_place(section, launch_dir)
+    manager = ExperimentManager(**place)
     try:
         found = manager.completed_run_with_fingerprint(fingerprint)
     finally:
         manager.close()
     if found is not None:
+        store = redact(place["store"]) if is_database_url(place["store"]) else place["store"]
         print(f"skipped: run {found[:8]} completed with the same fingerprint ({fingerprint[:8]}); "
-              f"neural experiments show {found[:8]} --store {shlex.quote(_store_place(section, launch_dir)['store'])}",
-              flush=True)
+              f"neural experiments show {found[:8]} --store {shlex.quote(store)}", flush=True)
     return found
 
 
