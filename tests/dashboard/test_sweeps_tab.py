@@ -53,9 +53,11 @@ def figure(ui, graph_id: str) -> list[dict]:
 
 
 def open_sweeps(ui, url: str) -> None:
+    """The page on the Sweeps tab, once its figures and trial list are drawn."""
     ui.open(url)
     ui.tab("Sweeps")
     ui.page.wait_for_selector("#sweep-history .js-plotly-plot")
+    ui.page.wait_for_selector("#sweep-intermediate .js-plotly-plot")
 
 
 def test_the_tab_draws_the_sweep(ui, sweeps_url, swept):
@@ -132,7 +134,6 @@ _CHECKED_JS = """(() => Array.from(document.querySelectorAll('#run-table tbody t
 
 def test_both_themes(ui, sweeps_url):
     open_sweeps(ui, sweeps_url)
-    ui.page.wait_for_selector("#sweep-intermediate .js-plotly-plot")
     ui.page.set_viewport_size({"width": 1200, "height": 1900})
     paths = ui.screenshot("sweeps")
     assert all(path.stat().st_size > 10_000 for path in paths)

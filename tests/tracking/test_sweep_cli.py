@@ -185,7 +185,7 @@ def test_a_sweep_run_by_neural_sweep_shows(tmp_path):
     run, values and state, the best trial the one ``neural sweep`` named, importances computed."""
     from ..sweep.conftest import run_sweep, write_network
 
-    write_network(tmp_path, "store", trials=3, epochs=2, pruner="none")
+    write_network(tmp_path, "store", trials=2, epochs=1, pruner="none")
     swept = run_sweep(tmp_path, "model.neural")
     assert swept.returncode == 0, swept.stdout + swept.stderr
     best_run = re.search(r"best trial \d+ \(run ([0-9a-f]{8})\)", swept.stdout).group(1)
@@ -193,7 +193,7 @@ def test_a_sweep_run_by_neural_sweep_shows(tmp_path):
     shown = neural("experiments", "show", sweep_id, "--store", tmp_path / "store")
     assert shown.returncode == 0, shown.stderr
     rows = table_rows(shown.stdout, "TRIAL")
-    assert len(rows) == 3 and rows[0][1] == best_run and {row[2] for row in rows} == {"complete"}
+    assert len(rows) == 2 and rows[0][1] == best_run and {row[2] for row in rows} == {"complete"}
     assert "-" not in rows[0][4:]  # the trial's values, one column per parameter
     importances = table_rows(shown.stdout.split("parameter importances")[1], "PARAMETER")
     assert {row[0] for row in importances} == {"model.dense_1.units", "optimizer.lr"}
