@@ -19,7 +19,6 @@ from neural_dsl_tracking.compiler.layers import (
     _with_activation,
     attention_masks,
     conv_window,
-    emit_rnn,
     spatial_rank,
 )
 from neural_dsl_tracking.compiler.shapes import code_of, dim_product, show, value_of
@@ -117,9 +116,8 @@ def emit_bidirectional(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Ten
     if inner.type not in RECURRENT_LAYERS:
         raise em.error(layer, f"wraps a recurrent layer ({', '.join(RECURRENT_LAYERS)}), not {inner.type}")
     inner = inner.model_copy(update={"params": {**inner.params, "bidirectional": True}})
-    inner_name = em.new_name(inner.type)
-    em.check_layer(inner)
-    y = emit_rnn(em, inner, inner_name, x)
+    inner_name = em.next_name(inner.type)
+    y = em.emit_layer(inner, x)  # checked, built as a recurrent layer, noted as the wrapper's nested layer
     mode = em.param(layer, name, "merge_mode")
     if mode == "concat":
         return y

@@ -106,10 +106,12 @@ def test_bidirectional_gru_counts_both_directions(tmp_path):
     spec = model_spec("""network R { input: (12, 5)
       layers: Bidirectional(GRU(7, return_sequences=True)) Flatten() Output(2)
       loss: "mean_squared_error" optimizer: SGD() }""", tmp_path)
-    layer = spec["layers"][0]
+    wrapper, layer = spec["layers"][:2]
+    assert (wrapper["type"], wrapper["params"], wrapper["output"]) == ("Bidirectional", {"merge_mode": "concat"}, [12, 14])
+    assert (layer["type"], layer["depth"], layer["params"]["units"], layer["params"]["bidirectional"]) == ("GRU", 1, 7, True)
     assert layer["param_count"] == params(nn.GRU(5, 7, bidirectional=True))
     assert layer["macs"] == 2 * 3 * 7 * (5 + 7) * 12
-    assert layer["output"] == [12, 14]
+    assert wrapper["param_count"] + layer["param_count"] == spec["params"] - params(nn.Linear(12 * 14, 2))
 
 
 def test_transformer_encoder_matches_hand_written_layer(tmp_path):
