@@ -178,3 +178,33 @@ def test_a_running_sweep_is_drawn_as_it_goes(ui, serve, tmp_path):
     finally:
         tracker.finish()
         store.close()
+
+
+def test_hostile_names_show_as_text(ui, serve, tmp_path):
+    """A sweep, objective and parameter named with markup reach the page as text, nothing runs."""
+    from neural_dsl_tracking.tracking import ExperimentTracker
+    from neural_dsl_tracking.tracking.store import Store
+
+    from .conftest import HOSTILE_NAME
+
+    base = tmp_path / "s"
+    store = Store(base)
+    objective = "<img src=x onerror=window.__xss=3>"
+    sweep_id = store.create_sweep(experiment="e", name=HOSTILE_NAME, objective=objective, direction="minimize",
+                                  sampler="random", pruner="none", space={}, study_storage="none",
+                                  study_name="none", requested_trials=1)
+    with ExperimentTracker("e", base_dir=base, run_name="t0", auto_visualize=False) as tracker:
+        tracker.log_metrics({objective: 0.5}, step=0)
+        store.record_trial(sweep_id, 0, state="complete", run_id=tracker.run_id, value=0.5,
+                           params={"<script>window.__xss=4</script>": "<b>v</b>", "x": 1})
+    store.close()
+    with serve(create_app(data=DashboardData(base))) as url:
+        open_sweeps(ui, url)
+        assert ui.page.inner_text("#sweep-choice").startswith(HOSTILE_NAME[:30])  # long: cut in the middle
+        titles = ui.page.evaluate("() => Array.from(document.querySelectorAll('#sweeps-area .gtitle'))"
+                                  ".map(t => t.textContent)")
+        assert any(objective in title for title in titles)
+        (parallel,) = figure(ui, "sweep-parallel")
+        assert "<script>window.__xss=4</script>" in [label.replace("&lt;", "<").replace("&gt;", ">")
+                                                     for label in parallel["dims"]]
+        assert ui.page.evaluate("() => window.__xss") is None and ui.page.errors == []
