@@ -162,20 +162,67 @@ def metric_figure(key: str, curves: Sequence[CurveData], x_mode: str, log_y: boo
                     "hovertemplate": "%{meta.label}<br>%{x}: %{y}<extra>smoothed</extra>",
                 }
             )
+    return {"data": traces, "layout": chart_layout(key, "", x_mode, log_y, theme)}
+
+
+def chart_layout(key: str, note: str, x_mode: str, log_y: bool, theme: str) -> dict[str, Any]:
+    """The layout of a metric chart: titled ``key`` (cut) and ``note``, the legend below."""
     return {
-        "data": traces,
-        "layout": {
-            "template": figure_template(theme),
-            "title": {"text": plotly_text(shortened(key, TITLE_CHARS))},
-            "uirevision": key,
-            "height": 420,
-            "margin": {"l": 60, "r": 20, "t": 40, "b": 20},
-            "xaxis": {"title": {"text": X_MODES[x_mode]}, "type": "date" if x_mode == "wall" else "linear"},
-            "yaxis": {"type": "log" if log_y else "linear"},
-            "legend": {"orientation": "h", "y": -0.18, "yanchor": "top"},
-            "hovermode": "closest",
-        },
+        "template": figure_template(theme),
+        "title": {"text": plotly_text(shortened(key, TITLE_CHARS)) + note},
+        "uirevision": key,
+        "height": 420,
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 20},
+        "xaxis": {"title": {"text": X_MODES[x_mode]}, "type": "date" if x_mode == "wall" else "linear"},
+        "yaxis": {"type": "log" if log_y else "linear"},
+        "legend": {"orientation": "h", "y": -0.18, "yanchor": "top"},
+        "hovermode": "closest",
     }
+
+
+@dataclass(frozen=True)
+class GroupTrace:
+    """One group's curve on a grouped chart: its line, band and run count, against steps."""
+
+    label: str
+    color: str
+    runs: int
+    steps: np.ndarray
+    center: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+BAND_OPACITY = 0.2
+
+
+def group_figure(key: str, groups: Sequence[GroupTrace], center: str, band: str, log_y: bool,
+                 theme: str = "light") -> dict[str, Any]:
+    """One chart for metric ``key`` with a line per group (``center``: mean or median) between
+    the edges of its band (``band``: min-max or std); the legend names each group with its
+    number of runs. Traces per group: lower edge, upper edge (filled down to the lower), line."""
+    traces: list[dict[str, Any]] = []
+    for group in groups:
+        name = plotly_text(shortened(f"{group.label} (n={group.runs})", NAME_CHARS))
+        edge = {"type": "scatter", "mode": "lines", "x": typed_array(group.steps), "legendgroup": group.label,
+                "showlegend": False, "hoverinfo": "skip", "line": {"width": 0, "color": group.color}}
+        traces.append({**edge, "y": typed_array(group.lower), "meta": {"kind": "band-lower", "group": group.label}})
+        traces.append({**edge, "y": typed_array(group.upper), "fill": "tonexty", "fillcolor": _faded(group.color),
+                       "meta": {"kind": "band-upper", "group": group.label}})
+        traces.append({"type": "scatter", "mode": line_mode(group.center), "name": name,
+                       "legendgroup": group.label, "line": {"color": group.color, "width": 2},
+                       "marker": {"color": group.color, "size": 6},
+                       "x": typed_array(group.steps), "y": typed_array(group.center),
+                       "meta": {"kind": "center", "group": plotly_text(group.label), "runs": group.runs},
+                       "hovertemplate": f"%{{meta.group}}<br>%{{x}}: %{{y}}<extra>{center}</extra>"})
+    band_text = "min-max" if band == "minmax" else "±1 std"
+    return {"data": traces, "layout": chart_layout(key, f" ({center}, {band_text})", "step", log_y, theme)}
+
+
+def _faded(color: str) -> str:
+    """``#rrggbb`` as a translucent ``rgba`` for a band."""
+    red, green, blue = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{BAND_OPACITY})"
 
 
 @dataclass(frozen=True)

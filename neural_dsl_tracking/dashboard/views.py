@@ -15,12 +15,16 @@ from neural_dsl_tracking.dashboard.figures import (
     Axis,
     Bar,
     CurveData,
+    GroupTrace,
     best_figure,
     color_for,
+    group_figure,
     metric_figure,
     parallel_figure,
     x_values,
 )
+from neural_dsl_tracking.dashboard.zoom import Span, group_histories, thinned, visible_series
+from neural_dsl_tracking.tracking.grouping import group_curve, group_runs
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.humanize import duration as format_duration, file_size
 from neural_dsl_tracking.dashboard.tables import (
@@ -80,44 +84,32 @@ def chart_keys(runs: Sequence[Any], pattern: str = "") -> tuple[list[str], int]:
     return keys[:MAX_CHARTS], len(keys)
 
 
+@dataclass(frozen=True)
+class Grouping:
+    """The Metrics tab's grouping: the group key, the line (mean or median) and band (minmax or std)."""
+
+    key: str
+    center: str = "mean"
+    band: str = "minmax"
+
+
 def metrics_view(
     data: DashboardData, runs: Sequence[Any], colors: dict[str, str], weight: float, x_mode: str, log_y: bool,
-    pattern: str = "", theme: str = "light",
+    pattern: str = "", theme: str = "light", grouping: Grouping | None = None,
 ) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
-    """One graph per metric key (see ``chart_keys``), and the trace bookkeeping for live updates."""
-    labels = run_labels(runs)
+    """One graph per metric key (see ``chart_keys``), and the trace bookkeeping for live updates;
+    with ``grouping``, a line and band per group of runs instead of a line per run."""
     keys, matching = chart_keys(runs, pattern)
     graphs: list[Any] = []
     drawn_meta: dict[str, list[dict[str, Any]]] = {}
     charted = set(keys)
-    data.prefetch((run.run_id, key, summary.get("count", 0)) for run in runs for key, summary in run.metrics.items()
-                  if key in charted)
+    if grouping is None:
+        data.prefetch((run.run_id, key, summary.get("count", 0)) for run in runs
+                      for key, summary in run.metrics.items() if key in charted)
     for key in keys:
-        curves, metas = [], []
-        points = data.points_per_series(sum(1 for run in runs if key in run.metrics))
-        for run in runs:
-            summary = run.metrics.get(key)
-            if not summary:
-                continue
-            drawn = data.series(run.run_id, key, summary.get("count", 0), points)
-            start = run.start_time.timestamp()
-            x = x_values(drawn.steps, drawn.times, x_mode, start)
-            live = run.status == "running"
-            curve = CurveData(run.run_id, labels[run.run_id], colors[run.run_id], x, drawn.values, extendable=live)
-            if weight > 0:
-                smoothed, ema = smoothed_curve(drawn, weight)
-                curve = replace(curve, smooth_x=x_values(drawn.bucket_steps, drawn.bucket_times, x_mode, start),
-                                smooth_y=smoothed)
-            curves.append(curve)
-            if live:
-                metas.append(trace_meta(run, key, drawn, "raw"))
-                if weight > 0:
-                    metas.append(trace_meta(run, key, drawn, "smoothed", ema))
-            else:
-                metas.extend({"run": run.run_id, "kind": "fixed"} for _ in range(2 if weight > 0 else 1))
-        drawn_meta[key] = metas
+        figure, drawn_meta[key] = metric_chart(data, key, runs, colors, weight, x_mode, log_y, theme, grouping)
         graph = dcc.Graph(id={"type": "metric-graph", "key": key}, className="metric-graph",
-                          figure=metric_figure(key, curves, x_mode, log_y, theme), config=GRAPH_CONFIG)
+                          figure=figure, config=GRAPH_CONFIG)
         graphs.append(html.Div(graph, className="metric-graph-box",  # a cut title: the full name on hover
                                title=key if len(key) > TITLE_CHARS else None))
     if matching > len(keys):
@@ -128,6 +120,64 @@ def metrics_view(
             "The selected runs have logged no metrics yet."
         graphs = [html.P(text, className="hint")]
     return graphs, drawn_meta
+
+
+def metric_chart(
+    data: DashboardData, key: str, runs: Sequence[Any], colors: dict[str, str], weight: float, x_mode: str,
+    log_y: bool, theme: str, grouping: Grouping | None = None, span: Span | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The figure of metric ``key`` (the steps in ``span`` only, bucketed again, when given) and
+    its traces' bookkeeping for live updates."""
+    charted = [run for run in runs if key in run.metrics]
+    points = data.points_per_series(len(charted))
+    if grouping is not None:
+        return grouped_figure(data, key, charted, grouping, points, log_y, theme, span)
+    labels = run_labels(runs)
+    zoomed = None if span is None else visible_series(data, charted, key, span, points)
+    curves, metas = [], []
+    for run in charted:
+        if zoomed is None:
+            drawn = data.series(run.run_id, key, run.metrics[key].get("count", 0), points)
+        elif run.run_id in zoomed:
+            drawn = zoomed[run.run_id]
+        else:
+            continue
+        start = run.start_time.timestamp()
+        x = x_values(drawn.steps, drawn.times, x_mode, start)
+        live = run.status == "running"
+        curve = CurveData(run.run_id, labels[run.run_id], colors[run.run_id], x, drawn.values, extendable=live)
+        if weight > 0:
+            smoothed, ema = smoothed_curve(drawn, weight)
+            curve = replace(curve, smooth_x=x_values(drawn.bucket_steps, drawn.bucket_times, x_mode, start),
+                            smooth_y=smoothed)
+        curves.append(curve)
+        if live:
+            metas.append(trace_meta(run, key, drawn, "raw"))
+            if weight > 0:
+                metas.append(trace_meta(run, key, drawn, "smoothed", ema))
+        else:
+            metas.extend({"run": run.run_id, "kind": "fixed"} for _ in range(2 if weight > 0 else 1))
+    figure = metric_figure(key, curves, x_mode, log_y, theme)
+    if span is not None:
+        figure["layout"]["xaxis"].update(range=list(span), autorange=False)
+    return figure, metas
+
+
+def grouped_figure(data: DashboardData, key: str, runs: Sequence[Any], grouping: Grouping, points: int,
+                   log_y: bool, theme: str, span: Span | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A line and band per group of ``runs`` for metric ``key``, from every point (in ``span``)."""
+    series = group_histories(data, [run.run_id for run in runs], key, span)
+    traces = []
+    for position, group in enumerate(group_runs(runs, grouping.key)):
+        members = [series[run_id] for run_id in group.run_ids if run_id in series]
+        if members:
+            curve = thinned(group_curve(members, grouping.center, grouping.band), points)
+            traces.append(GroupTrace(group.label, color_for(position), len(members), curve.steps, curve.center,
+                                     curve.lower, curve.upper))
+    figure = group_figure(key, traces, grouping.center, grouping.band, log_y, theme)
+    if span is not None:
+        figure["layout"]["xaxis"].update(range=list(span), autorange=False)
+    return figure, [{"run": group.label, "kind": "fixed"} for group in traces for _ in range(3)]
 
 
 def scrolling(table: html.Table) -> html.Div:

@@ -81,13 +81,17 @@ def group_keys(records: Sequence[Any]) -> list[str]:
     return ["experiment", "tags", *(f"params.{name}" for name in params)]
 
 
-def group_runs(records: Sequence[Any], key: str) -> list[Group]:
-    """The runs grouped by their value of ``key``, groups in order of their first run.
-
-    A TrackingError when no run has ``key`` (a hyperparameter nobody logged)."""
+def check_group_key(records: Sequence[Any], key: str) -> str:
+    """``key`` when some run of ``records`` has it, else a TrackingError (a hyperparameter
+    nobody logged, or a typo)."""
     if key not in ("experiment", "tags") and all(group_value(r, key) == MISSING_VALUE for r in records):
         raise TrackingError(f"cannot group by {key!r}: no run has that hyperparameter "
                             "(group by experiment, tags or params.NAME)")
+    return key
+
+
+def group_runs(records: Sequence[Any], key: str) -> list[Group]:
+    """The runs grouped by their value of ``key``, groups in order of their first run."""
     found: dict[str, list[str]] = {}
     for record in records:
         found.setdefault(group_value(record, key), []).append(record.run_id)

@@ -131,6 +131,13 @@ MIGRATIONS: list[list[str | Callable[[Cursor], None]]] = [
         "CREATE INDEX metric_summary_by_max ON metric_summary (key, max_value, run_id)",
         "CREATE INDEX metric_summary_by_latest ON metric_summary (key, latest, run_id)",
     ],
+    [  # full fidelity on zoom (issue 14): each chunk's step range, so a zoomed chart reads only
+        # the chunks it shows; NULL for chunks written before (they are always read)
+        "ALTER TABLE metric_chunks ADD COLUMN min_step BIGINT",
+        "ALTER TABLE metric_chunks ADD COLUMN max_step BIGINT",
+        # the chunks of a range found (and their points counted) without reading past their blobs
+        "CREATE INDEX metric_chunks_by_step ON metric_chunks (run_id, key, min_step, max_step, n_points)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

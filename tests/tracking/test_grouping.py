@@ -10,6 +10,7 @@ import pytest
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.grouping import (
     aligned,
+    check_group_key,
     group_curve,
     group_runs,
     group_stats,
@@ -101,7 +102,8 @@ def test_group_runs_by_parameter_tags_and_experiment():
     assert [g.run_ids for g in group_runs(records, "tags")] == [("a", "c"), ("b", "d")]
     assert [g.label for g in group_runs(records, "experiment")] == ["experiment=exp", "experiment=other"]
     with pytest.raises(TrackingError, match="cannot group by 'params.momentum'"):
-        group_runs(records, "params.momentum")
+        check_group_key(records, "params.momentum")
+    assert check_group_key(records, "optimizer.lr") == "optimizer.lr"
 
 
 def test_grouped_table_aggregates_each_metric_as_chosen():
