@@ -69,9 +69,10 @@ def build_store(base_dir: Path, runs: int, steps: int) -> float:
 BULK_STATUSES = ("completed",) * 8 + ("failed", "interrupted")
 BULK_EXPERIMENTS = 10
 BULK_BATCH = 5000  # runs per write transaction
+BULK_STEPS = 20
 
 
-def bulk_store(base_dir: Path, runs: int, steps: int = 20, start: float = 1.7e9) -> None:
+def bulk_store(base_dir: Path, runs: int, steps: int = BULK_STEPS, start: float = 1.7e9) -> None:
     """``runs`` small finished runs (``KEYS`` x ``steps`` points, 3 params, 3 tags) written in
     bulk into the store's own tables: a store of 10,000 runs in about a second.
 
@@ -79,6 +80,7 @@ def bulk_store(base_dir: Path, runs: int, steps: int = 20, start: float = 1.7e9)
     tagged ``bench``, ``even``/``odd`` and ``group-{i % 100}``; its final loss grows with
     ``i % 97``.
     """
+    from neural_dsl_tracking.tracking.query import param_number
     from neural_dsl_tracking.tracking.store import FLOAT_DTYPE, STEP_DTYPE, Store, to_json
 
     store = Store(base_dir)
@@ -94,8 +96,9 @@ def bulk_store(base_dir: Path, runs: int, steps: int = 20, start: float = 1.7e9)
             table["run_tags"] += [(run_id, tag) for tag in ("bench", ("even", "odd")[index % 2],
                                                             f"group-{index % 100}")]
             lr = 10.0 ** -(1 + index % 4)
-            table["params"] += [(run_id, key, to_json(value)) for key, value in
-                                (("lr", lr), ("batch_size", 32 << index % 3), ("optimizer", ("adam", "sgd")[index % 2]))]
+            texts = [(key, to_json(value)) for key, value in
+                     (("lr", lr), ("batch_size", 32 << index % 3), ("optimizer", ("adam", "sgd")[index % 2]))]
+            table["params"] += [(run_id, key, text, param_number(text)) for key, text in texts]
             times = began + steps_array.astype(FLOAT_DTYPE)
             decay = 1 + (index * 7919 % 1000) / 200 * np.arange(steps) / steps
             series = {"loss": np.exp(-decay) + (index % 97) / 1000, "accuracy": 1 - 0.9 * np.exp(-decay),
@@ -105,14 +108,15 @@ def bulk_store(base_dir: Path, runs: int, steps: int = 20, start: float = 1.7e9)
                 table["metric_chunks"].append((run_id, key, 0, steps, steps_array.tobytes(), values.tobytes(),
                                                times.tobytes()))
                 table["metric_summary"].append((run_id, key, steps, float(values[-1]), steps - 1, float(times[-1]),
-                                                float(values.min()), float(values.max()), steps - 1))
+                                                float(values.min()), float(values.max()), steps - 1,
+                                                float(values.sum()), steps))
         return table
 
     columns = {"runs": "run_id, experiment, run_name, status, start_time, end_time, heartbeat",
-               "run_tags": "run_id, tag", "params": "run_id, key, value",
+               "run_tags": "run_id, tag", "params": "run_id, key, value, num",
                "metric_chunks": "run_id, key, seq, n_points, steps, vals, times",
                "metric_summary": "run_id, key, n_points, latest, latest_step, latest_time, min_value, "
-                                 "max_value, max_step"}
+                                 "max_value, max_step, value_sum, n_values"}
 
     def write(cur, first: int, last: int) -> None:
         cur.executemany("INSERT INTO experiments (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
@@ -232,6 +236,107 @@ def time_cold(browser, base_dir: Path, runs: int) -> tuple[float, int, float, fl
         served.close()
 
 
+MANY_RUNS = 1000  # from this many --runs, the bench measures a store of many small runs instead
+MANY_TARGETS = {"first row, server CPU": 1.0, "first row": 3.0, "filter": 0.3, "query": 0.3, "sort": 0.3,
+                "idle tick, main thread": 0.05}
+TABLE_ROWS_JS = "() => Array.from(document.querySelectorAll('#run-table td[data-dash-column=run_name]'))" \
+                ".map(td => td.innerText).join()"
+
+
+def main_thread_seconds(cdp) -> float:
+    """Seconds the page's main thread has spent running tasks (Chrome's TaskDuration)."""
+    return next(metric["value"] for metric in cdp.send("Performance.getMetrics")["metrics"]
+                if metric["name"] == "TaskDuration")
+
+
+def timed_change(page, act, done_js: str) -> tuple[float, float]:
+    """Seconds from ``act()`` until ``done_js`` (given the table's rows before) holds, and the
+    CPU seconds this process (the dashboard server) spent meanwhile."""
+    before = page.evaluate(TABLE_ROWS_JS)
+    server_cpu, started = time.process_time(), time.perf_counter()
+    act()
+    page.wait_for_function(done_js, arg=before, polling="raf")
+    return time.perf_counter() - started, time.process_time() - server_cpu
+
+
+def measure_many(browser, base_dir: Path, runs: int) -> dict[str, float]:
+    """The dashboard on a store of ``runs`` small runs: first row and charts (wall and server
+    CPU), filter, sort, an idle live tick's main-thread time and bytes, the page's DOM size."""
+    served = Served(base_dir)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(600_000)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    figures: dict[str, float] = {}
+    try:
+        server_cpu, started = time.process_time(), time.perf_counter()
+        page.goto(served.url)
+        page.wait_for_selector("#run-table tbody tr td", state="attached")
+        figures["first row"] = time.perf_counter() - started
+        figures["first row, server CPU"] = time.process_time() - server_cpu
+        page.wait_for_selector(".metric-graph .js-plotly-plot .main-svg")
+        figures["charts"] = time.perf_counter() - started
+        page.wait_for_timeout(1000)
+        changed = f"before => ({TABLE_ROWS_JS})() !== before"
+        sort = page.locator("#run-table th[data-dash-column=best] .column-header--sort")
+        def search(text: str):
+            return lambda: (page.fill("#filter-text", text), page.press("#filter-text", "Enter"))
+
+        for name, act in (("filter", search("run-0012")), ("clear filter", search("")),
+                          ("query", search("params.lr < 0.005 and status = failed")), ("clear query", search("")),
+                          ("sort", sort.click), ("next page", lambda: page.click("#run-table .next-page"))):
+            figures[name], figures[f"{name}, server CPU"] = timed_change(page, act, changed)
+        page.wait_for_timeout(1000)
+        page.evaluate("() => { performance.setResourceTimingBufferSize(100000); performance.clearResourceTimings(); }")
+        busy = main_thread_seconds(cdp)
+        page.evaluate("() => window.dash_clientside.set_props('live-tick', {n_intervals: Date.now()})")
+        page.wait_for_timeout(1000)
+        figures["idle tick, main thread"] = main_thread_seconds(cdp) - busy
+        figures["idle tick, bytes"] = page.evaluate("""() => performance.getEntriesByType('resource')
+            .filter(entry => entry.name.includes('_dash-update-component'))
+            .reduce((total, entry) => total + entry.encodedBodySize, 0)""")
+        figures["DOM, MB"] = page.evaluate("() => document.documentElement.outerHTML.length") / 1e6
+    finally:
+        page.close()
+        served.close()
+    return figures
+
+
+def warm_up_seconds(base_dir: Path) -> tuple[int, float]:
+    """Series warmed and CPU seconds of ``DashboardData.warm`` on a fresh dashboard."""
+    from neural_dsl_tracking.dashboard.data import DashboardData
+
+    data = DashboardData(base_dir)
+    data.runs()
+    started = time.process_time()
+    warmed = data.warm()
+    return warmed, time.process_time() - started
+
+
+def bench_many(base_dir: Path, runs: int) -> None:
+    """Build (or reuse) a store of ``runs`` small runs and print the dashboard's figures on it."""
+    from playwright.sync_api import sync_playwright
+
+    if not store_matches(base_dir, runs, BULK_STEPS):
+        shutil.rmtree(base_dir, ignore_errors=True)
+        started = time.perf_counter()
+        bulk_store(base_dir, runs, BULK_STEPS)
+        print(f"store: {runs} runs x {len(KEYS)} metrics x {BULK_STEPS} steps written in bulk in "
+              f"{time.perf_counter() - started:.1f} s")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        figures = measure_many(browser, base_dir, runs)
+        browser.close()
+    warmed, warm_cpu = warm_up_seconds(base_dir)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
+    for name, value in figures.items():
+        target = MANY_TARGETS.get(name)
+        verdict = "" if target is None else f"  (target < {target:g} s: {'met' if value < target else 'NOT met'})"
+        unit = "" if "bytes" in name or "MB" in name else " s"
+        print(f"{runs} runs, {name}: {value:.3f}{unit}{verdict}")
+    print(f"{runs} runs, warm-up of {warmed} series: {warm_cpu:.2f} s CPU")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -246,6 +351,13 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
     temp = None if args.store else Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     base_dir = args.store or temp / "neural_experiments"
+    if args.runs >= MANY_RUNS:
+        try:
+            bench_many(base_dir, args.runs)
+        finally:
+            if temp is not None:
+                shutil.rmtree(temp, ignore_errors=True)
+        return 0
     try:
         if store_matches(base_dir, args.runs, args.steps):
             print(f"store: reusing {base_dir} ({args.runs} runs x {len(KEYS)} metrics x {args.steps} steps)")

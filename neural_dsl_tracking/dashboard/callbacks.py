@@ -9,6 +9,7 @@ live updater sends only the points flushed since the charts were drawn, through 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
@@ -17,9 +18,10 @@ from dash.exceptions import PreventUpdate
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, draw
 from neural_dsl_tracking.dashboard.figures import plain_list, x_values
 from neural_dsl_tracking.dashboard.layout import chosen_name, chosen_names, metric_keys, seen_table
-from neural_dsl_tracking.dashboard.run_table import TableQuery, page_of, shown_runs, table_view
+from neural_dsl_tracking.dashboard.run_table import TableQuery, page_of, search_query, shown_runs, table_view
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.dashboard import views
+from neural_dsl_tracking.tracking.query import QueryError
 
 
 def theme_switched(theme: dict[str, Any] | None) -> bool:
@@ -78,6 +80,7 @@ def register(app: Dash, data: DashboardData) -> None:
         Output("run-count", "children"),
         Output("live-tick", "interval"),
         Output("table-seen", "data"),
+        Output("query-error", "children"),
         Input("filter-experiment", "value"),
         Input("filter-status", "value"),
         Input("filter-tag", "value"),
@@ -104,8 +107,9 @@ def register(app: Dash, data: DashboardData) -> None:
             raise PreventUpdate
         runs = snapshot.runs
         changed = set(ctx.triggered_prop_ids)
-        query = table_query(runs, experiments, statuses, tags, text, main, maximised, sort_by,
-                            0 if changed & PAGE_RESETS else page)
+        found, error = searched_ids(data, text or "")
+        query = replace(table_query(runs, experiments, statuses, tags, "" if error else text, main, maximised, sort_by,
+                                    0 if changed & PAGE_RESETS else page), ids=found)
         shown = shown_runs(runs, query, data.search_text)
         # the page the table shows once this answer lands: ticks there (or the swap of rows
         # itself, which ticks the page's selected runs) change only the runs of this page
@@ -126,7 +130,8 @@ def register(app: Dash, data: DashboardData) -> None:
                 new_selection if new_selection != (selection or []) else no_update,
                 _changed(seen, now, "count"),
                 _changed(seen, now, "interval"),
-                now if now != seen else no_update)
+                now if now != seen else no_update,
+                error)
 
     @app.callback(
         Output("metrics-area", "children"),
@@ -279,6 +284,17 @@ def cleared_by_table(changed: set[str], ticked: Sequence[str] | None, page: int 
     if changed != {"run-table.selected_row_ids"} or ticked:
         return False
     return (page or 0) != seen.get("page_current") or sort != seen.get("sort") or bool(seen.get("turned"))
+
+
+def searched_ids(data: DashboardData, text: str) -> tuple[frozenset[str] | None, str]:
+    """The ids of the runs the search box's query matches (None for plain words, searched in
+    memory), and the message of a query that does not parse ("" when it does); the table then
+    leaves the search aside."""
+    try:
+        query = search_query(text)
+    except QueryError as problem:
+        return None, str(problem)
+    return (None if query is None else data.query_ids(query)), ""
 
 
 def table_query(runs: Sequence[Any], experiments, statuses, tags, text, main, maximised, sort_by, page

@@ -163,6 +163,7 @@ class DashboardData:
         self._checked = 0.0
         self._refresh_lock = threading.Lock()
         self._texts: dict[str, tuple[Any, str]] = {}  # run id -> (its record, its search text)
+        self._query_ids: tuple[tuple[str, int], frozenset[str]] | None = None  # (query, version) -> ids
 
     # -- the store ---------------------------------------------------------------------
     def manager(self) -> Any:
@@ -230,6 +231,16 @@ class DashboardData:
         cached = self._texts.get(run.run_id)
         if cached is None or cached[0] is not run:
             cached = self._texts[run.run_id] = (run, search_text(run))
+        return cached[1]
+
+    def query_ids(self, query: Any) -> frozenset[str]:
+        """Ids of the runs a query of the query language matches (``ExperimentManager.query_runs``,
+        in SQL); kept for the snapshot version, so paging and sorting do not ask again."""
+        version = self.snapshot().version
+        key = (query.text, version)
+        cached = self._query_ids
+        if cached is None or cached[0] != key:
+            cached = self._query_ids = (key, frozenset(run.run_id for run in self.manager().query_runs(query)))
         return cached[1]
 
     def _reread(self, run_id: str) -> list[Any]:

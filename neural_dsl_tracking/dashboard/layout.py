@@ -143,13 +143,15 @@ def dashboard_page(snapshot: RunSnapshot, data: DashboardData) -> html.Div:
                                  placeholder="status"),
                     dcc.Dropdown(id="filter-tag", options=text_options(tags), multi=True, placeholder="tag"),
                     dcc.Input(id="filter-text", type="search", debounce=True,
-                              placeholder="search name, id, tag, parameter"),
+                              placeholder="search name, id, tag, parameter, or a query: params.lr < 0.01"),
                     html.Label(["main metric ", dcc.Dropdown(id="main-metric", options=text_options(keys),
                                                              value=main and option_value(main), clearable=False)]),
                     html.Button("Select shown", id="select-shown", n_clicks=0),
                     html.Button("Clear selection", id="clear-selection", n_clicks=0),
                 ],
             ),
+            html.Pre(id="query-error", className="query-error",  # a query that does not parse, with a caret
+                     style={"margin": "0 0 4px", "color": "var(--status-failed)"}),
             run_table(table),
             dcc.Store(id="table-seen", data=seen_table(table, snapshot.version, live)),
             dcc.Store(id="runs-version", data=snapshot.version),  # moves when a run changed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -45,6 +46,7 @@ class TableQuery:
     direction: str = "min"
     sort_by: tuple[tuple[str, str], ...] = ()
     page: int = 0
+    ids: frozenset[str] | None = None  # the runs a query of the search box matched (``search_query``)
 
 
 def run_rows(runs: Sequence[Any], main: str | None, direction: str) -> list[dict[str, Any]]:
@@ -88,7 +90,36 @@ def matches(run: Any, query: TableQuery, text_of: Callable[[Any], str]) -> bool:
         return False
     if query.tags and not set(query.tags) & set(run.tags):
         return False
+    if query.ids is not None:
+        return run.run_id in query.ids
     return not query.text or query.text.lower() in text_of(run)
+
+
+def search_query(text: str) -> Any:
+    """The search box's text as a query of the query language (``tracking.query``) when it
+    compares something (``params.lr < 0.01 and status = failed``), else None: plain words
+    search names, ids, tags and ``param=value`` as they are. Text that starts with a field of
+    the language but does not parse raises its ``QueryError`` (the line, a caret, what was
+    expected); other text that does not parse (``scheduler=None``) is plain words."""
+    from neural_dsl_tracking.tracking.query import FIELDS, QueryError, Word, parse_query
+
+    if not text.strip():
+        return None
+    try:
+        query = parse_query(text)
+    except QueryError:
+        if re.match(r"\s*(not\b\s*)?\(*\s*(" + "|".join(FIELDS) + r")\b", text):
+            raise
+        return None
+    return None if _only_words(query.root, Word) else query
+
+
+def _only_words(node: Any, word: type) -> bool:
+    """Whether a query tree holds nothing but plain words."""
+    if isinstance(node, word):
+        return True
+    items = getattr(node, "items", None) or ((node.item,) if hasattr(node, "item") else None)
+    return items is not None and all(_only_words(item, word) for item in items)
 
 
 def _sort_value(run: Any, column: str, main: str | None, direction: str) -> Any:

@@ -162,6 +162,25 @@ def test_sorting_and_filtering_run_on_the_server(ui, many):
 
 
 @pytest.mark.browser
+def test_the_search_box_takes_the_query_language(ui, many):
+    ui.open(many.url)
+    ui.page.fill("#filter-text", "params.lr < 0.005 and status = failed")  # runs 18, 38, 58...
+    ui.page.press("#filter-text", "Enter")
+    wait_rows(ui, [name for name in names(RUNS - 1, 0) if int(name[-6:]) % 20 == 18][:PAGE])
+    assert ui.page.locator("#run-count").inner_text() == f"{RUNS} runs, {RUNS // 20} shown, 5 selected"
+    ui.page.fill("#filter-text", "params.lr <")
+    ui.page.press("#filter-text", "Enter")
+    ui.page.wait_for_function("() => document.querySelector('#query-error').innerText.includes('^')")
+    assert "the query ends too soon" in ui.page.locator("#query-error").inner_text()
+    wait_rows(ui, names(RUNS - 1, RUNS - PAGE))  # the search is left aside meanwhile
+    ui.page.fill("#filter-text", "run-00299")  # plain words search names, as before
+    ui.page.press("#filter-text", "Enter")
+    wait_rows(ui, names(2999, 2990))
+    assert ui.page.locator("#query-error").inner_text() == ""
+    assert ui.page.errors == []
+
+
+@pytest.mark.browser
 def test_a_selection_spans_pages_and_reaches_the_other_tabs(ui, many):
     ui.open(many.url)
     first, later = names(RUNS - 1, RUNS - 1)[0], names(RUNS - PAGE - 3, RUNS - PAGE - 3)[0]
