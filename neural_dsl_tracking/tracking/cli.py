@@ -128,16 +128,17 @@ def _launch_dashboard(args: argparse.Namespace) -> int:
 
 # ---- actions ------------------------------------------------------------------------------
 def _ls(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.tracking.model_view import model_cells, model_summary
+
     manager = _manager(args)
     query = _ls_query(args)
     runs, left_out = _ls_page(manager, query, None if args.all else args.limit or LS_LIMIT)
-    if _json_or_none(args, manager, runs, "runs", asdict):
-        _say_left_out(left_out, args.json)
-        return 0
-    from neural_dsl_tracking.tracking.model_view import model_cells
-
     ids = [r.run_id for r in runs]
     models, twins = manager.run_models(ids), manager.fingerprint_twins(ids)
+    if _json_or_none(args, manager, runs, "runs",
+                     lambda run: {**asdict(run), "model": model_summary(models.get(run.run_id), twins)}):
+        _say_left_out(left_out, args.json)
+        return 0
     rows = [[r.run_id[:8], r.experiment, r.run_name, r.status, _when(r.start_time),
              duration(r.duration, "-"), *model_cells(models.get(r.run_id), twins), _metric_line(r.metrics)]
             for r in runs]
@@ -185,6 +186,7 @@ def _positive(text: str) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.tracking.model_view import model_fields, model_summary, print_layers
     from neural_dsl_tracking.tracking.records import SweepRecord, jsonable
 
     manager = _manager(args)
@@ -192,15 +194,13 @@ def _show(args: argparse.Namespace) -> int:
     if isinstance(found, SweepRecord):
         return _show_sweep(found, args.json)
     run = found
-    from neural_dsl_tracking.tracking.model_view import model_fields, print_layers
-
     versions = manager.list_artifact_versions(run.run_id)
     model = manager.get_run_model(run.run_id)
-    twin = manager.fingerprint_twins([run.run_id]).get(run.run_id)
+    twins = manager.fingerprint_twins([run.run_id])
     if args.json:
         data = asdict(run)
         data["artifact_versions"] = [asdict(v) for v in versions]
-        data["model"] = None if model is None else {**asdict(model), "same_as": twin}
+        data["model"] = None if model is None else {**model_summary(model, twins), "spec": model.spec}
         print(json.dumps(jsonable(data), indent=2))
         return 0
     fields = [("run", run.run_id), ("experiment", run.experiment), ("name", run.run_name),
@@ -209,7 +209,7 @@ def _show(args: argparse.Namespace) -> int:
               ("tags", ", ".join(run.tags) or "-")]
     if run.source_file:
         fields.append(("source", f"{run.source_file} (sha256 {(run.source_sha256 or '')[:12]})"))
-    for label, value in fields + model_fields(model, twin):
+    for label, value in fields + model_fields(model, twins.get(run.run_id)):
         print(f"{label:<11}{status_text(value) if label == 'status' else printable(value)}")
     if model is not None:
         print_layers(model.spec)

@@ -25,6 +25,15 @@ def model_fields(model: RunModel | None, twin: str | None) -> list[tuple[str, st
     return [("model", text)]
 
 
+def model_summary(model: RunModel | None, twins: dict[str, str]) -> dict[str, Any] | None:
+    """A run's model for ``--json``: ``params``, ``macs``, ``fingerprint`` and ``same_as`` (the
+    oldest other run with that fingerprint, or None); None for a run that recorded no model."""
+    if model is None:
+        return None
+    return {"params": model.params, "macs": model.macs, "fingerprint": model.fingerprint,
+            "same_as": twins.get(model.run_id)}
+
+
 def model_cells(model: RunModel | None, twins: dict[str, str]) -> list[str]:
     """The run table's PARAMS, MACS and FINGERPRINT cells (``9ae62d52 same as 3f2a91c0`` when
     another run has the same fingerprint)."""

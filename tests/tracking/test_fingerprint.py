@@ -3,6 +3,7 @@ cosmetic edits of the .neural file and changed by real ones; ``neural run --skip
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -52,6 +53,11 @@ def test_run_model_round_trip_twins_and_delete(make_tracker, manager, store_kwar
     where = [arg for key, value in store_kwargs.items() if value for arg in (f"--{key.replace('_', '-')}", str(value))]
     listed = neural("experiments", "ls", *where).stdout
     assert f"{'f' * 8} same as {first.run_id[:8]}" in listed and f"{'f' * 8} same as {second.run_id[:8]}" in listed
+    listed_json = {run["run_name"]: run["model"] for run in json.loads(neural("experiments", "ls", "--json", *where).stdout)}
+    assert listed_json["second"] == {"params": 10, "macs": 8, "fingerprint": "f" * 64, "same_as": first.run_id}
+    assert listed_json["plain"] is None
+    shown_json = json.loads(neural("experiments", "show", "second", "--json", *where).stdout)["model"]
+    assert shown_json == {**listed_json["second"], "spec": SPEC}
     shown = neural("experiments", "show", "second", *where).stdout
     assert f"model      Net: 10 parameters, 8 MACs per sample; fingerprint {'f' * 16} (same as {first.run_id[:8]})" in shown
     assert "dropout_1  Dropout  rate=0.1    (2,)   (2,)    0       0" in shown
