@@ -193,13 +193,15 @@ def test_skip_if_done_reuses_the_completed_run_with_the_same_fingerprint(tmp_pat
     manager.close()
 
 
-def test_skip_if_done_with_an_optuna_sweep_is_one_message(tmp_path):
+def test_skip_if_done_with_an_optuna_sweep_is_one_message(tmp_path, monkeypatch, capsys):
     """A skipped trial would have no value to report: the combination is refused before anything runs."""
+    from neural_dsl_tracking.cli import main
+
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "mlp.neural").write_text(MLP)
-    result = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "run", "--skip-if-done", "--sweep",
-                             "mlp.neural"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
-    assert result.stderr.startswith("error: --skip-if-done does not apply to --sweep") and "Traceback" not in result.stderr
+    assert main(["run", "--skip-if-done", "--sweep", "mlp.neural"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --skip-if-done does not apply to --sweep") and "Traceback" not in err
     assert not (tmp_path / "build").exists()
 
 
