@@ -13,6 +13,10 @@ measured in the same run, is the same dashboard without downsampling (every raw 
 sent and drawn), on the 10 runs run-000..run-009: it takes too long on all 100.
 
     .venv/bin/python bench/dashboard.py [--runs 100] [--steps 100000] [--store DIR] [--peer-filter run-00]
+
+From ``--runs 1000`` on, it measures a store of that many small runs instead (``bulk_store``,
+``bench_many``): first row and charts, filter, query, sort, paging, an idle tick's main-thread
+time, the DOM size and the warm-up (bench/README.md, "Many runs").
 """
 
 from __future__ import annotations
