@@ -12,15 +12,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Sequence
 
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+from dash import ALL, MATCH, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, draw
 from neural_dsl_tracking.dashboard.figures import plain_list, x_values
-from neural_dsl_tracking.dashboard.layout import chosen_name, chosen_names, metric_keys, seen_table
+from neural_dsl_tracking.dashboard.layout import chosen_name, chosen_names, metric_keys, seen_table, text_options
 from neural_dsl_tracking.dashboard.run_table import TableQuery, page_of, search_query, shown_runs, table_view
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.dashboard import views
+from neural_dsl_tracking.dashboard.zoom import zoom_span
+from neural_dsl_tracking.tracking.grouping import group_keys
 from neural_dsl_tracking.tracking.query import QueryError
 
 
@@ -144,9 +146,13 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("metric-filter", "value"),
         Input("runs-version", "data"),
         Input("theme", "data"),
+        Input("group-by", "value"),
+        Input("group-center", "value"),
+        Input("group-band", "value"),
         State("drawn", "data"),
     )
-    def render_metrics(selection, tab, weight, x_mode, log_y, pattern, _version, theme, drawn):
+    def render_metrics(selection, tab, weight, x_mode, log_y, pattern, _version, theme, group_by, center, band,
+                       drawn):
         if tab != "metrics" or theme_switched(theme):
             return no_update, no_update
         runs, chosen = selected_runs(selection)
@@ -160,7 +166,45 @@ def register(app: Dash, data: DashboardData) -> None:
         if not chosen:
             return views.select_hint(), {}
         return views.metrics_view(data, chosen, views.run_colors(runs), float(weight or 0), x_mode,
-                                  "log" in (log_y or ()), pattern or "", theme_name(theme))
+                                  "log" in (log_y or ()), pattern or "", theme_name(theme),
+                                  grouping(chosen, group_by, center, band))
+
+    @app.callback(
+        Output("group-by", "options"),
+        Input("selection", "data"),
+        Input("tabs", "value"),
+    )
+    def group_options(selection, tab):
+        """The keys the selected runs can be grouped by."""
+        if tab != "metrics":
+            return no_update
+        return text_options(group_keys(selected_runs(selection)[1]))
+
+    @app.callback(
+        Output({"type": "metric-graph", "key": MATCH}, "figure"),
+        Input({"type": "metric-graph", "key": MATCH}, "relayoutData"),
+        State({"type": "metric-graph", "key": MATCH}, "id"),
+        State("selection", "data"),
+        State("smoothing", "value"),
+        State("x-mode", "value"),
+        State("log-y", "value"),
+        State("theme", "data"),
+        State("group-by", "value"),
+        State("group-center", "value"),
+        State("group-band", "value"),
+        prevent_initial_call=True,
+    )
+    def zoom(relayout, graph_id, selection, weight, x_mode, log_y, theme, group_by, center, band):
+        """A zoomed chart drawn again from the store's points in its step range only (and the
+        overview once the zoom is reset); other layout changes, and time axes, change nothing."""
+        span = zoom_span(relayout)
+        if span is False or x_mode != "step" and not group_by:
+            raise PreventUpdate
+        runs, chosen = selected_runs(selection)
+        figure, _ = views.metric_chart(data, graph_id["key"], chosen, views.run_colors(runs), float(weight or 0),
+                                       x_mode, "log" in (log_y or ()), theme_name(theme),
+                                       grouping(chosen, group_by, center, band), span)
+        return figure
 
     @app.callback(
         Output("hyperparameters-area", "children"),
@@ -266,6 +310,14 @@ def register(app: Dash, data: DashboardData) -> None:
             extends.append(update if update else no_update)
             changed = changed or bool(update)
         return extends, drawn if changed else no_update
+
+
+def grouping(runs: Sequence[Any], group_by: str | None, center: str | None, band: str | None
+             ) -> views.Grouping | None:
+    """The Metrics tab's grouping from its controls (None: a line per run)."""
+    if not group_by:
+        return None
+    return views.Grouping(chosen_name(group_by, group_keys(runs)), center or "mean", band or "minmax")
 
 
 PAGE_RESETS = {"filter-experiment.value", "filter-status.value", "filter-tag.value", "filter-text.value",

@@ -200,6 +200,15 @@ def _tab_body(value: str, maximised: list[str], keys: list[str], main: str | Non
                               placeholder="filter metrics by name"),
                 ],
             ),
+            html.Div(className="controls", id="group-controls", children=[  # options: the selected runs' keys
+                html.Label(["group by", dcc.Dropdown(id="group-by", options=[], placeholder="no grouping")],
+                           className="group-by"),
+                dcc.RadioItems(id="group-center", value="mean", inline=True,
+                               options=[{"label": "mean", "value": "mean"}, {"label": "median", "value": "median"}]),
+                dcc.RadioItems(id="group-band", value="minmax", inline=True,
+                               options=[{"label": "min–max band", "value": "minmax"},
+                                        {"label": "±1 std band", "value": "std"}]),
+            ]),
             dcc.Loading(area, delay_show=300),
         ]
     if value == "hyperparameters":

@@ -106,3 +106,53 @@ def test_step_range_reads_match_the_full_history_even_for_chunks_without_ranges(
 ])
 def test_zoom_span_reads_the_x_range_of_a_relayout(relayout, expected):
     assert zoom_span(relayout) == expected
+
+
+BROWSER_STEPS, BROWSER_SPIKE = 200_000, 123_456
+TRACE_JS = """() => { const gd = document.querySelector('.metric-graph .js-plotly-plot');
+    const t = gd && gd._fullData && gd._fullData[0];
+    return t ? {x: Array.from(t.x), y: Array.from(t.y)} : null; }"""
+
+
+def relayout_until(page, relayout_js: str, done_js: str, attempts: int = 4) -> None:
+    """Zoom with ``relayout_js`` until ``done_js`` holds (a zoom made while Dash was still wiring
+    the new graph is not heard: it is made again, at most ``attempts`` times)."""
+    for attempt in range(attempts):
+        page.evaluate(relayout_js)
+        try:
+            page.wait_for_function(done_js, timeout=8_000)
+            return
+        except Exception:  # playwright's TimeoutError
+            if attempt == attempts - 1:
+                raise
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_zooming_a_chart_in_chromium_draws_it_again_with_the_raw_points(ui, serve, tmp_path):
+    from neural_dsl_tracking.dashboard.app import create_app
+
+    base = tmp_path / "neural_experiments"
+    store = Store(base)
+    run_id = store.create_run(experiment="zoom", run_name="long")
+    steps = np.arange(BROWSER_STEPS)
+    values = np.sin(steps / 5000.0)
+    values[BROWSER_SPIKE] = 50.0
+    store.append_metrics(run_id, {"loss": (steps, values, time.time() + steps / 1000.0)})
+    store.set_status(run_id, "completed", end_time=time.time() + BROWSER_STEPS / 1000.0)
+    store.close()
+    with serve(create_app(data=DashboardData(base))) as url:
+        ui.open(url)
+        ui.page.wait_for_function(f"() => ({TRACE_JS})() !== null")
+        overview = ui.page.evaluate(TRACE_JS)
+        assert len(overview["x"]) < 2_100 and max(overview["y"]) == 50.0
+        zoom_in = ("() => Plotly.relayout(document.querySelector('.metric-graph .js-plotly-plot'), "
+                   f"{{'xaxis.range': [{BROWSER_SPIKE - 100}, {BROWSER_SPIKE + 99}]}})")
+        relayout_until(ui.page, zoom_in, f"() => ({TRACE_JS})().x.length === 200")
+        zoomed = ui.page.evaluate(TRACE_JS)
+        assert zoomed["x"] == list(range(BROWSER_SPIKE - 100, BROWSER_SPIKE + 100))
+        assert zoomed["y"] == values[BROWSER_SPIKE - 100:BROWSER_SPIKE + 100].tolist()
+        relayout_until(ui.page, "() => Plotly.relayout(document.querySelector('.metric-graph .js-plotly-plot'), "
+                                "{'xaxis.autorange': true})", f"() => ({TRACE_JS})().x.length > 1000")
+        assert ui.page.evaluate(TRACE_JS) == overview
+        assert not ui.page.errors

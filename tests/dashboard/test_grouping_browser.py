@@ -1,0 +1,64 @@
+"""Grouping in a real Chromium: choosing "group by" draws one line per group, its band and its run count."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from neural_dsl_tracking.dashboard.app import create_app
+from neural_dsl_tracking.dashboard.data import DashboardData
+from neural_dsl_tracking.tracking.grouping import group_curve
+from neural_dsl_tracking.tracking.store import Store
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+RUNS = [("a-1", 0.1, 1), ("a-2", 0.1, 2), ("a-3", 0.1, 3), ("b-1", 0.01, 1), ("b-2", 0.01, 2)]
+
+
+def loss(seed: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    steps = np.arange(0, 300, stride)
+    return steps, np.random.default_rng(seed).normal(size=steps.size).cumsum()
+
+
+@pytest.fixture(scope="module")
+def grouped_store(tmp_path_factory):
+    """Five runs, three with lr 0.1 and two with lr 0.01, logging on different step grids."""
+    base = tmp_path_factory.mktemp("grouped") / "neural_experiments"
+    store = Store(base)
+    for index, (name, lr, seed) in enumerate(RUNS):
+        start = time.time() - 3600 + 60 * index
+        run_id = store.create_run(experiment="groups", run_name=name, start_time=start)
+        store.log_params(run_id, {"optimizer": {"lr": lr}, "seed": seed})
+        steps, values = loss(index, 1 + index % 2)
+        store.append_metrics(run_id, {"loss": (steps, values, start + steps)})
+        store.set_status(run_id, "completed", end_time=start + 300)
+    store.close()
+    return base
+
+
+def test_group_by_draws_a_line_and_band_per_group_with_its_run_count(ui, serve, grouped_store):
+    with serve(create_app(data=DashboardData(grouped_store))) as url:
+        ui.open(url)
+        ui.wait_graphs("gs => gs.length === 1 && gs[0].traces.length === 5")
+        ui.pick("group-by", "params.optimizer.lr")
+        (graph,) = ui.wait_graphs("gs => gs.length === 1 && gs[0].traces.some(t => t.kind === 'center')")
+        centers = [trace for trace in graph["traces"] if trace["kind"] == "center"]
+        assert sorted(trace["name"] for trace in centers) == ["optimizer.lr=0.01 (n=2)", "optimizer.lr=0.1 (n=3)"]
+        assert [trace["kind"] for trace in graph["traces"]] == ["band-lower", "band-upper", "center"] * 2
+        assert ui.page.evaluate("() => document.querySelector('.metric-graph .js-plotly-plot')"
+                                "._fullData.filter(t => t.fill === 'tonexty').length") == 2
+        first = group_curve([loss(index, 1 + index % 2) for index in range(3)])  # lr 0.1, the first group
+        (drawn,) = [trace for trace in centers if trace["name"].startswith("optimizer.lr=0.1 ")]
+        assert drawn["x"] == first.steps.tolist()
+        np.testing.assert_allclose(drawn["y"], first.center)
+        ui.screenshot("metrics-grouped")
+
+        ui.page.click("#group-band label:has-text('std')")
+        (graph,) = ui.wait_graphs("gs => gs[0].title.includes('std')")
+        names = [trace["name"] for trace in graph["traces"]]
+        upper = graph["traces"][names.index("optimizer.lr=0.1 (n=3)") - 1]  # lower edge, upper edge, line
+        std = group_curve([loss(index, 1 + index % 2) for index in range(3)], band="std")
+        np.testing.assert_allclose(upper["y"], std.upper)
+        assert not ui.page.errors
