@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -74,6 +75,36 @@ def test_the_warm_up_grows_linearly_with_the_store(tmp_path):
     # 4x the series: linear work is ~4x the lines; the old scan of the whole cache on every
     # insert made it ~13x (1,800 inserts x up to 1,800 keys)
     assert large_lines < 6 * small_lines, (small_lines, large_lines)
+
+
+def test_the_snapshot_follows_new_finished_and_deleted_runs(store_kwargs):
+    base_dir, url = store_kwargs["base_dir"], store_kwargs["store"]
+    with ExperimentTracker("snap", **store_kwargs, run_name="first", auto_visualize=False) as first:
+        first.log_metrics({"loss": 1.0}, step=0)
+    data = DashboardData(base_dir, url)
+    before = data.snapshot()
+    assert [run.run_name for run in before.runs] == ["first"]
+    assert data.snapshot() is before  # asked again at once: the same snapshot, no read
+
+    def refreshed():
+        time.sleep(data_module.REFRESH_SECONDS + 0.1)
+        return data.snapshot()
+
+    second = ExperimentTracker("snap", **store_kwargs, run_name="second", auto_visualize=False)
+    started = refreshed()
+    assert [run.run_name for run in started.runs] == ["second", "first"] and started.version > before.version
+    assert started.by_id[first.run_id] == before.by_id[first.run_id]
+    assert started.changed_since([second.run_id], before.version)
+    assert not started.changed_since([first.run_id], before.version)
+    second.finish("failed")
+    finished = refreshed()
+    assert finished.by_id[second.run_id].status == "failed"
+    assert finished.changed_since([second.run_id], started.version)
+    assert refreshed() is finished  # nothing changed since: no read, no new version
+    ExperimentManager(base_dir, url).delete_experiment(first.run_id)
+    deleted = refreshed()
+    assert [run.run_name for run in deleted.runs] == ["second"]
+    assert deleted.changed_since([first.run_id], finished.version)
 
 
 RUNS = 3000
