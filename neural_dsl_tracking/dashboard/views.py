@@ -23,8 +23,8 @@ from neural_dsl_tracking.dashboard.figures import (
     parallel_figure,
     x_values,
 )
-from neural_dsl_tracking.dashboard.zoom import Span, group_histories, thinned, visible_series
-from neural_dsl_tracking.tracking.grouping import group_curve, group_runs
+from neural_dsl_tracking.dashboard.zoom import Span, group_histories, visible_series
+from neural_dsl_tracking.tracking.grouping import group_curve, group_runs, thinned
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.humanize import duration as format_duration, file_size
 from neural_dsl_tracking.dashboard.tables import (

@@ -19,8 +19,7 @@ from weakref import WeakKeyDictionary
 import numpy as np
 
 from neural_dsl_tracking.dashboard.data import DashboardData, DrawnSeries, draw
-from neural_dsl_tracking.tracking.downsample import bucket_size_for, bucketize
-from neural_dsl_tracking.tracking.grouping import GroupCurve
+from neural_dsl_tracking.tracking.downsample import bucket_size_for
 
 Span = tuple[int, int]  # the steps shown, from low to high
 RAW_POINTS = 32_768  # a zoom holding up to this many points of a series reads them from the store
@@ -95,15 +94,3 @@ def group_histories(data: DashboardData, run_ids: Sequence[str], key: str,
     """Every point of ``key`` (in ``span`` when given) of ``run_ids``: (steps, values) by run id."""
     read = data.manager().get_metric_histories(list(run_ids), [key], steps=span)
     return {run_id: (history.steps, history.values) for (run_id, _), history in read.items() if len(history)}
-
-
-def thinned(curve: GroupCurve, points: int) -> GroupCurve:
-    """At most about ``points`` steps of a group's curve, keeping every bucket's extremes of
-    its line and of both edges of its band."""
-    size = bucket_size_for(curve.steps.size, points)
-    if size == 1:
-        return curve
-    keep = np.unique(np.concatenate([bucketize(part, size).keep for part in (curve.center, curve.lower,
-                                                                           curve.upper)]))
-    return GroupCurve(curve.steps[keep], curve.center[keep], curve.lower[keep], curve.upper[keep],
-                      curve.count[keep])

@@ -70,7 +70,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweeps.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sweeps.set_defaults(func=_sweeps)
 
-    compare = actions.add_parser("compare", parents=[common], help="compare runs side by side")
+    grouped = argparse.ArgumentParser(add_help=False)
+    grouped.add_argument("--group-by", metavar="KEY",
+                         help="group the runs by experiment, tags or a hyperparameter (params.NAME): "
+                              "a line and band per group, a row per group")
+    grouped.add_argument("--center", choices=("mean", "median"), default="mean",
+                         help="each group's line (default mean)")
+    grouped.add_argument("--band", choices=("minmax", "std"), default="minmax",
+                         help="each group's band: min-max or +-1 std (default minmax)")
+    grouped.add_argument("--aggregate", action="append", metavar="METRIC=AGG",
+                         help="how a run's metric counts in its group's row: last (default), min, max "
+                              "or mean (repeatable)")
+    compare = actions.add_parser("compare", parents=[common, grouped], help="compare runs side by side")
     compare.add_argument("runs", nargs="+", metavar="RUN")
     compare.add_argument("--metric", action="append", dest="metrics", help="metric to compare (repeatable)")
     compare.add_argument("-o", "--out", help="folder for the comparison PNGs")
@@ -83,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     diff.add_argument("--json", action="store_true", help="print JSON instead of text")
     diff.set_defaults(func=_diff)
 
-    export = actions.add_parser("export", parents=[common],
+    export = actions.add_parser("export", parents=[common, grouped],
                                 help="write CSV, JSON, PNG plots and an HTML report")
     export.add_argument("runs", nargs="+", metavar="RUN")
     export.add_argument("-o", "--out", required=True, help="output folder")
@@ -369,8 +380,13 @@ def _compare(args: argparse.Namespace) -> int:
     manager = _manager(args)
     runs = list({r.run_id: r for r in map(manager.get_experiment, args.runs)}.values())
     out = Path(args.out) if args.out else None
+    group = _group_options(args)
     metrics = list(manager.compare_experiments([r.run_id for r in runs], metrics=args.metrics,
-                                               out_dir=out))
+                                               out_dir=out, group=group))
+    if group is not None:
+        _print_groups(runs, metrics, group, manager)
+        print(f"plots saved to {printable(str(out or manager.comparison_dir(runs)))}")
+        return 0
     params = differing_params(runs)
     rows = [[r.run_id[:8], r.run_name, r.status,
              *[json.dumps(r.hyperparameters.get(p), default=str) for p in params],
@@ -380,6 +396,38 @@ def _compare(args: argparse.Namespace) -> int:
         print("(hyperparameters are identical)")
     print(f"plots saved to {printable(str(out or manager.comparison_dir(runs)))}")
     return 0
+
+
+def _group_options(args: argparse.Namespace) -> Any:
+    """The comparison's ``GroupOptions`` from --group-by, --center, --band and --aggregate
+    (None without --group-by; --aggregate alone is a TrackingError)."""
+    from neural_dsl_tracking.tracking.comparison import GroupOptions
+    from neural_dsl_tracking.tracking.grouping import parse_aggregates
+
+    aggregates = parse_aggregates(args.aggregate)
+    if args.group_by is None:
+        if aggregates or args.center != "mean" or args.band != "minmax":
+            raise TrackingError("--aggregate, --center and --band need --group-by KEY")
+        return None
+    return GroupOptions(args.group_by, args.center, args.band, aggregates)
+
+
+def _print_groups(runs: list[Any], metrics: list[str], group: Any, manager: Any) -> None:
+    """A row per group: its runs and, per metric, the mean +- std of its runs' aggregates."""
+    from neural_dsl_tracking.tracking.comparison import group_rows
+
+    read = manager.get_metric_histories([r.run_id for r in runs], metrics)
+    histories = {r.run_id: {key: read[(r.run_id, key)] for key in metrics if (r.run_id, key) in read}
+                 for r in runs}
+    rows = group_rows(runs, histories, metrics, group)
+    head = ["GROUP", "RUNS", *[f"{m} ({group.aggregates.get(m, 'last')})" for m in metrics]]
+    _table(head, [[row["group"], len(row["runs"]),
+                   *[_spread(row["metrics"][m]) for m in metrics]] for row in rows], whole_first=True)
+
+
+def _spread(stats: dict[str, Any]) -> str:
+    """``mean ± std`` of a group's aggregates (``-`` when none)."""
+    return "-" if stats["mean"] is None else f"{stats['mean']:.4g} ± {stats['std']:.2g}"
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -402,7 +450,8 @@ def _export(args: argparse.Namespace) -> int:
     _quiet_missing_glyphs()
     manager = _manager(args)
     ids = list(dict.fromkeys(manager.get_experiment(ref).run_id for ref in args.runs))
-    out = manager.export_comparison(ids, args.out, metrics=args.metrics, overwrite=args.force)
+    out = manager.export_comparison(ids, args.out, metrics=args.metrics, overwrite=args.force,
+                                    group=_group_options(args))
     print(f"exported {len(ids)} run(s) to {printable(str(out))}")
     for path in sorted(out.iterdir()):
         print(f"  {printable(path.name)}")

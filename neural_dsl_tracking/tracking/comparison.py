@@ -7,7 +7,7 @@ import html
 import json
 import math
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.humanize import printable
+from neural_dsl_tracking.tracking import grouping
 from neural_dsl_tracking.tracking.downsample import downsample_minmax
 from neural_dsl_tracking.tracking.records import MetricHistory, RunRecord, jsonable
 from neural_dsl_tracking.tracking.values import metric_mode
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 HTML_MAX_POINTS = 5000
-EXPORT_FILES = ("metrics.csv", "summary.json", "report.html")  # and compare_*.png
+EXPORT_FILES = ("metrics.csv", "summary.json", "report.html", "groups.csv")  # and compare_*.png
 
 Histories = dict[str, dict[str, MetricHistory]]  # run_id -> key -> history
 
@@ -57,6 +58,74 @@ def comparison_figures(records: list[RunRecord], histories: Histories,
         figure.tight_layout()
         figures[key] = figure
     return figures
+
+
+@dataclass(frozen=True)
+class GroupOptions:
+    """How a comparison groups its runs: by ``key`` (``grouping.group_runs``), a line
+    (``center``) and band per group, and an aggregate per metric (default ``last``)."""
+
+    key: str
+    center: str = "mean"
+    band: str = "minmax"
+    aggregates: dict[str, str] = field(default_factory=dict)
+
+    def checked(self, records: list[RunRecord], metrics: list[str]) -> GroupOptions:
+        """These options, or a TrackingError naming what is wrong with them."""
+        grouping.check_group_key(records, self.key)
+        grouping.check_choice("center", self.center, grouping.CENTERS)
+        grouping.check_choice("band", self.band, grouping.BANDS)
+        unknown = sorted(set(self.aggregates) - set(metrics))
+        if unknown:
+            raise TrackingError(f"--aggregate names metric(s) not compared: {', '.join(unknown)}")
+        return self
+
+
+def group_figures(records: list[RunRecord], histories: Histories, metrics: list[str],
+                  options: GroupOptions) -> dict[str, Figure]:
+    """One matplotlib figure per metric with a line and band per group of runs."""
+    groups = grouping.group_runs(records, options.key)
+    figures = {}
+    for key in metrics:
+        figure = new_figure()
+        ax = figure.add_subplot()
+        for group in groups:
+            members = [(h.steps, h.values) for h in (histories[run_id].get(key) for run_id in group.run_ids)
+                       if h is not None and len(h)]
+            if members:
+                curve = grouping.thinned(grouping.group_curve(members, options.center, options.band),
+                                         HTML_MAX_POINTS)
+                (line,) = ax.plot(curve.steps, curve.center, linewidth=1.5,
+                                  label=f"{group.label} (n={len(members)})")
+                ax.fill_between(curve.steps, curve.lower, curve.upper, color=line.get_color(), alpha=0.2)
+        band = "min-max" if options.band == "minmax" else "±1 std"
+        ax.set_title(f"{key} ({options.center}, {band})")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        figure.tight_layout()
+        figures[key] = figure
+    return figures
+
+
+def group_rows(records: list[RunRecord], histories: Histories, metrics: list[str],
+               options: GroupOptions) -> list[dict[str, Any]]:
+    """``grouping.grouped_table`` of the compared runs."""
+    return grouping.grouped_table(grouping.group_runs(records, options.key), histories, metrics,
+                                  options.aggregates)
+
+
+def write_groups_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """The grouped table: a row per group and metric (aggregate, runs, mean, std, min, max)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["group", "runs", "metric", "aggregate", "n", "mean", "std", "min", "max"])
+        for row in rows:
+            for key, stats in row["metrics"].items():
+                writer.writerow([spreadsheet_text(row["group"]), " ".join(row["runs"]), spreadsheet_text(key),
+                                 stats["aggregate"], stats["n"],
+                                 *("" if stats[name] is None else repr(stats[name])
+                                   for name in ("mean", "std", "min", "max"))])
 
 
 def check_out_dir(path: Path, *, empty: bool = False) -> None:
@@ -122,8 +191,9 @@ def summary(records: list[RunRecord], metrics: list[str]) -> dict[str, Any]:
 
 
 def export(records: list[RunRecord], histories: Histories, metrics: list[str],
-           out_dir: Path) -> Path:
-    """Write metrics.csv, summary.json, compare_*.png and report.html into ``out_dir``."""
+           out_dir: Path, group: GroupOptions | None = None) -> Path:
+    """Write metrics.csv, summary.json, compare_*.png and report.html into ``out_dir``; with
+    ``group``, also groups.csv (and ``groups`` in summary.json), the PNGs drawn per group."""
     make_out_dir(out_dir)
     with open(out_dir / "metrics.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -135,9 +205,14 @@ def export(records: list[RunRecord], histories: Histories, metrics: list[str],
                                      [spreadsheet_text(key)] * len(h), h.steps.tolist(),
                                      map(repr, h.values.tolist()), h.timestamps.tolist()))
     data = summary(records, metrics)
+    if group is not None:
+        data["groups"] = group_rows(records, histories, metrics, group)
+        data["group_by"] = group.key
+        write_groups_csv(data["groups"], out_dir / "groups.csv")
     (out_dir / "summary.json").write_text(
         json.dumps(jsonable(data), indent=2, allow_nan=False), encoding="utf-8")
-    figures = comparison_figures(records, histories, metrics)
+    figures = (comparison_figures(records, histories, metrics) if group is None
+               else group_figures(records, histories, metrics, group))
     save_figures(figures, out_dir)
     (out_dir / "report.html").write_text(_report_html(records, histories, metrics, data),
                                          encoding="utf-8")

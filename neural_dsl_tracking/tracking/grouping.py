@@ -27,6 +27,7 @@ import numpy as np
 
 from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.tracking.downsample import bucket_size_for, bucketize
 
 CENTERS = ("mean", "median")
 BANDS = ("minmax", "std")
@@ -141,6 +142,18 @@ def group_curve(series: Sequence[tuple[np.ndarray, np.ndarray]], center: str = "
             lower, upper = line - spread, line + spread
     count = np.count_nonzero(~np.isnan(matrix), axis=0) if matrix.size else np.zeros(0, np.int64)
     return GroupCurve(steps, line, lower, upper, count)
+
+
+def thinned(curve: GroupCurve, points: int) -> GroupCurve:
+    """At most about ``points`` steps of a group's curve, keeping every bucket's extremes of
+    its line and of both edges of its band."""
+    size = bucket_size_for(curve.steps.size, points)
+    if size == 1:
+        return curve
+    keep = np.unique(np.concatenate([bucketize(part, size).keep
+                                     for part in (curve.center, curve.lower, curve.upper)]))
+    return GroupCurve(curve.steps[keep], curve.center[keep], curve.lower[keep], curve.upper[keep],
+                      curve.count[keep])
 
 
 def run_aggregate(values: np.ndarray, how: str) -> float:

@@ -222,14 +222,18 @@ class ExperimentManager:
         return records, histories, list(metrics)
 
     def compare_experiments(self, run_ids: list[str], metrics: list[str] | None = None,
-                            out_dir: str | Path | None = None) -> FigureMap:
-        """A figure per metric with one line per run, keyed by metric (and found under
-        ``comparison_<metric>`` too, as the original API keyed them); PNGs saved to ``out_dir``
-        (default: ``<store>/comparisons/<run ids>/``)."""
+                            out_dir: str | Path | None = None, *,
+                            group: comparison.GroupOptions | None = None) -> FigureMap:
+        """A figure per metric with one line per run (with ``group``, a line and band per group
+        of runs), keyed by metric (and found under ``comparison_<metric>`` too, as the original
+        API keyed them); PNGs saved to ``out_dir`` (default: ``<store>/comparisons/<run ids>/``)."""
         if out_dir is not None:
             comparison.check_out_dir(Path(out_dir))
         records, histories, metrics = self._gather(run_ids, metrics)
-        figures = comparison.comparison_figures(records, histories, metrics)
+        if group is not None:
+            group = group.checked(records, metrics)
+        figures = (comparison.comparison_figures(records, histories, metrics) if group is None
+                   else comparison.group_figures(records, histories, metrics, group))
         comparison.save_figures(figures, Path(out_dir or self.comparison_dir(records)))
         return FigureMap(figures, {f"comparison_{key}": key for key in figures})
 
@@ -245,21 +249,25 @@ class ExperimentManager:
 
     def export_comparison(self, run_ids: list[str], out_dir: str | Path | None = None,
                           metrics: list[str] | None = None, *, overwrite: bool = False,
-                          output_dir: str | Path | None = None) -> Path:
+                          output_dir: str | Path | None = None,
+                          group: comparison.GroupOptions | None = None) -> Path:
         """A folder with metrics.csv, summary.json, PNG plots and a self-contained report.html;
         returns it. ``out_dir`` (or ``output_dir=``, the original API's keyword) must be new or
         empty; ``overwrite`` replaces a previous export's files there. Without one, a new
-        folder ``<store>/comparisons/<run ids>-export-<UTC time>`` is made."""
+        folder ``<store>/comparisons/<run ids>-export-<UTC time>`` is made. With ``group``, the
+        export also holds groups.csv, the table of its runs grouped (``comparison.GroupOptions``)."""
         if out_dir is not None and output_dir is not None:
             raise TrackingError("give the folder as out_dir or as output_dir, not both")
         chosen = out_dir if out_dir is not None else output_dir
         if chosen is not None:
             comparison.check_out_dir(Path(chosen), empty=not overwrite)
         records, histories, metrics = self._gather(run_ids, metrics)
+        if group is not None:
+            group = group.checked(records, metrics)
         target = Path(chosen) if chosen is not None else self._new_export_dir(records)
         if overwrite and target.is_dir():
             comparison.remove_export(target)
-        return comparison.export(records, histories, metrics, target)
+        return comparison.export(records, histories, metrics, target, group)
 
     def _new_export_dir(self, records: list[RunRecord]) -> Path:
         """A folder that does not exist yet beside ``comparison_dir(records)``, named by the time."""

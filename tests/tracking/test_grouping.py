@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -125,3 +127,81 @@ def test_bad_choices_are_one_message():
     with pytest.raises(TrackingError, match="the aggregate of loss must be one of last, min, max, mean"):
         parse_aggregates(["loss=best"])
     assert parse_aggregates(["loss=min", "a=b=mean"]) == {"loss": "min", "a=b": "mean"}
+
+
+@pytest.fixture
+def seeded_store(tmp_path):
+    """Five runs on different step grids: lr 0.1 (three seeds) and lr 0.01 (two)."""
+    from neural_dsl_tracking.tracking.store import Store
+
+    base = tmp_path / "store"
+    store = Store(base)
+    series = seeded_runs(seed=21)
+    for index, (steps, values) in enumerate(series):
+        run_id = store.create_run(experiment="seeds", run_name=f"run{index}", start_time=1e9 + index)
+        store.log_params(run_id, {"optimizer": {"lr": 0.1 if index < 3 else 0.01}, "seed": index})
+        store.append_metrics(run_id, {"loss": (steps, values, 1e9 + steps)})
+        store.set_status(run_id, "completed", end_time=1e9 + 100)
+    store.close()
+    return base, series
+
+
+def test_export_with_group_by_writes_the_grouped_table(seeded_store, tmp_path):
+    import csv
+    import json
+
+    from neural_dsl_tracking.tracking import ExperimentManager
+    from neural_dsl_tracking.tracking.comparison import GroupOptions
+
+    base, series = seeded_store
+    manager = ExperimentManager(base_dir=base)
+    ids = [run.run_id for run in manager.list_experiments()]
+    out = manager.export_comparison(ids, tmp_path / "out", group=GroupOptions("params.optimizer.lr",
+                                                                             aggregates={"loss": "max"}))
+    rows = {row["group"]: row for row in csv.DictReader(open(out / "groups.csv", encoding="utf-8"))}
+    assert set(rows) == {"optimizer.lr=0.1", "optimizer.lr=0.01"}
+    maxima = [values.max() for _, values in series[:3]]
+    first = rows["optimizer.lr=0.1"]
+    assert (first["metric"], first["aggregate"], first["n"]) == ("loss", "max", "3")
+    assert float(first["mean"]) == pytest.approx(np.mean(maxima))
+    assert float(first["std"]) == pytest.approx(np.std(maxima))
+    assert float(first["min"]) == min(maxima) and float(first["max"]) == max(maxima)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["group_by"] == "params.optimizer.lr" and len(summary["groups"]) == 2
+    manager.close()
+
+
+NEURAL = ("import sys, neural_dsl_tracking.cli as cli; "
+          "cli.STAGE_COMMANDS = ('neural_dsl_tracking.tracking.cli',); sys.exit(cli.main(sys.argv[1:]))")
+
+
+def neural(*args) -> subprocess.CompletedProcess:
+    """``neural ARGS`` in a subprocess (the tracking stage only), which never prints a traceback."""
+    result = subprocess.run([sys.executable, "-c", NEURAL, *map(str, args)], capture_output=True, text=True,
+                            timeout=120)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_compare_group_by_prints_a_row_per_group_and_bad_options_are_one_message(seeded_store, tmp_path):
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    base, series = seeded_store
+    manager = ExperimentManager(base_dir=base)
+    ids = [run.run_id for run in manager.list_experiments()]
+    manager.close()
+    done = neural("experiments", "compare", *ids, "--base-dir", base, "--group-by", "params.optimizer.lr",
+                  "--aggregate", "loss=min", "--band", "std", "-o", tmp_path / "plots")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "loss (min)" in lines[0] and "RUNS" in lines[0]
+    minima = [values.min() for _, values in series[3:]]
+    (row,) = [line for line in lines if line.startswith("optimizer.lr=0.01")]
+    assert row.split()[1] == "2" and f"{np.mean(minima):.4g} ± {np.std(minima):.2g}" in row
+    assert (tmp_path / "plots" / "compare_loss.png").is_file()
+    for args, message in ((["--group-by", "params.momentum"], "cannot group by 'params.momentum'"),
+                          (["--aggregate", "loss=min"], "--aggregate, --center and --band need --group-by"),
+                          (["--group-by", "seed", "--aggregate", "loss=best"], "the aggregate of loss must be")):
+        failed = neural("experiments", "compare", *ids, "--base-dir", base, *args)
+        assert failed.returncode != 0 and message in failed.stderr, failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1
