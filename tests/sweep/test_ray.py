@@ -1,6 +1,6 @@
 """``launcher: ray``: a sweep's trials run as Ray tasks on a real Ray head (2 CPUs on
-127.0.0.1, started for the test and stopped by its process group), reporting into the
-shared store and study."""
+127.0.0.1, started for the module and stopped by its process group), reporting into the
+shared store and study: a store folder on this machine's filesystem, and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head() -> Iterator[str]:
     """A Ray head on 127.0.0.1 with 2 CPUs (``ray start --head --block`` in its own process
     group, in a short temp dir: Ray's socket paths must stay short); yields ``HOST:PORT``."""
@@ -59,21 +59,27 @@ def ray_head() -> Iterator[str]:
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(timeout=30)
+            head.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(timeout=10)
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_a_sweep_runs_its_trials_as_ray_tasks_on_a_ray_head(tmp_path: Path, ray_head: str) -> None:
-    store = tmp_path / "runs"
-    write_network(tmp_path, str(store), epochs=1, trials=4, sampler="random", pruner="none", parallel=2)
+@pytest.fixture(params=["folder", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared_store(request, tmp_path: Path) -> str:
+    """Where the driver and the Ray workers record the sweep."""
+    return str(tmp_path / "runs") if request.param == "folder" else request.getfixturevalue("postgres_url")
+
+
+def test_a_sweep_runs_its_trials_as_ray_tasks_on_a_ray_head(tmp_path: Path, ray_head: str,
+                                                            shared_store: str) -> None:
+    write_network(tmp_path, shared_store, epochs=1, trials=4, sampler="random", pruner="none", parallel=2)
     driver = start_sweep(tmp_path, "model.neural", "--launcher", "ray", "--address", ray_head)
     output, _ = driver.communicate(timeout=300)
     assert driver.returncode == 0, output
 
-    manager = ExperimentManager(store=str(store))
+    manager = ExperimentManager(store=shared_store)
     (sweep,) = manager.list_sweeps()
     assert sorted(t.number for t in sweep.trials) == [0, 1, 2, 3]
     assert {t.state for t in sweep.trials} == {"complete"}
