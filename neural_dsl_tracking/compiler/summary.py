@@ -22,8 +22,9 @@ from typing import Any
 from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, lit, mapping
 from neural_dsl_tracking.compiler.shapes import Dim, Sym
 
-IGNORED_SETTINGS = ("tracking", "sweep", "hpo")
-"""Top-level config sections that cannot change a run's results (left out of its fingerprint)."""
+CORE_NEUTRAL_SECTIONS = ("hpo",)
+"""The core's config sections that cannot change a run's results (the search spaces); plugins
+say the same of theirs with ``Plugin.changes_results``."""
 STACK = ("torch", "numpy", "neural-dsl-tracking")
 """Distributions whose versions are part of a fingerprint."""
 SKIP_IF_DONE_ENV = "NEURAL_SKIP_IF_DONE"
@@ -192,11 +193,19 @@ def fingerprint(spec: dict[str, Any], composed: dict[str, Any], launch_dir: Path
     model = {"input": spec["input"], "output": spec["output"],
              "layers": [{k: layer[k] for k in ("type", "depth", "params", "input", "output")}
                         for layer in spec["layers"]]}
-    config = {key: value for key, value in composed.items() if key not in (*IGNORED_SETTINGS, "data")}
+    neutral = {*CORE_NEUTRAL_SECTIONS, "data", *neutral_plugin_sections()}
+    config = {key: value for key, value in composed.items() if key not in neutral}
     facts = {"model": model, "config": config, "data": data_identity(composed.get("data") or {}, launch_dir),
              "versions": {name: _version(name) for name in STACK}}
     text = json.dumps(facts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def neutral_plugin_sections() -> list[str]:
+    """The config sections of installed plugins whose settings cannot change results."""
+    from neural_dsl_tracking.plugins import discover_plugins
+
+    return [keyword for keyword, plugin in discover_plugins().items() if not plugin.changes_results]
 
 
 def data_identity(section: dict[str, Any], launch_dir: Path) -> dict[str, Any]:

@@ -71,6 +71,11 @@ class Plugin:
     ``file:line:col`` message with a caret. Positions of the block's settings are in
     ``ModelSpec.plugin_pos[keyword]``."""
 
+    changes_results: bool = True
+    """False when the block's settings cannot change what a run computes (where and how it is
+    recorded, how runs are searched): its config section is then left out of the run's
+    fingerprint, so two runs differing only there are the same computation."""
+
     def config_group_dir(self) -> Path | None:
         """The folder of this plugin's Hydra presets, or None."""
         if self.config_group is None:

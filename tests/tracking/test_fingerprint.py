@@ -220,3 +220,14 @@ def test_skip_if_done_never_prints_the_store_password(postgres_url, tmp_path, mo
     out = capsys.readouterr().out
     assert out.startswith(f"skipped: run {tracker.run_id[:8]}")
     assert "s3cret" not in out and "postgres:***@" in out
+
+
+def test_plugin_sections_count_unless_the_plugin_says_they_cannot_change_results(tmp_path):
+    """The fingerprint knows plugins only through Plugin.changes_results: tracking and sweep
+    settings are left out; a section of any other block (or the core's) is part of it."""
+    spec = {"input": [4], "output": [2], "layers": []}
+    base = {"model": {"dense_1": {"units": 2}}, "tracking": {"log_every": 5}, "sweep": {"trials": 3}}
+    first = fingerprint(spec, base, tmp_path)
+    assert fingerprint(spec, {**base, "tracking": {"log_every": 1}, "sweep": {"trials": 30}}, tmp_path) == first
+    assert fingerprint(spec, {**base, "augment": {"flip": True}}, tmp_path) != first
+    assert fingerprint(spec, {**base, "model": {"dense_1": {"units": 3}}}, tmp_path) != first

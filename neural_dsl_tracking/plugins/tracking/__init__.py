@@ -23,6 +23,7 @@ plugin = Plugin(
     hooks="neural_dsl_tracking.plugins.tracking.hooks:TrackingHooks",
     complete=_complete,
     config_group="tracking",
+    changes_results=False,
 )
 
 __all__ = ["TrackingSpec", "plugin"]
