@@ -36,6 +36,7 @@ plugin = Plugin(
     hooks="neural_dsl_tracking.plugins.sweep.hooks:SweepHooks",
     complete=_complete,
     config_group="sweep",
+    changes_results=False,
     check=_check,
 )
 
