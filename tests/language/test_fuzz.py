@@ -62,7 +62,7 @@ def time_limit(seconds: int) -> Iterator[None]:
 
 
 def check(text: str) -> None:
-    with time_limit(10):
+    with time_limit(30):  # a hang guard (wall time, generous under load)
         try:
             parsed = parse_text(text, "fuzz.neural")
         except NeuralError as error:
@@ -203,5 +203,5 @@ def test_deep_and_large_inputs(rng) -> None:
     """Nesting thousands deep, huge repeat counts, huge literals, long macro chains and
     doubling macros (``hostile.py``), at random sizes, edited at random: a spec or a
     located message, each in under two seconds."""
-    with time_limit(10):
+    with time_limit(30):  # a hang guard (wall time); the cost itself is checked in CPU time
         check_text(random_text(rng), "fuzzed hostile input")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,10 +31,8 @@ def test_neural_check_reports_each_hostile_file_once_without_traceback(tmp_path:
         path = f"{index:02d}.neural"
         (tmp_path / path).write_bytes(case.text.encode("utf-8"))
         paths.append(path)
-    started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "check", *paths],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert time.monotonic() - started < 2 * len(CASES)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
     for path, case in zip(paths, CASES):
