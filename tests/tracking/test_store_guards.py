@@ -100,17 +100,18 @@ def test_a_run_alive_in_another_process_resumes_only_once_it_counts_as_crashed(
 
 
 # Each round: a new run logs the shared content, checks that its stored object is whole,
-# and deletes the run (which frees the object when no other run uses it).
+# and deletes the run (which frees the object when no other run uses it). A fixed number of
+# rounds (so a loaded machine takes longer, it does not test less), with a hang guard.
 SHARER = """
 import sys, time
 from pathlib import Path
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking import ExperimentManager, ExperimentTracker
-base, store, content, seconds = sys.argv[1], sys.argv[2] or None, Path(sys.argv[3]), float(sys.argv[4])
+base, store, content, target = sys.argv[1], sys.argv[2] or None, Path(sys.argv[3]), int(sys.argv[4])
 manager = ExperimentManager(base_dir=base, store=store)
 rounds = broken = 0
-deadline = time.monotonic() + seconds
-while time.monotonic() < deadline:
+deadline = time.monotonic() + 150
+while rounds < target and time.monotonic() < deadline:
     tracker = ExperimentTracker("shared", base_dir=base, store=store, auto_visualize=False)
     tracker.log_artifact(content, name="weights")
     try:
@@ -133,14 +134,14 @@ def test_deleting_a_run_never_removes_an_object_another_process_is_logging(store
     content = tmp_path / "weights.bin"
     content.write_bytes(b"the same weights in every run" * 1000)
     base, store = str(store_kwargs["base_dir"]), store_kwargs["store"] or ""
-    jobs = [subprocess.Popen([sys.executable, "-c", SHARER, base, store, str(content), "8"],
+    jobs = [subprocess.Popen([sys.executable, "-c", SHARER, base, store, str(content), "25"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
-    results = [job.communicate(timeout=120) for job in jobs]
+    results = [job.communicate(timeout=200) for job in jobs]
     for job, (out, err) in zip(jobs, results):
         assert job.returncode == 0 and "Traceback" not in err, err
     counts = [tuple(map(int, out.split())) for out, _ in results]
-    assert all(rounds >= 20 for rounds, _ in counts), counts
+    assert all(rounds == 25 for rounds, _ in counts), counts
     assert [broken for _, broken in counts] == [0, 0], [err for _, err in results]
 
 
