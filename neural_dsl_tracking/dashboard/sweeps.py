@@ -213,10 +213,10 @@ def register(app: Dash, data: DashboardData) -> None:
     importances = Importances()
 
     @app.callback(Output("sweep-choice", "options"), Output("sweep-choice", "value"),
-                  Input("tabs", "value"), Input("live-tick", "n_intervals"),
+                  Input("tabs", "value"), Input("runs-version", "data"),
                   State("sweep-choice", "options"), State("sweep-choice", "value"))
-    def list_sweeps(tab, _tick, listed, chosen):
-        """The sweeps (a new one appears on the next tick); the one shown stays chosen."""
+    def list_sweeps(tab, _runs_changed, listed, chosen):
+        """The sweeps (a new one appears once its first run is seen); the one shown stays chosen."""
         if tab != TAB[0]:
             return no_update, no_update
         try:
@@ -230,9 +230,9 @@ def register(app: Dash, data: DashboardData) -> None:
     @app.callback(Output("sweeps-area", "children"), Output("sweep-trials", "options"),
                   Output("sweep-drawn", "data"),
                   Input("sweep-choice", "value"), Input("tabs", "value"), Input("theme", "data"),
-                  Input("live-tick", "n_intervals"), State("sweep-drawn", "data"))
-    def draw_sweep(sweep_id, tab, theme, _tick, drawn):
-        """The sweep's figures; on a tick, drawn again only when a trial or its values changed."""
+                  Input("runs-version", "data"), State("sweep-drawn", "data"))
+    def draw_sweep(sweep_id, tab, theme, _runs_changed, drawn):
+        """The sweep's figures; when runs changed, drawn again only if a trial or its values did."""
         if tab != TAB[0] or theme_switched(theme):
             return no_update, no_update, no_update
         if not sweep_id:
@@ -243,7 +243,7 @@ def register(app: Dash, data: DashboardData) -> None:
         except TrackingError as error:
             return html.P(str(error), className="hint"), [], None
         key = drawn_key(sweep, histories)
-        if ctx.triggered_id == "live-tick" and key == drawn:
+        if ctx.triggered_id == "runs-version" and key == drawn:
             return no_update, no_update, no_update
         return sweep_view(sweep, histories, importances.of(sweep), theme_name(theme)), trial_options(sweep), key
 

@@ -94,15 +94,13 @@ def test_the_tab_draws_the_sweep(ui, sweeps_url, swept):
 
 def test_picking_trials_selects_their_runs(ui, sweeps_url, swept):
     _, made, sweep = swept
-    open_sweeps(ui, sweeps_url)
-    ui.clear_selection()
+    open_sweeps(ui, sweeps_url)  # the five newest runs are selected: picked trials replace them
     ui.page.click("#sweep-select-all")
     names = sorted(f"trial-{t.number}" for t in sweep.trials)
     ui.page.wait_for_function(f"() => ({_CHECKED_JS}).length === {TRIALS}")
     assert sorted(ui.page.evaluate(_CHECKED_JS)) == names
 
     # a box drawn over the whole history picks every trial with a value (not the failed one)
-    ui.clear_selection()
     box = ui.page.locator("#sweep-history .nsewdrag").bounding_box()
     ui.page.mouse.move(box["x"] + 2, box["y"] + 2)
     ui.page.mouse.down()
@@ -115,7 +113,6 @@ def test_picking_trials_selects_their_runs(ui, sweeps_url, swept):
     # one trial from the list (on a new page: the list holds the boxed trials): the Metrics tab
     # then draws that run alone
     open_sweeps(ui, sweeps_url)
-    ui.clear_selection()
     best = sweep.best_trial
     ui.pick("sweep-trials", f"#{best.number} · complete")
     ui.page.wait_for_function(f"() => ({_CHECKED_JS}).length === 1")
