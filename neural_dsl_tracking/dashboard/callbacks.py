@@ -172,12 +172,10 @@ def register(app: Dash, data: DashboardData) -> None:
     @app.callback(
         Output("group-by", "options"),
         Input("selection", "data"),
-        Input("tabs", "value"),
+        Input("tabs", "value"),  # on loading, "selection" alone may not fire (the table leaves it as it is)
     )
-    def group_options(selection, tab):
+    def group_options(selection, _tab):
         """The keys the selected runs can be grouped by."""
-        if tab != "metrics":
-            return no_update
         return text_options(group_keys(selected_runs(selection)[1]))
 
     @app.callback(
@@ -224,13 +222,18 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("tabs", "value"),
         Input("maximise", "value"),
         Input("theme", "data"),
+        Input("group-by", "value"),
+        Input("group-aggregate", "value"),
     )
-    def render_best(selection, tab, maximised, theme):
+    def render_best(selection, tab, maximised, theme, group_by, aggregate):
         if tab != "best" or theme_switched(theme):
             return no_update
         runs, chosen = selected_runs(selection)
         if not chosen:
             return views.select_hint()
+        if group_by:
+            return views.grouped_best_view(data, chosen, grouping(chosen, group_by, None, None), aggregate or "last",
+                                           chosen_names(maximised, metric_keys(chosen)))
         return views.best_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs),
                                theme_name(theme))
 
@@ -240,10 +243,12 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("selection", "data"),
         Input("tabs", "value"),
         Input("runs-version", "data"),
+        Input("group-by", "value"),
+        Input("group-aggregate", "value"),
         State("maximise", "value"),
         State("summary-drawn", "data"),
     )
-    def render_summary(selection, tab, _version, maximised, drawn_version):
+    def render_summary(selection, tab, _version, group_by, aggregate, maximised, drawn_version):
         snapshot = data.snapshot()
         if tab != "summary" or ctx.triggered_id == "runs-version" and not snapshot.changed_since(selection or (),
                                                                                               drawn_version):
@@ -251,6 +256,9 @@ def register(app: Dash, data: DashboardData) -> None:
         runs, chosen = selected_runs(selection)
         if not chosen:
             return views.select_hint(), snapshot.version
+        if group_by:
+            chosen_grouping = grouping(chosen, group_by, None, None)
+            return views.grouped_summary_view(data, chosen, chosen_grouping, aggregate or "last"), snapshot.version
         return (views.summary_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs)),
                 snapshot.version)
 

@@ -17,6 +17,7 @@ from neural_dsl_tracking.dashboard import model_tab, sweeps
 from neural_dsl_tracking.dashboard.figures import THEMES, figure_template
 from neural_dsl_tracking.dashboard.run_table import RUN_STATUSES, TableQuery, run_table, shown_runs, table_view
 from neural_dsl_tracking.dashboard.tables import TEXT_CHARS, default_direction, shortened
+from neural_dsl_tracking.tracking.grouping import AGGREGATES
 
 PREFERRED_MAIN_METRICS = ("val_loss", "loss", "val_accuracy", "accuracy")
 DEFAULT_SELECTION = 5
@@ -159,10 +160,27 @@ def dashboard_page(snapshot: RunSnapshot, data: DashboardData) -> html.Div:
             dcc.Store(id="drawn", data={}),
             *theme_stores(),
             dcc.Interval(id="live-tick", interval=LIVE_INTERVAL_MS if live else IDLE_INTERVAL_MS),
+            group_controls(),
             dcc.Tabs(id="tabs", value="metrics", children=[_tab(value, label, maximised, keys, main)
                                                           for value, label in TABS]),
         ],
     )
+
+
+def group_controls() -> html.Div:
+    """Group by (its options: the selected runs' keys), each group's line and band on the
+    Metrics tab, and the aggregate of each run's metric in the Best metrics and Summary tabs."""
+    def radio(name: str, value: str, options: dict[str, str]) -> dcc.RadioItems:
+        return dcc.RadioItems(id=name, value=value, inline=True,
+                              options=[{"label": label, "value": key} for key, label in options.items()])
+
+    return html.Div(className="controls", id="group-controls", children=[
+        html.Label(["group by", dcc.Dropdown(id="group-by", options=[], placeholder="no grouping")],
+                   className="group-by"),
+        radio("group-center", "mean", {"mean": "mean", "median": "median"}),
+        radio("group-band", "minmax", {"minmax": "min–max band", "std": "±1 std band"}),
+        html.Label(["each run's metric: ", radio("group-aggregate", "last", {name: name for name in AGGREGATES})]),
+    ])
 
 
 def seen_table(view: dict[str, Any], version: int, live: bool) -> dict[str, Any]:
@@ -200,15 +218,7 @@ def _tab_body(value: str, maximised: list[str], keys: list[str], main: str | Non
                               placeholder="filter metrics by name"),
                 ],
             ),
-            html.Div(className="controls", id="group-controls", children=[  # options: the selected runs' keys
-                html.Label(["group by", dcc.Dropdown(id="group-by", options=[], placeholder="no grouping")],
-                           className="group-by"),
-                dcc.RadioItems(id="group-center", value="mean", inline=True,
-                               options=[{"label": "mean", "value": "mean"}, {"label": "median", "value": "median"}]),
-                dcc.RadioItems(id="group-band", value="minmax", inline=True,
-                               options=[{"label": "min–max band", "value": "minmax"},
-                                        {"label": "±1 std band", "value": "std"}]),
-            ]),
+
             dcc.Loading(area, delay_show=300),
         ]
     if value == "hyperparameters":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 from urllib.parse import quote
@@ -24,7 +25,7 @@ from neural_dsl_tracking.dashboard.figures import (
     x_values,
 )
 from neural_dsl_tracking.dashboard.zoom import Span, group_histories, visible_series
-from neural_dsl_tracking.tracking.grouping import group_curve, group_runs, thinned
+from neural_dsl_tracking.tracking.grouping import group_curve, group_runs, grouped_table, thinned
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.humanize import duration as format_duration, file_size
 from neural_dsl_tracking.dashboard.tables import (
@@ -178,6 +179,66 @@ def grouped_figure(data: DashboardData, key: str, runs: Sequence[Any], grouping:
     if span is not None:
         figure["layout"]["xaxis"].update(range=list(span), autorange=False)
     return figure, [{"run": group.label, "kind": "fixed"} for group in traces for _ in range(3)]
+
+
+def grouped_rows(data: DashboardData, runs: Sequence[Any], grouping: Grouping, aggregate: str
+                 ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The metrics of ``runs`` and a row per group (``grouping.grouped_table``): each metric's
+    statistics over the group of its runs' ``aggregate``."""
+    keys = sorted({key for run in runs for key in run.metrics})
+    read = data.manager().get_metric_histories([run.run_id for run in runs], keys)
+    histories = {run.run_id: {key: read[(run.run_id, key)] for key in keys if (run.run_id, key) in read}
+                 for run in runs}
+    return keys, grouped_table(group_runs(runs, grouping.key), histories, keys, dict.fromkeys(keys, aggregate))
+
+
+def spread_text(stats: dict[str, Any]) -> str:
+    """A group's ``mean ± std`` of one metric (``MISSING`` when no run has it)."""
+    if stats["mean"] is None:
+        return MISSING
+    return f"{format_value(stats['mean'])} ± {format_value(stats['std'])}"
+
+
+def grouped_best_view(data: DashboardData, runs: Sequence[Any], grouping: Grouping, aggregate: str,
+                      maximised: Sequence[str]) -> html.Div:
+    """A row per group: its runs and, per metric, the mean ± std of its runs' ``aggregate``
+    (min to max on hover); the best group's mean per metric in bold."""
+    keys, rows = grouped_rows(data, runs, grouping, aggregate)
+    directions = {key: "max" if key in maximised else "min" for key in keys}
+    header = html.Tr([html.Th("group"), html.Th("runs")] + [
+        html.Th(**_framed(short_text(key), after=f" ({aggregate}){DIRECTION_ARROWS[directions[key]]}"))
+        for key in keys])
+    winners = {key: _winner([row["metrics"][key]["mean"] for row in rows], directions[key]) for key in keys}
+    body = []
+    for position, row in enumerate(rows):
+        cells = [html.Td(**short_text(row["group"])), html.Td(str(len(row["runs"])))]
+        for key in keys:
+            stats, best = row["metrics"][key], winners[key] == position
+            cells.append(html.Td(spread_text(stats), className="best-cell" if best else None,
+                                 style=BEST_STYLE if best else None,
+                                 title=None if stats["mean"] is None else
+                                 f"{format_value(stats['min'])} to {format_value(stats['max'])}, {stats['n']} runs"))
+        body.append(html.Tr(cells))
+    return scrolling(html.Table(className="data-table", id="grouped-table",
+                                children=[html.Thead(header), html.Tbody(body)]))
+
+
+def grouped_summary_view(data: DashboardData, runs: Sequence[Any], grouping: Grouping, aggregate: str) -> html.Div:
+    """A card per group: its runs (by status) and each metric's mean ± std of its runs' ``aggregate``."""
+    keys, rows = grouped_rows(data, runs, grouping, aggregate)
+    status = {run.run_id: run.status for run in runs}
+    cards = []
+    for position, row in enumerate(rows):
+        statuses = Counter(status[run_id] for run_id in row["runs"])
+        cards.append(html.Div(className="run-card group-card", style={"borderTop": f"4px solid {color_for(position)}"},
+                              children=[
+            html.H3(**short_text(row["group"])),
+            html.P(counted(len(row["runs"]), "run") + ": "
+                   + ", ".join(f"{n} {name}" for name, n in sorted(statuses.items()))),
+            html.Ul([html.Li(**_framed(short_text(key), after=f" ({aggregate}): {spread_text(row['metrics'][key])}"))
+                     for key in keys] or [html.Li("no metrics")], className="bests"),
+        ]))
+    return html.Div(className="cards", children=cards)
 
 
 def scrolling(table: html.Table) -> html.Div:

@@ -53,6 +53,7 @@ def test_group_by_draws_a_line_and_band_per_group_with_its_run_count(ui, serve, 
         (drawn,) = [trace for trace in centers if trace["name"].startswith("optimizer.lr=0.1 ")]
         assert drawn["x"] == first.steps.tolist()
         np.testing.assert_allclose(drawn["y"], first.center)
+        ui.page.evaluate("() => document.querySelector('#group-controls').scrollIntoView()")  # the chart and legend
         ui.screenshot("metrics-grouped")
 
         ui.page.click("#group-band label:has-text('std')")
@@ -61,4 +62,19 @@ def test_group_by_draws_a_line_and_band_per_group_with_its_run_count(ui, serve, 
         upper = graph["traces"][names.index("optimizer.lr=0.1 (n=3)") - 1]  # lower edge, upper edge, line
         std = group_curve([loss(index, 1 + index % 2) for index in range(3)], band="std")
         np.testing.assert_allclose(upper["y"], std.upper)
+
+        ui.tab("Best metrics")
+        ui.page.click("#group-aggregate label:has-text('min')")
+        ui.page.wait_for_selector("#grouped-table th:has-text('loss (min)')")
+        rows = ui.page.locator("#grouped-table tbody tr").all_inner_texts()
+        minima = [loss(index, 1 + index % 2)[1].min() for index in range(3)]
+        (first,) = [row.split("\t") for row in rows if row.startswith("optimizer.lr=0.1\t")]
+        assert first[1] == "3"
+        mean, std_text = first[2].split(" ± ")
+        assert float(mean) == pytest.approx(np.mean(minima), rel=1e-3)
+        assert float(std_text) == pytest.approx(np.std(minima), rel=1e-3)
+        ui.tab("Summary")
+        ui.page.wait_for_selector(".group-card")
+        cards = ui.page.locator(".group-card").all_inner_texts()
+        assert sorted(card.splitlines()[0] for card in cards) == ["optimizer.lr=0.01", "optimizer.lr=0.1"]
         assert not ui.page.errors
