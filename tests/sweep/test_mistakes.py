@@ -67,3 +67,48 @@ def test_no_trial_starts_after_the_timeout(tmp_path, monkeypatch, capsys) -> Non
     assert main(["sweep", "model.neural", "sweep.timeout=0.000001"]) == 0
     out = capsys.readouterr().out
     assert ": no trials\n" in out and "trial 0" not in out
+
+
+def test_a_network_without_a_sweep_block_is_told_to_add_one(tmp_path, monkeypatch, capsys) -> None:
+    write_network(tmp_path, "runs")
+    source = (tmp_path / "model.neural").read_text()
+    (tmp_path / "model.neural").write_text("\n".join(line for line in source.splitlines()
+                                                    if not line.strip().startswith("sweep <")))
+    err = _sweep(tmp_path, monkeypatch, capsys, "model.neural")
+    assert err.startswith("error: model.neural: the network has no sweep block")
+
+
+def test_a_mistake_every_trial_makes_stops_the_sweep(tmp_path) -> None:
+    """Failed trials do not count towards the sweep's number: without a stop, trials failing
+    the same way would be claimed for ever."""
+    from concurrent.futures import Future
+
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+
+    from neural_dsl_tracking.errors import NeuralError
+    from neural_dsl_tracking.plugins.sweep.runner import FAILURES_IN_A_ROW, SweepPlan, drive
+    from neural_dsl_tracking.plugins.sweep.spec import SweepSpec
+    from neural_dsl_tracking.plugins.sweep.study import StudySettings, open_study, storage_url
+    from neural_dsl_tracking.plugins.sweep.trial import TrialResult
+    from neural_dsl_tracking.tracking.store import Store
+
+    store = Store(store=str(tmp_path / "runs"))
+    settings = StudySettings(storage_url(store), "neural-sweep-failing", "minimize", "random", "none", 0, 1)
+    open_study(settings, create=True)
+    store.create_sweep(experiment="e", objective="val_loss", direction="minimize", sampler="random",
+                       pruner="none", space={}, study_storage=settings.storage, study_name=settings.study_name,
+                       requested_trials=5, sweep_id="failing")
+    plan = SweepPlan(program="train.py", config={}, distributions={"a": CategoricalDistribution([1, 2])},
+                     settings=settings, sweep_id="failing", name="failing", spec=SweepSpec(trials=5),
+                     store={"base_dir": None, "store": str(tmp_path / "runs")}, threads=None)
+
+    def failing(job):  # what run_trial does with a trial its program cannot train
+        open_study(settings).tell(job.number, state=TrialState.FAIL)
+        future = Future()
+        future.set_result(TrialResult(job.number, "failed", message="boom"))
+        return future
+
+    with pytest.raises(NeuralError, match=f"{FAILURES_IN_A_ROW} trials in a row failed, the last with: boom"):
+        drive(plan, store, failing, lambda result: None)
+    assert len(open_study(settings).trials) == FAILURES_IN_A_ROW

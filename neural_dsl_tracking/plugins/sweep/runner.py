@@ -24,13 +24,16 @@ from typing import Any, Callable
 
 from neural_dsl_tracking.errors import ConfigError, NeuralError
 from neural_dsl_tracking.plugins.sweep import space as spaces
-from neural_dsl_tracking.plugins.sweep.spec import SweepSpec, resolve_objective
+from neural_dsl_tracking.plugins.sweep.spec import SweepSpec
 from neural_dsl_tracking.plugins.sweep.study import StudySettings, claim, open_study, storage_url, this_worker
 from neural_dsl_tracking.plugins.sweep.trial import TrialJob, TrialResult, load_program
 from neural_dsl_tracking.tracking.db import is_database_url
 from neural_dsl_tracking.tracking.store import Store
 
 Launcher = Callable[[TrialJob], "Future[TrialResult]"]
+FAILURES_IN_A_ROW = 3
+"""Trials failing one after the other (a failed trial does not count towards the sweep's
+number) after which no new trial starts: a mistake every trial makes stops the sweep."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,10 @@ def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
     if tracking is None:
         raise ConfigError(f"{source or _source(program)}: a sweep records each trial as a tracked run; add a "
                           "tracking block to the network (e.g. tracking < monitor: val_accuracy; mode: max >)")
-    spec = getattr(config, "sweep", None) or resolve_objective(
-        SweepSpec(), tracking.monitor, tracking.mode, composed.get("hpo", {}).get("search_method"))
+    spec = getattr(config, "sweep", None)
+    if spec is None:
+        raise ConfigError(f"{source or _source(program)}: the network has no sweep block, whose hooks report "
+                          "each epoch's objective to the search; add one (e.g. sweep < trials: 20 >)")
     store_args = _store_args(tracking.store)
     store = Store(store_args["base_dir"] or "neural_experiments", store_args["store"])
     space = _space(composed, overrides)
@@ -116,17 +121,21 @@ def _grid_trials(trials: int, grid: dict[str, list[Any]] | None) -> int:
 
 def drive(plan: SweepPlan, store: Store, launch: Launcher,
           report: Callable[[TrialResult], None]) -> list[TrialResult]:
-    """Claim trials and launch them, ``parallel`` at once, until none is left to claim."""
+    """Claim trials and launch them, ``parallel`` at once, until none is left to claim (or the
+    timeout passed); a NeuralError when :data:`FAILURES_IN_A_ROW` trials failed one after the other."""
     deadline = math.inf if plan.spec.timeout is None else time.monotonic() + plan.spec.timeout
     pending: set[Future[TrialResult]] = set()
     results: list[TrialResult] = []
     while True:
-        while len(pending) < plan.spec.parallel and time.monotonic() < deadline:
+        while len(pending) < plan.spec.parallel and time.monotonic() < deadline and not _failing(results):
             job = _next_job(plan, store)
             if job is None:
                 break
             pending.add(launch(job))
         if not pending:
+            if _failing(results):
+                raise NeuralError(f"sweep {plan.name}: {FAILURES_IN_A_ROW} trials in a row failed, the last with: "
+                                  f"{results[-1].message}; fix that, then resume with --resume {plan.sweep_id[:8]}")
             return results
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
@@ -137,6 +146,12 @@ def drive(plan: SweepPlan, store: Store, launch: Launcher,
                                   f"the next claim: resume with --resume {plan.sweep_id[:8]}") from None
             results.append(result)
             report(result)
+
+
+def _failing(results: list[TrialResult]) -> bool:
+    """True when the last :data:`FAILURES_IN_A_ROW` trials all failed (no new trial starts)."""
+    last = results[-FAILURES_IN_A_ROW:]
+    return len(last) == FAILURES_IN_A_ROW and all(result.state == "failed" for result in last)
 
 
 def _next_job(plan: SweepPlan, store: Store) -> TrialJob | None:
