@@ -205,3 +205,27 @@ def test_compare_group_by_prints_a_row_per_group_and_bad_options_are_one_message
         failed = neural("experiments", "compare", *ids, "--base-dir", base, *args)
         assert failed.returncode != 0 and message in failed.stderr, failed.stderr
         assert len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_step_range_reads_agree_on_sqlite_and_postgresql(store_kwargs):
+    """``get_metric_histories(steps=)`` reads only the chunks holding the range (several chunks
+    here, one flush each, steps out of order in one), on both databases."""
+    from neural_dsl_tracking.tracking import ExperimentManager
+    from neural_dsl_tracking.tracking.store import CHUNK_POINTS, Store
+
+    store = Store(store_kwargs["base_dir"], store_kwargs["store"])
+    run_id = store.create_run(experiment="range", run_name="r")
+    steps = np.arange(2 * CHUNK_POINTS + 10)
+    values = np.random.default_rng(2).normal(size=steps.size)
+    store.append_metrics(run_id, {"m": (steps, values, steps * 1.0)})
+    late = np.array([5, 3, 2 * CHUNK_POINTS + 20])  # logged again later, out of order
+    store.append_metrics(run_id, {"m": (late, np.array([1.0, 2.0, 3.0]), late * 1.0)})
+    store.close()
+    manager = ExperimentManager(**store_kwargs)
+    for low, high in ((0, 4), (3, 5), (CHUNK_POINTS - 2, CHUNK_POINTS + 1), (2 * CHUNK_POINTS, 10**9)):
+        got = manager.get_metric_histories([run_id], ["m"], steps=(low, high))[(run_id, "m")]
+        full = manager.get_metric_history(run_id, "m")
+        keep = (full.steps >= low) & (full.steps <= high)
+        assert got.steps.tolist() == full.steps[keep].tolist()
+        assert got.values.tolist() == full.values[keep].tolist()
+    manager.close()
