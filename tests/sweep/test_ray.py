@@ -19,7 +19,7 @@ import pytest
 
 from neural_dsl_tracking.tracking import ExperimentManager
 
-from .conftest import environment, load_study, start_sweep, write_network
+from .conftest import environment, load_study, start_sweep, sweep_command, write_network
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +95,14 @@ def test_a_sweep_runs_its_trials_as_ray_tasks_on_a_ray_head(tmp_path: Path, ray_
     workers = {int(t.system_attrs["neural:worker"].rpartition(":")[2]) for t in study.trials}
     assert driver.pid not in workers  # the trials ran in Ray's worker processes, not in the driver
     assert f"best trial {sweep.best_trial.number}" in output
+
+
+def test_an_address_where_no_ray_cluster_answers_is_one_error(tmp_path: Path) -> None:
+    write_network(tmp_path, str(tmp_path / "runs"), epochs=1, trials=2, sampler="random", pruner="none")
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there: ray.init would retry for ever
+    done = subprocess.run(sweep_command("model.neural", "--launcher", "ray", "--address", address),
+                          cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"error: sweep.address={address}: no Ray cluster answers there (Connection "
+                                   "refused); start one with `ray start --head --port PORT`, or leave the "
+                                   "address out to run Ray on this machine")

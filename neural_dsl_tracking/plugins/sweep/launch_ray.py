@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +23,9 @@ from neural_dsl_tracking.errors import ConfigError
 from neural_dsl_tracking.plugins.sweep.trial import TrialJob, TrialResult, run_trial
 
 RAY_ERRORS = ("ConnectionError", "RuntimeError", "ValueError")
-"""What ``ray.init`` raises for an address it cannot reach or use."""
+"""What ``ray.init`` raises for an address it cannot use."""
+CONNECT_TIMEOUT = 5.0
+"""Seconds to reach the head's port before giving up (``ray.init`` itself retries forever)."""
 
 
 def run_in(cwd: str, job: TrialJob) -> TrialResult:
@@ -55,6 +58,8 @@ def _connect(ray: Any, address: str | None, parallel: int) -> None:
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": "WARNING",
                                "runtime_env": {"env_vars": _worker_env()}}
     address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, **options)
@@ -65,6 +70,22 @@ def _connect(ray: Any, address: str | None, parallel: int) -> None:
             raise
         where = f"the Ray cluster at {address}" if address else "a Ray on this machine"
         raise ConfigError(f"sweep.launcher=ray: cannot connect to {where}: {error}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a ``HOST:PORT`` whose port does not answer (``auto`` and ``ray://`` addresses are
+    left to Ray)."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"sweep.address={address!r}: a Ray cluster's address is HOST:PORT (e.g. head:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as error:
+        raise ConfigError(f"sweep.address={address}: no Ray cluster answers there ({error.strerror or error}); "
+                          "start one with `ray start --head --port PORT`, or leave the address out to run "
+                          "Ray on this machine") from None
 
 
 def _worker_env() -> dict[str, str]:
