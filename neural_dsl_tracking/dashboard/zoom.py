@@ -58,19 +58,14 @@ def visible_series(data: DashboardData, runs: Sequence[Any], key: str, span: Spa
             raw.append(run.run_id)
             continue
         size = bucket_size_for(int(np.count_nonzero(inside)), points)
-        drawn[run.run_id] = _within_size(draw(fine.steps[inside], fine.values[inside], fine.times[inside],
-                                              size)[0], fine.bucket_size * size)
+        (thin,) = draw(fine.steps[inside], fine.values[inside], fine.times[inside], size)
+        drawn[run.run_id] = replace(thin, bucket_size=fine.bucket_size * size)  # raw points per bucket
     if raw:
         for (run_id, _), history in data.manager().get_metric_histories(raw, [key], steps=span).items():
             if len(history):
                 size = bucket_size_for(len(history), points)
                 drawn[run_id] = draw(history.steps, history.values, history.timestamps, size)[0]
     return drawn
-
-
-def _within_size(drawn: DrawnSeries, size: int) -> DrawnSeries:
-    """``drawn`` reporting the raw points per bucket it stands for."""
-    return replace(drawn, bucket_size=size)
 
 
 def fine_level(data: DashboardData, run_id: str, key: str, count: int) -> DrawnSeries:
