@@ -27,6 +27,12 @@ NumPy arrays: how the tracker hands over a flushed batch (cheap to pickle, no pe
 OnFailure = Callable[[str, str], None]
 """``on_failure(backend, message)``: records a mirror's failure on the run."""
 
+ENDED_NORMALLY = ("completed", "pruned")
+"""Our statuses that mirrors report as a normal end (MLflow FINISHED, W&B exit code 0,
+TensorBoard success): a sweep's pruned trial trained what it did on purpose, as Optuna's
+own MLflow callback and W&B sweeps' early termination record it. The exact status goes
+along (MLflow tag ``neural.status``, W&B summary ``neural_status``, TensorBoard text ``status``)."""
+
 LOG = logging.getLogger("neural_dsl_tracking.backends")
 """Where mirrors warn (once per failing mirror) and report recoveries."""
 

@@ -20,14 +20,16 @@ from typing import Any
 
 from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends.base import (
+    ENDED_NORMALLY,
     ArtifactRef,
     MetricPoint,
     Mirror,
     safe_name,
 )
 
-STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "running": "RUNNING"}
-"""Our run status -> MLflow's; ``failed`` and ``crashed`` (and anything else) are FAILED."""
+STATUS = {"interrupted": "KILLED", "running": "RUNNING"} | dict.fromkeys(ENDED_NORMALLY, "FINISHED")
+"""Our run status -> MLflow's (``pruned`` is FINISHED); ``failed`` and ``crashed`` (and
+anything else) are FAILED. The exact status is the tag ``neural.status``."""
 
 MAX_PARAMS_PER_CALL = 100
 MAX_KEY_LENGTH = 250
@@ -152,6 +154,7 @@ class MlflowMirror(Mirror):
             self._client.log_artifact(self.run_id, str(published), "plots")
 
     def finish(self, status: str) -> None:
+        self._client.set_tag(self.run_id, "neural.status", status)
         self._client.set_terminated(self.run_id, STATUS.get(status, "FAILED"))
 
     def is_permanent(self, error: BaseException) -> bool:

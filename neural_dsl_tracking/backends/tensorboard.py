@@ -23,6 +23,7 @@ from typing import Any
 from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.backends.event_file import EventFile
 from neural_dsl_tracking.backends.base import (
+    ENDED_NORMALLY,
     ArtifactRef,
     MetricPoint,
     Mirror,
@@ -144,12 +145,11 @@ class TensorboardMirror(Mirror):
 
 
 _SESSION_STATUS = {
-    "completed": "STATUS_SUCCESS",
     "interrupted": "STATUS_UNKNOWN",
     "running": "STATUS_RUNNING",
-}
-"""Our run status -> the HParams plugin's session status (it has no "aborted");
-failed and crashed are failures. The exact status is also the text tag ``status``."""
+} | dict.fromkeys(ENDED_NORMALLY, "STATUS_SUCCESS")
+"""Our run status -> the HParams plugin's session status (it has no "aborted"; ``pruned``
+is a success); failed and crashed are failures. The exact status is also the text tag ``status``."""
 
 
 def _hparam_value(value: Any) -> bool | int | float | str:

@@ -19,7 +19,13 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from neural_dsl_tracking.backends.base import ArtifactRef, MetricPoint, Mirror, safe_name
+from neural_dsl_tracking.backends.base import (
+    ENDED_NORMALLY,
+    ArtifactRef,
+    MetricPoint,
+    Mirror,
+    safe_name,
+)
 
 STEP = "step"
 MODEL_NAMES = ("model", "checkpoint")
@@ -102,7 +108,7 @@ class WandbMirror(Mirror):
 
     def finish(self, status: str) -> None:
         self._run.summary["neural_status"] = status
-        self._run.finish(exit_code=0 if status == "completed" else 1)
+        self._run.finish(exit_code=0 if status in ENDED_NORMALLY else 1)
 
     def is_permanent(self, error: BaseException) -> bool:
         usage_error = getattr(getattr(self, "_wandb", None), "errors", None)

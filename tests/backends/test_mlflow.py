@@ -91,7 +91,8 @@ def test_complete_run_in_a_sqlite_store(mlflow_sqlite_uri, tmp_path, failures, p
 
 
 @pytest.mark.parametrize("status, expected", [("failed", "FAILED"), ("crashed", "FAILED"),
-                                              ("interrupted", "KILLED")])
+                                              ("interrupted", "KILLED"),
+                                              ("pruned", "FINISHED")])
 def test_final_status_is_mapped(mlflow_sqlite_uri, tmp_path, in_process, status, expected):
     from mlflow import MlflowClient
 
@@ -100,7 +101,9 @@ def test_final_status_is_mapped(mlflow_sqlite_uri, tmp_path, in_process, status,
                            RunInfo(f"r-{status}", "e", None, (), tmp_path), lambda *a: None)
     mirrors.metrics([("loss", 0, 1.0, time.time())])
     assert mirrors.finish(status, timeout=60) == []
-    assert the_run(MlflowClient(mlflow_sqlite_uri), f"status-{status}").info.status == expected
+    run = the_run(MlflowClient(mlflow_sqlite_uri), f"status-{status}")
+    assert run.info.status == expected
+    assert run.data.tags["neural.status"] == status  # a pruned trial: FINISHED, tag pruned
 
 
 def test_tracking_uri_from_the_environment_and_experiment_from_the_run(

@@ -65,7 +65,8 @@ def test_complete_run(tmp_path, failures, png_file, readback, artifact_file):
 
 @pytest.mark.parametrize("status, expected", [("failed", "STATUS_FAILURE"),
                                               ("crashed", "STATUS_FAILURE"),
-                                              ("interrupted", "STATUS_UNKNOWN")])
+                                              ("interrupted", "STATUS_UNKNOWN"),
+                                              ("pruned", "STATUS_SUCCESS")])
 def test_custom_log_dir_and_final_status(tmp_path, readback, status, expected):
     from tensorboard.plugins.hparams import api_pb2
 

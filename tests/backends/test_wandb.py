@@ -78,6 +78,16 @@ def test_failed_run_exits_non_zero_and_project_defaults_to_experiment(tmp_path, 
             if "plots/interactive/_type" in row] == ["html-file"]
 
 
+def test_a_pruned_trial_ends_finished_with_its_status_in_the_summary(tmp_path, readback):
+    """A sweep's pruned trial is a normal end, as W&B sweeps' early-terminated runs are."""
+    run = RunInfo("r-pruned", "e", None, (), tmp_path)
+    mirrors = open_mirrors(["wandb"], {"wandb": {"mode": "offline"}}, run, lambda *a: None)
+    mirrors.metrics([("val_accuracy", 0, 0.2, 1.0)])
+    assert mirrors.finish("pruned", timeout=60) == []
+    back = readback.wandb(tmp_path / "wandb")
+    assert back.exit_code == 0 and back.summary["neural_status"] == "pruned"
+
+
 def test_missing_library_is_recorded_and_the_run_goes_on(tmp_path, failures, uninstall, caplog):
     """In-process workers (imports are hidden in this process only), the real mirror class."""
     uninstall("wandb")
