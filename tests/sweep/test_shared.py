@@ -72,6 +72,8 @@ def test_a_killed_sweep_is_resumed_by_a_second_process_that_shares_it(tmp_path: 
     assert killed.system_attrs["neural:worker"].endswith(f":{first.pid}")
     workers = {t.system_attrs["neural:worker"] for t in study.trials if t.state.name == "COMPLETE"}
     assert {w.rpartition(":")[2] for w in workers} == {str(first.pid), str(second.pid)}
+    rates = [t.params["optimizer.lr"] for t in study.trials]
+    assert len(set(rates)) == len(rates)  # the joining process's sampler is seeded apart
 
     by_number = {t.number: t for t in sweep.trials}
     assert by_number[killed.number].state == "failed"

@@ -80,7 +80,7 @@ def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
                                        "sampler": sweep.sampler, "pruner": sweep.pruner,
                                        "trials": trials or sweep.requested_trials})
         settings = StudySettings(sweep.study_storage, sweep.study_name, sweep.direction, sweep.sampler,
-                                 sweep.pruner, spec.seed, config.train.epochs, grid)
+                                 sweep.pruner, _joining_seed(spec.seed), config.train.epochs, grid)
         sweep_id, name = sweep.sweep_id, sweep.name
     else:
         spec = spec.model_copy(update={"trials": _grid_trials(trials or spec.trials, grid)})
@@ -108,6 +108,12 @@ def _create(store: Store, settings: StudySettings, spec: SweepSpec, sweep_id: st
                        study_name=settings.study_name, requested_trials=spec.trials, sweep_id=sweep_id,
                        source_file=str(source), source_sha256=hash_regular_file(source, "source file"))
     return store.get_sweep(sweep_id).name
+
+
+def _joining_seed(seed: int | None) -> int | None:
+    """The sampler's seed in a process resuming or joining a sweep: the block's seed plus this
+    process's id, so processes sharing the sweep do not propose the same values."""
+    return None if seed is None else (seed + os.getpid()) % 2**32
 
 
 def _grid_trials(trials: int, grid: dict[str, list[Any]] | None) -> int:
