@@ -22,8 +22,6 @@ from typing import Any, Callable
 from neural_dsl_tracking.errors import ConfigError
 from neural_dsl_tracking.plugins.sweep.trial import TrialJob, TrialResult, run_trial
 
-RAY_ERRORS = ("ConnectionError", "RuntimeError", "ValueError")
-"""What ``ray.init`` raises for an address it cannot use."""
 CONNECT_TIMEOUT = 5.0
 """Seconds to reach the head's port before giving up (``ray.init`` itself retries forever)."""
 
@@ -65,9 +63,7 @@ def _connect(ray: Any, address: str | None, parallel: int) -> None:
             ray.init(address=address, **options)
         else:
             ray.init(num_cpus=parallel, include_dashboard=False, **options)
-    except Exception as error:
-        if type(error).__name__ not in RAY_ERRORS:
-            raise
+    except (ConnectionError, RuntimeError, ValueError) as error:  # what ray.init raises for a Ray it cannot use
         where = f"the Ray cluster at {address}" if address else "a Ray on this machine"
         raise ConfigError(f"sweep.launcher=ray: cannot connect to {where}: {error}") from None
 
