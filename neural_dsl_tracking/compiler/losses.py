@@ -8,11 +8,11 @@ the same quantity. Regression losses see the network's declared outputs.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 from neural_dsl_tracking.compiler.locate import Locator
 from neural_dsl_tracking.compiler.shapes import show
+from neural_dsl_tracking.language.diagnostics import did_you_mean
 from neural_dsl_tracking.language.spec import ModelSpec, SourcePos
 
 LOSS_FAMILIES: dict[str, str] = {
@@ -51,9 +51,8 @@ def canonical_loss(name: str, locator: Locator, pos: SourcePos | None) -> str:
     key = ALIASES.get(key, key)
     if key not in LOSS_FAMILIES:
         known = [*LOSS_FAMILIES, *ALIASES]
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise locator.error(pos, f"loss {name!r} is not supported{hint}; supported losses: " + ", ".join(known))
+        raise locator.error(pos, f"loss {name!r} is not supported{did_you_mean(key, known)}; supported losses: "
+                            + ", ".join(known))
     return key
 
 

@@ -8,7 +8,6 @@ run configuration (``hp.dense_1.units``) so Hydra overrides and sweeps reach the
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,6 +22,7 @@ from neural_dsl_tracking.compiler.losses import LossPlan
 from neural_dsl_tracking.compiler.shapes import Dim, Sym, code_of, same_dim, show, value_of
 from neural_dsl_tracking.compiler.summary import LayerEntry
 from neural_dsl_tracking.errors import CompileError
+from neural_dsl_tracking.language.diagnostics import did_you_mean
 from neural_dsl_tracking.language.layers import ENCODINGS, LAYERS as LANGUAGE_LAYERS, MERGE_MODES
 from neural_dsl_tracking.language.spec import LayerSpec, ModelSpec
 
@@ -137,16 +137,16 @@ class ModelEmitter:
             if layer.type not in LANGUAGE_LAYERS:
                 raise self.unsupported(layer, "is a custom layer (not a built-in one): no installed plugin "
                                        "provides it, and the PyTorch backend cannot build it; write it with "
-                                       "built-in layers" + _did_you_mean(layer.type, catalogue.SUPPORTED),
+                                       "built-in layers" + did_you_mean(layer.type, catalogue.SUPPORTED),
                                        custom_layer=True)
             raise self.unsupported(layer, "is not supported by the PyTorch backend; supported layers: "
-                             + ", ".join(catalogue.SUPPORTED) + _did_you_mean(layer.type, catalogue.SUPPORTED))
+                             + ", ".join(catalogue.SUPPORTED) + did_you_mean(layer.type, catalogue.SUPPORTED))
         params = buildable.params
         unknown = sorted(set(layer.params) - set(params))
         if unknown:
             allowed = ", ".join(params) or "no parameters"
             raise self.error(layer, f"has no parameter {unknown[0]!r}; it takes {allowed}"
-                             + _did_you_mean(unknown[0], list(params)))
+                             + did_you_mean(unknown[0], list(params)))
         if layer.children and layer.type not in CONTAINERS:
             raise self.error(layer, "has a nested { } block; only ResidualConnection and TransformerEncoder "
                              "take nested layers (write the layers after it instead)")
@@ -371,11 +371,6 @@ class ModelEmitter:
     def unsupported(self, layer: LayerSpec, message: str, *, custom_layer: bool = False) -> UnsupportedError:
         """:meth:`error` for valid Neural DSL this backend cannot build (``neural check`` notes it)."""
         return self.shared.locator.unsupported(layer.pos, f"layer {layer.type}: {message}", custom_layer=custom_layer)
-
-
-def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _needed_rank(layer: LayerSpec) -> int | None:

@@ -317,5 +317,5 @@ def test_a_misspelt_loss_gets_a_did_you_mean() -> None:
     text = "network Bad {\n input: (8, 8, 1)\n layers:\n  Flatten()\n  Output(10)\n loss: categorial_crossentropy\n}"
     with pytest.raises(CompileError) as caught:
         compile_program(parse_text(text, "bad.neural").networks[0], "bad.neural")
-    assert str(caught.value).startswith("bad.neural:6:8: loss 'categorial_crossentropy' is not supported "
-                                        "(did you mean 'categorical_crossentropy'?); supported losses: ")
+    assert str(caught.value).startswith("bad.neural:6:8: loss 'categorial_crossentropy' is not supported; "
+                                        "did you mean 'categorical_crossentropy'?; supported losses: ")

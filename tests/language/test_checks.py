@@ -97,8 +97,8 @@ def test_a_misspelt_loss_is_refused_by_check_with_did_you_mean(tmp_path: Path,
     code, err = check(tmp_path, program("Flatten()", 'Output(10, "softmax")',
                                         tail='  loss: "categorical_crossentropie"\n'), capsys)
     assert code == 1
-    assert err.startswith("error: m.neural:6:9: loss 'categorical_crossentropie' is not supported (did you mean "
-                          "'categorical_crossentropy'?); supported losses: sparse_categorical_crossentropy, ")
+    assert err.startswith("error: m.neural:6:9: loss 'categorical_crossentropie' is not supported; did you mean "
+                          "'categorical_crossentropy'?; supported losses: sparse_categorical_crossentropy, ")
     assert err.endswith('\n  6 |   loss: "categorical_crossentropie"\n    |         ' + "^" + "~" * 26 + "\n")
 
 
