@@ -63,6 +63,8 @@ LENGTH = IntBound(1, 1_000_000)
 LOG_EVERY = IntBound(1, 1_000_000_000)
 VISUALIZE_EVERY = IntBound(0, 1_000_000_000)
 CHECKPOINT_EVERY = IntBound(0, EPOCHS.high)
+SYSTEM_METRICS = IntBound(0, 86_400, "a day")
+"""``tracking.system_metrics``: seconds between two samples of the machine; 0 = off."""
 SIZE = IntBound(1, MAX_INT64)
 """Layer sizes and schedule steps: any positive 64-bit integer (memory decides the rest)."""
 

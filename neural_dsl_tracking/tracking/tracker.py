@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from neural_dsl_tracking import limits
 from neural_dsl_tracking.errors import NeuralError, TrackingError
 from neural_dsl_tracking.tracking import lifecycle
 from neural_dsl_tracking.tracking.db import is_database_url
@@ -27,6 +28,7 @@ from neural_dsl_tracking.tracking.records import (
 from neural_dsl_tracking.tracking.plot_process import PlotProcess
 from neural_dsl_tracking.tracking.scope import current_scope
 from neural_dsl_tracking.tracking.store import Store
+from neural_dsl_tracking.tracking.system_metrics import SystemSampler, is_system_metric
 from neural_dsl_tracking.tracking.values import (
     MAX_NAME,
     MAX_STEP,
@@ -44,6 +46,15 @@ _now = time.time
 def generated_experiment_name() -> str:
     """The name of an experiment given none: ``experiment_<local date>_<time>``."""
     return time.strftime("experiment_%Y%m%d_%H%M%S")
+
+
+def _check_system_metrics(interval: object) -> None:
+    """Refuse a ``system_metrics`` that is not a whole number of seconds within its bounds."""
+    if isinstance(interval, bool) or not isinstance(interval, int):
+        raise TrackingError(f"system_metrics must be a whole number of seconds, got {interval!r}")
+    problem = limits.SYSTEM_METRICS.problem(interval)
+    if problem:
+        raise TrackingError(f"system_metrics must be {problem} seconds, got {interval}")
 
 
 class _StoreAccess:
@@ -99,7 +110,7 @@ class ExperimentTracker:
                  tags: list[str] | None = None, auto_visualize: bool = True,
                  visualize_every: int = 10, run_id: str | None = None,
                  config: dict | None = None, source_file: str | Path | None = None,
-                 flush_interval: float = FLUSH_INTERVAL) -> None:
+                 flush_interval: float = FLUSH_INTERVAL, system_metrics: int = 10) -> None:
         if experiment_name is None:
             experiment_name = generated_experiment_name()
         if not isinstance(experiment_name, str) or not experiment_name.strip():
@@ -107,6 +118,7 @@ class ExperimentTracker:
         if isinstance(visualize_every, bool) or not isinstance(visualize_every, int) \
                 or visualize_every < 0:
             raise TrackingError(f"visualize_every must be an integer >= 0, got {visualize_every!r}")
+        _check_system_metrics(system_metrics)
         self._access = _StoreAccess(base_dir, store)
         self._store = self._access.store  # for writes, while the run is open
         self._finished = False
@@ -120,7 +132,7 @@ class ExperimentTracker:
                                self._create(experiment_name, run_name, tags or [], config,
                                             source_file))
                 self._open(store, backend, backend_options or {}, visualize_every,
-                           auto_visualize, flush_interval)
+                           auto_visualize, flush_interval, system_metrics)
                 lifecycle.register(self)
         except BaseException:
             self._access.release()
@@ -145,8 +157,10 @@ class ExperimentTracker:
             source_sha256=source_sha)
 
     def _open(self, store: str | None, backend: str | list[str], backend_options: dict,
-              visualize_every: int, auto_visualize: bool, flush_interval: float) -> None:
-        """Start what serves the run: mirrors, the metric writer, the plot process."""
+              visualize_every: int, auto_visualize: bool, flush_interval: float,
+              system_metrics: int) -> None:
+        """Start what serves the run: mirrors, the metric writer, the plot process, the
+        system metrics sampler."""
         record = self._store.get_run(self.run_id)
         self.experiment_name = record.experiment
         self.run_name = record.run_name
@@ -167,6 +181,17 @@ class ExperimentTracker:
             "run_id": self.run_id, "plots_dir": str((self.run_dir / "plots").resolve()),
         }) if self._visualize_every else None
         self._writer.start()
+        self._system = self._start_sampler(system_metrics, record.start_time.timestamp())
+
+    def _start_sampler(self, interval: int, started: float) -> SystemSampler | None:
+        """The system metrics thread, feeding the writer's buffer at steps of seconds since
+        ``started`` (None when ``interval`` is 0)."""
+        if not interval:
+            return None
+        sampler = SystemSampler(interval, self._append, started,
+                                name=f"neural-system-metrics-{self.run_id[:8]}")
+        sampler.start()
+        return sampler
 
     def _resume(self, ref: str, tags: list[str]) -> str:
         """Reopen the run ``ref`` names (an id, a unique id prefix, or a unique run name)."""
@@ -178,7 +203,8 @@ class ExperimentTracker:
         if tags:
             self._store.add_tags(run_id, tags)
         summaries = self._store.metric_summaries(run_id)
-        self._next_step = max((s.max_step for s in summaries.values()), default=-1) + 1
+        self._next_step = max((s.max_step for key, s in summaries.items() if not is_system_metric(key)),
+                              default=-1) + 1
         return run_id
 
     # ---- context manager --------------------------------------------------------------
@@ -415,6 +441,8 @@ class ExperimentTracker:
             self._access.release()
 
     def _wind_up(self, status: str) -> None:
+        if self._system:
+            self._system.stop()  # its last points go out with the writer's last flush
         try:
             self._writer.close()
         except NeuralError as error:

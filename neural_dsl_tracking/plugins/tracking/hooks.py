@@ -118,6 +118,7 @@ def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir:
         run_name=section.run_name,
         tags=list(section.tags),
         visualize_every=section.visualize_every,
+        system_metrics=section.system_metrics,
         config=composed,
         source_file=source_file,
         **_store_place(section, launch_dir),

@@ -64,6 +64,7 @@ class TrackingSpec(_Section):
     version_artifacts: bool = True
     log_every: int = limits.LOG_EVERY.field(1)
     checkpoint_every: int = limits.CHECKPOINT_EVERY.field(1)
+    system_metrics: int = limits.SYSTEM_METRICS.field(10)
     monitor: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     store: str = "neural_experiments"
