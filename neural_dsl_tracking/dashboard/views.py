@@ -26,6 +26,7 @@ from neural_dsl_tracking.dashboard.figures import (
 )
 from neural_dsl_tracking.dashboard.zoom import Span, group_histories, visible_series
 from neural_dsl_tracking.tracking.grouping import group_curve, group_runs, grouped_table, thinned
+from neural_dsl_tracking.tracking.system_metrics import is_system_metric
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.humanize import duration as format_duration, file_size
 from neural_dsl_tracking.dashboard.tables import (
@@ -79,9 +80,11 @@ def trace_meta(run: Any, key: str, drawn: DrawnSeries, kind: str, ema: EmaState 
 
 def chart_keys(runs: Sequence[Any], pattern: str = "") -> tuple[list[str], int]:
     """The metrics charted: those whose name contains ``pattern`` (any case), at most
-    ``MAX_CHARTS`` of them, sorted; and how many match in all."""
+    ``MAX_CHARTS`` of them, sorted with the system metrics (``system/*``) last; and how many
+    match in all."""
     needle = pattern.strip().lower()
-    keys = sorted({key for run in runs for key in run.metrics if needle in key.lower()})
+    keys = sorted({key for run in runs for key in run.metrics if needle in key.lower()},
+                  key=lambda key: (is_system_metric(key), key))
     return keys[:MAX_CHARTS], len(keys)
 
 
@@ -113,6 +116,7 @@ def metrics_view(
                           figure=figure, config=GRAPH_CONFIG)
         graphs.append(html.Div(graph, className="metric-graph-box",  # a cut title: the full name on hover
                                title=key if len(key) > TITLE_CHARS else None))
+    graphs = system_section(keys, graphs)
     if matching > len(keys):
         graphs.insert(0, html.P(f"Showing {len(keys)} of {matching} metrics; filter by name to see the others.",
                                 className="hint", id="metrics-capped"))
@@ -121,6 +125,17 @@ def metrics_view(
             "The selected runs have logged no metrics yet."
         graphs = [html.P(text, className="hint")]
     return graphs, drawn_meta
+
+
+def system_section(keys: Sequence[str], graphs: list[Any]) -> list[Any]:
+    """``graphs`` (one per key of ``keys``) with those of the system metrics in their own
+    section, after the run's metrics."""
+    first = next((index for index, key in enumerate(keys) if is_system_metric(key)), len(keys))
+    if first == len(keys):
+        return graphs
+    section = html.Div([html.H4("System", className="metric-section-title"), *graphs[first:]],
+                       id="system-metrics", className="metric-section")
+    return [*graphs[:first], section]
 
 
 def metric_chart(
