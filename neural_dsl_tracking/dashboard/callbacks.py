@@ -157,11 +157,12 @@ def register(app: Dash, data: DashboardData) -> None:
             return no_update, no_update
         runs, chosen = selected_runs(selection)
         if ctx.triggered_id == "runs-version":
-            # new points are extended by `extend_live`; redraw only when a new metric appeared
-            # or a live curve outgrew its downsampling
+            # new points are extended by `extend_live`; redraw only when a new metric appeared,
+            # a live curve outgrew its downsampling or a grouped chart's runs logged more
             keys = set(views.chart_keys(chosen, pattern or "")[0])
             by_id = {run.run_id: run for run in chosen}
-            if not chosen or (keys == set(drawn or {}) and not outgrown(by_id, drawn, data.max_points)):
+            if not chosen or (keys == set(drawn or {}) and not outgrown(by_id, drawn, data.max_points)
+                              and not regrown(by_id, drawn)):
                 return no_update, no_update
         if not chosen:
             return views.select_hint(), {}
@@ -411,6 +412,18 @@ def outgrown(runs: dict[str, Any], drawn: dict[str, list[dict[str, Any]]] | None
             summary = run.metrics.get(key) if run else None
             if summary and summary.get("count", 0) > 2 * max(meta["drawn_count"], max_points):
                 return True
+    return False
+
+
+def regrown(runs: dict[str, Any], drawn: dict[str, list[dict[str, Any]]] | None) -> bool:
+    """Whether a run of a grouped chart has logged points since the chart was drawn (a
+    group's line and band are computed again from every point, not extended)."""
+    for key, metas in (drawn or {}).items():
+        for meta in metas:
+            for run_id, count in meta.get("counts", {}).items():
+                run = runs.get(run_id)
+                if run is not None and run.metrics.get(key, {}).get("count", 0) != count:
+                    return True
     return False
 
 

@@ -193,7 +193,9 @@ def grouped_figure(data: DashboardData, key: str, runs: Sequence[Any], grouping:
     figure = group_figure(key, traces, grouping.center, grouping.band, log_y, theme)
     if span is not None:
         figure["layout"]["xaxis"].update(range=list(span), autorange=False)
-    return figure, [{"run": group.label, "kind": "fixed"} for group in traces for _ in range(3)]
+    counts = {run.run_id: run.metrics[key].get("count", 0) for run in runs}  # a tick redraws when one grows
+    return figure, [{"run": group.label, "kind": "fixed"} for group in traces for _ in range(3)] + \
+        [{"run": None, "kind": "group-counts", "counts": counts}]
 
 
 def grouped_rows(data: DashboardData, runs: Sequence[Any], grouping: Grouping, aggregate: str

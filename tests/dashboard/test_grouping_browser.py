@@ -78,3 +78,24 @@ def test_group_by_draws_a_line_and_band_per_group_with_its_run_count(ui, serve, 
         cards = ui.page.locator(".group-card").all_inner_texts()
         assert sorted(card.splitlines()[0] for card in cards) == ["optimizer.lr=0.01", "optimizer.lr=0.1"]
         assert not ui.page.errors
+
+
+def test_a_grouped_chart_follows_a_live_run(ui, serve, tmp_path):
+    base = tmp_path / "neural_experiments"
+    store = Store(base)
+    ids = []
+    for seed in (1, 2):
+        ids.append(store.create_run(experiment="live", run_name=f"seed-{seed}"))
+        store.log_params(ids[-1], {"lr": 0.1, "seed": seed})
+        store.append_metrics(ids[-1], {"loss": (np.arange(50), np.full(50, float(seed)), np.full(50, time.time()))})
+    store.set_status(ids[0], "completed", end_time=time.time())
+    with serve(create_app(data=DashboardData(base))) as url:
+        ui.open(url)
+        ui.pick("group-by", "params.lr")
+        ui.wait_graphs("gs => gs.length === 1 && gs[0].traces.some(t => t.kind === 'center' && t.x.length === 50)")
+        later = np.arange(50, 80)
+        store.append_metrics(ids[1], {"loss": (later, np.full(30, 4.0), np.full(30, time.time()))})
+        (graph,) = ui.wait_graphs("gs => gs[0].traces.some(t => t.kind === 'center' && t.x.length === 80)")
+        (center,) = [trace for trace in graph["traces"] if trace["kind"] == "center"]
+        assert center["y"][:50] == [1.5] * 50 and center["y"][50:] == [4.0] * 30  # the finished run's span ended
+    store.close()
