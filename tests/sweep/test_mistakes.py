@@ -61,6 +61,24 @@ def test_an_unknown_option_after_the_overrides_is_named(tmp_path, monkeypatch, c
     assert "neural sweep: unknown option --trails" in err
 
 
+@pytest.mark.parametrize("override, message", [
+    ("sweep.objective=val_acc", "sweep.objective=val_acc: not a metric the program logs after each epoch "
+     "(it logs loss, accuracy, val_loss, val_accuracy, lr, epoch_time, samples_per_s); did you mean 'val_accuracy'?"),
+    ("sweep.direction=minimize", "the sweep's direction minimize does not fit its objective 'val_accuracy' "
+     "(higher is better); give sweep.direction=maximize"),
+    ("sweep.objective=val_loss", "the sweep's direction maximize does not fit its objective 'val_loss' "
+     "(lower is better); give sweep.direction=minimize"),
+])
+def test_an_objective_or_direction_overridden_wrong_is_refused_before_any_trial(
+        tmp_path, monkeypatch, capsys, override, message) -> None:
+    """The block's objective and direction are checked at compile time; an override of them
+    is checked before the first trial too (it used to fail every trial, then the sweep)."""
+    write_network(tmp_path, "runs")
+    err = _sweep(tmp_path, monkeypatch, capsys, "model.neural", "train.epochs=1", override)
+    assert err == f"error: {message}\n"
+    assert not list((tmp_path / "runs").glob("runs/*"))  # nothing trained
+
+
 def test_no_trial_starts_after_the_timeout(tmp_path, monkeypatch, capsys) -> None:
     write_network(tmp_path, "runs")
     monkeypatch.chdir(tmp_path)

@@ -37,6 +37,23 @@ def check_sweep(spec: SweepSpec, network: ModelSpec, program: ProgramInfo) -> li
     return problems
 
 
+def check_composed(spec: SweepSpec, loss: str) -> None:
+    """The composed config's objective and direction, which overrides may have changed since
+    the block was checked: a ConfigError before the first trial when they cannot work."""
+    from neural_dsl_tracking.compiler.losses import LOSS_FAMILIES
+    from neural_dsl_tracking.compiler.program import epoch_metric_names
+
+    objective = spec.objective or ""
+    logged = epoch_metric_names(LOSS_FAMILIES[loss])
+    if objective not in logged:
+        raise ConfigError(f"sweep.objective={objective}: not a metric the program logs after each epoch "
+                          f"(it logs {', '.join(logged)}){did_you_mean(objective, logged)}")
+    fitting = direction_of(objective)
+    if fitting is not None and spec.direction not in (None, fitting):
+        raise ConfigError(f"the sweep's direction {spec.direction} does not fit its objective '{objective}' "
+                          f"({_BETTER[fitting]}); give sweep.direction={fitting}")
+
+
 def _where(network: ModelSpec, keyword: str, key: str) -> SourcePos | None:
     """Where ``key`` of the ``keyword`` block is written, else the sweep block, else the network."""
     for block, name in ((keyword, key), ("sweep", "")):

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from neural_dsl_tracking.errors import ConfigError, NeuralError
 from neural_dsl_tracking.plugins.sweep import space as spaces
+from neural_dsl_tracking.plugins.sweep.checks import check_composed
 from neural_dsl_tracking.plugins.sweep.spec import SweepSpec
 from neural_dsl_tracking.plugins.sweep.study import StudySettings, claim, open_study, storage_url, this_worker
 from neural_dsl_tracking.plugins.sweep.trial import TrialJob, TrialResult, load_program
@@ -67,6 +68,7 @@ def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
     if spec is None:
         raise ConfigError(f"{source or _source(program)}: the network has no sweep block, whose hooks report "
                           "each epoch's objective to the search; add one (e.g. sweep < trials: 20 >)")
+    check_composed(spec, config.loss)
     store_args = _store_args(tracking.store)
     store = Store(store_args["base_dir"] or "neural_experiments", store_args["store"])
     space = _space(composed, overrides)
