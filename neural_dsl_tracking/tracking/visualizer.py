@@ -23,6 +23,7 @@ import numpy as np
 
 from neural_dsl_tracking.tracking.downsample import downsample_minmax
 from neural_dsl_tracking.tracking.records import MetricHistory
+from neural_dsl_tracking.tracking.system_metrics import is_system_metric
 from neural_dsl_tracking.tracking.values import to_float, to_step
 
 if TYPE_CHECKING:
@@ -298,8 +299,9 @@ class MetricVisualizer:
 
     def generate(self) -> list[Path]:
         """Draw every plot now; returns the files. A per-metric plot whose series has not
-        grown since this visualizer drew it, and whose file is still there, is kept."""
-        histories = {k: h for k, h in self.load().items() if len(h)}
+        grown since this visualizer drew it, and whose file is still there, is kept. The
+        system metrics (``system/*``, on a clock of their own) are left to the dashboard."""
+        histories = {k: h for k, h in self.load().items() if len(h) and not is_system_metric(k)}
         if not histories:
             return []
         single: SingleMetricFigure | None = None

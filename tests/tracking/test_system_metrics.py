@@ -190,6 +190,19 @@ def test_a_mirror_receives_system_metrics(tmp_path):
     assert [e.value for e in events] == pytest.approx(stored.values.tolist())
 
 
+def test_the_run_plots_leave_system_metrics_out(tmp_path):
+    """Their steps are seconds, not the run's: in the correlation plot (values at the steps all
+    metrics share) they would pair a loss with whatever second matches its epoch."""
+    with ExperimentTracker("plots", base_dir=tmp_path, visualize_every=0, system_metrics=0) as tracker:
+        for step in range(6):
+            tracker.log_metrics({"loss": 1 / (step + 1), "accuracy": step / 6, "system/cpu_percent": 50.0},
+                                step=step)
+        paths = tracker.generate_visualizations()
+    names = sorted(path.name for path in paths)
+    assert names == ["all_metrics.png", "correlation.png", "histograms.png", "metric_accuracy.png",
+                     "metric_loss.png"]
+
+
 # ---- the setting ------------------------------------------------------------------------
 HEAD = """network Net {
   input: (4,)
