@@ -5,6 +5,7 @@ shared store and study: a store folder on this machine's filesystem, and Postgre
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +25,9 @@ from .conftest import environment, load_study, start_sweep, sweep_command, write
 pytestmark = pytest.mark.slow
 
 RAY = Path(sys.executable).with_name("ray")
+AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+"""Ray's token authentication, set for the head and the driver alike (a head started where
+``~/.ray/auth_token`` exists turns it on by itself; a driver given an address never does)."""
 
 
 def _free_port() -> int:
@@ -48,7 +52,8 @@ def ray_head() -> Iterator[str]:
     head = subprocess.Popen(
         [str(RAY), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
          "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
-        env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        env={**environment(), **AUTH}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while not _listening(port):
@@ -72,8 +77,10 @@ def shared_store(request, tmp_path: Path) -> str:
     return str(tmp_path / "runs") if request.param == "folder" else request.getfixturevalue("postgres_url")
 
 
-def test_a_sweep_runs_its_trials_as_ray_tasks_on_a_ray_head(tmp_path: Path, ray_head: str,
-                                                            shared_store: str) -> None:
+def test_a_sweep_runs_its_trials_as_ray_tasks_on_a_ray_head(tmp_path: Path, ray_head: str, shared_store: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in AUTH.items():
+        monkeypatch.setenv(name, value)
     write_network(tmp_path, shared_store, epochs=1, trials=4, sampler="random", pruner="none", parallel=2)
     driver = start_sweep(tmp_path, "model.neural", "--launcher", "ray", "--address", ray_head)
     output, _ = driver.communicate(timeout=300)
