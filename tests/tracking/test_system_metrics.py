@@ -220,6 +220,23 @@ def test_the_block_sets_it():
     assert default.system_metrics == 10
 
 
+@pytest.mark.parametrize("seconds", [0, 1])
+def test_the_tracking_section_reaches_the_tracker(seconds, tmp_path):
+    """What a generated program opens: ``open_tracker`` with the run's ``tracking`` section."""
+    from neural_dsl_tracking.plugins.tracking import TrackingSpec
+    from neural_dsl_tracking.plugins.tracking.hooks import open_tracker
+
+    source = tmp_path / "model.neural"
+    source.write_text(HEAD + "}\n")
+    section = TrackingSpec(system_metrics=seconds, store=str(tmp_path / "store"), visualize_every=0)
+    tracker = open_tracker(section, {}, launch_dir=tmp_path, source_file=source)
+    try:
+        assert len(sampler_threads(tracker.run_id)) == seconds
+    finally:
+        tracker.finish()
+    assert sampler_threads(tracker.run_id) == []
+
+
 @pytest.mark.parametrize(("value", "says"), [
     ("-1", "'system_metrics' must be >= 0, got -1"),
     ('"10"', "'system_metrics' must be an integer"),
