@@ -4,6 +4,7 @@ found them. And a sweep past its timeout starts no trial."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 from pathlib import Path
 
@@ -85,6 +86,20 @@ def test_no_trial_starts_after_the_timeout(tmp_path, monkeypatch, capsys) -> Non
     assert main(["sweep", "model.neural", "sweep.timeout=0.000001"]) == 0
     out = capsys.readouterr().out
     assert ": no trials\n" in out and "trial 0" not in out
+
+
+def test_the_sweep_records_the_users_file_as_its_source(tmp_path, monkeypatch, capsys) -> None:
+    """Not the compiled copy in build/.cache/: show SWEEP names the file the user swept."""
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    (tmp_path / "models").mkdir()
+    write_network(tmp_path / "models", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "models/model.neural", "sweep.timeout=0.000001"]) == 0
+    (sweep,) = ExperimentManager(store=str(tmp_path / "runs")).list_sweeps()
+    source = tmp_path / "models" / "model.neural"
+    assert (sweep.source_file, sweep.source_sha256) == (
+        str(source), hashlib.sha256(source.read_bytes()).hexdigest())
 
 
 def test_a_network_without_a_sweep_block_is_told_to_add_one(tmp_path, monkeypatch, capsys) -> None:

@@ -55,7 +55,7 @@ class SweepPlan:
 def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
             resume: str | None = None, source: str | None = None) -> tuple[SweepPlan, Store]:
     """Compose, check and record the sweep (or find the one ``resume`` names); ``source``
-    (the user's file) names the file in messages."""
+    (the user's file) names the file in messages and is the sweep's recorded source."""
     from omegaconf import OmegaConf
 
     cfg = _compose(program, overrides)
@@ -89,7 +89,8 @@ def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
         sweep_id = uuid.uuid4().hex
         settings = StudySettings(storage_url(store), f"neural-sweep-{sweep_id}", spec.direction or "minimize",
                                  spec.sampler, spec.pruner, spec.seed, config.train.epochs, grid)
-        name = _create(store, settings, spec, sweep_id, tracking.experiment or "default", space, program)
+        name = _create(store, settings, spec, sweep_id, tracking.experiment or "default", space,
+                       Path(source).resolve() if source else Path(_source(program)))
     open_study(settings, create=resume is None)
     plan = SweepPlan(program=str(program), config=OmegaConf.to_container(cfg, resolve=False),
                      distributions=spaces.distributions(space), settings=settings, sweep_id=sweep_id,
@@ -99,11 +100,10 @@ def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
 
 
 def _create(store: Store, settings: StudySettings, spec: SweepSpec, sweep_id: str, experiment: str,
-            space: dict[str, dict[str, Any]], program: Path) -> str:
-    """Record the new sweep in the store; returns its name."""
+            space: dict[str, dict[str, Any]], source: Path) -> str:
+    """Record the new sweep in the store, its ``source`` the file swept; returns its name."""
     from neural_dsl_tracking.tracking.objects import hash_regular_file
 
-    source = Path(_source(program))
     store.create_sweep(experiment=experiment, objective=spec.objective or "val_loss",
                        direction=settings.direction, sampler=spec.sampler, pruner=spec.pruner,
                        space=_recorded(space), study_storage=settings.storage,
