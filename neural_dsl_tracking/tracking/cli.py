@@ -146,7 +146,8 @@ def _ls(args: argparse.Namespace) -> int:
     runs, left_out = _ls_page(manager, query, None if args.all else args.limit or LS_LIMIT)
     ids = [r.run_id for r in runs]
     models, twins = manager.run_models(ids), manager.fingerprint_twins(ids)
-    if _json_or_none(args, manager, runs, "runs",
+    filtered = any(given is not None for given in (args.where, args.experiment, args.status, args.tag))
+    if _json_or_none(args, manager, runs, "runs match the filters" if filtered else "runs",
                      lambda run: {**asdict(run), "model": model_summary(models.get(run.run_id), twins)}):
         _say_left_out(left_out, args.json)
         return 0
@@ -262,7 +263,8 @@ def _run_or_sweep(manager: Any, ref: str) -> Any:
 def _json_or_none(args: argparse.Namespace, manager: Any, items: list, noun: str,
                   data: Callable[[Any], dict]) -> bool:
     """With --json, print ``data`` of each item as JSON; without, say when there are no
-    ``noun`` (or no store). True when that was all there is to print."""
+    ``noun`` (or no store): ``no runs in STORE``, ``no runs match the filters in STORE``.
+    True when that was all there is to print."""
     from neural_dsl_tracking.tracking.records import jsonable
 
     if args.json:

@@ -46,7 +46,8 @@ def test_ls_lists_runs_as_a_table_and_json(store):
     assert len(lines) == 3 and "completed" in lines[1] and "loss=" in lines[1]
     data = json.loads(neural("experiments", "--base-dir", store, "ls", "--json").stdout)
     assert sorted(r["run_name"] for r in data) == ["lr0.1", "lr0.2"]
-    assert neural("experiments", "ls", "--base-dir", store, "--status", "failed").stdout.startswith("no runs")
+    result = neural("experiments", "ls", "--base-dir", store, "--status", "failed")
+    assert result.stdout.startswith("no runs match the filters in")
 
 
 def test_show_prints_params_metrics_artifacts(store):
@@ -165,7 +166,9 @@ def test_ls_says_whether_there_is_a_store_at_all(tmp_path):
     assert not (tmp_path / "typo").exists()
     ExperimentTracker("e", base_dir=tmp_path / "store", auto_visualize=False).finish("failed")
     result = neural("experiments", "ls", "--base-dir", tmp_path / "store", "--status", "completed")
-    assert result.stdout.strip() == f"no runs in {tmp_path / 'store'}"
+    assert result.stdout.strip() == f"no runs match the filters in {tmp_path / 'store'}"
+    result = neural("experiments", "ls", "--base-dir", tmp_path / "store")
+    assert result.stdout.strip().startswith("RUN")
 
 
 def test_import_command(tmp_path):

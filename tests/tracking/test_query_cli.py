@@ -61,7 +61,7 @@ def test_ls_where(store):
                     "--status", "completed", "--tag", "ten", "--limit", "2")
     assert listed(result) == ["run-50", "run-40"] and "4 more runs not listed" in result.stdout
     result = neural("experiments", "ls", "--base-dir", store, "--where", "name = nothing")
-    assert result.returncode == 0 and result.stdout.strip() == f"no runs in {store}"
+    assert result.returncode == 0 and result.stdout.strip() == f"no runs match the filters in {store}"
 
 
 @pytest.mark.parametrize("args, message", [
