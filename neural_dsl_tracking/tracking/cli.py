@@ -263,7 +263,7 @@ def _run_or_sweep(manager: Any, ref: str) -> Any:
 def _json_or_none(args: argparse.Namespace, manager: Any, items: list, noun: str,
                   data: Callable[[Any], dict]) -> bool:
     """With --json, print ``data`` of each item as JSON; without, say when there are no
-    ``noun`` (or no store): ``no runs in STORE``, ``no runs match the filters in STORE``.
+    ``noun`` (or no store): ``no runs in STORE``, ``no sweeps match the filters in STORE``.
     True when that was all there is to print."""
     from neural_dsl_tracking.tracking.records import jsonable
 
@@ -280,7 +280,8 @@ def _json_or_none(args: argparse.Namespace, manager: Any, items: list, noun: str
 def _sweeps(args: argparse.Namespace) -> int:
     manager = _manager(args)
     sweeps = manager.list_sweeps(args.experiment)
-    if _json_or_none(args, manager, sweeps, "sweeps", _sweep_data):
+    noun = "sweeps" if args.experiment is None else "sweeps match the filters"
+    if _json_or_none(args, manager, sweeps, noun, _sweep_data):
         return 0
     rows = [[s.sweep_id[:8], s.experiment, s.name, s.objective, s.direction, _trial_counts(s),
              _num(s.best_trial.value if s.best_trial else None), _when(s.created_at)] for s in sweeps]

@@ -56,7 +56,7 @@ def test_sweeps_lists_each_sweep(swept):
     data = json.loads(neural("experiments", "sweeps", "--base-dir", base, "--json").stdout)
     assert data[0]["sweep_id"] == made.sweep_id and data[0]["counts"]["failed"] == 1
     assert neural("experiments", "sweeps", "--base-dir", base, "--experiment", "other").stdout \
-        .startswith("no sweeps in")
+        .startswith("no sweeps match the filters in")
     assert neural("experiments", "sweeps", "--base-dir", base.parent / "none").stdout \
         .startswith("no experiment store at")
 
