@@ -143,6 +143,7 @@ class SystemSampler:
         self._thread = threading.Thread(target=self._run, daemon=True, name=name)
 
     def start(self) -> None:
+        """Start sampling (the first sample comes one interval later)."""
         self._thread.start()
 
     def stop(self) -> None:
@@ -150,10 +151,6 @@ class SystemSampler:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(STOP_TIMEOUT)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
 
     def _run(self) -> None:
         try:
