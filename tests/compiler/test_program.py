@@ -262,3 +262,29 @@ def test_warnings_print_as_one_warning_line(digits_program: Path, tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert "warning: monitor 'val_accuracy' has no value yet" in result.stderr, result.stderr
     assert "Warning:" not in result.stderr and "train.py:" not in result.stderr, result.stderr
+
+
+MONITOR_WITHOUT_MODE = """network Monitored {
+  input: (8, 8, 1)
+  layers:
+    Flatten()
+    Dense(16, "relu")
+    Output(10, "softmax")
+  loss: "sparse_categorical_crossentropy"
+  optimizer: Adam(learning_rate=0.002)
+  train { epochs: 4 batch_size: 64 }
+  tracking < monitor: val_accuracy; visualize_every: 0 >
+}"""
+
+
+def test_the_best_checkpoint_of_an_accuracy_monitor_without_a_mode_is_its_highest(compile_in, tmp_path: Path) -> None:
+    """`monitor: val_accuracy` alone used to keep the default mode min: the checkpoint aliased
+    best was the epoch of the lowest accuracy. The mode now follows the monitor's name."""
+    result = run_program(compile_in(MONITOR_WITHOUT_MODE), "tracking.store=store", "data=digits", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    manager = _manager(tmp_path / "store")
+    (run,) = manager.list_experiments()
+    history = manager.get_metric_history(run.run_id, "val_accuracy")
+    best = manager.get_artifact_version(run.run_id, "checkpoint", "best")
+    assert best.metadata["monitor"]["mode"] == "max"
+    assert best.metadata["epoch"] == int(np.argmax(history.values)) + 1

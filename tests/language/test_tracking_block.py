@@ -146,7 +146,7 @@ def test_json_dump_has_every_default() -> None:
     assert data == {
         "backend": ["mlflow"], "experiment": "N", "run_name": None, "tags": [],
         "visualize_every": 10, "version_artifacts": True, "log_every": 1,
-        "checkpoint_every": 1, "system_metrics": 10, "monitor": "val_loss", "mode": "min",
+        "checkpoint_every": 1, "system_metrics": 10, "monitor": "val_loss", "mode": None,
         "store": "neural_experiments",
         "mlflow": {"tracking_uri": None, "experiment": None},
         "wandb": {"project": None, "entity": None, "mode": None},

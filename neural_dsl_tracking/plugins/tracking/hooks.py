@@ -71,7 +71,7 @@ class TrackingHooks:
         out = CodeWriter()
         out.line(call(attr(TRACKER, "log_artifact"), Expr("checkpoint_path"), name="checkpoint",
                       version=attr(SECTION, "version_artifacts"), metadata={"epoch": Expr("epoch")},
-                      monitor=attr(SECTION, "monitor"), mode=attr(SECTION, "mode")))
+                      monitor=attr(SECTION, "monitor"), mode=attr(SECTION, "best_mode")))
         return out.lines
 
     def teardown(self) -> list[str]:

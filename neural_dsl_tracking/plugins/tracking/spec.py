@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from neural_dsl_tracking import limits
-from neural_dsl_tracking.tracking.values import MAX_NAME
+from neural_dsl_tracking.tracking.values import MAX_NAME, metric_mode
 
 Backend = Literal["local", "mlflow", "wandb", "tensorboard"]
 
@@ -66,11 +66,18 @@ class TrackingSpec(_Section):
     checkpoint_every: int = limits.CHECKPOINT_EVERY.field(1)
     system_metrics: int = limits.SYSTEM_METRICS.field(10)
     monitor: str = "val_loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] | None = None
+    """Whether lower or higher ``monitor`` is better; None: from its name (``best_mode``)."""
     store: str = "neural_experiments"
     mlflow: MlflowOptions = Field(default_factory=MlflowOptions)
     wandb: WandbOptions = Field(default_factory=WandbOptions)
     tensorboard: TensorboardOptions = Field(default_factory=TensorboardOptions)
+
+    @property
+    def best_mode(self) -> Literal["min", "max"]:
+        """``mode``, or when it is not set the monitor's direction as the store ranks it:
+        ``max`` for an accuracy-like name (accuracy, f1, auc, ...), else ``min``."""
+        return self.mode or metric_mode(self.monitor)  # type: ignore[return-value]
 
     @field_validator("backend", "tags", mode="before")
     @classmethod
