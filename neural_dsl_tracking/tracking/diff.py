@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from neural_dsl_tracking.tracking.comparison import differing_params
 from neural_dsl_tracking.tracking.records import RunModel, RunRecord
 
 COMPARED = ("input", "output", "param_count", "macs")
@@ -116,6 +115,8 @@ def _compare(a: dict[str, Any], b: dict[str, Any]) -> LayerChange:
 
 def diff_runs(a: RunRecord, b: RunRecord, models: dict[str, RunModel], sources: tuple[str, str]) -> RunDiff:
     """Compare runs ``a`` and ``b`` given their recorded models (by run id) and source texts."""
+    from neural_dsl_tracking.tracking.comparison import differing_params  # numpy: not for ls/show
+
     ma, mb = models.get(a.run_id), models.get(b.run_id)
     layers = align_layers(ma.spec["layers"], mb.spec["layers"]) if ma and mb else None
     totals = {key: (getattr(ma, key) if ma else None, getattr(mb, key) if mb else None)

@@ -6,10 +6,9 @@ import hashlib
 import itertools
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from neural_dsl_tracking.errors import TrackingError
-from neural_dsl_tracking.tracking import comparison
 from neural_dsl_tracking.tracking.db import StoreAbsent
 from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
@@ -23,6 +22,9 @@ from neural_dsl_tracking.tracking.query import Query
 from neural_dsl_tracking.tracking.store import T, Store, check_crash_after, store_locations
 from neural_dsl_tracking.tracking.values import to_step
 from neural_dsl_tracking.tracking.visualizer import FigureMap
+
+if TYPE_CHECKING:  # comparison imports numpy: only comparing and exporting need it, not ls or show
+    from neural_dsl_tracking.tracking import comparison
 
 _NAMED_RUNS = 8  # a default comparison folder names at most this many runs in full
 
@@ -227,6 +229,8 @@ class ExperimentManager:
         """A figure per metric with one line per run (with ``group``, a line and band per group
         of runs), keyed by metric (and found under ``comparison_<metric>`` too, as the original
         API keyed them); PNGs saved to ``out_dir`` (default: ``<store>/comparisons/<run ids>/``)."""
+        from neural_dsl_tracking.tracking import comparison
+
         if out_dir is not None:
             comparison.check_out_dir(Path(out_dir))
         records, histories, metrics = self._gather(run_ids, metrics)
@@ -256,6 +260,8 @@ class ExperimentManager:
         empty; ``overwrite`` replaces a previous export's files there. Without one, a new
         folder ``<store>/comparisons/<run ids>-export-<UTC time>`` is made. With ``group``, the
         export also holds groups.csv, the table of its runs grouped (``comparison.GroupOptions``)."""
+        from neural_dsl_tracking.tracking import comparison
+
         if out_dir is not None and output_dir is not None:
             raise TrackingError("give the folder as out_dir or as output_dir, not both")
         chosen = out_dir if out_dir is not None else output_dir

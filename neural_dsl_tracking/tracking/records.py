@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 import math
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.db import redact
 from neural_dsl_tracking.tracking.values import FINAL_STATUSES, TRIAL_STATES  # noqa: F401 (FINAL_STATUSES: the tracker's)
+
+if TYPE_CHECKING:  # numpy is imported by what reads metric points, not by ls or show
+    import numpy as np
 
 
 
@@ -193,6 +194,6 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, np.generic):
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # a numpy scalar
         return jsonable(value.item())
     return value
