@@ -58,6 +58,22 @@ def test_every_hpo_expression_becomes_an_optuna_distribution(compiled_space: dic
     assert space.config_values({"x": "json:[5, 5]"}) == {"x": [5, 5]}
 
 
+def test_values_on_a_float_step_grid_are_the_grid_values_as_written() -> None:
+    """Optuna proposes low + k * step, so range(0.0, 0.5, step=0.1) gave 0.30000000000000004:
+    printed in the trial's overrides, stored as the run's parameter, and missed by a query
+    params.model.dropout_1.rate = 0.3. A trial's config values are the grid's values."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rate = space.distribution("rate", {"type": "range", "start": 0.0, "stop": 0.5, "step": 0.1})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    proposed = {space.config_values(study.ask({"rate": rate}).params)["rate"] for _ in range(60)}
+    assert proposed == {0.0, 0.1, 0.2, 0.3, 0.4, 0.5}
+    lr = space.distribution("lr", {"type": "log_range", "low": 0.0001, "high": 0.01})
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask({"lr": lr})
+    assert space.config_values(trial.params)["lr"] == pytest.approx(trial.params["lr"], rel=1e-11)
+
+
 def test_overridden_settings_and_repeat_counts_are_not_searched() -> None:
     entries = {"optimizer.lr": {"type": "log_range", "low": 0.001, "high": 0.1},
                "train.batch_size": {"type": "choice", "values": [16, 32]},

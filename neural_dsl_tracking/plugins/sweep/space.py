@@ -89,8 +89,9 @@ def grid_size(values: dict[str, list[Any]]) -> int:
 
 
 def config_values(params: dict[str, Any]) -> dict[str, Any]:
-    """A trial's Optuna params as config values (JSON-encoded choices decoded)."""
-    return {path: _decode(value) for path, value in params.items()}
+    """A trial's Optuna params as config values: JSON-encoded choices decoded, floats tidied
+    (Optuna's ``low + k * step`` gives 0.30000000000000004 for 0.3 on a 0.1 grid)."""
+    return {path: _tidy(_decode(value)) for path, value in params.items()}
 
 
 def overrides(values: dict[str, Any]) -> list[str]:
