@@ -56,16 +56,20 @@ class ActiveTrial:
     tracker: Any = None
     last_value: float | None = None
     epochs: int = 0
+    last_epoch: int | None = None
+    """The program's last epoch: never pruned (stopping there saves no training, and would
+    take a finished trial out of the candidates for best)."""
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Report the epoch's objective; finish the run ``pruned`` and raise when the pruner says so."""
+        """Report the epoch's objective; before the last epoch, finish the run ``pruned`` and
+        raise when the pruner says so."""
         if self.objective not in metrics:
             raise ConfigError(f"the sweep's objective {self.objective!r} is not a metric of the program's "
                               f"epochs ({', '.join(sorted(metrics))})")
         value = float(metrics[self.objective])
         self.last_value, self.epochs = value, epoch
         self.trial.report(value if math.isfinite(value) else float("nan"), epoch)
-        if self.trial.should_prune():
+        if epoch != self.last_epoch and self.trial.should_prune():
             if self.tracker is not None:
                 self.tracker.finish("pruned")
             raise TrialPruned(f"trial {self.trial.number} pruned after epoch {epoch}")

@@ -1,6 +1,12 @@
 """Running trials on this machine: in this process (``parallel: 1``), or in ``parallel``
-worker processes (``parallel: N``), each importing the compiled program once and running
-one trial at a time with ``CPUs / N`` PyTorch threads (see ``runner._threads``).
+worker processes (``parallel: N``), each running one trial at a time with ``CPUs / N``
+PyTorch threads (see ``runner._threads``).
+
+Workers are forked from the driver, which has imported the compiled program (and with it
+PyTorch) and run no trial and no thread of its own: a worker starts in a fraction of a
+second, where a fresh interpreter spends seconds importing, and ends with ``os._exit``
+(no interpreter teardown). Each opens its own database connections (``study._storage``,
+``trial._store`` are per process).
 
 A launcher is a callable ``job -> Future[TrialResult]``; the driver waits on the futures.
 """
@@ -8,6 +14,7 @@ A launcher is a callable ``job -> Future[TrialResult]``; the driver waits on the
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable
 
@@ -22,10 +29,11 @@ def in_process(job: TrialJob) -> "Future[TrialResult]":
 
 
 class LocalProcesses:
-    """``workers`` processes (started fresh: no state copied from the driver) taking trials."""
+    """``workers`` processes (forked from the driver) taking trials."""
 
     def __init__(self, workers: int) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                                         initializer=_default_signals)
 
     def __call__(self, job: TrialJob) -> "Future[TrialResult]":
         return self._pool.submit(run_trial, job)
@@ -33,6 +41,15 @@ class LocalProcesses:
     def close(self) -> None:
         """Wait for the trials started, then stop the workers."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _default_signals() -> None:
+    """A worker's stop signals as a fresh interpreter's (not the driver's handlers), ignored
+    ones left ignored: SIGINT interrupts its trial (failed, ``interrupted``), SIGTERM and SIGHUP end it."""
+    for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL),
+                            (signal.SIGHUP, signal.SIG_DFL)):
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, default)
 
 
 def local_launcher(parallel: int) -> tuple[Callable[[TrialJob], "Future[TrialResult]"], Callable[[], None]]:

@@ -68,9 +68,15 @@ def storage_url(store: Store) -> str:
     return f"sqlite:///{(Path(store.db.location) / SQLITE_FILE).resolve()}"
 
 
-@lru_cache(maxsize=8)
 def _storage(url: str) -> Any:
-    """One RDBStorage per database and process (creating it checks Optuna's schema)."""
+    """One RDBStorage per database and process (creating it checks Optuna's schema): a
+    worker forked from the driver opens its own connections, never the driver's."""
+    return _storage_of(url, os.getpid())
+
+
+@lru_cache(maxsize=8)
+def _storage_of(url: str, pid: int) -> Any:
+    """:func:`_storage` of process ``pid`` (the inherited ones stay referenced, never closed here)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -130,14 +136,14 @@ def pruner(settings: StudySettings) -> Any:
     return optuna.pruners.NopPruner()
 
 
-_studies: dict[tuple[str, str], Any] = {}
+_studies: dict[tuple[str, str, int], Any] = {}
 
 
 def open_study(settings: StudySettings, create: bool = False) -> Any:
     """The study (created when ``create``), one object per process."""
     import optuna
 
-    key = (settings.storage, settings.study_name)
+    key = (settings.storage, settings.study_name, os.getpid())
     if key not in _studies:
         storage = _storage(settings.storage)
         with _quiet():
@@ -185,7 +191,18 @@ def claim(store: Store, settings: StudySettings, wanted: int, distributions: dic
         with _quiet():
             trial = study.ask(distributions)
         study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())  # noqa: SLF001
+        _claimed.clear()
+        _claimed[(os.getpid(), trial._trial_id)] = trial  # noqa: SLF001
         return trial
+
+
+_claimed: dict[tuple[int, int], Any] = {}
+"""The last trial this process claimed, by (process id, trial id), until it runs here."""
+
+
+def claimed_trial(trial_id: int) -> Any | None:
+    """The trial ``trial_id`` when this process claimed it last (no trial object built again)."""
+    return _claimed.pop((os.getpid(), trial_id), None)
 
 
 def fail_vanished(study: Any, running: list[Any]) -> list[int]:

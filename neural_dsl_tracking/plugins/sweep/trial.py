@@ -20,6 +20,7 @@ failed) and recorded in the store's sweep.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import math
 import os
@@ -31,7 +32,8 @@ from typing import Any
 
 from neural_dsl_tracking.errors import NeuralError
 from neural_dsl_tracking.plugins.sweep.hooks import ActiveTrial, TrialPruned, active_trial
-from neural_dsl_tracking.plugins.sweep.study import WORKER_ATTR, Heartbeat, StudySettings, open_study, this_worker
+from neural_dsl_tracking.plugins.sweep.study import (WORKER_ATTR, Heartbeat, StudySettings, claimed_trial, open_study,
+                                                     this_worker)
 from neural_dsl_tracking.tracking.scope import run_scope
 from neural_dsl_tracking.tracking.store import Store
 
@@ -77,7 +79,7 @@ def run_trial(job: TrialJob) -> TrialResult:
     trial = _optuna_trial(job)
     if job.claimed_by != this_worker():
         trial.study._storage.set_trial_system_attr(job.trial_id, WORKER_ATTR, this_worker())  # noqa: SLF001
-    active = ActiveTrial(trial, job.objective)
+    active = ActiveTrial(trial, job.objective, last_epoch=job.study.epochs)
     with Heartbeat(job.study, job.trial_id):
         try:
             state, message = _train(job, active), ""
@@ -119,7 +121,7 @@ def trial_config(job: TrialJob) -> Any:
     the sweep's objective as the run's checkpoint monitor."""
     from omegaconf import OmegaConf
 
-    config = OmegaConf.create(job.config)
+    config = _base_config(job.config)
     for path, value in job.values.items():
         OmegaConf.update(config, path, value, merge=False)
     if job.threads is not None:
@@ -129,6 +131,20 @@ def trial_config(job: TrialJob) -> Any:
         OmegaConf.update(config, "tracking.mode", "max" if job.study.direction == "maximize" else "min",
                          merge=False)
     return config
+
+
+_created: list[tuple[dict[str, Any], Any]] = []
+"""The last job's config and its OmegaConf object, in this process."""
+
+
+def _base_config(config: dict[str, Any]) -> Any:
+    """A copy of ``config`` as an OmegaConf object: the object is created once per sweep and
+    process (creating one costs about three copies)."""
+    from omegaconf import OmegaConf
+
+    if not _created or _created[0][0] != config:
+        _created[:] = [(config, OmegaConf.create(config))]
+    return copy.deepcopy(_created[0][1])
 
 
 def _finish(job: TrialJob, active: ActiveTrial, state: str, message: str) -> TrialResult:
@@ -151,9 +167,10 @@ def _finish(job: TrialJob, active: ActiveTrial, state: str, message: str) -> Tri
 
 
 def _optuna_trial(job: TrialJob) -> Any:
+    """The job's Optuna trial: the one this process claimed, else built again from the study."""
     import optuna
 
-    return optuna.trial.Trial(open_study(job.study), job.trial_id)
+    return claimed_trial(job.trial_id) or optuna.trial.Trial(open_study(job.study), job.trial_id)
 
 
 @lru_cache(maxsize=4)
