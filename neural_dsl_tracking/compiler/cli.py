@@ -171,7 +171,7 @@ def run_run(args: argparse.Namespace) -> int:
     if optuna:
         from neural_dsl_tracking.plugins.sweep.cli import sweep
 
-        return sweep(train_py, [arg for arg in extra if arg != "--sweep"], source=args.file)
+        return sweep(train_py, [arg for arg in extra if arg != "--sweep"], source=args.file, network=args.network)
     if args.multirun and "--multirun" not in extra and "-m" not in extra:
         extra.insert(0, "--multirun")
     print(f"running {train_py}", file=sys.stderr, flush=True)

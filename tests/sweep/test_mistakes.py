@@ -5,12 +5,14 @@ found them. And a sweep past its timeout starts no trial."""
 from __future__ import annotations
 
 import hashlib
+import shlex
 import signal
 from pathlib import Path
 
 import pytest
 
 from neural_dsl_tracking.cli import main
+from neural_dsl_tracking.tracking import ExperimentManager
 
 from .conftest import write_network
 
@@ -88,10 +90,26 @@ def test_no_trial_starts_after_the_timeout(tmp_path, monkeypatch, capsys) -> Non
     assert ": no trials\n" in out and "trial 0" not in out
 
 
+def test_the_resume_hint_is_a_command_that_resumes_the_same_sweep(tmp_path, monkeypatch, capsys) -> None:
+    """It named the file alone: for the second network of a file, or with overrides (the data,
+    the store), running it compiled another network or composed another config."""
+    write_network(tmp_path, "runs")
+    text = (tmp_path / "model.neural").read_text()
+    (tmp_path / "two.neural").write_text(text + text.replace("network Tiny", "network Other"))
+    monkeypatch.chdir(tmp_path)
+    args = ["two.neural", "--network", "Other", "data=synthetic", "--store", str(tmp_path / "other runs")]
+    assert main(["sweep", *args, "sweep.timeout=0.000001"]) == 0
+    hint = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("resume or join it: "))
+    command = shlex.split(hint.removeprefix("resume or join it: "))
+    assert command[:2] == ["neural", "sweep"]
+    assert main(command[1:]) == 0  # the same network, config and store: the sweep goes on
+    (sweep,) = ExperimentManager(store=str(tmp_path / "other runs")).list_sweeps()
+    assert command[-2:] == ["--resume", sweep.sweep_id[:8]]
+    assert "data=synthetic" in command and command[command.index("--network") + 1] == "Other"
+
+
 def test_the_sweep_records_the_users_file_as_its_source(tmp_path, monkeypatch, capsys) -> None:
     """Not the compiled copy in build/.cache/: show SWEEP names the file the user swept."""
-    from neural_dsl_tracking.tracking import ExperimentManager
-
     (tmp_path / "models").mkdir()
     write_network(tmp_path / "models", str(tmp_path / "runs"))
     monkeypatch.chdir(tmp_path)

@@ -67,18 +67,20 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         overrides.append(f"sweep.launcher={args.launcher}")
     if args.address:
         overrides.append(f"sweep.address={override_value(args.address)}")
-    return sweep(train_py, overrides, trials=args.trials, resume=args.resume, source=args.file)
+    return sweep(train_py, overrides, trials=args.trials, resume=args.resume, source=args.file,
+                 network=args.network)
 
 
 def sweep(train_py: Path, overrides: list[str], *, trials: int | None = None, resume: str | None = None,
-          source: str = "FILE") -> int:
-    """Run the sweep of a compiled program in this process; returns the exit code."""
+          source: str = "FILE", network: str | None = None) -> int:
+    """Run the sweep of a compiled program in this process; returns the exit code. ``source``
+    and ``network`` (the user's file and ``--network``) go into the resume hint."""
     from neural_dsl_tracking.compiler import signals
 
     stopped = ""
     try:
         with signals.stop_signals_handled():
-            _sweep(train_py, overrides, trials, resume, source)
+            _sweep(train_py, overrides, trials, resume, source, network)
     except signals.Terminated:
         stopped = "terminated"
     except KeyboardInterrupt:
@@ -90,7 +92,8 @@ def sweep(train_py: Path, overrides: list[str], *, trials: int | None = None, re
     return 130 if stopped else 0
 
 
-def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str | None, source: str) -> None:
+def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str | None, source: str,
+           network: str | None) -> None:
     from neural_dsl_tracking.plugins.sweep.runner import drive, prepare
 
     plan, store = prepare(train_py, overrides, trials=trials, resume=resume, source=source)
@@ -98,7 +101,8 @@ def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str
     print(f"sweep {plan.name} ({plan.sweep_id[:8]}): {spec.trials} trials of {', '.join(plan.distributions)}; "
           f"{spec.sampler} sampler, {spec.pruner} pruner, {spec.parallel} at once; "
           f"{spec.direction} {spec.objective}", flush=True)
-    print(f"resume or join it: neural sweep {shlex.quote(source)} --resume {plan.sweep_id[:8]}", flush=True)
+    again = ["neural", "sweep", source, *(["--network", network] if network else []), *overrides]
+    print(f"resume or join it: {shlex.join([*again, '--resume', plan.sweep_id[:8]])}", flush=True)
     launch, close = _launcher(plan)
     try:
         drive(plan, store, launch, lambda result: _print_trial(result, spec.objective or ""))
