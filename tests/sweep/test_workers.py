@@ -44,3 +44,37 @@ def test_workers_are_forked_from_the_driver_with_the_program_imported(tmp_path: 
     workers = {trial.system_attrs["neural:worker"].rpartition(":")[2] for trial in load_study(sweep).trials}
     assert len(workers) == 2 and str(driver.pid) not in workers  # two workers ran the trials
     assert (tmp_path / "imports").read_text().split() == [str(driver.pid)]  # imported by the driver only
+
+
+def test_the_workers_end_when_the_driver_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed driver left its forked workers training, then blocked on the trial queue for
+    ever (each holds the queue's other end); they now end with the driver."""
+    import signal
+    import time
+
+    import psutil
+
+    from .conftest import start_sweep
+
+    write_network(tmp_path, str(tmp_path / "runs"), epochs=200, trials=4, sampler="random", pruner="none",
+                  parallel=2)
+    driver, workers = start_sweep(tmp_path, "model.neural", "data=synthetic", "data.samples=256"), []
+    try:
+        deadline = time.monotonic() + 120
+        while len(psutil.Process(driver.pid).children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = psutil.Process(driver.pid).children()
+        assert len(workers) == 2
+        for line in driver.stdout:  # both workers are training
+            if line.startswith("epoch 2/"):
+                break
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+        gone, alive = psutil.wait_procs(workers, timeout=20)
+        assert alive == [], [worker.pid for worker in alive]
+    finally:
+        driver.kill()
+        driver.wait(30)
+        for worker in workers:  # no longer the test's descendants once the driver is gone
+            if worker.is_running():
+                worker.kill()

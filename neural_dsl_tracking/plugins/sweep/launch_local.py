@@ -13,7 +13,9 @@ A launcher is a callable ``job -> Future[TrialResult]``; the driver waits on the
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable
@@ -33,7 +35,7 @@ class LocalProcesses:
 
     def __init__(self, workers: int) -> None:
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                                         initializer=_default_signals)
+                                         initializer=_start_worker, initargs=(os.getpid(),))
 
     def __call__(self, job: TrialJob) -> "Future[TrialResult]":
         return self._pool.submit(run_trial, job)
@@ -41,6 +43,30 @@ class LocalProcesses:
     def close(self) -> None:
         """Wait for the trials started, then stop the workers."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker(driver: int) -> None:
+    """A new worker: the default stop signals, and an end with the driver."""
+    _default_signals()
+    _end_with(driver)
+
+
+def _end_with(driver: int) -> None:
+    """Have Linux SIGKILL this worker when the driver ends. A SIGKILLed driver otherwise leaves
+    its workers training, then blocked on the trial queue for ever (each forked worker holds the
+    queue's other end, so none sees it close). SIGKILL, since a trial handles SIGTERM and the
+    worker would then wait on the queue; its trial, left running, is failed by the next claim
+    (its process is gone) and its run reads crashed, as when a one-process sweep is killed."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the workers end when their trial queue does
+        return
+    if os.getppid() != driver:  # the driver ended before the request
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _default_signals() -> None:
