@@ -326,10 +326,22 @@ class _Builder:
         if what == "layers":
             if len(rest) != 2:
                 raise self.fail(pos, "give the layer type: model.layers.<type> (e.g. model.layers.Conv2D)")
+            self.layer_type(rest[1], pos)
             return Field("model.layers", rest[1])
         if len(rest) > 1:
             raise self.fail(pos, f"model.{what} has no parts")
         return Field(f"model.{what}")
+
+    def layer_type(self, name: str, pos: Pos) -> None:
+        """A layer type spelt in another letter case than the catalogue's (``dense``) would
+        match no compiled run: refused with the spelling that does. Other names pass (a model
+        logged from Python may have types of its own)."""
+        from neural_dsl_tracking.language.layers import LAYERS
+
+        spelt = {known.lower(): known for known in LAYERS}.get(name.lower())
+        if spelt is not None and spelt != name:
+            raise self.fail(pos, f"unknown layer type {name!r}; did you mean {spelt!r}? (types are spelt as "
+                                 "in the layer catalogue: Conv2D, Dense, LSTM)")
 
     def compare(self, found: Field, op: str, value: Any, op_pos: Pos, written: str | None = None) -> Compare:
         """``field op value`` checked (``written``: the operator as written, when ``in``)."""

@@ -265,6 +265,8 @@ ERRORS = [
     ("name = x ago", 1, 8, "'ago' is for start times"),
     ("model.layer.Conv2D > 1", 1, 1, "unknown model fact 'layer'; did you mean 'layers'?"),
     ("model.layers > 1", 1, 1, "give the layer type"),
+    ("model.layers.dense >= 1", 1, 1, "unknown layer type 'dense'; did you mean 'Dense'?"),
+    ("model.layers.LSTM >= 1 or model.layers.conv2d = 0", 1, 27, "did you mean 'Conv2D'?"),
     ("params < 3", 1, 1, "give the parameter's name"),
     ("name.first = x", 1, 1, "'name' has no parts"),
     ("params..x = 1", 1, 1, "empty part"),
