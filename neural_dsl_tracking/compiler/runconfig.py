@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from functools import lru_cache
 from typing import Any, Iterator, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
@@ -146,14 +147,26 @@ def _plugin_fields(plugin_sections: tuple[str, ...]) -> dict[str, Any]:
 def run_config_model(kinds: dict[str, dict[str, str]], loss_family: str,
                      plugin_sections: tuple[str, ...]) -> type[BaseModel]:
     """The pydantic model of one generated program's config (``plugin_sections``: the
-    keywords of the plugin blocks its network declares)."""
+    keywords of the plugin blocks its network declares); built once per process for the
+    same program and installed plugins (building one costs milliseconds, a sweep validates
+    a config per trial)."""
+    frozen = tuple((layer, tuple(params.items())) for layer, params in kinds.items())
+    installed = tuple((keyword, plugin.spec_model) for keyword, plugin in discover_plugins().items())
+    return _built_model(frozen, loss_family, plugin_sections, installed)
+
+
+@lru_cache(maxsize=16)
+def _built_model(kinds: tuple[tuple[str, tuple[tuple[str, str], ...]], ...], loss_family: str,
+                 plugin_sections: tuple[str, ...], installed: tuple[tuple[str, Any], ...]) -> type[BaseModel]:
+    """:func:`run_config_model` of the frozen ``kinds``; ``installed`` (the plugins' spec
+    models) is part of the key only."""
     losses = tuple(name for name, family in LOSS_FAMILIES.items() if family == loss_family)
     return create_model(
         "RunConfig",
         __base__=_Section,
         seed=(int, limits.SEED.field()),
         loss=(Literal[losses], ...),  # type: ignore[valid-type]
-        model=(_model_section(kinds), ...),
+        model=(_model_section({layer: dict(params) for layer, params in kinds}), ...),
         optimizer=(OptimizerConfig, ...),
         schedule=(Optional[ScheduleConfig], None),
         train=(TrainConfig, ...),

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from neural_dsl_tracking.compiler import compile_program
-from neural_dsl_tracking.compiler.runconfig import validate_run_config
+from neural_dsl_tracking.compiler.runconfig import run_config_model, validate_run_config
 from neural_dsl_tracking.errors import ConfigError
 from neural_dsl_tracking.language import parse_text
 
@@ -65,6 +65,29 @@ def test_a_plugin_section_is_validated_by_its_spec_model_when_the_program_runs()
     with pytest.raises(ConfigError, match="tracking: this program was compiled from a network without a "
                                           "tracking block"):
         validate_run_config({**composed, "tracking": {"backend": ["local"]}}, kinds, family, ("sweep",))
+
+
+def test_a_programs_config_model_is_built_once_per_program_and_installed_plugins(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep validates a config per trial: the model is not rebuilt for the same program,
+    and is another model for other layers, another loss family or other installed plugins."""
+    from neural_dsl_tracking.plugins import discover_plugins
+
+    kinds = {"dense_1": {"units": "width"}}
+    model = run_config_model(kinds, "cross_entropy", ("sweep",))
+    assert run_config_model({"dense_1": {"units": "width"}}, "cross_entropy", ("sweep",)) is model
+    assert run_config_model({"dense_1": {"units": "width"}, "dropout_1": {"rate": "rate"}},
+                            "cross_entropy", ("sweep",)) is not model
+    assert run_config_model(kinds, "regression", ("sweep",)) is not model
+    monkeypatch.setenv("NEURAL_DISABLE_PLUGINS", "tracking")
+    discover_plugins.cache_clear()
+    try:
+        without_tracking = run_config_model(kinds, "cross_entropy", ("sweep",))
+        assert without_tracking is not model and "tracking" not in without_tracking.model_fields
+    finally:
+        monkeypatch.delenv("NEURAL_DISABLE_PLUGINS")
+        discover_plugins.cache_clear()
+    assert run_config_model(kinds, "cross_entropy", ("sweep",)) is model
 
 
 @pytest.mark.slow
