@@ -138,6 +138,20 @@ MIGRATIONS: list[list[str | Callable[[Cursor], None]]] = [
         # the chunks of a range found (and their points counted) without reading past their blobs
         "CREATE INDEX metric_chunks_by_step ON metric_chunks (run_id, key, min_step, max_step, n_points)",
     ],
+    [  # counting an `and` over 100,000 runs (issue 14): each condition's runs read in run id
+        # order through an index, so the sets are merged, not sorted (query.py, _intersected);
+        # the indexes on the key or tag alone are their prefixes and go. Not params.value:
+        # PostgreSQL refuses an index entry over 2.7 kB, and a parameter's text may be longer
+        "CREATE INDEX params_by_key_run ON params (key, run_id, num)",
+        "DROP INDEX params_by_key",
+        "CREATE INDEX metric_summary_by_key_run ON metric_summary "
+        "(key, run_id, latest, min_value, max_value, n_points, value_sum, n_values)",
+        "DROP INDEX metric_summary_by_key",
+        "CREATE INDEX run_tags_by_tag_run ON run_tags (tag, run_id)",
+        "DROP INDEX run_tags_by_tag",
+        "CREATE INDEX run_layer_counts_by_type_run ON run_layer_counts (layer_type, run_id, n)",
+        "CREATE INDEX run_models_by_run ON run_models (run_id, params, macs, fingerprint)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
