@@ -26,6 +26,7 @@ import socket
 import threading
 import warnings
 import zlib
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -179,14 +180,13 @@ def claim(store: Store, settings: StudySettings, wanted: int, distributions: dic
     from optuna.trial import TrialState
 
     study = open_study(settings)
-    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     with _claim_lock(store, settings.study_name):
-        trials = study.get_trials(deepcopy=False, states=counted)
-        running = [trial for trial in trials if trial.state == TrialState.RUNNING]
+        counts = _state_counts(study)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if counts["RUNNING"] else []
         failed = fail_vanished(study, running) if running else []
         for number in failed:
             on_failed(number)
-        if len(trials) - len(failed) >= wanted:
+        if counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] - len(failed) >= wanted:
             return None
         with _quiet():
             trial = study.ask(distributions)
@@ -194,6 +194,19 @@ def claim(store: Store, settings: StudySettings, wanted: int, distributions: dic
         _claimed.clear()
         _claimed[(os.getpid(), trial._trial_id)] = trial  # noqa: SLF001
         return trial
+
+
+def _state_counts(study: Any) -> dict[str, int]:
+    """The study's trials by state name, counted in the database (one small query; reading
+    the trials themselves costs milliseconds, and the sampler reads them again anyway)."""
+    from optuna.storages._rdb.models import TrialModel
+    from sqlalchemy import func, select
+
+    query = (select(TrialModel.state, func.count()).where(TrialModel.study_id == study._study_id)  # noqa: SLF001
+             .group_by(TrialModel.state))
+    storage = study._storage  # noqa: SLF001 - Optuna's cache around the RDBStorage
+    with getattr(storage, "_backend", storage).engine.connect() as connection:
+        return Counter({state.name: count for state, count in connection.execute(query)})
 
 
 _claimed: dict[tuple[int, int], Any] = {}
