@@ -114,7 +114,7 @@ def _print_best(store: str, neural: Path) -> None:
     print("\nlook at it:")
     print(f"  {neural} experiments show {sweep.sweep_id[:8]} --store {store}   # trials, best, importances")
     print(f"  {neural} experiments --store {store}        # dashboard: the Sweeps tab")
-    print(f"  optuna-dashboard {sweep.study_storage_shown}   # the same study in Optuna's dashboard")
+    print(f"  {neural.with_name('optuna-dashboard')} {sweep.study_storage_shown}   # the same study in Optuna's dashboard")
 
 
 if __name__ == "__main__":
