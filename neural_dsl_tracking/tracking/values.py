@@ -28,15 +28,21 @@ _HIGHER_IS_BETTER = re.compile(
 )
 
 
-_LOWER_IS_BETTER = re.compile(r"loss|err", re.IGNORECASE)  # wins: dice_loss, top1_error
+_LOWER_IS_BETTER = re.compile(r"loss|err|mse|mae|perplexity", re.IGNORECASE)  # wins: dice_loss, top1_error
+
+
+def metric_direction(key: str) -> str | None:
+    """``min`` for loss-like names (loss, error, mse, mae, perplexity: these win over a score
+    word, as in dice_loss), ``max`` for score-like ones (accuracy, f1, auc, ...), None when
+    the name says neither."""
+    if _LOWER_IS_BETTER.search(key):
+        return "min"
+    return "max" if _HIGHER_IS_BETTER.search(key) else None
 
 
 def metric_mode(key: str) -> str:
-    """``max`` for score-like names (accuracy, f1, auc, ...), otherwise ``min`` (losses, errors:
-    a name with ``loss`` or ``err`` is ``min`` even with a score word, as in dice_loss)."""
-    if _LOWER_IS_BETTER.search(key):
-        return "min"
-    return "max" if _HIGHER_IS_BETTER.search(key) else "min"
+    """How the store ranks ``key``: :func:`metric_direction`, ``min`` when the name says neither."""
+    return metric_direction(key) or "min"
 
 
 def to_float(key: object, value: Any) -> float:

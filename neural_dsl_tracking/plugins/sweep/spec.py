@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from neural_dsl_tracking.limits import MAX_INT64
+from neural_dsl_tracking.tracking.values import metric_direction
 
 Sampler = Literal["tpe", "random", "grid"]
 Pruner = Literal["none", "median", "hyperband"]
@@ -55,18 +56,11 @@ class SweepSpec(BaseModel):
         return value
 
 
-_MAXIMIZED = ("acc", "f1", "precision", "recall", "auc", "score", "r2", "iou", "dice")
-_MINIMIZED = ("loss", "error", "mse", "mae", "rmse", "perplexity")
-
-
 def direction_of(objective: str) -> Direction | None:
-    """``maximize`` for an accuracy-like name, ``minimize`` for a loss-like one, else None."""
-    name = objective.lower()
-    if any(word in name for word in _MINIMIZED):
-        return "minimize"
-    if any(word in name for word in _MAXIMIZED):
-        return "maximize"
-    return None
+    """``maximize`` for an accuracy-like name, ``minimize`` for a loss-like one, else None:
+    the store's rule (``metric_direction``), so trials rank as ``show`` ranks the metric."""
+    found = metric_direction(objective)
+    return None if found is None else ("maximize" if found == "max" else "minimize")
 
 
 def resolve_objective(
