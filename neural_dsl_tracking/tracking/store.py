@@ -442,9 +442,9 @@ class Store:
                           "metric_summary", "params", "run_tags", "mirror_failures", "run_models",
                           "run_layer_counts", "runs"):
                 cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            return self._free_unreferenced(cur, shas)
+            return shas
 
-        freed = self.db.write(body)
+        freed = self._free_unreferenced(self.db.write(body))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
         return freed
 
@@ -553,14 +553,25 @@ class Store:
             for sha in sorted(set(shas)):  # one order everywhere: no deadlock
                 cur.execute("SELECT pg_advisory_xact_lock(?)", (int(sha[:15], 16),))
 
-    def _free_unreferenced(self, cur: Cursor, shas: Iterable[str]) -> int:
-        """Inside a write: delete the objects among ``shas`` that no artifact version uses;
-        returns bytes freed. A version recorded by another write holding the same object lock
-        is seen here, so an object is never freed under a version that uses it."""
+    def _free_unreferenced(self, shas: Iterable[str]) -> int:
+        """After the write that dropped their versions has committed: delete the objects among
+        ``shas`` that no artifact version uses; returns bytes freed.
+
+        Its own write transaction, holding the object locks, sees every version another write
+        recorded, so an object is never freed under a version that uses it. Freeing inside the
+        dropping write would lose objects: a process killed after the unlink and before the
+        commit rolls the versions back onto deleted files. Killed here, it leaves at most an
+        unused object."""
         shas = list(dict.fromkeys(shas))
-        self._lock_objects(cur, shas)
-        return sum(self.objects.delete(sha) for sha in shas if cur.one(
-            "SELECT 1 FROM artifact_versions WHERE sha256 = ? LIMIT 1", (sha,)) is None)
+        if not shas:
+            return 0
+
+        def body(cur: Cursor) -> int:
+            self._lock_objects(cur, shas)
+            return sum(self.objects.delete(sha) for sha in shas if cur.one(
+                "SELECT 1 FROM artifact_versions WHERE sha256 = ? LIMIT 1", (sha,)) is None)
+
+        return self.db.write(body)
 
     # ---- models -----------------------------------------------------------------------
     def set_run_model(self, run_id: str, spec: dict[str, Any], *, params: int | None = None,
@@ -759,13 +770,13 @@ class Store:
                              filename: str | None, metadata: dict, aliases: Iterable[str],
                              replace: bool = False, created_at: float | None = None) -> int:
         """Record ``content`` as a new version and place its object, in one transaction
-        (``replace`` drops the earlier versions and frees their unused objects); returns
-        the version number."""
+        (``replace`` drops the earlier versions; once that has committed, their objects no
+        version uses are freed); returns the version number."""
         created = time.time() if created_at is None else created_at
         check_name("artifact name", name)
         aliases = [check_name("alias", alias) for alias in dict.fromkeys(["latest", *aliases])]
 
-        def body(cur: Cursor) -> int:
+        def body(cur: Cursor) -> tuple[int, list[str]]:
             self._check_run(cur, run_id)
             replaced = [r[0] for r in cur.all(
                 "SELECT sha256 FROM artifact_versions WHERE run_id = ? AND name = ?",
@@ -789,10 +800,11 @@ class Store:
                 "ON CONFLICT (run_id, name, alias) DO UPDATE SET version = excluded.version",
                 [(run_id, name, alias, version) for alias in aliases])
             content.place()
-            self._free_unreferenced(cur, replaced)
-            return version
+            return version, replaced
 
-        return self.db.write(body)
+        version, replaced = self.db.write(body)
+        self._free_unreferenced(replaced)
+        return version
 
     def artifact_versions(self, run_id: str, name: str | None = None) -> list[ArtifactVersion]:
         where, args = ("v.run_id = ?", (run_id,)) if name is None else (

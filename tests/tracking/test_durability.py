@@ -251,3 +251,45 @@ def test_a_bad_crash_after_setting_is_a_clear_error(tmp_path, monkeypatch, value
     if value != "abc":
         with pytest.raises(TrackingError, match=f"crash_after must be.*{value}"):
             ExperimentManager(base_dir=tmp_path, crash_after=float(value))
+
+
+KILLED_WHILE_FREEING = """
+    import os, signal, sys
+    from pathlib import Path
+    from neural_dsl_tracking.tracking import ExperimentTracker
+    from neural_dsl_tracking.tracking.objects import ObjectStore
+    base, store, scratch = sys.argv[1], sys.argv[2] or None, Path(sys.argv[3])
+    tracker = ExperimentTracker("freeing", base_dir=base, store=store, auto_visualize=False)
+    print(tracker.run_id, flush=True)
+    (scratch / "model.bin").write_bytes(b"first")
+    tracker.log_artifact(scratch / "model.bin", name="single", version=False)
+    freeing = ObjectStore.delete
+
+    def delete_then_die(self, sha256):
+        freed = freeing(self, sha256)  # the replaced object is gone from disk ...
+        os.kill(os.getpid(), signal.SIGKILL)  # ... and the process dies right after
+        return freed
+
+    ObjectStore.delete = delete_then_die
+    (scratch / "model.bin").write_bytes(b"second")
+    tracker.log_artifact(scratch / "model.bin", name="single", version=False)
+"""
+
+
+def test_a_process_killed_while_freeing_a_replaced_artifact_loses_no_object(store_kwargs, tmp_path):
+    """Replacing an artifact (``version=False``) frees the old object only once the new version
+    has committed: killed right after the unlink, the store's version still has its object."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    job = _spawn(_script(tmp_path, KILLED_WHILE_FREEING), str(store_kwargs["base_dir"]),
+                 store_kwargs["store"] or "", str(scratch))
+    run_id = job.stdout.readline().strip()
+    assert job.wait(timeout=60) == -signal.SIGKILL, job.stderr.read()
+
+    manager = ExperimentManager(**store_kwargs)
+    try:
+        [version] = manager.list_artifact_versions(run_id)
+        stored = manager.get_artifact_version(run_id, "single", version.version)  # hashes it
+        assert stored.path.read_bytes() == b"second"
+    finally:
+        manager.close()
