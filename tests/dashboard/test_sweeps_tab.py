@@ -117,7 +117,9 @@ def test_picking_trials_selects_their_runs(ui, sweeps_url, swept):
     ui.pick("sweep-trials", f"#{best.number} · complete")
     ui.page.wait_for_function(f"() => ({_CHECKED_JS}).length === 1")
     ui.tab("Metrics")
-    graphs = ui.wait_graphs("gs => gs.some(g => g.title === 'val_accuracy')")
+    # the Metrics tab may still show the charts of the earlier selection: wait for the new one
+    graphs = ui.wait_graphs("gs => gs.some(g => g.title === 'val_accuracy' && g.traces.length === 1 "
+                            f"&& g.traces[0].name === 'trial-{best.number}')")
     (chart,) = [g for g in graphs if g["title"] == "val_accuracy"]
     assert [trace["name"] for trace in chart["traces"]] == [f"trial-{best.number}"]
     assert chart["traces"][0]["y"][-1] == pytest.approx(best.value)
