@@ -84,6 +84,29 @@ class MetricSummary:
 
 
 @dataclass(frozen=True)
+class RunParent:
+    """Where a forked run came from: the parent run's id and the fork point, the epoch and
+    global step of the parent's checkpoint it started from (None when not known)."""
+
+    run_id: str
+    fork_epoch: int | None
+    fork_step: int | None
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Something that happened to a run after it started: ``kind`` is one of RUN_EVENT_KINDS
+    (``resumed``, ``forked``), ``detail`` a sentence for people."""
+
+    at: datetime
+    kind: str
+    detail: str
+
+
+RUN_EVENT_KINDS = ("resumed", "forked")
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """What the store knows about one run (times are timezone-aware UTC datetimes)."""
 
@@ -102,6 +125,9 @@ class RunRecord:
     config: dict[str, Any] | None = None
     source_file: str | None = None
     source_sha256: str | None = None
+    parent: RunParent | None = None  # set for a forked run
+    children: tuple[str, ...] = ()  # the runs forked from this one, oldest first
+    events: tuple[RunEvent, ...] = ()  # oldest first
 
     @property
     def duration(self) -> float | None:

@@ -152,6 +152,21 @@ MIGRATIONS: list[list[str | Callable[[Cursor], None]]] = [
         "CREATE INDEX run_layer_counts_by_type_run ON run_layer_counts (layer_type, run_id, n)",
         "CREATE INDEX run_models_by_run ON run_models (run_id, params, macs, fingerprint)",
     ],
+    [  # resume and fork (issue 15): a forked run's parent and fork point, and what happened
+        # to a run after it started (resumed, forked, ...), oldest first
+        """CREATE TABLE run_lineage (
+            run_id TEXT PRIMARY KEY,
+            parent_run_id TEXT NOT NULL,
+            fork_epoch BIGINT,
+            fork_step BIGINT)""",
+        "CREATE INDEX run_lineage_by_parent ON run_lineage (parent_run_id, run_id)",
+        """CREATE TABLE run_events (
+            run_id TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL)""",
+        "CREATE INDEX run_events_by_run ON run_events (run_id, at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -34,7 +34,10 @@ from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
     MetricHistory,
     MetricSummary,
+    RUN_EVENT_KINDS,
+    RunEvent,
     RunModel,
+    RunParent,
     RunRecord,
     SweepRecord,
     TrialRecord,
@@ -369,6 +372,7 @@ class Store:
                     "SELECT run_id, backend, message FROM mirror_failures "
                     f"WHERE run_id IN ({sub}) ORDER BY created_at", args):
                 failures.setdefault(rid, []).append((backend, message))
+            parents, children, events = _lineage_rows(cur, sub, args)
             now = time.time()
             out = []
             for (rid, experiment, name, status, start, end, beat, config, src, sha) in runs:
@@ -381,7 +385,8 @@ class Store:
                     metrics=metrics.get(rid, {}), artifacts=artifacts.get(rid, []),
                     mirror_failures=failures.get(rid, []), heartbeat=utc(beat),
                     config=None if config is None else json.loads(config),
-                    source_file=src, source_sha256=sha))
+                    source_file=src, source_sha256=sha, parent=parents.get(rid),
+                    children=tuple(children.get(rid, ())), events=tuple(events.get(rid, ()))))
             return out
 
         return self.db.read(body)
@@ -440,13 +445,60 @@ class Store:
             cur.execute("UPDATE sweep_trials SET run_id = NULL WHERE run_id = ?", (run_id,))
             for table in ("artifact_aliases", "artifact_versions", "metric_chunks",
                           "metric_summary", "params", "run_tags", "mirror_failures", "run_models",
-                          "run_layer_counts", "runs"):
+                          "run_layer_counts", "run_lineage", "run_events", "runs"):
                 cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             return shas
 
         freed = self._free_unreferenced(self.db.write(body))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
         return freed
+
+    # ---- lineage and events ------------------------------------------------------------
+    def set_run_parent(self, run_id: str, parent_run_id: str, fork_epoch: int | None,
+                       fork_step: int | None) -> None:
+        """Record that ``run_id`` was forked from ``parent_run_id`` at that epoch and global
+        step (replacing an earlier record)."""
+        row = (run_id, parent_run_id, None if fork_epoch is None else int(fork_epoch),
+               None if fork_step is None else int(fork_step))
+
+        def body(cur: Cursor) -> None:
+            self._check_run(cur, run_id)
+            cur.execute("INSERT INTO run_lineage (run_id, parent_run_id, fork_epoch, fork_step) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                        "parent_run_id = excluded.parent_run_id, fork_epoch = excluded.fork_epoch, "
+                        "fork_step = excluded.fork_step", row)
+
+        self.db.write(body)
+
+    def add_run_event(self, run_id: str, kind: str, detail: str, at: float | None = None) -> None:
+        """Add an event (one of RUN_EVENT_KINDS) to the run's history."""
+        row = (run_id, time.time() if at is None else float(at),
+               _one_of("run event kind", kind, RUN_EVENT_KINDS), str(detail))
+
+        def body(cur: Cursor) -> None:
+            self._check_run(cur, run_id)
+            cur.execute("INSERT INTO run_events (run_id, at, kind, detail) VALUES (?, ?, ?, ?)", row)
+
+        self.db.write(body)
+
+    def lineage(self, run_ids: Sequence[str]) -> dict[str, RunParent]:
+        """The parent and fork point of each of ``run_ids`` that was forked, by run id."""
+        return _parents(self._rows_of_runs(
+            "SELECT run_id, parent_run_id, fork_epoch, fork_step FROM run_lineage WHERE run_id IN ({})", run_ids))
+
+    def _rows_of_runs(self, sql: str, run_ids: Sequence[str]) -> list[tuple]:
+        """The rows of ``sql`` (whose ``{}`` is a run id list) for ``run_ids``, read in batches."""
+        wanted, rows = list(dict.fromkeys(run_ids)), []
+        for start in range(0, len(wanted), _RUNS_PER_QUERY):
+            batch = wanted[start:start + _RUNS_PER_QUERY]
+            rows.extend(self.db.read(lambda cur: cur.all(sql.format(_marks(batch)), batch)))
+        return rows
+
+    def children_of(self, run_id: str) -> list[str]:
+        """The ids of the runs forked from ``run_id``, oldest first."""
+        return [row[0] for row in self.db.read(lambda cur: cur.all(
+            "SELECT l.run_id FROM run_lineage l JOIN runs r ON r.run_id = l.run_id "
+            "WHERE l.parent_run_id = ? ORDER BY r.start_time, l.run_id", (run_id,)))]
 
     # ---- sweeps -----------------------------------------------------------------------
     def create_sweep(self, *, experiment: str, objective: str, direction: str, sampler: str,
@@ -597,15 +649,9 @@ class Store:
 
     def run_models(self, run_ids: Sequence[str]) -> dict[str, RunModel]:
         """The recorded models of these runs, by run id (runs without one are left out)."""
-        found: dict[str, RunModel] = {}
-        wanted = list(dict.fromkeys(run_ids))
-        for start in range(0, len(wanted), _RUNS_PER_QUERY):
-            batch = wanted[start:start + _RUNS_PER_QUERY]
-            for rid, spec, params, macs, fingerprint in self.db.read(lambda cur: cur.all(
-                    "SELECT run_id, spec, params, macs, fingerprint FROM run_models "
-                    f"WHERE run_id IN ({_marks(batch)})", batch)):
-                found[rid] = RunModel(rid, json.loads(spec), params, macs, fingerprint)
-        return found
+        return {rid: RunModel(rid, json.loads(spec), params, macs, fingerprint)
+                for rid, spec, params, macs, fingerprint in self._rows_of_runs(
+                    "SELECT run_id, spec, params, macs, fingerprint FROM run_models WHERE run_id IN ({})", run_ids)}
 
     def runs_with_fingerprint(self, fingerprint: str, status: str | None = None) -> list[str]:
         """The ids of the runs recorded with ``fingerprint`` (only those with the stored
@@ -650,6 +696,41 @@ class Store:
             cur.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ?", (time.time(), run_id))
 
         self.db.write(body)
+
+    def truncate_metrics(self, run_id: str, last_steps: dict[str, int]) -> int:
+        """Drop the points of each key of ``last_steps`` logged at a step after the one given
+        (a resumed run's points past its checkpoint), in one transaction, recomputing those
+        keys' summaries; returns how many points were dropped."""
+
+        def body(cur: Cursor) -> int:
+            self._check_run(cur, run_id)
+            return sum(self._truncate_series(cur, run_id, key, int(last)) for key, last in last_steps.items())
+
+        return self.db.write(body)
+
+    def _truncate_series(self, cur: Cursor, run_id: str, key: str, last: int) -> int:
+        """Inside a write: drop the points of one series after step ``last``; returns how many."""
+        removed = 0
+        for seq, *blobs in cur.all(
+                "SELECT seq, steps, vals, times FROM metric_chunks WHERE run_id = ? AND key = ? "
+                "AND (max_step IS NULL OR max_step > ?) ORDER BY seq", (run_id, key, last)):
+            steps, values, times = (np.frombuffer(blob, dtype)
+                                    for blob, dtype in zip(blobs, (STEP_DTYPE, FLOAT_DTYPE, FLOAT_DTYPE)))
+            keep = steps <= last
+            removed += int(keep.size - keep.sum())
+            if not keep.any():
+                cur.execute("DELETE FROM metric_chunks WHERE run_id = ? AND key = ? AND seq = ?", (run_id, key, seq))
+            elif not keep.all():
+                cur.execute("UPDATE metric_chunks SET n_points = ?, steps = ?, vals = ?, times = ?, min_step = ?, "
+                            "max_step = ? WHERE run_id = ? AND key = ? AND seq = ?",
+                            (int(keep.sum()), steps[keep].tobytes(), values[keep].tobytes(), times[keep].tobytes(),
+                             int(steps[keep].min()), int(steps[keep].max()), run_id, key, seq))
+        if removed:
+            cur.execute("DELETE FROM metric_summary WHERE run_id = ? AND key = ?", (run_id, key))
+            history = _read_histories(cur, "WHERE run_id = ? AND key = ?", [run_id, key]).get((run_id, key))
+            if history is not None and len(history):
+                self._update_summary(cur, run_id, key, history.steps, history.values, history.timestamps)
+        return removed
 
     def _append_chunks(self, cur: Cursor, run_id: str, key: str, steps: np.ndarray,
                        values: np.ndarray, times: np.ndarray) -> None:
@@ -870,6 +951,30 @@ class Store:
                 return version
         raise TrackingError(f"artifact {name!r} has no version {number} "
                             f"(versions: {', '.join(str(v.version) for v in versions)})")
+
+
+def _parents(rows: Iterable[tuple]) -> dict[str, RunParent]:
+    """{run id: RunParent} from (run_id, parent_run_id, fork_epoch, fork_step) rows."""
+    return {rid: RunParent(parent, None if epoch is None else int(epoch), None if step is None else int(step))
+            for rid, parent, epoch, step in rows}
+
+
+def _lineage_rows(cur: Cursor, sub: str, args: tuple) -> tuple[dict[str, RunParent], dict[str, list[str]],
+                                                                  dict[str, list[RunEvent]]]:
+    """The parents, children and events of the runs ``sub`` selects, by run id."""
+    parents = _parents(cur.all("SELECT run_id, parent_run_id, fork_epoch, fork_step FROM run_lineage "
+                               f"WHERE run_id IN ({sub})", args))
+    children: dict[str, list[str]] = {}
+    for parent, child in cur.all(
+            "SELECT l.parent_run_id, l.run_id FROM run_lineage l JOIN runs c ON c.run_id = l.run_id "
+            f"WHERE l.parent_run_id IN ({sub}) ORDER BY c.start_time, l.run_id", args):
+        children.setdefault(parent, []).append(child)
+    events: dict[str, list[RunEvent]] = {}
+    for rid, at, kind, detail in cur.all(
+            f"SELECT run_id, at, kind, detail FROM run_events WHERE run_id IN ({sub}) "
+            "ORDER BY run_id, at", args):
+        events.setdefault(rid, []).append(RunEvent(utc(at), kind, detail))
+    return parents, children, events
 
 
 def _tag_rows(run_id: str, tags: Iterable[str] | str) -> list[tuple[str, str]]:
