@@ -108,10 +108,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("--force", action="store_true", help="also delete runs that are still running")
     rm.set_defaults(func=_rm)
 
+    _register_sync(actions, common)
+
     imp = actions.add_parser("import", parents=[common],
-                             help="import run folders written by the original Neural DSL tracker")
-    imp.add_argument("dir", help="a run folder, or a folder of run folders")
+                             help="import runs from MLflow, TensorBoard, W&B offline folders or "
+                                  "the original Neural DSL tracker (docs/interop.md)")
+    imp.add_argument("dir", metavar="SOURCE",
+                     help="neural-dsl: a run folder, or a folder of run folders; mlflow: a local "
+                          "tracking URI (sqlite:///..., file:///...) or folder; tensorboard: a log "
+                          "folder; wandb: a wandb/ folder of offline-run-* folders, or one of them")
+    imp.add_argument("--from", dest="system", default="neural-dsl",
+                     choices=("neural-dsl", "mlflow", "tensorboard", "wandb"),
+                     help="what wrote SOURCE (default neural-dsl: the original tracker's folders)")
+    imp.add_argument("--experiment", metavar="NAME",
+                     help="mlflow: only this experiment; wandb: only this project; tensorboard: "
+                          "the experiment of every run (default: the run folder's path)")
     imp.set_defaults(func=_import)
+
+
+def _register_sync(actions: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """``sync RUN... --to TARGET``, with each mirror's options (backends.registry.MIRRORS) as
+    flags spelt as in the tracking block (``tracking_uri`` is ``--tracking-uri``)."""
+    from neural_dsl_tracking.backends.registry import MIRRORS
+
+    sync = actions.add_parser(
+        "sync", parents=[common], help="send runs to MLflow, W&B or TensorBoard (resumable)",
+        description="Send stored runs through the mirrors: what the destination has already "
+                    "got is not sent again, and a killed sync continues where it stopped.")
+    sync.add_argument("runs", nargs="+", metavar="RUN", help="run id, unique id prefix, or name")
+    sync.add_argument("--to", required=True, metavar="TARGET", dest="target",
+                      help=f"where to send them: {', '.join(MIRRORS)}")
+    owners: dict[str, list[str]] = {}
+    for target, (_module, _cls, keys) in MIRRORS.items():
+        for key in keys:
+            owners.setdefault(key, []).append(target)
+    for key, targets in owners.items():
+        sync.add_argument(f"--{key.replace('_', '-')}", dest=f"option_{key}", metavar="VALUE",
+                          help=f"{' and '.join(targets)}: {key} (as in the tracking block); default: "
+                               f"the run's own tracking.{targets[0]}.{key}, else the mirror's default")
+    sync.set_defaults(func=_sync)
 
 
 def _store_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -243,6 +278,9 @@ def _show(args: argparse.Namespace) -> int:
         print("\nmirror failures:")
         for backend, message in run.mirror_failures:
             print(f"  {printable(backend)}: {printable(message)}")
+        for backend in dict.fromkeys(backend for backend, _ in run.mirror_failures):
+            print(f"  to send what {printable(backend)} is missing: neural experiments sync "
+                  f"{run.run_id[:8]} --to {printable(backend)}")
     return 0
 
 
@@ -461,6 +499,23 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.interop.sync import sync_runs
+    from neural_dsl_tracking.tracking.store import Store
+
+    given = {name[len("option_"):]: value for name, value in vars(args).items()
+             if name.startswith("option_") and value is not None}
+    store = Store(args.base_dir, args.store, create=False)
+    failed = 0
+    try:
+        for line, ok in sync_runs(store, args.runs, args.target, given):
+            print(printable(line), file=sys.stdout if ok else sys.stderr)
+            failed += not ok
+    finally:
+        store.close()
+    return 1 if failed else 0
+
+
 def _rm(args: argparse.Namespace) -> int:
     manager = _manager(args)
     runs = list({r.run_id: r for r in map(manager.get_experiment, args.runs)}.values())
@@ -475,6 +530,11 @@ def _rm(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.system != "neural-dsl":
+        return _import_from(args)
+    if args.experiment is not None:
+        raise TrackingError("--experiment applies to --from mlflow, tensorboard or wandb; "
+                            "the original tracker's folders name their experiments")
     from neural_dsl_tracking.tracking.importer import find_run_folders, import_runs
     from neural_dsl_tracking.tracking.store import Store
 
@@ -485,15 +545,36 @@ def _import(args: argparse.Namespace) -> int:
     finally:
         store.close()
     for result in results:
-        ident = result.run_id[:8] if result.run_id else "-"
-        print(f"{result.status:<9}{ident:<10}{printable(str(result.folder))}")
-        for note in result.notes:
-            print(f"{'':<19}note: {printable(note)}")
+        _print_imported(result.status, result.run_id, str(result.folder), result.notes)
     counts = Counter(r.status for r in results)
     links = f"{counts['link']} symbolic link(s) not followed, " if counts["link"] else ""
     print(f"{counts['imported']} imported, {counts['skipped']} already present, {links}"
           f"{counts['error']} failed")
     return 1 if counts["error"] else 0
+
+
+def _import_from(args: argparse.Namespace) -> int:
+    """``import --from mlflow|tensorboard|wandb``: a line per run, its notes, a summary line."""
+    from neural_dsl_tracking.interop.importing import import_runs, source_runs, summary_line
+    from neural_dsl_tracking.tracking.store import Store
+
+    runs = source_runs(args.system, args.dir, args.experiment)  # bad input: before any store
+    store = Store(args.base_dir, args.store, create=True)
+    try:
+        outcomes = import_runs(runs, store)
+    finally:
+        store.close()
+    for outcome in outcomes:
+        _print_imported(outcome.status, outcome.run_id, outcome.label, outcome.notes)
+    print(summary_line(args.system, outcomes))
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def _print_imported(status: str, run_id: str | None, what: str, notes: list[str]) -> None:
+    """One imported (skipped, failed) run: status, run id, where it came from; its notes below."""
+    print(f"{status:<9}{(run_id or '-')[:8]:<10}{printable(what)}")
+    for note in notes:
+        print(f"{'':<19}note: {printable(note)}")
 
 
 # ---- formatting ---------------------------------------------------------------------------

@@ -182,12 +182,12 @@ def import_run(folder: Path, store: Store) -> ImportResult:
     try:
         _fill_run(files, metadata, series, start, store, run_id, result)
     except BaseException as error:
-        _remove_partial_run(store, run_id, error)
+        remove_partial_run(store, run_id, error)
         raise
     return result
 
 
-def _remove_partial_run(store: Store, run_id: str, error: BaseException) -> None:
+def remove_partial_run(store: Store, run_id: str, error: BaseException) -> None:
     """Delete the run an import created before failing with ``error``, with the objects only
     it used; if even that fails, a TrackingError saying both and how to remove the run."""
     try:
