@@ -46,6 +46,8 @@ class RunInfo:
     run_name: str | None = None
     tags: Sequence[str] = ()
     store_dir: Path = field(default_factory=lambda: Path("neural_experiments"))
+    start_time: float | None = None
+    """When the run started (unix seconds), for a mirror that records it; None: now."""
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,14 @@ class Mirror(ABC):
         """Record (or replace) the plot image ``path`` under ``name``."""
 
     @abstractmethod
-    def finish(self, status: str) -> None:
-        """Close the run with our final status (``completed``, ``failed``, ...)."""
+    def finish(self, status: str, end_time: float | None = None) -> None:
+        """Close the run with our final status (``completed``, ``failed``, ...) and, for a
+        mirror that records it, its end time (unix seconds; None: now)."""
+
+    def already_sent(self, params: Mapping[str, Any], metric_keys: Sequence[str]) -> None:
+        """Before anything is logged: what an earlier session sent to the run this one
+        reopens (``neural experiments sync`` continuing). A mirror that writes a summary of
+        them at :meth:`finish` keeps them; the default does nothing."""
 
     def is_permanent(self, error: BaseException) -> bool:
         """True when retrying the failed call cannot help: a missing SDK, a file that is

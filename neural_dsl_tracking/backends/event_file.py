@@ -63,6 +63,11 @@ class EventFile:
         """Hand what is written to the operating system, where readers see it."""
         self._file.flush()
 
+    @property
+    def size(self) -> int:
+        """Bytes written so far (flushed or not)."""
+        return self._file.tell()
+
     def close(self) -> None:
         self._file.close()
 

@@ -51,12 +51,10 @@ class MlflowMirror(Mirror):
     metrics_per_call = 1000  # MLflow's log_batch limit
 
     def start(self) -> None:
-        import mlflow
         from mlflow import MlflowClient
         from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-        uri = self.options.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
-        uri = uri or mlflow.get_tracking_uri()
+        uri = tracking_uri(self.options)
         if uri.startswith(("http://", "https://")):
             # Fail each call fast; our worker retries with its own backoff. A user's own
             # settings win.
@@ -75,8 +73,10 @@ class MlflowMirror(Mirror):
         tags = {"neural.run_id": self.run.run_id, "neural.experiment": self.run.experiment}
         if self.run.tags:
             tags["neural.tags"] = ", ".join(self.run.tags)
-            tags.update({self._key(tag): "" for tag in self.run.tags})
-        created = self._client.create_run(experiment_id, run_name=self.run.run_name, tags=tags)
+            tags.update(self._key_value(tag) for tag in self.run.tags)
+        start = None if self.run.start_time is None else int(round(self.run.start_time * 1000))
+        created = self._client.create_run(experiment_id, run_name=self.run.run_name, tags=tags,
+                                          start_time=start)
         self.run_id = created.info.run_id
         self._params = {}
 
@@ -153,13 +153,20 @@ class MlflowMirror(Mirror):
         with _published_as(path, safe_name(name) + path.suffix) as published:
             self._client.log_artifact(self.run_id, str(published), "plots")
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str, end_time: float | None = None) -> None:
         self._client.set_tag(self.run_id, "neural.status", status)
-        self._client.set_terminated(self.run_id, STATUS.get(status, "FAILED"))
+        end = None if end_time is None else int(round(end_time * 1000))
+        self._client.set_terminated(self.run_id, STATUS.get(status, "FAILED"), end_time=end)
 
     def is_permanent(self, error: BaseException) -> bool:
         code = getattr(error, "error_code", None)
         return super().is_permanent(error) or code in REJECTED
+
+    def _key_value(self, tag: str) -> tuple[str, str]:
+        """Our tag as an MLflow tag: ``key=value`` as key and value (as an MLflow import
+        reads it), any other tag as a key with an empty value."""
+        key, _, value = tag.partition("=")
+        return (self._key(key), value) if key and value else (self._key(tag), "")
 
     def _key(self, key: str) -> str:
         """``key`` as a valid MLflow metric/param/tag name (cached; usually unchanged)."""
@@ -170,6 +177,17 @@ class MlflowMirror(Mirror):
                 valid = safe_name(valid.replace("/", "_"))
             self._keys[key] = valid
         return valid
+
+
+def tracking_uri(options: Mapping[str, Any]) -> str:
+    """Where the mirror writes: the ``tracking_uri`` option, else ``MLFLOW_TRACKING_URI``,
+    else MLflow's own default."""
+    uri = options.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    import mlflow
+
+    return mlflow.get_tracking_uri()
 
 
 def _artifact_root(uri: str) -> str | None:

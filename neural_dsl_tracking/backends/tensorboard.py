@@ -51,7 +51,19 @@ class TensorboardMirror(Mirror):
         self._config_versions = 0
         self._metric_keys: dict[str, None] = {}
         self._last_step = 0
-        self._start_time = time.time()
+        self._start_time = self.run.start_time or time.time()
+
+    def already_sent(self, params: Mapping[str, Any], metric_keys: Sequence[str]) -> None:
+        """Keep them for the HParams summary of :meth:`finish`; the next config text is the
+        next version."""
+        deep_merge(self._config, params)
+        self._config_versions += 1 if params else 0
+        self._metric_keys.update(dict.fromkeys(metric_keys))
+
+    @property
+    def written(self) -> tuple[Path, int]:
+        """The event file this session writes and how many bytes of it are flushed."""
+        return self._file.path, self._file.size
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from tensorboard.plugins.text.summary_v2 import text_pb
@@ -93,7 +105,7 @@ class TensorboardMirror(Mirror):
         summary = self._summary(value=[self._summary.Value(tag=f"plots/{name}", image=image)])
         self._write(summary, step=self._last_step)
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str, end_time: float | None = None) -> None:
         from tensorboard.plugins.hparams import api_pb2
         from tensorboard.plugins.hparams import metadata as hparams_metadata
         from tensorboard.plugins.hparams import plugin_data_pb2
@@ -121,7 +133,7 @@ class TensorboardMirror(Mirror):
             else:
                 start.hparams[key].string_value = value
         end = plugin_data_pb2.SessionEndInfo(
-            status=_SESSION_STATUS.get(status, "STATUS_FAILURE"), end_time_secs=time.time()
+            status=_SESSION_STATUS.get(status, "STATUS_FAILURE"), end_time_secs=end_time or time.time()
         )
         Data = plugin_data_pb2.HParamsPluginData
         for tag, data in (

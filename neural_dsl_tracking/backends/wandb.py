@@ -64,6 +64,11 @@ class WandbMirror(Mirror):
         self._defined: set[str] = set()
         self._last_step = 0
 
+    @property
+    def session_dir(self) -> Path:
+        """The folder W&B writes this session of the run to (``offline-run-*`` offline)."""
+        return Path(self._run.settings.sync_dir)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         self._run.config.update(dict(params), allow_val_change=True)
 
@@ -106,7 +111,8 @@ class WandbMirror(Mirror):
             media = self._wandb.Image(str(path))
         self._run.log({f"plots/{name}": media, STEP: self._last_step})
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str, end_time: float | None = None) -> None:
+        """W&B records the end itself; ``end_time`` is not kept."""
         self._run.summary["neural_status"] = status
         self._run.finish(exit_code=0 if status in ENDED_NORMALLY else 1)
 

@@ -108,6 +108,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("--force", action="store_true", help="also delete runs that are still running")
     rm.set_defaults(func=_rm)
 
+    _register_sync(actions, common)
+
     imp = actions.add_parser("import", parents=[common],
                              help="import runs from MLflow, TensorBoard, W&B offline folders or "
                                   "the original Neural DSL tracker (docs/interop.md)")
@@ -122,6 +124,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="mlflow: only this experiment; wandb: only this project; tensorboard: "
                           "the experiment of every run (default: the run folder's path)")
     imp.set_defaults(func=_import)
+
+
+def _register_sync(actions: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """``sync RUN... --to TARGET``, with each mirror's options (backends.registry.MIRRORS) as
+    flags spelt as in the tracking block (``tracking_uri`` is ``--tracking-uri``)."""
+    from neural_dsl_tracking.backends.registry import MIRRORS
+
+    sync = actions.add_parser(
+        "sync", parents=[common], help="send runs to MLflow, W&B or TensorBoard (resumable)",
+        description="Send stored runs through the mirrors: what the destination has already "
+                    "got is not sent again, and a killed sync continues where it stopped.")
+    sync.add_argument("runs", nargs="+", metavar="RUN", help="run id, unique id prefix, or name")
+    sync.add_argument("--to", required=True, metavar="TARGET", dest="target",
+                      help=f"where to send them: {', '.join(MIRRORS)}")
+    owners: dict[str, list[str]] = {}
+    for target, (_module, _cls, keys) in MIRRORS.items():
+        for key in keys:
+            owners.setdefault(key, []).append(target)
+    for key, targets in owners.items():
+        sync.add_argument(f"--{key.replace('_', '-')}", dest=f"option_{key}", metavar="VALUE",
+                          help=f"{' and '.join(targets)}: {key} (as in the tracking block); default: "
+                               f"the run's own tracking.{targets[0]}.{key}, else the mirror's default")
+    sync.set_defaults(func=_sync)
 
 
 def _store_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -253,6 +278,9 @@ def _show(args: argparse.Namespace) -> int:
         print("\nmirror failures:")
         for backend, message in run.mirror_failures:
             print(f"  {printable(backend)}: {printable(message)}")
+        for backend in dict.fromkeys(backend for backend, _ in run.mirror_failures):
+            print(f"  to send what {printable(backend)} is missing: neural experiments sync "
+                  f"{run.run_id[:8]} --to {printable(backend)}")
     return 0
 
 
@@ -469,6 +497,23 @@ def _export(args: argparse.Namespace) -> int:
     for path in sorted(out.iterdir()):
         print(f"  {printable(path.name)}")
     return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from neural_dsl_tracking.interop.sync import sync_runs
+    from neural_dsl_tracking.tracking.store import Store
+
+    given = {name[len("option_"):]: value for name, value in vars(args).items()
+             if name.startswith("option_") and value is not None}
+    store = Store(args.base_dir, args.store, create=False)
+    failed = 0
+    try:
+        for line, ok in sync_runs(store, args.runs, args.target, given):
+            print(printable(line), file=sys.stdout if ok else sys.stderr)
+            failed += not ok
+    finally:
+        store.close()
+    return 1 if failed else 0
 
 
 def _rm(args: argparse.Namespace) -> int:

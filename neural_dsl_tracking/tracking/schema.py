@@ -167,6 +167,17 @@ MIGRATIONS: list[list[str | Callable[[Cursor], None]]] = [
             detail TEXT NOT NULL)""",
         "CREATE INDEX run_events_by_run ON run_events (run_id, at)",
     ],
+    [  # neural experiments sync (issue 15): per run, target and destination, what has been
+        # sent (points per metric, last version per artifact, written once the mirror has the
+        # batch) and what a killed session left to undo, so a sync continues where it stopped
+        """CREATE TABLE sync_progress (
+            run_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            state TEXT NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (run_id, target, destination))""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,328 @@
+"""``neural experiments sync``: send stored runs to MLflow, W&B or TensorBoard through the
+mirrors of :mod:`neural_dsl_tracking.backends`, resumably.
+
+What has been sent is recorded per (run, target, destination) in the store's
+``sync_progress`` table: the points sent per metric, the last version sent per artifact,
+whether the parameters and the final status went. A cursor moves only once the mirror has
+the batch (MLflow: committed by its store; TensorBoard: flushed to the event file; W&B:
+the offline run finished), so a sync killed at any moment continues where it stopped:
+
+- MLflow: the same remote run (found by its ``neural.run_id`` tag); a batch sent again after
+  a kill is dropped by MLflow's SQL stores, which keep one row per (key, step, timestamp, value).
+- TensorBoard: the event file of a killed session is cut back to its last confirmed batch;
+  the next session writes a new event file with the points after the cursors.
+- W&B (offline): the folder of a killed session is removed; the next session resumes the
+  same run id. A W&B session is confirmed as a whole, at its end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neural_dsl_tracking.errors import ConfigError, TrackingError
+
+TARGETS = ("mlflow", "wandb", "tensorboard")
+"""Where runs can be sent (the mirrors of ``backends.registry.MIRRORS``)."""
+
+
+@dataclass
+class Progress:
+    """What one destination has of one run; saved as JSON in ``sync_progress.state``."""
+
+    params: str | None = None  # digest of the parameters sent
+    metrics: dict[str, int] = field(default_factory=dict)  # points sent, per key
+    artifacts: dict[str, int] = field(default_factory=dict)  # last version sent, per name
+    finished: str | None = None  # the status sent at finish
+    pending: dict[str, Any] | None = None  # a session not confirmed yet: what to undo
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """One run's sync: how much went, or that the destination was up to date."""
+
+    run_id: str
+    points: int
+    artifacts: int
+    up_to_date: bool
+
+
+# ---- options ------------------------------------------------------------------------------
+def target_options(target: str, given: Mapping[str, Any], config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The mirror's options: the run's own ``tracking.<target>`` section (where its mirror
+    wrote during training) overridden by ``given``; checked as the tracking block checks
+    them. ConfigError for an unknown target, option or value."""
+    from pydantic import ValidationError
+
+    from neural_dsl_tracking.backends.registry import checked_options
+    from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
+
+    section = ((config or {}).get("tracking") or {}).get(target) or {}
+    merged = {**{k: v for k, v in dict(section).items() if v is not None}, **given}
+    checked_options(target, merged)
+    try:
+        spec = TrackingSpec.model_validate({target: merged})
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"][1:])
+        raise ConfigError(f"--{where.replace('_', '-')}: {problem['msg']}") from None
+    return checked_options(target, getattr(spec, target))
+
+
+def destination(target: str, options: Mapping[str, Any], run: Any, files_dir: Path) -> str:
+    """Where ``run`` goes, as one string (the progress table's key)."""
+    if target == "mlflow":
+        from neural_dsl_tracking.backends.mlflow import tracking_uri
+
+        return f"{tracking_uri(options)} experiment={options.get('experiment') or run.experiment}"
+    if target == "wandb":
+        root = Path(os.environ.get("WANDB_DIR") or files_dir).resolve()
+        return (f"{root} project={options.get('project') or run.experiment} "
+                f"entity={options.get('entity') or '-'} mode={options.get('mode') or 'offline'}")
+    return str(Path(options.get("log_dir") or tensorboard_default(files_dir, run.run_id)).resolve())
+
+
+def tensorboard_default(files_dir: Path, run_id: str) -> Path:
+    """The TensorBoard mirror's default folder for a run."""
+    from neural_dsl_tracking.backends.base import safe_name
+
+    return Path(files_dir) / "tensorboard" / safe_name(run_id)
+
+
+# ---- progress in the store -----------------------------------------------------------------
+def load_progress(store: Any, run_id: str, target: str, dest: str) -> Progress:
+    row = store.db.read(lambda cur: cur.one(
+        "SELECT state FROM sync_progress WHERE run_id = ? AND target = ? AND destination = ?",
+        (run_id, target, dest)))
+    return Progress(**json.loads(row[0])) if row else Progress()
+
+
+def save_progress(store: Any, run_id: str, target: str, dest: str, progress: Progress) -> None:
+    state = json.dumps(progress.__dict__, sort_keys=True)
+    store.db.write(lambda cur: cur.execute(
+        "INSERT INTO sync_progress (run_id, target, destination, state, updated_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, target, destination) "
+        "DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        (run_id, target, dest, state, time.time())))
+
+
+# ---- one run ------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    """Everything of one stored run that a sync sends."""
+
+    record: Any
+    params: dict[str, Any]
+    digest: str | None
+    histories: dict[str, Any]
+    versions: list[Any]
+
+    def pending_work(self, progress: Progress) -> bool:
+        return (progress.pending is not None or self.digest != progress.params
+                or progress.finished != self.record.status
+                or any(len(h) > progress.metrics.get(k, 0) for k, h in self.histories.items())
+                or any(v.version > progress.artifacts.get(v.name, 0) for v in self.versions))
+
+
+def _read_run(store: Any, run_id: str) -> _Run:
+    record = store.get_run(run_id)
+    if record.status == "running":
+        raise TrackingError(f"run {run_id[:8]} is still running; sync it once it has ended "
+                            "(while it runs, its mirrors get its points as they are logged)")
+    params = dict(record.hyperparameters)
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest() \
+        if params else None
+    histories = {key: h for (_run, key), h in sorted(store.metric_histories([run_id]).items())}
+    versions = sorted(store.artifact_versions(run_id), key=lambda v: (v.name, v.version))
+    return _Run(record, params, digest, histories, versions)
+
+
+class _Session:
+    """One mirror session sending one run, moving the cursors as batches are confirmed."""
+
+    def __init__(self, store: Any, run: _Run, target: str, options: Mapping[str, Any], dest: str,
+                 progress: Progress) -> None:
+        self.store, self.run, self.target, self.dest, self.progress = store, run, target, dest, progress
+        self.options = dict(options)
+        self.confirmed = Progress(**json.loads(json.dumps(progress.__dict__)))  # saved state
+        self.points = self.artifacts = 0
+
+    def open(self) -> Any:
+        from neural_dsl_tracking.backends.base import RunInfo
+        from neural_dsl_tracking.backends.registry import create_mirror
+
+        _undo(self.progress.pending)
+        self.progress.pending = self.confirmed.pending = None
+        record = self.run.record
+        info = RunInfo(run_id=record.run_id, experiment=record.experiment, run_name=record.run_name,
+                       tags=list(record.tags), store_dir=Path(self.store.files_dir),
+                       start_time=record.start_time.timestamp())
+        if self.target == "wandb":
+            self.options.setdefault("mode", "offline")
+        mirror = create_mirror(self.target, info, self.options)
+        mirror.start()
+        sent_keys = [k for k, n in self.progress.metrics.items() if n]
+        if self.progress.params is not None or sent_keys:
+            mirror.already_sent(self.run.params if self.progress.params else {}, sent_keys)
+        self.mirror = mirror
+        self.progress.pending = self._pending()
+        self._save()
+        return mirror
+
+    def _pending(self) -> dict[str, Any] | None:
+        """What undoes this session's unconfirmed part if it is killed."""
+        if self.target == "wandb":
+            return {"remove": str(self.mirror.session_dir)}
+        if self.target == "tensorboard":
+            path, size = self.mirror.written
+            return {"truncate": str(path), "size": size}
+        return None
+
+    def confirm(self) -> None:
+        """The mirror has everything sent so far (W&B: only when its session ends)."""
+        if self.target == "wandb":
+            return
+        self.progress.pending = self._pending()
+        self._save()
+
+    def _save(self) -> None:
+        save_progress(self.store, self.run.record.run_id, self.target, self.dest, self.progress)
+
+    def send(self, report: Callable[[int], None]) -> None:
+        mirror, progress = self.mirror, self.progress
+        if self.run.digest != progress.params and self.run.params:
+            mirror.log_params(self.run.params)
+            progress.params = self.run.digest
+            self.confirm()
+        for key, history in self.run.histories.items():
+            for start, points in _batches(history, progress.metrics.get(key, 0), mirror.metrics_per_call):
+                mirror.log_metrics(points)
+                progress.metrics[key] = start + len(points)
+                self.points += len(points)
+                self.confirm()
+                report(len(points))
+        for version in self.run.versions:
+            if version.version > progress.artifacts.get(version.name, 0):
+                mirror.log_artifact(_artifact_ref(self.store, version))
+                progress.artifacts[version.name] = version.version
+                self.artifacts += 1
+                self.confirm()
+        record = self.run.record
+        mirror.finish(record.status, record.end_time.timestamp() if record.end_time else None)
+        progress.finished, progress.pending = record.status, None
+        self._save()
+
+
+def _batches(history: Any, sent: int, size: int) -> Iterator[tuple[int, list[tuple[str, int, float, float]]]]:
+    """``(first index, points)`` of the points after the first ``sent``, ``size`` at a time."""
+    steps, values, times = (history.steps.tolist(), history.values.tolist(), history.timestamps.tolist())
+    for start in range(sent, len(steps), size):
+        end = start + size
+        yield start, [(history.key, s, v, t) for s, v, t in zip(steps[start:end], values[start:end],
+                                                                 times[start:end])]
+
+
+def _artifact_ref(store: Any, version: Any) -> Any:
+    from neural_dsl_tracking.backends.base import ArtifactRef
+
+    return ArtifactRef(path=store.objects.verify_version(version), name=version.name,
+                       version=version.version, sha256=version.sha256, aliases=tuple(version.aliases),
+                       original_name=version.metadata.get("filename"))
+
+
+def _undo(pending: Mapping[str, Any] | None) -> None:
+    """Take back what a killed session wrote after its last confirmed batch."""
+    if not pending:
+        return
+    if "remove" in pending:
+        shutil.rmtree(pending["remove"], ignore_errors=True)
+    elif "truncate" in pending and Path(pending["truncate"]).exists():
+        with open(pending["truncate"], "r+b") as handle:
+            handle.truncate(int(pending["size"]))
+
+
+def sync_run(store: Any, run_id: str, target: str, given: Mapping[str, Any],
+             report: Callable[[int], None] = lambda n: None) -> SyncResult:
+    """Send what ``target`` does not have yet of the stored run ``run_id``."""
+    run = _read_run(store, run_id)
+    options = target_options(target, given, run.record.config)
+    dest = destination(target, options, run.record, Path(store.files_dir))
+    progress = load_progress(store, run_id, target, dest)
+    if not run.pending_work(progress):
+        return SyncResult(run_id, 0, 0, True)
+    session = _Session(store, run, target, options, dest, progress)
+    session.open()
+    session.send(report)
+    return SyncResult(run_id, session.points, session.artifacts, False)
+
+
+def total_points(store: Any, run_ids: Sequence[str]) -> int:
+    """How many metric points the runs hold (for a progress bar)."""
+    return sum(len(h) for h in store.metric_histories(list(run_ids)).values())
+
+
+def sync_runs(store: Any, refs: Sequence[str], target: str,
+              given: Mapping[str, Any]) -> Iterator[tuple[str, bool]]:
+    """Sync each run ``refs`` names to ``target``; yields a line per run and whether it went.
+    Bad input (an unknown run, target or option) is an error before anything is sent; a
+    mirror failing on one run is that run's line, and the next runs still go."""
+    _check_given(target, given)
+    run_ids = list(dict.fromkeys(store.resolve_run_id(ref) for ref in refs))
+    with _progress_bar(total_points(store, run_ids)) as advance:
+        for run_id in run_ids:
+            yield _sync_one(store, run_id, target, given, advance)
+
+
+def _check_given(target: str, given: Mapping[str, Any]) -> None:
+    """ConfigError for an unknown target or an option of another mirror."""
+    from neural_dsl_tracking.backends.registry import MIRRORS
+
+    if target not in TARGETS:
+        raise ConfigError(f"unknown sync target {target!r}; expected one of: {', '.join(TARGETS)}")
+    keys = MIRRORS[target][2]
+    for key in given:
+        if key not in keys:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in keys)
+            raise ConfigError(f"--{key.replace('_', '-')} is not an option of {target}; "
+                              f"--to {target} takes {flags}")
+
+
+def _sync_one(store: Any, run_id: str, target: str, given: Mapping[str, Any],
+              advance: Callable[[int], None]) -> tuple[str, bool]:
+    """One run's line: what was sent, or why not."""
+    from neural_dsl_tracking.backends.base import describe_error
+
+    try:
+        result = sync_run(store, run_id, target, given, advance)
+    except (ConfigError, TrackingError) as error:
+        return f"{run_id[:8]}  not sent: {error}", False
+    except Exception as error:  # noqa: BLE001 - the SDK's own errors: one line, the next run goes
+        return (f"{run_id[:8]}  {target} failed: {describe_error(error)}; what it confirmed is "
+                "kept: run the same command again to continue"), False
+    if result.up_to_date:
+        return f"{run_id[:8]}  up to date in {target}", True
+    return (f"{run_id[:8]}  sent to {target}: {result.points:,} points, "
+            f"{result.artifacts} artifact version(s)"), True
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[int], None]]:
+    """A points progress bar on stderr when it is a terminal, else nothing."""
+    import sys
+
+    if total < 10_000 or not sys.stderr.isatty() or os.environ.get("NEURAL_NO_PROGRESS"):
+        yield lambda points: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="point", unit_scale=True, file=sys.stderr, leave=False,
+              mininterval=0.2, desc="syncing") as bar:
+        yield bar.update
