@@ -59,17 +59,21 @@ class SyncResult:
 def target_options(target: str, given: Mapping[str, Any], config: Mapping[str, Any] | None) -> dict[str, Any]:
     """The mirror's options: the run's own ``tracking.<target>`` section (where its mirror
     wrote during training) overridden by ``given``; checked as the tracking block checks
-    them. ConfigError for an unknown target, option or value."""
+    them. ConfigError for an unknown option or value."""
+    section = ((config or {}).get("tracking") or {}).get(target) or {}
+    return _validated(target, {**{k: v for k, v in dict(section).items() if v is not None}, **given})
+
+
+def _validated(target: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` of mirror ``target`` checked by the tracking block's own model."""
     from pydantic import ValidationError
 
     from neural_dsl_tracking.backends.registry import checked_options
     from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
 
-    section = ((config or {}).get("tracking") or {}).get(target) or {}
-    merged = {**{k: v for k, v in dict(section).items() if v is not None}, **given}
-    checked_options(target, merged)
+    checked_options(target, options)
     try:
-        spec = TrackingSpec.model_validate({target: merged})
+        spec = TrackingSpec.model_validate({target: dict(options)})
     except ValidationError as error:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"][1:])
@@ -282,7 +286,7 @@ def sync_runs(store: Any, refs: Sequence[str], target: str,
 
 
 def _check_given(target: str, given: Mapping[str, Any]) -> None:
-    """ConfigError for an unknown target or an option of another mirror."""
+    """ConfigError for an unknown target, an option of another mirror or a bad value."""
     from neural_dsl_tracking.backends.registry import MIRRORS
 
     if target not in TARGETS:
@@ -293,6 +297,7 @@ def _check_given(target: str, given: Mapping[str, Any]) -> None:
             flags = ", ".join(f"--{k.replace('_', '-')}" for k in keys)
             raise ConfigError(f"--{key.replace('_', '-')} is not an option of {target}; "
                               f"--to {target} takes {flags}")
+    _validated(target, given)
 
 
 def _sync_one(store: Any, run_id: str, target: str, given: Mapping[str, Any],

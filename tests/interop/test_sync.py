@@ -1,0 +1,165 @@
+"""``neural experiments sync``: stored runs sent to TensorBoard, MLflow and W&B through the
+mirrors, read back with each system's own reader: every point with its step, value and wall
+time, params, tags, status and times, every artifact version's bytes; nothing sent twice."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from neural_dsl_tracking.tracking import ExperimentTracker
+from neural_dsl_tracking.tracking.store import Store
+
+STEPS = 1500
+
+
+def _record(base: Path, tmp: Path, *, tags=("baseline", "team=vision"), backend="local",
+            backend_options=None, steps: int = STEPS) -> SimpleNamespace:
+    """A finished run in the store at ``base``: params, two metrics, two versions of an artifact."""
+    tracker = ExperimentTracker("sync-exp", base_dir=str(base), tags=list(tags), backend=backend,
+                                backend_options=backend_options, auto_visualize=False,
+                                system_metrics=0, run_name="first")
+    tracker.log_hyperparameters({"lr": 0.01, "optimizer": {"name": "adam", "betas": [0.9, 0.99]}})
+    for step in range(steps):
+        tracker.log_metrics({"loss": 1.0 / (step + 1), "val/acc": step / steps}, step=step)
+    weights = tmp / "weights.bin"
+    contents = []
+    for data in (b"first" * 999, b"second" * 1234):
+        weights.write_bytes(data)
+        tracker.log_artifact(weights, name="model", aliases=("latest",))
+        contents.append(data)
+    tracker.finish()
+    store = Store(str(base), create=False)
+    try:
+        record = store.get_run(tracker.run_id)
+        histories = {key: h for (_, key), h in store.metric_histories([tracker.run_id]).items()}
+    finally:
+        store.close()
+    return SimpleNamespace(run_id=tracker.run_id, record=record, histories=histories,
+                           artifacts=contents, base=base)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    tmp = tmp_path_factory.mktemp("sync")
+    return _record(tmp / "store", tmp)
+
+
+def _progress_rows(base: Path) -> list[tuple]:
+    store = Store(str(base), create=False)
+    try:
+        return store.db.read(lambda cur: cur.all("SELECT run_id, target, state FROM sync_progress"))
+    finally:
+        store.close()
+
+
+def test_tensorboard_gets_every_point_with_its_wall_time_once(stored, neural, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log_dir = tmp_path / "tb"
+    first = neural("experiments", "--base-dir", stored.base, "sync", stored.run_id[:8],
+                   "--to", "tensorboard", "--log-dir", log_dir)
+    assert first.code == 0, first.err
+    assert f"sent to tensorboard: {2 * STEPS:,} points, 2 artifact version(s)" in first.out
+    again = neural("experiments", "--base-dir", stored.base, "sync", stored.run_id[:8],
+                   "--to", "tensorboard", "--log-dir", log_dir)
+    assert again.code == 0 and "up to date in tensorboard" in again.out
+    assert len(list(log_dir.glob("events.out.tfevents.*"))) == 1  # the second sync opened nothing
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    for key, history in stored.histories.items():
+        got = events.Scalars(key)
+        assert [e.step for e in got] == history.steps.tolist()
+        assert [e.value for e in got] == history.values.astype(np.float32).tolist()
+        assert [e.wall_time for e in got] == history.timestamps.tolist()
+    assert [e.step for e in events.Tensors("artifacts/model")] == [1, 2]
+
+
+def test_mlflow_gets_params_points_tags_times_status_and_artifact_bytes(stored, neural, tmp_path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = neural("experiments", "--base-dir", stored.base, "sync", stored.run_id,
+                    "--to", "mlflow", "--tracking-uri", uri, "--experiment", "elsewhere")
+    assert result.code == 0, result.err
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("elsewhere").experiment_id])
+    assert run.info.run_name == "first" and run.info.status == "FINISHED"
+    assert run.info.start_time == round(stored.record.start_time.timestamp() * 1000)
+    assert run.info.end_time == round(stored.record.end_time.timestamp() * 1000)
+    assert run.data.params == {"lr": "0.01", "optimizer.name": "adam", "optimizer.betas": "[0.9, 0.99]"}
+    assert run.data.tags["team"] == "vision" and run.data.tags["baseline"] == ""
+    for key, history in stored.histories.items():
+        got = sorted((m.step, m.value, m.timestamp) for m in client.get_metric_history(run.info.run_id, key))
+        assert got == sorted(zip(history.steps.tolist(), history.values.tolist(),
+                                 np.round(history.timestamps * 1000).astype(np.int64).tolist()))
+    for version, data in enumerate(stored.artifacts, start=1):
+        folder = client.download_artifacts(run.info.run_id, f"artifacts/model/v{version}", str(tmp_path))
+        assert Path(folder, "weights.bin").read_bytes() == data
+        assert run.data.tags[f"neural.artifact.model.v{version}.sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_run_its_mlflow_mirror_already_has_gets_no_point_twice(tmp_path, neural):
+    """A run mirrored to MLflow while training, synced to the same place: the same MLflow run,
+    no point twice (MLflow keeps one row per key, step, time and value)."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run = _record(tmp_path / "store", tmp_path, backend=["local", "mlflow"],
+                  backend_options={"mlflow": {"tracking_uri": uri}}, steps=300)
+    result = neural("experiments", "--base-dir", run.base, "sync", run.run_id, "--to", "mlflow")
+    assert result.code == 0, result.err  # the run's own tracking_uri was used
+    client = MlflowClient(tracking_uri=uri)
+    [mirrored] = client.search_runs([client.get_experiment_by_name("sync-exp").experiment_id])
+    assert len(client.get_metric_history(mirrored.info.run_id, "loss")) == 300
+
+
+@pytest.mark.parametrize("args, message", [
+    (("nope", "--to", "mlflow"), "no run 'nope'"),
+    (("{run}", "--to", "comet"), "unknown sync target 'comet'; expected one of: mlflow, wandb, tensorboard"),
+    (("{run}", "--to", "mlflow", "--log-dir", "x"),
+     "--log-dir is not an option of mlflow; --to mlflow takes --tracking-uri, --experiment"),
+    (("{run}", "--to", "wandb", "--mode", "sometimes"), "--mode: Input should be 'offline', 'online'"),
+])
+def test_bad_input_is_one_message_and_nothing_is_sent(stored, neural, args, message):
+    before = _progress_rows(stored.base)
+    result = neural("experiments", "--base-dir", stored.base, "sync",
+                    *[a.format(run=stored.run_id[:8]) for a in args])
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("error: ") and message in result.err, result.err
+    assert _progress_rows(stored.base) == before
+
+
+def test_a_running_run_is_refused_and_no_store_is_an_error(tmp_path, neural):
+    tracker = ExperimentTracker("live", base_dir=str(tmp_path / "store"), auto_visualize=False,
+                                system_metrics=0)
+    try:
+        tracker.log_metrics({"loss": 1.0}, step=0)
+        result = neural("experiments", "--base-dir", tmp_path / "store", "sync", tracker.run_id,
+                        "--to", "tensorboard", "--log-dir", tmp_path / "tb")
+        assert result.code == 1
+        assert "is still running; sync it once it has ended" in result.err
+        assert not (tmp_path / "tb").exists()
+    finally:
+        tracker.finish()
+    missing = neural("experiments", "--base-dir", tmp_path / "none", "sync", "x", "--to", "mlflow")
+    assert missing.code == 1 and "no experiment store at" in missing.err
+    assert not (tmp_path / "none").exists()
+
+
+def test_show_tells_how_to_resend_what_a_failed_mirror_missed(stored, neural):
+    store = Store(str(stored.base), create=False)
+    try:
+        store.record_mirror_failure(stored.run_id, "wandb", "ConnectionError: down")
+    finally:
+        store.close()
+    shown = neural("experiments", "--base-dir", stored.base, "show", stored.run_id)
+    lines = shown.out.splitlines()
+    at = lines.index("  wandb: ConnectionError: down")
+    assert lines[at + 1] == (f"  to send what wandb is missing: neural experiments sync "
+                             f"{stored.run_id[:8]} --to wandb")
