@@ -19,7 +19,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from neural_dsl_tracking.errors import ArtifactCorruptedError, TrackingError
 
@@ -32,6 +32,10 @@ _ALIGN = 4096
 _DIRECT = getattr(os, "O_DIRECT", 0)
 _local = threading.local()
 _INCOMING = ".incoming-"
+SMALL_OBJECT = 1 << 20
+"""Files up to this many bytes are staged from memory in the calling thread (no writer
+threads), and not copied at all when the store already holds the same bytes (a run's source
+file, logged by every run of a sweep)."""
 STALE_INCOMING = 3600.0
 """Seconds since its last write after which a staged file counts as left by a killed process
 (a copy in progress writes every few milliseconds, and placing follows its last write within
@@ -53,12 +57,15 @@ class ObjectStore:
         return self.root / sha256[:2] / sha256
 
     def stage(self, source: str | Path) -> StagedObject:
-        """Copy ``source`` in under a temporary name and hash it; ``place()`` on the result
-        (inside the transaction that records it) puts it at its content address."""
+        """Copy ``source`` in under a temporary name and hash it (a small file whose bytes the
+        store holds already is not copied); ``place()`` on the result (inside the transaction
+        that records it) puts it at its content address."""
         source = Path(source)
         with os.fdopen(_open_regular(source), "rb", buffering=0) as src:
             self.root.mkdir(parents=True, exist_ok=True)
             self._sweep_once()
+            if os.fstat(src.fileno()).st_size <= SMALL_OBJECT:
+                return self._stage_small(src.readall(), source)
             return self._stage(src, source)
 
     def _sweep_once(self) -> None:
@@ -85,10 +92,29 @@ class ObjectStore:
                 continue
 
     def _stage(self, src: BinaryIO, source: Path) -> StagedObject:
+        temp, digest, size = self._staged(source, lambda fd: _copy_and_hash(src, fd))
+        return StagedObject(temp, self.path(digest), digest, size)
+
+    def _stage_small(self, data: bytes, source: Path) -> StagedObject:
+        """A small file's object, written from memory; none staged when the store holds these
+        bytes already (placing writes them then only if that object was freed meanwhile)."""
+        digest = hashlib.sha256(data).hexdigest()
+
+        def write() -> Path:
+            return self._staged(source, lambda fd: _write_synced(fd, data, digest))[0]
+
+        target = self.path(digest)
+        if _holds(target, data):
+            return StagedObject(None, target, digest, len(data), rewrite=write)
+        return StagedObject(write(), target, digest, len(data))
+
+    def _staged(self, source: Path, fill: Callable[[int], tuple[str, int]]) -> tuple[Path, str, int]:
+        """A read-only temporary file in ``objects/`` written and synced by ``fill(fd)``, which
+        returns the content's SHA-256 and size: (its path, the SHA-256, the size)."""
         fd, tmp_name = tempfile.mkstemp(prefix=_INCOMING, dir=self.root)
         try:
             try:
-                digest, size = _copy_and_hash(src, fd)
+                digest, size = fill(fd)
             finally:
                 os.close(fd)
             os.chmod(tmp_name, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
@@ -97,7 +123,7 @@ class ObjectStore:
             if isinstance(error, OSError):
                 raise TrackingError(f"cannot store artifact {source}: {error}") from None
             raise
-        return StagedObject(Path(tmp_name), self.path(digest), digest, size)
+        return Path(tmp_name), digest, size
 
     def verify(self, sha256: str, size: int, label: str) -> Path:
         """The object's path after checking, on one open file, that it is a regular file of
@@ -141,12 +167,16 @@ class StagedObject:
     a context manager: leaving removes the copy if it was never placed.
     """
 
-    def __init__(self, temp: Path, target: Path, sha256: str, size: int) -> None:
+    def __init__(self, temp: Path | None, target: Path, sha256: str, size: int, *,
+                 rewrite: Callable[[], Path] | None = None) -> None:
         self.temp, self.target, self.sha256, self.size = temp, target, sha256, size
+        self._rewrite = rewrite  # no ``temp``: the object was in the store; stages it again
 
     def place(self) -> None:
         """Put the object at its address (again after a retried transaction: a no-op)."""
-        if not self.temp.exists():
+        if self.temp is None and self._rewrite is not None and not self.target.is_file():
+            self.temp = self._rewrite()  # the object found when staging was freed since
+        if self.temp is None or not self.temp.exists():
             if not self.target.is_file():
                 raise TrackingError(f"artifact object {self.target} vanished while being stored")
             return
@@ -161,7 +191,8 @@ class StagedObject:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.temp.unlink(missing_ok=True)
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
 
 
 def hash_file(path: Path) -> str:
@@ -192,7 +223,7 @@ def check_content(handle: BinaryIO, sha256: str, size: int, where: str) -> None:
 
 def _hash_stream(handle: BinaryIO) -> str:
     digest = hashlib.sha256()
-    buffer = bytearray(CHUNK)
+    buffer = bytearray(min(CHUNK, os.fstat(handle.fileno()).st_size + 1))  # a small file: no 4 MiB to clear
     view = memoryview(buffer)
     while True:
         n = handle.readinto(buffer)
@@ -309,6 +340,30 @@ def _copy_and_hash(src: BinaryIO, fd: int) -> tuple[str, int]:
                 future.result()
     os.fsync(fd)
     return digest.hexdigest(), size
+
+
+def _write_synced(fd: int, data: bytes, sha256: str) -> tuple[str, int]:
+    """Write ``data`` (of SHA-256 ``sha256``) to ``fd`` and sync it; returns (sha256, size)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+    return sha256, len(data)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """True when ``path`` is a regular file of exactly ``data`` (checked on one open file; a
+    FIFO is never waited on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        try:
+            info = os.fstat(fd)
+            return stat.S_ISREG(info.st_mode) and info.st_size == len(data) and handle.readall() == data
+        except OSError:
+            return False
 
 
 def _fsync_dir(directory: Path) -> None:
