@@ -194,10 +194,11 @@ def register(app: Dash, data: DashboardData) -> None:
         prevent_initial_call=True,
     )
     def zoom(relayout, graph_id, selection, weight, x_mode, log_y, theme, group_by, center, band):
-        """A zoomed chart drawn again from the store's points in its step range only (and the
-        overview once the zoom is reset); other layout changes, and time axes, change nothing."""
-        span = zoom_span(relayout)
-        if span is False or x_mode != "step" and not group_by:
+        """A zoomed chart drawn again from the store's points in its x-range only (steps, or
+        times on the time axes; and the overview once the zoom is reset); other layout changes
+        change nothing."""
+        span = zoom_span(relayout, "step" if group_by else x_mode)  # a grouped chart's axis is steps
+        if span is False:
             raise PreventUpdate
         runs, chosen = selected_runs(selection)
         figure, _ = views.metric_chart(data, graph_id["key"], chosen, views.run_colors(runs), float(weight or 0),

@@ -142,14 +142,15 @@ def metric_chart(
     data: DashboardData, key: str, runs: Sequence[Any], colors: dict[str, str], weight: float, x_mode: str,
     log_y: bool, theme: str, grouping: Grouping | None = None, span: Span | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The figure of metric ``key`` (the steps in ``span`` only, bucketed again, when given) and
-    its traces' bookkeeping for live updates."""
+    """The figure of metric ``key`` (only the points in ``span``, an x-range on the ``x_mode``
+    axis or in steps when grouped, bucketed again, when given) and its traces' bookkeeping for
+    live updates."""
     charted = [run for run in runs if key in run.metrics]
     points = data.points_per_series(len(charted))
     if grouping is not None:
         return grouped_figure(data, key, charted, grouping, points, log_y, theme, span)
     labels = run_labels(runs)
-    zoomed = None if span is None else visible_series(data, charted, key, span, points)
+    zoomed = None if span is None else visible_series(data, charted, key, span, points, x_mode)
     curves, metas = [], []
     for run in charted:
         if zoomed is None:

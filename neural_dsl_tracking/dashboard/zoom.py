@@ -1,11 +1,12 @@
-"""Full fidelity on zoom, and grouped curves: series read for a step range, straight from the store.
+"""Full fidelity on zoom, and grouped curves: series read for an x-range, straight from the store.
 
-A zoomed chart (its x-range in steps) is drawn again from only the points in that range, read
-from only the store chunks holding them and bucketed as the overview is (min and max per
-bucket), so zooming in ends at the raw points. Resetting the zoom draws the overview again.
-A range of a long series holding more than ``RAW_POINTS`` points is bucketed from the
-series' fine level instead (its min and max per ``len / FINE_POINTS`` points, read once),
-so every spike stays and a wide zoom need not read the whole series again.
+A zoomed chart is drawn again from only the points in its x-range (steps, or times on the
+relative-time and wall-time axes), read from only the store chunks holding them and bucketed
+as the overview is (min and max per bucket), so zooming in ends at the raw points. Resetting
+the zoom draws the overview again. A range of a long series holding more than ``RAW_POINTS``
+points is bucketed from the series' fine level instead (its min and max per
+``len / FINE_POINTS`` points, read once), so every spike stays and a wide zoom need not read
+the whole series again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Sequence
 from weakref import WeakKeyDictionary
 
@@ -21,51 +23,87 @@ import numpy as np
 from neural_dsl_tracking.dashboard.data import DashboardData, DrawnSeries, draw
 from neural_dsl_tracking.tracking.downsample import bucket_size_for
 
-Span = tuple[int, int]  # the steps shown, from low to high
+Span = tuple[float, float]  # the x-range shown, low to high, in the axis's units (steps, s, or ms: x_values)
+Window = tuple[str, tuple[float, float]]  # what a run reads for a span: ("steps" | "times", (low, high))
 RAW_POINTS = 32_768  # a zoom holding up to this many points of a series reads them from the store
 FINE_POINTS = 65_536  # a longer series is zoomed from its buckets of about len / FINE_POINTS points
 FINE_SERIES = 32  # fine levels kept (about 1.6 MB each)
 _fine: WeakKeyDictionary[DashboardData, OrderedDict[tuple[str, str, int], DrawnSeries]] = WeakKeyDictionary()
 
 
-def zoom_span(relayout: dict[str, Any] | None) -> Span | None | bool:
-    """What a chart's ``relayoutData`` asks for: a step range to draw (``(low, high)``),
-    ``None`` for the overview (zoom reset), or ``False`` when it is no change of the x-range
-    (a y-only zoom, a resize, the first layout)."""
+def zoom_span(relayout: dict[str, Any] | None, x_mode: str = "step") -> Span | None | bool:
+    """What a chart's ``relayoutData`` asks for: the x-range to draw in the units of ``x_mode``
+    (whole steps; seconds since the run's start; epoch milliseconds, from Plotly's UTC date
+    text on the wall-time axis), ``None`` for the overview (zoom reset), or ``False`` when it
+    is no change of the x-range (a y-only zoom, a resize, the first layout)."""
     relayout = relayout or {}
     if relayout.get("xaxis.autorange"):
         return None
-    low, high = relayout.get("xaxis.range[0]"), relayout.get("xaxis.range[1]")
-    if low is None and isinstance(relayout.get("xaxis.range"), list):
-        low, high = relayout["xaxis.range"][:2]
-    if not all(isinstance(end, (int, float)) and math.isfinite(end) for end in (low, high)):
-        return False  # absent, or a date of the wall-time axis: Plotly zooms the overview itself
-    low, high = sorted((low, high))
-    return math.floor(low), math.ceil(high)
+    ends = relayout.get("xaxis.range[0]"), relayout.get("xaxis.range[1]")
+    if ends[0] is None and isinstance(relayout.get("xaxis.range"), list):
+        ends = tuple(relayout["xaxis.range"][:2])
+    numbers = [_x_number(end, x_mode) for end in ends]
+    if None in numbers:
+        return False
+    low, high = sorted(numbers)
+    return (math.floor(low), math.ceil(high)) if x_mode == "step" else (low, high)
 
 
-def visible_series(data: DashboardData, runs: Sequence[Any], key: str, span: Span,
-                   points: int) -> dict[str, DrawnSeries]:
-    """Each run's points of ``key`` at steps in ``span``, bucketed to about ``points`` points:
-    read from the store when the range holds at most ``RAW_POINTS`` points, else from the
-    series' fine level (``fine_level``), which keeps every extreme."""
-    drawn, raw = {}, []
+def _x_number(end: Any, x_mode: str) -> float | None:
+    """One end of a relayout's x-range as a number of the axis (None when it is none)."""
+    if isinstance(end, str) and x_mode == "wall":
+        try:
+            moment = datetime.fromisoformat(end.strip())
+        except ValueError:
+            return None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp() * 1000.0
+    if isinstance(end, bool) or not isinstance(end, (int, float)) or not math.isfinite(end):
+        return None
+    return float(end)
+
+
+def read_window(run: Any, span: Span, x_mode: str) -> Window:
+    """What ``run`` reads to draw ``span`` on the ``x_mode`` axis: its steps, or its points'
+    times (seconds since the epoch) in the range (the inverse of ``figures.x_values``)."""
+    low, high = span
+    if x_mode == "step":
+        return "steps", (low, high)
+    if x_mode == "relative":
+        start = run.start_time.timestamp()
+        return "times", (start + low, start + high)
+    return "times", (low / 1000.0, high / 1000.0)
+
+
+def visible_series(data: DashboardData, runs: Sequence[Any], key: str, span: Span, points: int,
+                   x_mode: str = "step") -> dict[str, DrawnSeries]:
+    """Each run's points of ``key`` in ``span`` (on the ``x_mode`` axis), bucketed to about
+    ``points`` points: read from the store when the range holds at most ``RAW_POINTS`` points,
+    else from the series' fine level (``fine_level``), which keeps every extreme."""
+    drawn: dict[str, DrawnSeries] = {}
+    raw: dict[Window, list[str]] = {}
     for run in runs:
+        window = read_window(run, span, x_mode)
         count = int(run.metrics.get(key, {}).get("count", 0))
         fine = fine_level(data, run.run_id, key, count) if count > RAW_POINTS else None
-        inside = None if fine is None else (fine.steps >= span[0]) & (fine.steps <= span[1])
+        inside = None if fine is None else _inside(getattr(fine, window[0]), window[1])
         if inside is None or np.count_nonzero(inside) * fine.bucket_size <= 2 * RAW_POINTS:
-            raw.append(run.run_id)
+            raw.setdefault(window, []).append(run.run_id)
             continue
         size = bucket_size_for(int(np.count_nonzero(inside)), points)
         (thin,) = draw(fine.steps[inside], fine.values[inside], fine.times[inside], size)
         drawn[run.run_id] = replace(thin, bucket_size=fine.bucket_size * size)  # raw points per bucket
-    if raw:
-        for (run_id, _), history in data.manager().get_metric_histories(raw, [key], steps=span).items():
+    for (column, bounds), run_ids in raw.items():
+        read = data.manager().get_metric_histories(run_ids, [key], **{column: bounds})
+        for (run_id, _), history in read.items():
             if len(history):
                 size = bucket_size_for(len(history), points)
                 drawn[run_id] = draw(history.steps, history.values, history.timestamps, size)[0]
     return drawn
+
+
+def _inside(column: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    """Which entries of ``column`` lie from ``bounds[0]`` to ``bounds[1]``."""
+    return (column >= bounds[0]) & (column <= bounds[1])
 
 
 def fine_level(data: DashboardData, run_id: str, key: str, count: int) -> DrawnSeries:

@@ -124,11 +124,13 @@ class ExperimentManager:
         return history
 
     def get_metric_histories(self, run_ids: Iterable[str], keys: Iterable[str] | None = None,
-                             steps: tuple[int, int] | None = None) -> dict[tuple[str, str], MetricHistory]:
+                             steps: tuple[int, int] | None = None, times: tuple[float, float] | None = None
+                             ) -> dict[tuple[str, str], MetricHistory]:
         """The histories of ``keys`` (default: every key) of ``run_ids``, read in bulk:
         ``{(run_id, key): MetricHistory}`` keyed by the run ids as given. Pairs a run never
         logged are absent; an unknown run is a TrackingError. ``steps`` (low, high) keeps only
-        the points at steps from low to high, and reads only the chunks holding them."""
+        the points at steps from low to high, and reads only the chunks holding them; ``times``
+        (low, high: seconds since the epoch) the same for the points' times."""
         for name, given in (("run_ids", run_ids), ("keys", keys)):
             if isinstance(given, (str, bytes)):
                 raise TrackingError(f"get_metric_histories: {name} must be a list, got the string {given!r}")
@@ -139,7 +141,7 @@ class ExperimentManager:
         refs_of: dict[str, list[str]] = {}
         for ref, full_id in store.resolve_run_ids(refs).items():
             refs_of.setdefault(full_id, []).append(ref)
-        read = store.metric_histories(list(refs_of), None if keys is None else list(keys), steps)
+        read = store.metric_histories(list(refs_of), None if keys is None else list(keys), steps, times)
         return {(ref, key): history for (full_id, key), history in read.items()
                 for ref in refs_of[full_id]}
 

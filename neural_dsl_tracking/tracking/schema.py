@@ -178,6 +178,13 @@ MIGRATIONS: list[list[str | Callable[[Cursor], None]]] = [
             updated_at DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (run_id, target, destination))""",
     ],
+    [  # full fidelity on zoom along the time axes (issue 14): each chunk's time range, so a chart
+        # zoomed on wall or relative time reads only the chunks it shows; NULL for chunks written
+        # before (they are always read)
+        "ALTER TABLE metric_chunks ADD COLUMN min_time DOUBLE PRECISION",
+        "ALTER TABLE metric_chunks ADD COLUMN max_time DOUBLE PRECISION",
+        "CREATE INDEX metric_chunks_by_time ON metric_chunks (run_id, key, min_time, max_time, n_points)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -753,13 +753,14 @@ class Store:
                          steps[part].astype(STEP_DTYPE, copy=False).tobytes(),
                          values[part].astype(FLOAT_DTYPE, copy=False).tobytes(),
                          times[part].astype(FLOAT_DTYPE, copy=False).tobytes(),
-                         int(steps[part].min()), int(steps[part].max())))
+                         int(steps[part].min()), int(steps[part].max()), *_time_range(times[part])))
             seq += 1
         cur.executemany(
-            "INSERT INTO metric_chunks (run_id, key, seq, n_points, steps, vals, times, min_step, max_step) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key, seq) DO UPDATE SET "
-            "n_points = excluded.n_points, steps = excluded.steps, vals = excluded.vals, "
-            "times = excluded.times, min_step = excluded.min_step, max_step = excluded.max_step", rows)
+            "INSERT INTO metric_chunks (run_id, key, seq, n_points, steps, vals, times, min_step, max_step, "
+            "min_time, max_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key, seq) DO UPDATE "
+            "SET n_points = excluded.n_points, steps = excluded.steps, vals = excluded.vals, "
+            "times = excluded.times, min_step = excluded.min_step, max_step = excluded.max_step, "
+            "min_time = excluded.min_time, max_time = excluded.max_time", rows)
 
     def _update_summary(self, cur: Cursor, run_id: str, key: str, steps: np.ndarray,
                         values: np.ndarray, times: np.ndarray) -> None:
@@ -813,28 +814,33 @@ class Store:
         return self.db.read(body)
 
     def metric_histories(self, run_ids: Sequence[str], keys: Sequence[str] | None = None,
-                         steps: tuple[int, int] | None = None) -> dict[tuple[str, str], MetricHistory]:
+                         steps: tuple[int, int] | None = None, times: tuple[float, float] | None = None
+                         ) -> dict[tuple[str, str], MetricHistory]:
         """The series of ``keys`` (every key when None) of ``run_ids``, by (run id, key), read
         in one transaction, one query per batch of runs. Pairs never logged are absent; the
         histories of one batch are slices of one array per column. With ``steps`` (low, high),
-        only the points at steps from low to high, reading only the chunks that hold such steps."""
+        only the points at steps from low to high, reading only the chunks that hold such steps;
+        with ``times`` (low, high, seconds since the epoch), the same for the points' times."""
         run_ids, keys = list(dict.fromkeys(run_ids)), None if keys is None else list(dict.fromkeys(keys))
         if keys is not None and not keys:
             return {}
         key_clause = "" if keys is None else f" AND key IN ({_marks(keys)})"
-        step_clause = "" if steps is None else " AND (min_step IS NULL OR min_step <= ? AND max_step >= ?)"
-        step_args = () if steps is None else (int(steps[1]), int(steps[0]))
+        steps = None if steps is None else (int(steps[0]), int(steps[1]))
+        ranges = [(column, bounds) for column, bounds in (("step", steps), ("time", times)) if bounds is not None]
+        range_clause = "".join(f" AND (min_{column} IS NULL OR min_{column} <= ? AND max_{column} >= ?)"
+                              for column, _ in ranges)  # chunks written before the ranges: always read
+        range_args = [bound for _, (low, high) in ranges for bound in (high, low)]
 
         def body(cur: Cursor) -> dict[tuple[str, str], MetricHistory]:
             out: dict[tuple[str, str], MetricHistory] = {}
             for start in range(0, len(run_ids), _RUNS_PER_QUERY):
                 batch = run_ids[start:start + _RUNS_PER_QUERY]
-                out.update(_read_histories(cur, f"WHERE run_id IN ({_marks(batch)}){key_clause}{step_clause}",
-                                           [*batch, *(keys or ()), *step_args]))
+                out.update(_read_histories(cur, f"WHERE run_id IN ({_marks(batch)}){key_clause}{range_clause}",
+                                           [*batch, *(keys or ()), *range_args]))
             return out
 
         read = self.db.read(body)
-        return read if steps is None else {pair: _within(history, *steps) for pair, history in read.items()}
+        return read if not ranges else {pair: _within(history, steps, times) for pair, history in read.items()}
 
     def metric_keys(self, run_id: str) -> list[str]:
         return [r[0] for r in self.db.read(lambda cur: cur.all(
@@ -1006,10 +1012,20 @@ def _empty_history(key: str) -> MetricHistory:
     return MetricHistory(key, np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64))
 
 
-def _within(history: MetricHistory, low: int, high: int) -> MetricHistory:
-    """The points of ``history`` at steps from ``low`` to ``high``."""
-    keep = (history.steps >= low) & (history.steps <= high)
+def _within(history: MetricHistory, steps: tuple[int, int] | None, times: tuple[float, float] | None
+            ) -> MetricHistory:
+    """The points of ``history`` at steps in ``steps`` and times in ``times`` (either None: any)."""
+    keep = np.ones(len(history.steps), bool)
+    for column, bounds in ((history.steps, steps), (history.timestamps, times)):
+        if bounds is not None:
+            keep &= (column >= bounds[0]) & (column <= bounds[1])
     return MetricHistory(history.key, history.steps[keep], history.values[keep], history.timestamps[keep])
+
+
+def _time_range(times: np.ndarray) -> tuple[float | None, float | None]:
+    """A chunk's first and last time (None, None when one is NaN: the chunk is then always read)."""
+    low, high = float(times.min()), float(times.max())
+    return (None, None) if math.isnan(low) or math.isnan(high) else (low, high)
 
 
 def _read_histories(cur: Cursor, where: str, args: Sequence[Any]) -> dict[tuple[str, str], MetricHistory]:

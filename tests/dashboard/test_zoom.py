@@ -29,7 +29,7 @@ def big(tmp_path_factory):
     store = Store(base)
     run_id = store.create_run(experiment="zoom", run_name="big")
     steps = np.arange(STEPS)
-    store.append_metrics(run_id, {"loss": (steps, series_values(), 1e9 + steps / 1000.0)})
+    store.append_metrics(run_id, {"loss": (steps, series_values(), wall_time(steps))})
     store.set_status(run_id, "completed", end_time=time.time())
     store.close()
     data = DashboardData(base)
@@ -44,11 +44,18 @@ def decoded(array) -> np.ndarray:
     return np.asarray(array, np.float64)
 
 
-def chart(data: DashboardData, runs, span) -> tuple[np.ndarray, np.ndarray]:
-    figure, _ = views.metric_chart(data, "loss", runs, views.run_colors(runs), 0.0, "step", False, "light",
+def chart(data: DashboardData, runs, span, x_mode: str = "step") -> tuple[np.ndarray, np.ndarray]:
+    figure, _ = views.metric_chart(data, "loss", runs, views.run_colors(runs), 0.0, x_mode, False, "light",
                                    span=span)
     (trace,) = figure["data"]
+    if span is not None:
+        assert figure["layout"]["xaxis"]["range"] == list(span)
     return decoded(trace["x"]), decoded(trace["y"])
+
+
+def wall_time(step: int) -> float:
+    """The time (seconds since the epoch) the big run logged ``step`` at."""
+    return 1e9 + step / 1000.0
 
 
 def test_every_zoom_level_containing_a_one_step_spike_shows_it(big):
@@ -80,19 +87,75 @@ def test_reset_zoom_draws_the_overview_again(big):
     assert x[0] == 0 and x[-1] == STEPS - 1
 
 
-def test_step_range_reads_match_the_full_history_even_for_chunks_without_ranges(big):
+@pytest.mark.parametrize("column", ["step", "time"])
+def test_range_reads_match_the_full_history_even_for_chunks_without_ranges(big, column):
     data, runs = big
     manager, run_id = data.manager(), runs[0].run_id
-    span = (65_000, 200_123)
-    ranged = manager.get_metric_histories([run_id], ["loss"], steps=span)[(run_id, "loss")]
-    assert np.array_equal(ranged.steps, np.arange(span[0], span[1] + 1))
-    assert np.array_equal(ranged.values, series_values()[span[0]:span[1] + 1])
-    store = Store(manager.base_dir)  # a chunk written before chunks had step ranges is always read
-    store.db.write(lambda cur: cur.execute("UPDATE metric_chunks SET min_step = NULL, max_step = NULL "
+    low, high = 65_000, 200_123
+    window = {"steps": (low, high)} if column == "step" else {"times": (wall_time(low), wall_time(high))}
+    ranged = manager.get_metric_histories([run_id], ["loss"], **window)[(run_id, "loss")]
+    assert np.array_equal(ranged.steps, np.arange(low, high + 1))
+    assert np.array_equal(ranged.values, series_values()[low:high + 1])
+    store = Store(manager.base_dir)  # a chunk written before chunks had step (time) ranges is always read
+    store.db.write(lambda cur: cur.execute(f"UPDATE metric_chunks SET min_{column} = NULL, max_{column} = NULL "
                                            "WHERE seq = 2"))
     store.close()
-    again = manager.get_metric_histories([run_id], ["loss"], steps=span)[(run_id, "loss")]
+    again = manager.get_metric_histories([run_id], ["loss"], **window)[(run_id, "loss")]
     assert np.array_equal(again.steps, ranged.steps)
+
+
+@pytest.mark.parametrize("x_mode", ["wall", "relative"])
+def test_a_zoom_on_a_time_axis_is_read_again_from_the_store_around_a_spike(big, x_mode):
+    data, runs = big
+    start = runs[0].start_time.timestamp()
+
+    def x_of(step: float) -> float:
+        return wall_time(step) * 1000.0 if x_mode == "wall" else wall_time(step) - start
+
+    width = STEPS // 2
+    while width >= 50:  # from half the series down to 100 points around the spike
+        low, high = max(0, SPIKE_STEP - width), min(STEPS - 1, SPIKE_STEP + width)
+        x, y = chart(data, runs, (x_of(low - 0.5), x_of(high + 0.5)), x_mode)
+        assert x.size <= 2 * data.max_points + 2
+        assert y.max() == 1e6 and x[y.argmax()] == pytest.approx(x_of(SPIKE_STEP))
+        if high - low < data.points_per_series(1):  # narrow enough: every point of the range, as logged
+            assert np.allclose(x, x_of(np.arange(low, high + 1)))
+            assert np.array_equal(y, series_values()[low:high + 1])
+        width //= 4
+
+
+def test_time_ranges_read_the_same_points_on_sqlite_and_postgresql(store_kwargs):
+    store = Store(**store_kwargs)
+    run_id = store.create_run(experiment="zoom", run_name="chunks")
+    rng = np.random.default_rng(3)
+    for part in range(3):  # three chunks; the middle one logged its points out of time order
+        steps = np.arange(part * 10_000, (part + 1) * 10_000)
+        times = 5e8 + steps / 10.0
+        if part == 1:
+            times = times[::-1].copy()
+        store.append_metrics(run_id, {"loss": (steps, rng.normal(size=steps.size), times)})
+    full = store.metric_histories([run_id], ["loss"])[(run_id, "loss")]
+    for window in [(5e8 + 999.95, 5e8 + 1000.05), (5e8 + 500, 5e8 + 2500.5), (0.0, 1.0), (5e8, 6e8)]:
+        ranged = store.metric_histories([run_id], ["loss"], times=window).get((run_id, "loss"))
+        keep = (full.timestamps >= window[0]) & (full.timestamps <= window[1])
+        if not keep.any():
+            assert ranged is None or not len(ranged)
+            continue
+        assert np.array_equal(ranged.steps, full.steps[keep]) and np.array_equal(ranged.values, full.values[keep])
+    store.close()
+
+
+@pytest.mark.parametrize("relayout, x_mode, expected", [
+    ({"xaxis.range[0]": "2001-09-09 01:46:40.5", "xaxis.range[1]": "2001-09-09 01:46:41"}, "wall",
+     (1e12 + 500, 1e12 + 1000)),
+    ({"xaxis.range": ["2001-09-09 01:46:41", "2001-09-09"]}, "wall", (999_993_600_000.0, 1e12 + 1000)),
+    ({"xaxis.range[0]": 1e12, "xaxis.range[1]": 1e12 + 10}, "wall", (1e12, 1e12 + 10)),
+    ({"xaxis.range[0]": 10.4, "xaxis.range[1]": 2.5}, "relative", (2.5, 10.4)),
+    ({"xaxis.range[0]": "noon", "xaxis.range[1]": "2001-09-09"}, "wall", False),
+    ({"xaxis.autorange": True}, "wall", None),
+])
+def test_zoom_span_reads_a_time_axis_in_its_units(relayout, x_mode, expected):
+    assert zoom_span(relayout, x_mode) == expected
 
 
 @pytest.mark.parametrize("relayout, expected", [
@@ -155,4 +218,49 @@ def test_zooming_a_chart_in_chromium_draws_it_again_with_the_raw_points(ui, serv
         relayout_until(ui.page, "() => Plotly.relayout(document.querySelector('.metric-graph .js-plotly-plot'), "
                                 "{'xaxis.autorange': true})", f"() => ({TRACE_JS})().x.length > 1000")
         assert ui.page.evaluate(TRACE_JS) == overview
+        assert not ui.page.errors
+
+
+WALL_POINTS, WALL_SPIKE = 100_000, 61_234
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_zooming_the_wall_time_axis_in_chromium_reads_the_raw_points_around_a_spike(ui, serve, tmp_path):
+    from datetime import datetime, timezone
+
+    from neural_dsl_tracking.dashboard.app import create_app
+
+    base = tmp_path / "neural_experiments"
+    store = Store(base)
+    began = float(int(time.time()) - 2_000)
+    run_id = store.create_run(experiment="zoom", run_name="wall", start_time=began)
+    steps = np.arange(WALL_POINTS)
+    times = began + steps / 100.0  # a point every 10 ms
+    values = np.cos(steps / 3000.0)
+    values[WALL_SPIKE] = 40.0
+    store.append_metrics(run_id, {"loss": (steps, values, times)})
+    store.set_status(run_id, "completed", end_time=float(times[-1]))
+    store.close()
+
+    def utc_text(moment: float) -> str:  # as Plotly writes a date axis's range
+        return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+    with serve(create_app(data=DashboardData(base))) as url:
+        ui.open(url)
+        ui.page.wait_for_function(f"() => ({TRACE_JS})() !== null")
+        ui.page.click("#x-mode label:has-text('wall time')")
+        ui.page.wait_for_function("() => { const gd = document.querySelector('.metric-graph .js-plotly-plot');"
+                                  " return gd && gd._fullLayout.xaxis.type === 'date'; }")
+        overview = ui.page.evaluate(TRACE_JS)
+        near = [x for x in overview["x"] if abs(x - times[WALL_SPIKE] * 1000) <= 1_005]
+        assert len(near) < 10 and max(overview["y"]) == 40.0  # the overview: a few points around it
+        low, high = utc_text(times[WALL_SPIKE - 100] - 0.005), utc_text(times[WALL_SPIKE + 100] + 0.005)
+        zoom_in = ("() => Plotly.relayout(document.querySelector('.metric-graph .js-plotly-plot'), "
+                   f"{{'xaxis.range': ['{low}', '{high}']}})")
+        relayout_until(ui.page, zoom_in, f"() => ({TRACE_JS})().x.length === 201")
+        zoomed = ui.page.evaluate(TRACE_JS)
+        np.testing.assert_allclose(zoomed["x"], times[WALL_SPIKE - 100:WALL_SPIKE + 101] * 1000.0)
+        assert zoomed["y"] == values[WALL_SPIKE - 100:WALL_SPIKE + 101].tolist()
+        assert max(zoomed["y"]) == 40.0
         assert not ui.page.errors
