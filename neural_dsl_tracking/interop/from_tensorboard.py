@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from neural_dsl_tracking.backends.event_file import CRC, LENGTH, MASK_DELTA, _crc32c
 from neural_dsl_tracking.errors import TrackingError
-from neural_dsl_tracking.interop.importing import ImportedRun, SourceRun, series
+from neural_dsl_tracking.interop.importing import ImportedRun, SourceRun, series, source_folder
 
 SYSTEM = "tensorboard"
 EVENT_FILE = "events.out.tfevents."
@@ -29,10 +29,7 @@ HPARAMS_START = "_hparams_/session_start_info"
 
 def list_runs(location: str, experiment: str | None = None) -> list[SourceRun]:
     """The run folders under the log folder ``location`` (itself included)."""
-    root = Path(location)
-    if not root.is_dir():
-        what = "it is a file, not a folder" if root.exists() else "it does not exist"
-        raise TrackingError(f"cannot import from TensorBoard at {location}: {what}")
+    root = source_folder("TensorBoard", location)
     folders = _run_folders(root)
     if not folders:
         raise TrackingError(f"cannot import from TensorBoard at {location}: no event files "

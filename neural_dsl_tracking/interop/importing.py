@@ -48,6 +48,8 @@ class ImportedArtifact:
     path: Path
     created_at: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    filename: str | None = None
+    """The file's name as logged (default: ``path``'s name)."""
 
 
 @dataclass
@@ -68,6 +70,11 @@ class ImportedRun:
     @property
     def points(self) -> int:
         return sum(len(steps) for steps, _, _ in self.metrics.values())
+
+    def last_time(self) -> float | None:
+        """The latest wall time among the points (the start when there are none)."""
+        latest = [float(times.max()) for _, _, times in self.metrics.values() if len(times)]
+        return max(latest, default=self.start_time)
 
 
 @dataclass
@@ -106,6 +113,15 @@ def source_tag(system: str, ident: str) -> str:
     if len(tag) <= MAX_NAME:
         return tag
     return f"source:{system}:sha256:{hashlib.sha256(ident.encode()).hexdigest()}"
+
+
+def source_folder(system: str, location: str) -> Path:
+    """``location`` as a folder, or a TrackingError saying it is a file or absent."""
+    root = Path(location)
+    if not root.is_dir():
+        what = "it is a file, not a folder" if root.exists() else "it does not exist"
+        raise TrackingError(f"cannot import from {system} at {location}: {what}")
+    return root
 
 
 def series(steps: Sequence[int], values: Sequence[float], times: Sequence[float]) -> Series:
@@ -170,9 +186,10 @@ def _write(store: Any, source: SourceRun, run: ImportedRun) -> None:
         for artifact in run.artifacts:
             with store.objects.stage(artifact.path) as content:
                 store.add_artifact_version(run_id, artifact.name, content,
-                                           filename=artifact.path.name, metadata=artifact.metadata,
+                                           filename=artifact.filename or artifact.path.name,
+                                           metadata=artifact.metadata,
                                            aliases=(), created_at=artifact.created_at)
-        store.set_status(run_id, run.status, end_time=run.end_time or _last_time(run))
+        store.set_status(run_id, run.status, end_time=run.end_time or run.last_time())
     except BaseException as error:
         remove_partial_run(store, run_id, error)
         raise
@@ -192,12 +209,6 @@ def _batches(metrics: dict[str, Series]) -> Iterator[dict[str, Series]]:
             size += len(steps[part])
     if batch:
         yield batch
-
-
-def _last_time(run: ImportedRun) -> float | None:
-    """The latest wall time among the run's points (its end when the source has none)."""
-    latest = [float(times.max()) for _, _, times in run.metrics.values() if len(times)]
-    return max(latest, default=run.start_time)
 
 
 @contextmanager
