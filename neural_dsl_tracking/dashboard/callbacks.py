@@ -15,8 +15,9 @@ from typing import Any, Sequence
 from dash import ALL, MATCH, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from neural_dsl_tracking.dashboard.data import DashboardData, StoreUnavailable, draw
+from neural_dsl_tracking.dashboard.data import DashboardData, RunSnapshot, StoreUnavailable, draw
 from neural_dsl_tracking.dashboard.figures import plain_list, x_values
+from neural_dsl_tracking.dashboard.lineage import relatives
 from neural_dsl_tracking.dashboard.layout import chosen_name, chosen_names, metric_keys, seen_table, text_options
 from neural_dsl_tracking.dashboard.run_table import TableQuery, page_of, search_query, shown_runs, table_view
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
@@ -83,6 +84,7 @@ def register(app: Dash, data: DashboardData) -> None:
         Output("live-tick", "interval"),
         Output("table-seen", "data"),
         Output("query-error", "children"),
+        Output("run-table", "active_cell"),
         Input("filter-experiment", "value"),
         Input("filter-status", "value"),
         Input("filter-tag", "value"),
@@ -95,14 +97,17 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("select-shown", "n_clicks"),
         Input("clear-selection", "n_clicks"),
         Input("sweep-trials", "value"),
+        Input("run-table", "active_cell"),
         Input("runs-version", "data"),
         State("selection", "data"),
         State("table-seen", "data"),
     )
     def update_table(experiments, statuses, tags, text, main, maximised, selected_ids, page, sort_by, _shown,
-                     _clear, trial_runs, _version, selection, seen):
+                     _clear, trial_runs, cell, _version, selection, seen):
         """One page of the run table for the filters, sort and page; only what differs from
-        what the browser holds (``table-seen``) is sent, and nothing on a tick when no run changed."""
+        what the browser holds (``table-seen``) is sent, and nothing on a tick when no run changed.
+        A click on a lineage cell adds the runs it names to the selection (and lets go of the
+        cell, so the next click on it counts again)."""
         snapshot = data.snapshot()
         seen = seen or {}
         if ctx.triggered_id == "runs-version" and seen.get("version") == snapshot.version:
@@ -118,8 +123,8 @@ def register(app: Dash, data: DashboardData) -> None:
         on_page = [run.run_id for run in page_of(shown, query)[2]]
         echo = cleared_by_table(changed, selected_ids, page, [list(item) for item in query.sort_by], seen)
         new_selection = list(selection or []) if echo else updated_selection(
-            list(selection or []), changed, shown, on_page, selected_ids, trial_runs)
-        view = table_view(runs, shown, query, new_selection)
+            list(selection or []), changed, shown, on_page, selected_ids, trial_runs, clicked_relatives(cell, snapshot))
+        view = table_view(snapshot, shown, query, new_selection)
         live = any(run.status == "running" for run in runs)
         now = {**seen_table(view, snapshot.version, live), "turned": bool(changed & TURNS)}
         content = seen.get("key") != view["key"]
@@ -133,7 +138,8 @@ def register(app: Dash, data: DashboardData) -> None:
                 _changed(seen, now, "count"),
                 _changed(seen, now, "interval"),
                 now if now != seen else no_update,
-                error)
+                error,
+                None if "run-table.active_cell" in changed and cell else no_update)
 
     @app.callback(
         Output("metrics-area", "children"),
@@ -149,10 +155,11 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("group-by", "value"),
         Input("group-center", "value"),
         Input("group-band", "value"),
+        Input("join-forks", "value"),
         State("drawn", "data"),
     )
     def render_metrics(selection, tab, weight, x_mode, log_y, pattern, _version, theme, group_by, center, band,
-                       drawn):
+                       join, drawn):
         if tab != "metrics" or theme_switched(theme):
             return no_update, no_update
         runs, chosen = selected_runs(selection)
@@ -168,7 +175,7 @@ def register(app: Dash, data: DashboardData) -> None:
             return views.select_hint(), {}
         return views.metrics_view(data, chosen, views.run_colors(runs), float(weight or 0), x_mode,
                                   "log" in (log_y or ()), pattern or "", theme_name(theme),
-                                  grouping(chosen, group_by, center, band))
+                                  grouping(chosen, group_by, center, band), join="join" in (join or ()))
 
     @app.callback(
         Output("group-by", "options"),
@@ -191,9 +198,10 @@ def register(app: Dash, data: DashboardData) -> None:
         State("group-by", "value"),
         State("group-center", "value"),
         State("group-band", "value"),
+        State("join-forks", "value"),
         prevent_initial_call=True,
     )
-    def zoom(relayout, graph_id, selection, weight, x_mode, log_y, theme, group_by, center, band):
+    def zoom(relayout, graph_id, selection, weight, x_mode, log_y, theme, group_by, center, band, join):
         """A zoomed chart drawn again from the store's points in its x-range only (steps, or
         times on the time axes; and the overview once the zoom is reset); other layout changes
         change nothing."""
@@ -203,7 +211,7 @@ def register(app: Dash, data: DashboardData) -> None:
         runs, chosen = selected_runs(selection)
         figure, _ = views.metric_chart(data, graph_id["key"], chosen, views.run_colors(runs), float(weight or 0),
                                        x_mode, "log" in (log_y or ()), theme_name(theme),
-                                       grouping(chosen, group_by, center, band), span)
+                                       grouping(chosen, group_by, center, band), span, join="join" in (join or ()))
         return figure
 
     @app.callback(
@@ -261,8 +269,8 @@ def register(app: Dash, data: DashboardData) -> None:
         if group_by:
             chosen_grouping = grouping(chosen, group_by, None, None)
             return views.grouped_summary_view(data, chosen, chosen_grouping, aggregate or "last"), snapshot.version
-        return (views.summary_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs)),
-                snapshot.version)
+        return (views.summary_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs),
+                                   snapshot), snapshot.version)
 
     @app.callback(
         Output("parallel-area", "children"),
@@ -377,13 +385,17 @@ def table_query(runs: Sequence[Any], experiments, statuses, tags, text, main, ma
 
 
 def updated_selection(previous: list[str], changed: set[str], shown: Sequence[Any], on_page: Sequence[str],
-                      ticked: Sequence[str] | None, trial_runs: Sequence[str] | None = None) -> list[str]:
+                      ticked: Sequence[str] | None, trial_runs: Sequence[str] | None = None,
+                      relatives: Sequence[str] = ()) -> list[str]:
     """The selected run ids after ``changed``: *Select shown* adds every run the filters leave
     (on every page), *Clear selection* empties it, ticking rows changes only the runs of
     the page shown (``on_page``); the others stay selected; trials picked on the Sweeps tab
-    make their runs (``trial_runs``) the selection."""
+    make their runs (``trial_runs``) the selection; a click on a lineage cell adds the runs
+    it names (``relatives``)."""
     if "sweep-trials.value" in changed and trial_runs:
         return list(dict.fromkeys(trial_runs))
+    if "run-table.active_cell" in changed and relatives:
+        return list(dict.fromkeys([*previous, *relatives]))
     if "select-shown.n_clicks" in changed:
         chosen = set(previous)
         return previous + [run.run_id for run in shown if run.run_id not in chosen]
@@ -394,6 +406,14 @@ def updated_selection(previous: list[str], changed: set[str], shown: Sequence[An
         kept = [run_id for run_id in previous if run_id not in page or run_id in picked]
         return kept + [run_id for run_id in ticked or () if run_id not in kept]
     return previous
+
+
+def clicked_relatives(cell: dict[str, Any] | None, family: RunSnapshot) -> list[str]:
+    """The runs named by the lineage cell clicked (``cell``: the table's ``active_cell``): the
+    run's parent and forks; none for a click elsewhere."""
+    if not cell or cell.get("column_id") != "lineage" or not cell.get("row_id"):
+        return []
+    return relatives(str(cell["row_id"]), family)
 
 
 def _changed(seen: dict[str, Any], now: dict[str, Any], name: str) -> Any:

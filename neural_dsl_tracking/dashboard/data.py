@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 from urllib.parse import urlsplit, urlunsplit
@@ -56,6 +57,17 @@ class RunSnapshot:
         if version is None:
             return True
         return any(self.changed.get(run_id, self.version) > version for run_id in run_ids)
+
+    @cached_property
+    def forks(self) -> dict[str, list[str]]:
+        """The ids of the runs forked from each run (by the parent's id), oldest first: made
+        once per snapshot from each fork's own record, so a parent's count follows its forks
+        as they arrive (the parent's record is not read again when a fork is added)."""
+        found: dict[str, list[str]] = {}
+        for run in reversed(self.runs):  # oldest first
+            if run.parent is not None:
+                found.setdefault(run.parent.run_id, []).append(run.run_id)
+        return found
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,23 @@ def chart_layout(key: str, note: str, x_mode: str, log_y: bool, theme: str) -> d
     }
 
 
+def fork_markers(run_id: str, color: str, points: Sequence[tuple[float, float, str]]) -> dict[str, Any]:
+    """The fork points of a run's joined line (``(x, y, hover text)`` each): diamonds in the
+    run's colour, outside the legend."""
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "x": [x for x, _, _ in points],
+        "y": [y for _, y, _ in points],
+        "text": [plotly_text(text) for _, _, text in points],
+        "legendgroup": run_id,
+        "showlegend": False,
+        "marker": {"color": color, "size": 11, "symbol": "diamond", "line": {"width": 1, "color": "#ffffff"}},
+        "meta": {"run_id": run_id, "kind": "fork"},
+        "hovertemplate": "%{text}<br>%{x}: %{y}<extra>fork</extra>",
+    }
+
+
 @dataclass(frozen=True)
 class GroupTrace:
     """One group's curve on a grouped chart: its line, band and run count, against steps."""

@@ -118,7 +118,7 @@ def dashboard_page(snapshot: RunSnapshot, data: DashboardData) -> html.Div:
     direction = "max" if main in maximised else "min"
     selection = [run.run_id for run in runs[:DEFAULT_SELECTION]]
     query = TableQuery(main=main, direction=direction)
-    table = table_view(runs, shown_runs(runs, query, data.search_text), query, selection)
+    table = table_view(snapshot, shown_runs(runs, query, data.search_text), query, selection)
     live = any(run.status == "running" for run in runs)
     experiments = sorted({run.experiment for run in runs})
     tags = sorted({tag for run in runs for tag in run.tags})
@@ -214,6 +214,10 @@ def _tab_body(value: str, maximised: list[str], keys: list[str], main: str | Non
                                             {"label": "wall time", "value": "wall"}]),
                     dcc.Checklist(id="log-y", options=[{"label": "log scale", "value": "log"}], value=[],
                                   inline=True),
+                    html.Span(dcc.Checklist(id="join-forks", options=[{"label": "join forks", "value": "join"}],
+                                            value=[], inline=True),
+                              title="draw a forked run after its parent's points up to the fork point, as one "
+                                    "line (not on grouped charts)"),
                     dcc.Input(id="metric-filter", type="search", debounce=True, value="",
                               placeholder="filter metrics by name"),
                 ],

@@ -18,6 +18,8 @@ from typing import Any, Callable, Sequence
 from dash import dash_table
 from dash.dash_table.Format import Format, Scheme
 
+from neural_dsl_tracking.dashboard.data import RunSnapshot
+from neural_dsl_tracking.dashboard.lineage import lineage_cell, lineage_lines
 from neural_dsl_tracking.dashboard.tables import (
     TEXT_CHARS,
     best_value,
@@ -49,13 +51,14 @@ class TableQuery:
     ids: frozenset[str] | None = None  # the runs a query of the search box matched (``search_query``)
 
 
-def run_rows(runs: Sequence[Any], main: str | None, direction: str) -> list[dict[str, Any]]:
+def run_rows(runs: Sequence[Any], main: str | None, direction: str, family: RunSnapshot) -> list[dict[str, Any]]:
     """DataTable rows for the run table (plain text and numbers); long names are cut
-    (``run_tooltips`` holds them in full)."""
+    (``run_tooltips`` holds them in full). ``family`` (the snapshot) names parents and counts forks."""
     return [
         {
             "id": run.run_id,
             **{column: shortened(text, TEXT_CHARS) for column, text in _names(run).items()},
+            "lineage": shortened(lineage_cell(run, family), TEXT_CHARS),
             "status": run.status,
             "start": format_time(run.start_time),
             "duration": format_duration(run.duration),
@@ -65,10 +68,17 @@ def run_rows(runs: Sequence[Any], main: str | None, direction: str) -> list[dict
     ]
 
 
-def run_tooltips(runs: Sequence[Any]) -> list[dict[str, Any]]:
-    """The run table's hover text: the full names that ``run_rows`` cut, row by row."""
-    return [{column: {"value": text, "type": "text"} for column, text in _names(run).items() if len(text) > TEXT_CHARS}
-            for run in runs]
+def run_tooltips(runs: Sequence[Any], family: RunSnapshot) -> list[dict[str, Any]]:
+    """The run table's hover text, row by row: the full names that ``run_rows`` cut, and the
+    run's lineage in full (parent and fork point, forks, resumes: ``lineage_lines``)."""
+    tips = []
+    for run in runs:
+        tip = {column: {"value": text, "type": "text"} for column, text in _names(run).items() if len(text) > TEXT_CHARS}
+        lines = lineage_lines(run, family)
+        if lines:
+            tip["lineage"] = {"value": "; ".join(lines), "type": "text"}
+        tips.append(tip)
+    return tips
 
 
 def _names(run: Any) -> dict[str, str]:
@@ -133,6 +143,8 @@ def _sort_value(run: Any, column: str, main: str | None, direction: str) -> Any:
         return value if value is not None and math.isfinite(value) else None
     if column in ("experiment", "run_name", "tags"):
         return _names(run)[column]
+    if column == "lineage":  # forks next to their siblings, by fork point; runs with none last
+        return None if run.parent is None else (run.parent.run_id, run.parent.fork_step or 0)
     return getattr(run, column, None)
 
 
@@ -160,20 +172,21 @@ def page_of(shown: Sequence[Any], query: TableQuery) -> tuple[int, int, list[Any
     return page, page_count, list(shown[page * PAGE_SIZE:(page + 1) * PAGE_SIZE])
 
 
-def table_view(runs: Sequence[Any], shown: Sequence[Any], query: TableQuery, selection: Sequence[str]
+def table_view(snapshot: RunSnapshot, shown: Sequence[Any], query: TableQuery, selection: Sequence[str]
                ) -> dict[str, Any]:
-    """The table's properties for ``query``, of which ``shown`` are the runs left by its
-    filters (``shown_runs``): one page of rows, its selected rows, the page and the page
-    count, the header count; ``ids`` of the page's runs and ``key``, its content's digest,
-    so a callback can leave unchanged rows where they are.
+    """The table's properties for ``query`` over the runs of ``snapshot``, of which ``shown``
+    are the runs left by its filters (``shown_runs``): one page of rows, its selected rows,
+    the page and the page count, the header count; ``ids`` of the page's runs and ``key``,
+    its content's digest, so a callback can leave unchanged rows where they are.
     """
+    runs = snapshot.runs
     page, page_count, on_page = page_of(shown, query)
-    rows = run_rows(on_page, query.main, query.direction)
+    rows = run_rows(on_page, query.main, query.direction, snapshot)
     chosen = set(selection)
     count = counted(len(runs), "run") + (f", {len(shown)} shown" if len(shown) != len(runs) else "")
     return {
         "data": rows,
-        "tooltip_data": run_tooltips(on_page),
+        "tooltip_data": run_tooltips(on_page, snapshot),
         "selected_rows": [position for position, row in enumerate(rows) if row["id"] in chosen],
         "page_current": page,
         "page_count": page_count,
@@ -194,6 +207,7 @@ def run_table(view: dict[str, Any]) -> dash_table.DataTable:
         {"name": "start", "id": "start"},
         {"name": "duration", "id": "duration"},
         {"name": "tags", "id": "tags"},
+        {"name": "lineage", "id": "lineage"},
         {"name": "best", "id": "best", "type": "numeric",
          "format": Format(precision=6, scheme=Scheme.decimal_or_exponent)},
     ]

@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 from dash import dcc, html
 
-from neural_dsl_tracking.dashboard.data import DashboardData, DrawnSeries
+from neural_dsl_tracking.dashboard import lineage
+from neural_dsl_tracking.dashboard.data import DashboardData, DrawnSeries, RunSnapshot
 from neural_dsl_tracking.dashboard.figures import (
     TITLE_CHARS,
     Axis,
@@ -19,6 +20,7 @@ from neural_dsl_tracking.dashboard.figures import (
     GroupTrace,
     best_figure,
     color_for,
+    fork_markers,
     group_figure,
     metric_figure,
     parallel_figure,
@@ -69,10 +71,13 @@ def smoothed_curve(drawn: DrawnSeries, weight: float) -> tuple[Any, EmaState]:
     return smooth(drawn.bucket_means, drawn.bucket_counts, weight)
 
 
-def trace_meta(run: Any, key: str, drawn: DrawnSeries, kind: str, ema: EmaState | None = None) -> dict[str, Any]:
-    """What the live updater must know about one drawn trace to extend it later."""
+def trace_meta(run: Any, key: str, drawn: DrawnSeries, kind: str, ema: EmaState | None = None,
+               start: float | None = None) -> dict[str, Any]:
+    """What the live updater must know about one drawn trace to extend it later (``start``:
+    the time its relative-time x counts from, by default the run's start)."""
     meta = {"run": run.run_id, "kind": kind, "count": drawn.count, "drawn_count": drawn.count,
-            "last_step": drawn.last_step, "bucket": drawn.bucket_size, "start": run.start_time.timestamp()}
+            "last_step": drawn.last_step, "bucket": drawn.bucket_size,
+            "start": run.start_time.timestamp() if start is None else start}
     if ema is not None:
         meta["ema"] = [ema.accumulator, ema.seen]
     return meta
@@ -99,10 +104,11 @@ class Grouping:
 
 def metrics_view(
     data: DashboardData, runs: Sequence[Any], colors: dict[str, str], weight: float, x_mode: str, log_y: bool,
-    pattern: str = "", theme: str = "light", grouping: Grouping | None = None,
+    pattern: str = "", theme: str = "light", grouping: Grouping | None = None, join: bool = False,
 ) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
     """One graph per metric key (see ``chart_keys``), and the trace bookkeeping for live updates;
-    with ``grouping``, a line and band per group of runs instead of a line per run."""
+    with ``grouping``, a line and band per group of runs instead of a line per run; with
+    ``join``, a fork's line begins with its ancestors' points (``metric_chart``)."""
     keys, matching = chart_keys(runs, pattern)
     graphs: list[Any] = []
     drawn_meta: dict[str, list[dict[str, Any]]] = {}
@@ -111,7 +117,8 @@ def metrics_view(
         data.prefetch((run.run_id, key, summary.get("count", 0)) for run in runs
                       for key, summary in run.metrics.items() if key in charted)
     for key in keys:
-        figure, drawn_meta[key] = metric_chart(data, key, runs, colors, weight, x_mode, log_y, theme, grouping)
+        figure, drawn_meta[key] = metric_chart(data, key, runs, colors, weight, x_mode, log_y, theme, grouping,
+                                               join=join)
         graph = dcc.Graph(id={"type": "metric-graph", "key": key}, className="metric-graph",
                           figure=figure, config=GRAPH_CONFIG)
         graphs.append(html.Div(graph, className="metric-graph-box",  # a cut title: the full name on hover
@@ -140,7 +147,7 @@ def system_section(keys: Sequence[str], graphs: list[Any]) -> list[Any]:
 
 def metric_chart(
     data: DashboardData, key: str, runs: Sequence[Any], colors: dict[str, str], weight: float, x_mode: str,
-    log_y: bool, theme: str, grouping: Grouping | None = None, span: Span | None = None,
+    log_y: bool, theme: str, grouping: Grouping | None = None, span: Span | None = None, join: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The figure of metric ``key`` (only the points in ``span``, an x-range on the ``x_mode``
     axis or in steps when grouped, bucketed again, when given) and its traces' bookkeeping for
@@ -151,30 +158,48 @@ def metric_chart(
         return grouped_figure(data, key, charted, grouping, points, log_y, theme, span)
     labels = run_labels(runs)
     zoomed = None if span is None else visible_series(data, charted, key, span, points, x_mode)
-    curves, metas = [], []
+    # with ``join`` (no grouping), a forked run's line begins with its ancestors' points up to
+    # each fork point, a marker at each (``lineage.joined_curve``); on the relative-time axis
+    # its time is shifted to continue from the fork point, so a zoom there magnifies its overview
+    family = data.snapshot() if join else None
+    segment = lineage.zoomed_segments(data, key, span, points, x_mode) if span and x_mode != "relative" else None
+    curves, metas, forks = [], [], []
     for run in charted:
-        if zoomed is None:
+        joining = family is not None and run.parent is not None
+        if zoomed is None or joining and x_mode == "relative":
             drawn = data.series(run.run_id, key, run.metrics[key].get("count", 0), points)
         elif run.run_id in zoomed:
             drawn = zoomed[run.run_id]
+        elif joining:  # a zoom before its own first step may still hold its ancestors' points
+            drawn = lineage.until(lineage.cached(data, run, key, points), -math.inf)
         else:
             continue
-        start = run.start_time.timestamp()
-        x = x_values(drawn.steps, drawn.times, x_mode, start)
+        joined = lineage.joined_curve(data, run, key, drawn, family, x_mode, points, segment) if joining else None
+        start = run.start_time.timestamp() if joined is None else joined.start
+        drawn = drawn if joined is None else joined.drawn
+        if not drawn.steps.size:
+            continue
+        x = x_values(drawn.steps, drawn.times, x_mode, start) if joined is None else joined.x
         live = run.status == "running"
         curve = CurveData(run.run_id, labels[run.run_id], colors[run.run_id], x, drawn.values, extendable=live)
         if weight > 0:
             smoothed, ema = smoothed_curve(drawn, weight)
-            curve = replace(curve, smooth_x=x_values(drawn.bucket_steps, drawn.bucket_times, x_mode, start),
-                            smooth_y=smoothed)
+            bucket_x = x_values(drawn.bucket_steps, drawn.bucket_times, x_mode, start) if joined is None \
+                else joined.bucket_x
+            curve = replace(curve, smooth_x=bucket_x, smooth_y=smoothed)
         curves.append(curve)
+        if joined is not None:
+            forks.append(fork_markers(run.run_id, colors[run.run_id],
+                                      [(fork.x, fork.y, fork.text) for fork in joined.forks]))
         if live:
-            metas.append(trace_meta(run, key, drawn, "raw"))
+            metas.append(trace_meta(run, key, drawn, "raw", start=start))
             if weight > 0:
-                metas.append(trace_meta(run, key, drawn, "smoothed", ema))
+                metas.append(trace_meta(run, key, drawn, "smoothed", ema, start=start))
         else:
             metas.extend({"run": run.run_id, "kind": "fixed"} for _ in range(2 if weight > 0 else 1))
     figure = metric_figure(key, curves, x_mode, log_y, theme)
+    figure["data"].extend(forks)  # after every curve: the live updater extends the curves by position
+    metas.extend({"run": marker["meta"]["run_id"], "kind": "fixed"} for marker in forks)
     if span is not None:
         figure["layout"]["xaxis"].update(range=list(span), autorange=False)
     return figure, metas
@@ -358,8 +383,10 @@ def _winner(values: Sequence[float | None], direction: str) -> int | None:
     return (max(present) if direction == "max" else min(present))[1]
 
 
-def summary_view(runs: Sequence[Any], maximised: Sequence[str], colors: dict[str, str]) -> html.Div:
-    """A card per run: status, duration, best values, tags, artifact count."""
+def summary_view(runs: Sequence[Any], maximised: Sequence[str], colors: dict[str, str],
+                 family: RunSnapshot | None = None) -> html.Div:
+    """A card per run: status, duration, best values, tags, artifact count, and with ``family``
+    (the snapshot) its lineage: parent and fork point, forks, resumes (``lineage.lineage_lines``)."""
     labels = run_labels(runs)
     cards = []
     for run in runs:
@@ -377,10 +404,17 @@ def summary_view(runs: Sequence[Any], maximised: Sequence[str], colors: dict[str
                     html.Ul(bests or [html.Li("no metrics")], className="bests"),
                     html.P(**_framed(short_text(", ".join(run.tags) or MISSING), before="tags: "), className="tags"),
                     html.P(counted(len(run.artifacts), "artifact"), className="artifact-count"),
+                    *lineage_list(run, family),
                 ],
             )
         )
     return html.Div(className="cards", children=cards)
+
+
+def lineage_list(run: Any, family: RunSnapshot | None) -> list[html.Ul]:
+    """A Summary card's lineage list (none for a run without lineage, or without ``family``)."""
+    lines = lineage.lineage_lines(run, family) if family is not None else []
+    return [html.Ul([html.Li(**short_text(line)) for line in lines], className="lineage")] if lines else []
 
 
 def _best_text(run: Any, key: str, maximised: Sequence[str]) -> str:

@@ -1,0 +1,131 @@
+"""Run lineage in the dashboard: the run table and Summary cards name a fork's parent, a run's
+forks and its resumes, a click adds the parent to the selection, and "join forks" draws a fork
+after its ancestors' points as one line (a real store written through the Store API; Chromium)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from neural_dsl_tracking.dashboard import views
+from neural_dsl_tracking.dashboard.app import create_app
+from neural_dsl_tracking.dashboard.data import DashboardData
+from neural_dsl_tracking.dashboard.lineage import lineage_cell, lineage_lines
+from neural_dsl_tracking.dashboard.run_table import run_tooltips
+from neural_dsl_tracking.tracking.store import Store
+
+STEPS = 100  # batch_loss at steps 0..99; val_accuracy at epochs 1..5 (20 steps an epoch)
+FORKS = {"branch": ("origin", 2, 40), "twig": ("branch", 3, 60)}  # name: (parent, fork epoch, fork step)
+
+
+def batch_loss(offset: float) -> np.ndarray:
+    return offset + 1.0 / (1.0 + np.arange(STEPS))
+
+
+def log_run(store: Store, name: str, start: float, first_step: int, first_epoch: int, offset: float) -> str:
+    """A completed run with batch_loss from ``first_step`` and val_accuracy from ``first_epoch``."""
+    run_id = store.create_run(experiment="lineage", run_name=name, start_time=start)
+    steps, epochs = np.arange(first_step, STEPS), np.arange(first_epoch, 6)
+    store.append_metrics(run_id, {"batch_loss": (steps, batch_loss(offset)[first_step:], start + steps),
+                                  "val_accuracy": (epochs, 0.5 + offset + epochs / 10, start + 20 * epochs)})
+    store.set_status(run_id, "completed", end_time=start + STEPS)
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory):
+    """origin; branch forked from it at epoch 2 (step 40); twig forked from branch at epoch 3
+    (step 60); revived, resumed once. Returns the store's folder and the ids by name."""
+    base = tmp_path_factory.mktemp("lineage") / "neural_experiments"
+    store = Store(base)
+    now = time.time() - 3600
+    ids = {"origin": log_run(store, "origin", now, 0, 1, 0.0)}
+    for position, (name, (parent, epoch, step)) in enumerate(FORKS.items(), start=1):
+        ids[name] = log_run(store, name, now + 200 * position, step + 1, epoch + 1, 0.1 * position)
+        store.set_run_parent(ids[name], ids[parent], epoch, step)
+        store.add_run_event(ids[name], "forked", f"from {parent} at epoch {epoch}")
+    ids["revived"] = log_run(store, "revived", now + 600, 0, 1, 0.5)
+    store.add_run_event(ids["revived"], "resumed", "from its checkpoint of epoch 3")
+    store.close()
+    return base, ids
+
+
+def test_the_table_names_parents_forks_and_resumes(family):
+    base, ids = family
+    snapshot = DashboardData(base).snapshot()
+    cells = {run.run_name: lineage_cell(run, snapshot) for run in snapshot.runs}
+    assert cells == {"origin": "1 fork", "branch": "forked from origin @ epoch 2 · 1 fork",
+                     "twig": "forked from branch @ epoch 3", "revived": "resumed"}
+    tips = dict(zip([run.run_name for run in snapshot.runs], run_tooltips(snapshot.runs, snapshot)))
+    assert f"forked from origin ({ids['origin']}) at epoch 2, step 40" in tips["branch"]["lineage"]["value"]
+    assert "1 fork: twig" in tips["branch"]["lineage"]["value"]
+    (revived,) = [run for run in snapshot.runs if run.run_name == "revived"]
+    assert lineage_lines(revived, snapshot)[0].startswith("resumed ")
+    assert lineage_lines(revived, snapshot)[0].endswith(": from its checkpoint of epoch 3")
+
+
+def joined_x(graph: dict, name: str) -> list[float]:
+    (trace,) = [trace for trace in graph["traces"] if trace["name"] == name and trace["kind"] == "raw"]
+    return trace["x"]
+
+
+@pytest.mark.browser
+def test_join_forks_draws_a_fork_after_its_ancestors_points(ui, serve, family):
+    base, ids = family
+    with serve(create_app(data=DashboardData(base))) as url:
+        ui.open(url)
+        ui.wait_graphs("gs => gs.length === 2")
+        cell = {name: ui.page.locator("#run-table tr", has=ui.page.locator(
+            "td[data-dash-column=run_name]", has_text=name)).locator("td[data-dash-column=lineage]")
+            for name in ids}
+        assert cell["twig"].inner_text() == "forked from branch @ epoch 3"
+        assert cell["origin"].inner_text() == "1 fork"
+        assert cell["revived"].inner_text() == "resumed"
+
+        ui.clear_selection()
+        ui.select("twig")
+        ui.wait_graphs("gs => gs.length === 2 && gs.every(g => g.traces.length === 1)")
+        (loss,) = [graph for graph in ui.graphs() if graph["title"] == "batch_loss"]
+        assert joined_x(loss, "twig") == list(range(61, STEPS))  # its own points only
+
+        ui.page.click("#join-forks input")
+        graphs = ui.wait_graphs("gs => gs.length === 2 && gs.every(g => g.traces.some(t => t.kind === 'fork'))")
+        by_title = {graph["title"]: graph for graph in graphs}
+        steps = joined_x(by_title["batch_loss"], "twig")
+        assert steps == list(range(STEPS))  # origin's 0..40, branch's 41..60, then its own
+        (trace,) = [trace for trace in by_title["batch_loss"]["traces"] if trace["kind"] == "raw"]
+        np.testing.assert_allclose(trace["y"], np.concatenate([batch_loss(0.0)[:41], batch_loss(0.1)[41:61],
+                                                               batch_loss(0.2)[61:]]))
+        (marks,) = [trace for trace in by_title["batch_loss"]["traces"] if trace["kind"] == "fork"]
+        assert marks["x"] == [40, 60]
+        assert joined_x(by_title["val_accuracy"], "twig") == [1, 2, 3, 4, 5]  # epochs: cut at each fork's epoch
+
+        cell["twig"].click()  # adds its parent to the selection
+        ui.page.wait_for_function("() => document.querySelector('#run-count').innerText.endsWith('2 selected')")
+        graphs = ui.wait_graphs("gs => gs.length === 2 && gs.every(g => g.traces.filter(t => t.kind === 'raw')"
+                                ".length === 2)")
+        loss = [graph for graph in graphs if graph["title"] == "batch_loss"][0]
+        assert joined_x(loss, "branch") == list(range(STEPS))  # joined too: origin's 0..40, then its own
+        assert sorted(trace["x"][0] for trace in loss["traces"] if trace["kind"] == "fork") == [40, 40]
+        ui.screenshot("metrics-forks")
+
+        ui.tab("Summary")
+        ui.page.wait_for_selector(".run-card .lineage")
+        cards = ui.page.locator(".run-card").all_inner_texts()
+        assert any("forked from origin" in card and "1 fork: twig" in card for card in cards)
+        assert not ui.page.errors
+
+
+def test_a_zoom_joins_the_ancestors_points_in_its_range(family):
+    base, ids = family
+    data = DashboardData(base)
+    runs = [run for run in data.runs() if run.run_name == "twig"]
+    colors = views.run_colors(data.runs())
+    figure, _ = views.metric_chart(data, "batch_loss", runs, colors, 0.0, "step", False, "light",
+                                   span=(30, 70), join=True)
+    assert np.frombuffer(__import__("base64").b64decode(figure["data"][0]["x"]["bdata"]),
+                         dtype=figure["data"][0]["x"]["dtype"]).tolist() == list(range(30, 71))
+    figure, _ = views.metric_chart(data, "batch_loss", runs, colors, 0.0, "step", False, "light", span=(30, 70))
+    assert len(figure["data"]) == 1
