@@ -4,6 +4,7 @@ after its ancestors' points as one line (a real store written through the Store 
 
 from __future__ import annotations
 
+import base64
 import time
 
 import numpy as np
@@ -118,14 +119,31 @@ def test_join_forks_draws_a_fork_after_its_ancestors_points(ui, serve, family):
         assert not ui.page.errors
 
 
-def test_a_zoom_joins_the_ancestors_points_in_its_range(family):
-    base, ids = family
-    data = DashboardData(base)
+def xs(trace: dict) -> list[float]:
+    """A figure trace's x values (typed array or list)."""
+    x = trace["x"]
+    return x if isinstance(x, list) else np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]).tolist()
+
+
+def twig_chart(data: DashboardData, x_mode: str, span=None, join: bool = True) -> dict:
     runs = [run for run in data.runs() if run.run_name == "twig"]
-    colors = views.run_colors(data.runs())
-    figure, _ = views.metric_chart(data, "batch_loss", runs, colors, 0.0, "step", False, "light",
-                                   span=(30, 70), join=True)
-    assert np.frombuffer(__import__("base64").b64decode(figure["data"][0]["x"]["bdata"]),
-                         dtype=figure["data"][0]["x"]["dtype"]).tolist() == list(range(30, 71))
-    figure, _ = views.metric_chart(data, "batch_loss", runs, colors, 0.0, "step", False, "light", span=(30, 70))
-    assert len(figure["data"]) == 1
+    figure, _ = views.metric_chart(data, "batch_loss", runs, views.run_colors(data.runs()), 0.0, x_mode, False,
+                                   "light", span=span, join=join)
+    return figure
+
+
+def test_a_zoom_joins_the_ancestors_points_in_its_range(family):
+    data = DashboardData(family[0])
+    assert xs(twig_chart(data, "step", (30, 70))["data"][0]) == list(range(30, 71))
+    assert len(twig_chart(data, "step", (30, 70), join=False)["data"]) == 1
+    origin = {run.run_name: run.start_time.timestamp() for run in data.runs()}["origin"]
+    # wall time: origin's steps 30..40 (logged at origin + step s), branch's 41..50 (at origin + 200 + step s)
+    wall = twig_chart(data, "wall", (1000 * (origin + 30), 1000 * (origin + 250)))["data"][0]
+    expected = [origin + step for step in range(30, 41)] + [origin + 200 + step for step in range(41, 51)]
+    np.testing.assert_allclose(xs(wall), np.array(expected) * 1000)
+
+
+def test_relative_time_continues_from_each_fork_point(family):
+    relative = xs(twig_chart(DashboardData(family[0]), "relative")["data"][0])
+    # origin's 0..40 s; branch's steps 41..60 after the fork at 40 s; twig's 61..99 after branch's at 100 s
+    assert relative == list(range(41)) + [40 + step for step in range(41, 61)] + [100 + step for step in range(61, 100)]
