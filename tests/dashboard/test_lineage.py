@@ -73,6 +73,7 @@ def joined_x(graph: dict, name: str) -> list[float]:
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_join_forks_draws_a_fork_after_its_ancestors_points(ui, serve, family):
     base, ids = family
     with serve(create_app(data=DashboardData(base))) as url:
@@ -147,3 +148,28 @@ def test_relative_time_continues_from_each_fork_point(family):
     relative = xs(twig_chart(DashboardData(family[0]), "relative")["data"][0])
     # origin's 0..40 s; branch's steps 41..60 after the fork at 40 s; twig's 61..99 after branch's at 100 s
     assert relative == list(range(41)) + [40 + step for step in range(41, 61)] + [100 + step for step in range(61, 100)]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_live_forks_joined_line_is_extended(ui, serve, tmp_path):
+    base = tmp_path / "neural_experiments"
+    store = Store(base)
+    start = time.time() - 60
+    origin = log_run(store, "origin", start, 0, 1, 0.0)
+    fork = store.create_run(experiment="lineage", run_name="live-fork", start_time=start + 30)
+    store.set_run_parent(fork, origin, 2, 40)
+    steps = np.arange(41, 51)
+    store.append_metrics(fork, {"batch_loss": (steps, np.full(10, 0.5), start + 30 + steps)})
+    with serve(create_app(data=DashboardData(base))) as url:
+        ui.open(url)
+        ui.page.click("#join-forks input")
+        ui.wait_graphs("gs => gs.some(g => g.traces.some(t => t.name === 'live-fork' && t.x.length === 51))")
+        later = np.arange(51, 56)
+        store.append_metrics(fork, {"batch_loss": (later, np.full(5, 0.25), start + 30 + later)})
+        store.heartbeat(fork)
+        graphs = ui.wait_graphs("gs => gs.some(g => g.traces.some(t => t.name === 'live-fork' && t.x.length === 56))")
+        (trace,) = [trace for graph in graphs for trace in graph["traces"] if trace["name"] == "live-fork"]
+        assert trace["x"] == list(range(56)) and trace["y"][-5:] == [0.25] * 5
+        assert not ui.page.errors
+    store.close()
