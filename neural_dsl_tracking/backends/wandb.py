@@ -2,8 +2,9 @@
 
 History rows carry our step in the ``step`` column (declared as every metric's x-axis with
 ``define_metric``) and the points' own time in ``_timestamp``; points at the same step go in
-one row. W&B's internal ``_step`` just counts rows, so steps that repeat or go backwards
-(epoch metrics next to batch metrics, a resumed run) are all kept. Artifacts become
+one row. W&B's own ``_step`` is our step too while steps go forward; a row whose step repeats
+or goes back (epoch metrics next to batch metrics, a resumed run), which W&B would drop at
+that ``_step``, goes at the next ``_step`` instead, so every point is kept. Artifacts become
 ``wandb.Artifact``s carrying our SHA-256 and version in their metadata and our aliases;
 plots are logged as ``wandb.Image`` (Plotly HTML as ``wandb.Html``) under
 ``plots/<name>``. Files go under ``$WANDB_DIR/wandb/`` when ``WANDB_DIR`` is set, else
@@ -63,6 +64,7 @@ class WandbMirror(Mirror):
         self._run.define_metric(STEP)
         self._defined: set[str] = set()
         self._last_step = 0
+        self._next_step = 0  # W&B's own step (``_step``) of the next row
 
     @property
     def session_dir(self) -> Path:
@@ -79,15 +81,25 @@ class WandbMirror(Mirror):
                 self._run.define_metric(key, step_metric=STEP)
                 self._defined.add(key)
             if row and (row[STEP] != step or key in row):
-                self._run.log(row)
+                self._log_row(row)
                 row = {}
             if not row:
                 row = {STEP: step, "_timestamp": time}
             row[key] = value
             row["_timestamp"] = max(row["_timestamp"], time)
         if row:
-            self._run.log(row)
+            self._log_row(row)
             self._last_step = max(self._last_step, row[STEP])
+
+    def _log_row(self, row: dict[str, Any]) -> None:
+        """One history row, at W&B's step ``_step`` = our step when that does not go back
+        (as the run's own ``wandb.log(..., step=)`` would have put it), else at the next one."""
+        if row[STEP] >= self._next_step:
+            self._run.log(row, step=row[STEP], commit=True)
+            self._next_step = row[STEP] + 1
+        else:
+            self._run.log(row)
+            self._next_step += 1
 
     def log_artifact(self, artifact: ArtifactRef) -> None:
         kind = "model" if artifact.name.lower().startswith(MODEL_NAMES) else "artifact"
@@ -110,6 +122,7 @@ class WandbMirror(Mirror):
         else:
             media = self._wandb.Image(str(path))
         self._run.log({f"plots/{name}": media, STEP: self._last_step})
+        self._next_step += 1
 
     def finish(self, status: str, end_time: float | None = None) -> None:
         """W&B records the end itself; ``end_time`` is not kept."""

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -206,13 +207,13 @@ class _Session:
             mirror.log_params(self.run.params)
             progress.params = self.run.digest
             self.confirm()
-        for key, history in self.run.histories.items():
-            for start, points in _batches(history, progress.metrics.get(key, 0), mirror.metrics_per_call):
-                mirror.log_metrics(points)
-                progress.metrics[key] = start + len(points)
-                self.points += len(points)
-                self.confirm()
-                report(len(points))
+        for points in _batches(self.run.histories, progress.metrics, mirror.metrics_per_call):
+            mirror.log_metrics(points)
+            for key, _step, _value, _time in points:
+                progress.metrics[key] = progress.metrics.get(key, 0) + 1
+            self.points += len(points)
+            self.confirm()
+            report(len(points))
         for version in self.run.versions:
             if version.version > progress.artifacts.get(version.name, 0):
                 mirror.log_artifact(_artifact_ref(self.store, version))
@@ -225,13 +226,29 @@ class _Session:
         self._save()
 
 
-def _batches(history: Any, sent: int, size: int) -> Iterator[tuple[int, list[tuple[str, int, float, float]]]]:
-    """``(first index, points)`` of the points after the first ``sent``, ``size`` at a time."""
-    steps, values, times = (history.steps.tolist(), history.values.tolist(), history.timestamps.tolist())
-    for start in range(sent, len(steps), size):
-        end = start + size
-        yield start, [(history.key, s, v, t) for s, v, t in zip(steps[start:end], values[start:end],
-                                                                 times[start:end])]
+def _batches(histories: Mapping[str, Any], sent: Mapping[str, int],
+             size: int) -> Iterator[list[tuple[str, int, float, float]]]:
+    """The points not sent yet, all keys merged in the order they were logged (by step,
+    then wall time; each key's own points keep their order, so the points sent of a key are
+    always its first ones), at most ``size`` at a time and cut between steps where possible
+    (a step's points stay one W&B row, one TensorBoard event)."""
+    from heapq import merge
+
+    columns = [zip(h.steps[sent.get(k, 0):].tolist(), h.timestamps[sent.get(k, 0):].tolist(),
+                   repeat(k), h.values[sent.get(k, 0):].tolist())
+               for k, h in histories.items() if len(h) > sent.get(k, 0)]
+    points = [(key, step, value, time) for step, time, key, value
+              in merge(*columns, key=lambda point: (point[0], point[1]))]
+    start = 0
+    while start < len(points):
+        end = min(start + size, len(points))
+        if end < len(points):
+            cut = end
+            while cut > start and points[cut - 1][1] == points[end][1]:
+                cut -= 1
+            end = cut if cut > start else end
+        yield points[start:end]
+        start = end
 
 
 def _artifact_ref(store: Any, version: Any) -> Any:
