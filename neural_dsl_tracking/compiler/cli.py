@@ -59,6 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_parser.add_argument(SKIP_IF_DONE, action="store_true",
                             help="do not train a run whose fingerprint a completed run of its store has; "
                                  "say which run instead")
+    run_parser.add_argument("--resume", metavar="RUN",
+                            help="continue a crashed, interrupted or failed run from its latest checkpoint "
+                                 "(the network's tracking block records them: checkpoint_every)")
+    run_parser.add_argument("--fork", metavar="RUN[@EPOCH]",
+                            help="start a new run from that run's checkpoint (the latest, or that epoch's), "
+                                 "with the settings given after FILE")
     run_parser.add_argument("file", metavar="FILE", help="the .neural file")
     run_parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="OVERRIDE",
                             help="Hydra overrides and flags passed to the program")
@@ -141,24 +147,54 @@ def compile_cached(file: str, network: str | None = None) -> Path:
     return write_compiled(program, path, out_dir)
 
 
-def _take_network(args: argparse.Namespace) -> list[str]:
-    """The program's arguments, without a ``--network NAME`` written after FILE (it is ours)."""
-    rest = list(args.overrides)
+def _take_option(args: argparse.Namespace, rest: list[str], flag: str, needs: str) -> list[str]:
+    """``rest`` without a ``--flag VALUE`` written after FILE (it is ours: set on ``args``)."""
+    name = flag.lstrip("-")
     for index, arg in enumerate(rest):
-        if arg.startswith("--network="):
-            args.network = arg.partition("=")[2]
+        if arg.startswith(f"{flag}="):
+            setattr(args, name, arg.partition("=")[2])
             return rest[:index] + rest[index + 1:]
-        if arg == "--network":
+        if arg == flag:
             if index + 1 == len(rest):
-                raise CompileError("--network needs the name of a network of the file")
-            args.network = rest[index + 1]
+                raise CompileError(f"{flag} needs {needs}")
+            setattr(args, name, rest[index + 1])
             return rest[:index] + rest[index + 2:]
     return rest
 
 
+def _take_options(args: argparse.Namespace) -> list[str]:
+    """The program's arguments, without ``--network``, ``--resume`` and ``--fork`` (ours)."""
+    rest = _take_option(args, list(args.overrides), "--network", "the name of a network of the file")
+    rest = _take_option(args, rest, "--resume", "a run: its id, id prefix or name")
+    return _take_option(args, rest, "--fork", "a run: RUN or RUN@EPOCH")
+
+
+def _continuing(args: argparse.Namespace, extra: list[str], optuna: bool) -> list[str]:
+    """``extra`` with the ``tracking.resume`` / ``tracking.fork`` setting of ``--resume`` or
+    ``--fork``; a CompileError when they cannot apply."""
+    given = [flag for flag in ("resume", "fork") if getattr(args, flag, None) is not None]
+    if not given:
+        return extra
+    if len(given) > 1:
+        raise CompileError("--resume and --fork cannot be used together: resume continues a run, "
+                           "fork starts a new one from it")
+    flag = given[0]
+    if optuna or args.multirun or "--multirun" in extra or "-m" in extra or args.skip_if_done \
+            or SKIP_IF_DONE in extra:
+        raise CompileError(f"--{flag} continues one run: it does not apply to --sweep, --multirun "
+                           f"or {SKIP_IF_DONE}")
+    _, spec = _load(args.file, args.network)
+    if "tracking" not in spec.plugins:
+        raise CompileError(f"--{flag}: network {spec.name} has no tracking block, so its runs and "
+                           "checkpoints are not recorded")
+    quoted = "'" + getattr(args, flag).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return [*extra, f"tracking.{flag}={quoted}"]
+
+
 def run_run(args: argparse.Namespace) -> int:
-    extra = _take_network(args)
+    extra = _take_options(args)
     optuna = args.sweep or "--sweep" in extra
+    extra = _continuing(args, extra, optuna)
     if args.skip_if_done or SKIP_IF_DONE in extra:
         from neural_dsl_tracking.compiler.summary import SKIP_IF_DONE_ENV
 

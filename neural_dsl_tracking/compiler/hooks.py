@@ -13,8 +13,14 @@ places them. Names the hook code may use at each point:
 - ``after_batch``: ``epoch``, ``step`` (batches so far), ``batch_loss`` (a float).
 - ``after_epoch``: ``epoch``, ``epoch_metrics`` (loss, accuracy, val_loss, val_accuracy,
   lr, epoch_time, samples_per_s).
-- ``on_checkpoint``: ``epoch``, ``checkpoint_path`` (written every ``checkpoint_every()``
-  epochs, an expression evaluated at run time; None means no checkpoints).
+- ``on_checkpoint``: ``epoch``, ``step``, ``checkpoint_path`` (the full training state,
+  written every ``checkpoint_every()`` epochs, an expression evaluated at run time; None
+  means no checkpoints).
+- ``configure`` (optional): in ``main``, after ``config, composed = settings(cfg)`` and
+  before ``train(config, composed)``; may replace both (``settings`` validates a config).
+- ``resume_state()`` (optional): an expression, evaluated after ``setup``, giving the
+  training state to continue from (what ``runtime.training_state`` saves in a checkpoint)
+  or None to start afresh; the first hook returning an expression decides.
 - ``teardown``: in a ``finally``; ``status`` is ``completed``, ``failed`` or ``interrupted``
   and ``final_metrics`` holds the final evaluation when training completed.
 """

@@ -14,10 +14,18 @@ from neural_dsl_tracking.compiler.summary import layers_function
 
 
 def _hook_lines(hooks: list[ProgramHooks], point: str) -> list[str]:
+    """The hooks' lines at ``point`` (a hooks class may leave out the optional points)."""
     lines: list[str] = []
     for hook in hooks:
-        lines += getattr(hook, point)()
+        method = getattr(hook, point, None)
+        lines += method() if method is not None else []
     return lines
+
+
+def _start_state(hooks: list[ProgramHooks]) -> Expr:
+    """The training state the loop continues from: the first hook's ``resume_state()``, else None."""
+    found = (method() for hook in hooks if (method := getattr(hook, "resume_state", None)) is not None)
+    return next((expr for expr in found if expr is not None), lit(None))
 
 
 def epoch_metric_names(loss_family: str) -> tuple[str, ...]:
@@ -84,6 +92,7 @@ def write_program(model: ModelCode, hooks: list[ProgramHooks], *, source_file_na
     with out.block("def main(cfg: DictConfig) -> None"):
         with out.block("try"):
             out.line("config, composed = settings(cfg)")
+            out.extend(_hook_lines(hooks, "configure"))
             out.line("train(config, composed)")
         with out.block("except NeuralError as error"):
             out.line("runtime.fail(error)")
@@ -147,9 +156,9 @@ def _run_with_hooks(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every
 
 
 def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | None) -> None:
-    out.line("step = 0")
+    out.line(f"first_epoch, step = runtime.restore_training({_start_state(hooks)}, model, optimizer, scheduler, generator)")
     out.line("training_started, cpu_started = runtime.clock(), runtime.cpu_clock()")
-    with out.block("for epoch in range(1, epochs + 1)"):
+    with out.block("for epoch in range(first_epoch, epochs + 1)"):
         out.line("model.train()")
         out.line("started = runtime.clock()")
         out.line("loss_sum, hits, predictions, seen = 0.0, 0, 0, 0")
@@ -187,8 +196,8 @@ def _loop(out: CodeWriter, hooks: list[ProgramHooks], checkpoint_every: Expr | N
         if checkpoint_every is not None:
             with out.block(f"if {checkpoint_every} and epoch % {checkpoint_every} == 0"):
                 out.line('checkpoint_path = workdir / f"checkpoint-epoch{epoch}.pt"')
-                out.line('state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict()}')
-                out.line("torch.save(state, checkpoint_path)")
+                out.line("torch.save(runtime.training_state(epoch, step, model, optimizer, scheduler, generator), "
+                         "checkpoint_path)")
                 out.extend(_hook_lines(hooks, "on_checkpoint"))
     out.line('held_out, x_eval, y_eval = "validation", x_val, y_val')
     with out.block("if not len(x_val)"):

@@ -349,6 +349,89 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def training_state(epoch: int, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                   scheduler: Any, generator: torch.Generator) -> dict[str, Any]:
+    """Everything training continues from after ``epoch`` (``step`` batches in all): the
+    model, optimizer and scheduler states and the random number generators' states (Python,
+    NumPy, PyTorch's CPU and CUDA ones, the shuffling generator), as tensors and plain data
+    only, so ``torch.load(..., weights_only=True)`` reads it back."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    rng = {"python": _plain(random.getstate()),
+           "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+           "torch": torch.get_rng_state(), "generator": generator.get_state(),
+           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {"epoch": epoch, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": None if scheduler is None else scheduler.state_dict(), "rng": rng}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, all the way down (what a weights-only load reads back)."""
+    return [_plain(item) for item in value] if isinstance(value, (tuple, list)) else value
+
+
+def _tuples(value: Any) -> Any:
+    """Lists as tuples, all the way down (Python's random state, from its saved form)."""
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
+def state_mismatch(model: nn.Module, state: dict[str, Any]) -> str | None:
+    """What stops ``state`` (a :func:`training_state`) from loading into ``model``, naming the
+    first layer that differs; None when it fits."""
+    saved, here = state["model"], model.state_dict()
+    for key in [*here, *(key for key in saved if key not in here)]:
+        layer, _, tensor = key.rpartition(".")
+        if key not in saved:
+            return f"layer {layer} has a {tensor} here that the checkpoint does not have"
+        if key not in here:
+            return f"layer {layer} has a {tensor} in the checkpoint that the network here does not have"
+        if tuple(saved[key].shape) != tuple(here[key].shape):
+            return (f"layer {layer}: its {tensor} is {tuple(saved[key].shape)} in the checkpoint and "
+                    f"{tuple(here[key].shape)} here")
+    return None
+
+
+def restore_training(state: dict[str, Any] | None, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: Any, generator: torch.Generator) -> tuple[int, int]:
+    """Load a :func:`training_state` (None: start afresh); returns the first epoch to train
+    and the number of batches trained so far."""
+    if state is None:
+        return 1, 0
+    model.load_state_dict(state["model"])
+    _load_optimizer(optimizer, scheduler, state)
+    rng = state["rng"]
+    random.setstate(_tuples(rng["python"]))
+    kind, keys, position, has_gauss, gauss = rng["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(rng["torch"])
+    generator.set_state(rng["generator"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return int(state["epoch"]) + 1, int(state["step"])
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, scheduler: Any, state: dict[str, Any]) -> None:
+    """The saved optimizer and schedule states (moments, counters), under this run's settings
+    (learning rate, betas...: a fork may change them), the schedule's factor applied."""
+    configured = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state["optimizer"])
+    for group, settings in zip(optimizer.param_groups, configured):
+        group.update(settings)
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+        scheduler.base_lrs = [settings.get("initial_lr", settings["lr"]) for settings in configured]
+        for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["lr"] = base * factor(scheduler.last_epoch)
+
+
+def command_line_keys() -> list[str]:
+    """The keys (or config groups) this Hydra job's command line set, deleted or added, in
+    order; the ``hydra`` ones left out."""
+    from hydra.core.hydra_config import HydraConfig
+
+    keys = [o.key_or_group for o in _parse_overrides(list(HydraConfig.get().overrides.task))]
+    return [key for key in keys if key != "hydra" and not key.startswith("hydra.")]
+
+
 def select_device(name: str, threads: int | None = None) -> torch.device:
     """``auto`` picks CUDA when present; asking for an absent accelerator is an error.
 

@@ -256,10 +256,14 @@ def _show(args: argparse.Namespace) -> int:
               ("tags", ", ".join(run.tags) or "-")]
     if run.source_file:
         fields.append(("source", f"{run.source_file} (sha256 {(run.source_sha256 or '')[:12]})"))
-    for label, value in fields + model_fields(model, twins.get(run.run_id)):
+    for label, value in fields + _lineage_fields(manager, run) + model_fields(model, twins.get(run.run_id)):
         print(f"{label:<11}{status_text(value) if label == 'status' else printable(value)}")
     if model is not None:
         print_layers(model.spec)
+    if run.events:
+        print("\nhistory:")
+        for event in run.events:
+            print(f"  {_when(event.at)}  {event.kind}: {printable(event.detail)}")
     print("\nhyperparameters:" + ("" if run.hyperparameters else " none"))
     if run.hyperparameters:
         _table(["NAME", "VALUE"], [[k, json.dumps(v, default=str)] for k, v in run.hyperparameters.items()],
@@ -282,6 +286,24 @@ def _show(args: argparse.Namespace) -> int:
             print(f"  to send what {printable(backend)} is missing: neural experiments sync "
                   f"{run.run_id[:8]} --to {printable(backend)}")
     return 0
+
+
+def _lineage_fields(manager: Any, run: Any) -> list[tuple[str, str]]:
+    """``parent`` (the run this one was forked from, and where) and ``forks`` (the runs forked from it)."""
+    from neural_dsl_tracking.tracking.store import NotFound
+
+    fields = []
+    if run.parent is not None:
+        try:
+            name = manager.get_experiment(run.parent.run_id).run_name
+        except NotFound:
+            name = "deleted"
+        at = "" if run.parent.fork_epoch is None else f" @ epoch {run.parent.fork_epoch}"
+        step = "" if run.parent.fork_step is None else f" (step {run.parent.fork_step})"
+        fields.append(("parent", f"{run.parent.run_id[:8]} ({name}){at}{step}"))
+    if run.children:
+        fields.append(("forks", ", ".join(child[:8] for child in run.children)))
+    return fields
 
 
 def _run_or_sweep(manager: Any, ref: str) -> Any:

@@ -697,34 +697,37 @@ class Store:
 
         self.db.write(body)
 
-    def truncate_metrics(self, run_id: str, last_steps: dict[str, int]) -> int:
+    def truncate_metrics(self, run_id: str, last_steps: dict[str, int | None]) -> int:
         """Drop the points of each key of ``last_steps`` logged at a step after the one given
-        (a resumed run's points past its checkpoint), in one transaction, recomputing those
-        keys' summaries; returns how many points were dropped."""
+        (None: every point), e.g. a resumed run's points past its checkpoint, in one
+        transaction, recomputing those keys' summaries; returns how many points were dropped."""
 
         def body(cur: Cursor) -> int:
             self._check_run(cur, run_id)
-            return sum(self._truncate_series(cur, run_id, key, int(last)) for key, last in last_steps.items())
+            return sum(self._truncate_series(cur, run_id, key, last) for key, last in last_steps.items())
 
         return self.db.write(body)
 
-    def _truncate_series(self, cur: Cursor, run_id: str, key: str, last: int) -> int:
-        """Inside a write: drop the points of one series after step ``last``; returns how many."""
+    def _truncate_series(self, cur: Cursor, run_id: str, key: str, last: int | None) -> int:
+        """Inside a write: drop the points of one series after step ``last`` (None: all of
+        them); returns how many."""
         removed = 0
+        after = "" if last is None else " AND (max_step IS NULL OR max_step > ?)"
         for seq, *blobs in cur.all(
-                "SELECT seq, steps, vals, times FROM metric_chunks WHERE run_id = ? AND key = ? "
-                "AND (max_step IS NULL OR max_step > ?) ORDER BY seq", (run_id, key, last)):
+                "SELECT seq, steps, vals, times FROM metric_chunks WHERE run_id = ? AND key = ?"
+                f"{after} ORDER BY seq", (run_id, key) if last is None else (run_id, key, int(last))):
             steps, values, times = (np.frombuffer(blob, dtype)
                                     for blob, dtype in zip(blobs, (STEP_DTYPE, FLOAT_DTYPE, FLOAT_DTYPE)))
-            keep = steps <= last
+            keep = np.zeros(steps.size, bool) if last is None else steps <= last
             removed += int(keep.size - keep.sum())
             if not keep.any():
                 cur.execute("DELETE FROM metric_chunks WHERE run_id = ? AND key = ? AND seq = ?", (run_id, key, seq))
             elif not keep.all():
                 cur.execute("UPDATE metric_chunks SET n_points = ?, steps = ?, vals = ?, times = ?, min_step = ?, "
-                            "max_step = ? WHERE run_id = ? AND key = ? AND seq = ?",
+                            "max_step = ?, min_time = ?, max_time = ? WHERE run_id = ? AND key = ? AND seq = ?",
                             (int(keep.sum()), steps[keep].tobytes(), values[keep].tobytes(), times[keep].tobytes(),
-                             int(steps[keep].min()), int(steps[keep].max()), run_id, key, seq))
+                             int(steps[keep].min()), int(steps[keep].max()), *_time_range(times[keep]),
+                             run_id, key, seq))
         if removed:
             cur.execute("DELETE FROM metric_summary WHERE run_id = ? AND key = ?", (run_id, key))
             history = _read_histories(cur, "WHERE run_id = ? AND key = ?", [run_id, key]).get((run_id, key))

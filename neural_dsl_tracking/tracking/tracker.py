@@ -383,6 +383,38 @@ class ExperimentTracker:
         with self._access.using() as store:
             return store.metric_history(self.run_id, key)
 
+    # ---- resume and fork -------------------------------------------------------------
+    def metric_steps(self) -> dict[str, int]:
+        """The last step of each metric logged so far (system metrics aside), everything
+        logged flushed first: what a checkpoint records so that resuming from it can drop
+        the points logged after it."""
+        self._check_open()
+        self._writer.flush()
+        return {key: summary.max_step for key, summary in self._store.metric_summaries(self.run_id).items()
+                if not is_system_metric(key)}
+
+    def rewind_metrics(self, last_steps: dict[str, int]) -> int:
+        """Drop this run's points logged after the step ``last_steps`` gives each metric (all
+        of a metric it does not name; system metrics are kept): a resumed run continuing
+        from a checkpoint. Returns how many points were dropped (the mirrors keep theirs)."""
+        self._check_open()
+        self._writer.flush()
+        cuts = {key: last_steps.get(key) for key in self._store.metric_keys(self.run_id)
+                if not is_system_metric(key)}
+        dropped = self._store.truncate_metrics(self.run_id, cuts)
+        self._next_step = max((last for last in cuts.values() if last is not None), default=-1) + 1
+        return dropped
+
+    def record_parent(self, parent_run_id: str, fork_epoch: int | None, fork_step: int | None) -> None:
+        """Record that this run was forked from ``parent_run_id`` at that epoch and step."""
+        self._check_open()
+        self._store.set_run_parent(self.run_id, parent_run_id, fork_epoch, fork_step)
+
+    def record_event(self, kind: str, detail: str) -> None:
+        """Add an event (``resumed``, ``forked``) to this run's history."""
+        self._check_open()
+        self._store.add_run_event(self.run_id, kind, detail)
+
     def generate_visualizations(self) -> list[Path]:
         """Flush, then draw every plot now (in this thread); returns the PNG files."""
         if not self._finished:

@@ -150,7 +150,7 @@ def test_json_dump_has_every_default() -> None:
         "store": "neural_experiments",
         "mlflow": {"tracking_uri": None, "experiment": None},
         "wandb": {"project": None, "entity": None, "mode": None},
-        "tensorboard": {"log_dir": None},
+        "tensorboard": {"log_dir": None}, "resume": None, "fork": None,
     }
 
 

@@ -33,7 +33,16 @@ class TrackingHooks:
 
     def imports(self) -> list[str]:
         return ["from neural_dsl_tracking.compiler.summary import describe_model, fingerprint",
-                "from neural_dsl_tracking.plugins.tracking.hooks import completed_twin, finish_run, open_tracker, write_file"]
+                "from neural_dsl_tracking.plugins.tracking.hooks import completed_twin, finish_run, open_run, write_file",
+                "from neural_dsl_tracking.plugins.tracking.resume import continued_settings"]
+
+    def configure(self) -> list[str]:
+        out = CodeWriter()
+        out.line(f"config, composed = {call('continued_settings', Expr('config'), Expr('composed'), Expr('settings'), Expr('LAUNCH_DIR'))}")
+        return out.lines
+
+    def resume_state(self) -> Expr:
+        return Expr("start_state")
 
     def setup(self) -> list[str]:
         out = CodeWriter()
@@ -43,8 +52,9 @@ class TrackingHooks:
         out.assign("run_fingerprint", call("fingerprint", Expr("model_spec"), Expr("composed"), Expr("LAUNCH_DIR")))
         with out.block(f"if {call('completed_twin', SECTION, Expr('run_fingerprint'), Expr('LAUNCH_DIR'))} is not None"):
             out.line("return {}")
-        out.assign("tracker", call("open_tracker", SECTION, Expr("composed"), launch_dir=Expr("LAUNCH_DIR"),
-                                   source_file=Expr("SOURCE_FILE")))
+        opened = call("open_run", SECTION, Expr("composed"), Expr("model"), launch_dir=Expr("LAUNCH_DIR"),
+                      source_file=Expr("SOURCE_FILE"))
+        out.line(f"tracker, start_state = {opened}")
         out.line(call(attr(TRACKER, "log_model_spec"), Expr("model_spec"), Expr("run_fingerprint")))
         out.line(call(attr(TRACKER, "log_hyperparameters"), call("runtime.flatten", Expr("composed"))))
         versioned = attr(SECTION, "version_artifacts")
@@ -70,7 +80,9 @@ class TrackingHooks:
     def on_checkpoint(self) -> list[str]:
         out = CodeWriter()
         out.line(call(attr(TRACKER, "log_artifact"), Expr("checkpoint_path"), name="checkpoint",
-                      version=attr(SECTION, "version_artifacts"), metadata={"epoch": Expr("epoch")},
+                      version=attr(SECTION, "version_artifacts"),
+                      metadata={"epoch": Expr("epoch"), "step": Expr("step"),
+                                "metric_steps": call(attr(TRACKER, "metric_steps"))},
                       monitor=attr(SECTION, "monitor"), mode=attr(SECTION, "best_mode")))
         return out.lines
 
@@ -91,12 +103,34 @@ class TrackingHooks:
 # ---------------------------------------------------------------- runtime helpers
 
 
+def open_run(section: TrackingSpec, composed: dict[str, Any], model: Any, *, launch_dir: Path,
+             source_file: Path) -> tuple[Any, dict[str, Any] | None]:
+    """The run's tracker and the training state to continue from: None for a new run; for
+    ``resume`` (the run reopened) or ``fork`` (a new run), the checkpoint's, checked to fit
+    ``model`` before the run is opened."""
+    from neural_dsl_tracking.plugins.tracking.resume import load_start, open_store, record_start
+
+    if section.resume is None and section.fork is None:
+        return open_tracker(section, composed, launch_dir=launch_dir, source_file=source_file), None
+    with open_store(section, launch_dir) as store:
+        start, state = load_start(store, section, model)
+    tracker = open_tracker(section, composed, launch_dir=launch_dir, source_file=source_file,
+                           run_id=start.run_id if section.resume is not None else None)
+    try:
+        record_start(tracker, section, start)
+    except BaseException:
+        tracker.finish("failed")
+        raise
+    return tracker, state
+
+
 def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir: Path,
-                 source_file: Path) -> Any:
+                 source_file: Path, run_id: str | None = None) -> Any:
     """An ExperimentTracker configured by the run's ``tracking`` section.
 
     A relative ``store`` (and TensorBoard ``log_dir``) is resolved against the directory
-    the program was launched from, not Hydra's output directory.
+    the program was launched from, not Hydra's output directory. With ``run_id``, that run
+    is reopened (refused while it is still running elsewhere).
     """
     from neural_dsl_tracking.tracking import ExperimentTracker
     from neural_dsl_tracking.tracking.db import check_store_location
@@ -121,11 +155,12 @@ def open_tracker(section: TrackingSpec, composed: dict[str, Any], *, launch_dir:
         system_metrics=section.system_metrics,
         config=composed,
         source_file=source_file,
-        **_store_place(section, launch_dir),
+        run_id=run_id,
+        **store_place(section, launch_dir),
     )
 
 
-def _store_place(section: TrackingSpec, launch_dir: Path) -> dict[str, str]:
+def store_place(section: TrackingSpec, launch_dir: Path) -> dict[str, str]:
     """The ``store`` (and ``base_dir``) arguments of the run's store, relative paths resolved."""
     from neural_dsl_tracking.tracking.db import is_database_url
 
@@ -143,7 +178,7 @@ def completed_twin(section: TrackingSpec, fingerprint: str, launch_dir: Path) ->
     if not os.environ.get(SKIP_IF_DONE_ENV):
         return None
     check_store_location(section.store)
-    place = _store_place(section, launch_dir)
+    place = store_place(section, launch_dir)
     manager = ExperimentManager(**place)
     try:
         found = manager.completed_run_with_fingerprint(fingerprint)

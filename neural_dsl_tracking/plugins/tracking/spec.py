@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from neural_dsl_tracking import limits
 from neural_dsl_tracking.tracking.values import MAX_NAME, metric_mode
@@ -26,6 +26,17 @@ def _within_name_limit(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_within_name_limit)]
 """An experiment name, run name or tag: refused here rather than when the run starts."""
+
+
+def fork_point(text: str) -> tuple[str, int | None]:
+    """``RUN@EPOCH`` as (run, epoch), ``RUN`` as (run, None); a ValueError when the run is
+    missing or the epoch is not a whole number >= 1."""
+    run, at, epoch = text.strip().rpartition("@")
+    if not at:
+        run, epoch = epoch, ""
+    if not run.strip() or (at and not (epoch.isdigit() and int(epoch) >= 1)):
+        raise ValueError(f"fork must be RUN or RUN@EPOCH (an epoch number >= 1), got {text!r}")
+    return run.strip(), int(epoch) if at else None
 
 
 class _Section(BaseModel):
@@ -72,6 +83,12 @@ class TrackingSpec(_Section):
     mlflow: MlflowOptions = Field(default_factory=MlflowOptions)
     wandb: WandbOptions = Field(default_factory=WandbOptions)
     tensorboard: TensorboardOptions = Field(default_factory=TensorboardOptions)
+    resume: str | None = None
+    """A run (id, id prefix or name) to continue from its latest checkpoint: set by
+    ``neural run FILE --resume RUN`` (``tracking.resume=RUN``)."""
+    fork: str | None = None
+    """``RUN`` or ``RUN@EPOCH``: start a new run from that run's checkpoint (the latest, or the
+    one of that epoch); set by ``neural run FILE --fork RUN[@EPOCH]`` (``tracking.fork=...``)."""
 
     @property
     def best_mode(self) -> Literal["min", "max"]:
@@ -93,6 +110,20 @@ class TrackingSpec(_Section):
             raise ValueError("must be a folder or a database URL, not empty text "
                              "(which would record into the launch directory)")
         return value
+
+    @field_validator("fork")
+    @classmethod
+    def _fork_point(cls, value: str | None) -> str | None:
+        if value is not None:
+            fork_point(value)
+        return value
+
+    @model_validator(mode="after")
+    def _resume_or_fork(self) -> "TrackingSpec":
+        if self.resume is not None and self.fork is not None:
+            raise ValueError("resume and fork cannot both be set: resume continues a run, fork starts "
+                             "a new one from it")
+        return self
 
     @field_validator("backend")
     @classmethod
