@@ -14,7 +14,7 @@ from neural_dsl_tracking.dashboard import views
 from neural_dsl_tracking.dashboard.app import create_app
 from neural_dsl_tracking.dashboard.data import DashboardData
 from neural_dsl_tracking.dashboard.lineage import lineage_cell, lineage_lines
-from neural_dsl_tracking.dashboard.run_table import run_tooltips
+from neural_dsl_tracking.dashboard.run_table import TableQuery, run_tooltips, sorted_runs
 from neural_dsl_tracking.tracking.store import Store
 
 STEPS = 100  # batch_loss at steps 0..99; val_accuracy at epochs 1..5 (20 steps an epoch)
@@ -65,6 +65,8 @@ def test_the_table_names_parents_forks_and_resumes(family):
     (revived,) = [run for run in snapshot.runs if run.run_name == "revived"]
     assert lineage_lines(revived, snapshot)[0].startswith("resumed ")
     assert lineage_lines(revived, snapshot)[0].endswith(": from its checkpoint of epoch 3")
+    by_lineage = sorted_runs(snapshot.runs, TableQuery(sort_by=(("lineage", "asc"),)))
+    assert {run.run_name for run in by_lineage[:2]} == {"branch", "twig"}  # forks first, the others after
 
 
 def joined_x(graph: dict, name: str) -> list[float]:
