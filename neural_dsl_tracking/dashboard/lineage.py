@@ -156,7 +156,7 @@ def joined_curve(data: DashboardData, run: Any, key: str, drawn: DrawnSeries, fa
         first = first_step(data, ancestor, key, points)
     if not parts:
         return None
-    return _assembled(run, drawn, parts[::-1], family, x_mode)
+    return _assembled(run, drawn, parts[::-1], x_mode)
 
 
 def cached(data: DashboardData, run: Any, key: str, points: int) -> DrawnSeries:
@@ -170,12 +170,13 @@ def first_step(data: DashboardData, run: Any, key: str, points: int) -> int | No
     return int(steps[0]) if steps.size else None
 
 
-def _assembled(run: Any, drawn: DrawnSeries, parts: Sequence[tuple[Any, DrawnSeries, Any]], family: RunSnapshot,
+def _assembled(run: Any, drawn: DrawnSeries, parts: Sequence[tuple[Any, DrawnSeries, Any]],
                x_mode: str) -> JoinedCurve:
     """The joined curve of ``parts`` (oldest ancestor first) and the run's own ``drawn``.
 
     On the relative-time axis the oldest ancestor's time counts from its start and each
-    descendant's continues from its fork point."""
+    descendant's continues from its fork point. A fork point is marked when the points after
+    it are drawn too (a zoom ending before the run's own points ends at no fork)."""
     xs, bucket_xs, forks = [], [], []
     shift = 0.0  # the x at which the next segment's run start is placed
     for (ancestor, part, link), descendant in zip(parts, [record for record, _, _ in parts[1:]] + [run]):
@@ -183,8 +184,9 @@ def _assembled(run: Any, drawn: DrawnSeries, parts: Sequence[tuple[Any, DrawnSer
         xs.append(x_values(part.steps, part.times, x_mode, start))
         bucket_xs.append(x_values(part.bucket_steps, part.bucket_times, x_mode, start))
         shift = float(xs[-1][-1])
-        forks.append(Fork(shift, float(part.values[-1]),
-                          f"{descendant.run_name} forked from {ancestor.run_name} @ {fork_point(link)}"))
+        if descendant is not run or drawn.steps.size:
+            forks.append(Fork(shift, float(part.values[-1]),
+                              f"{descendant.run_name} forked from {ancestor.run_name} @ {fork_point(link)}"))
     start = run.start_time.timestamp() - shift
     xs.append(x_values(drawn.steps, drawn.times, x_mode, start))
     bucket_xs.append(x_values(drawn.bucket_steps, drawn.bucket_times, x_mode, start))

@@ -144,6 +144,9 @@ def test_a_zoom_joins_the_ancestors_points_in_its_range(family):
     wall = twig_chart(data, "wall", (1000 * (origin + 29.5), 1000 * (origin + 250.5)))["data"][0]
     expected = [origin + step for step in range(30, 41)] + [origin + 200 + step for step in range(41, 51)]
     np.testing.assert_allclose(xs(wall), np.array(expected) * 1000, rtol=0, atol=1)  # ms; start times keep µs
+    (marker,) = [trace for trace in twig_chart(data, "wall", (1000 * (origin + 29.5), 1000 * (origin + 250.5)))["data"]
+                 if trace["meta"]["kind"] == "fork"]
+    assert len(marker["x"]) == 1  # origin -> branch is in the range; branch -> twig, after it, is not
 
 
 def test_relative_time_continues_from_each_fork_point(family):
