@@ -3,7 +3,6 @@ subprocess, with only the tracking stage registered."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -15,12 +14,10 @@ NEURAL = ("import sys, neural_dsl_tracking.cli as cli; "
           "cli.STAGE_COMMANDS = ('neural_dsl_tracking.tracking.cli',); sys.exit(cli.main(sys.argv[1:]))")
 
 
-def neural_process(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``neural ARGS`` in a subprocess (no traceback allowed)."""
-    result = subprocess.run([sys.executable, "-c", NEURAL, *map(str, args)], capture_output=True,
-                            text=True, timeout=timeout)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
+@pytest.fixture
+def neural_argv() -> list[str]:
+    """The command line of ``neural`` as a subprocess (append its arguments)."""
+    return [sys.executable, "-c", NEURAL]
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def _write_run(client, experiment_id: str, name: str, status: str, *, params: di
     metrics = {"loss": [(step, 1.0 / (step + 1), START_MS + 37 * step + 1) for step in range(STEPS)],
                "val/accuracy": [(step, step / STEPS, START_MS + 91 * step) for step in range(0, STEPS, 5)]}
     metrics["loss"].append((7, 0.5, START_MS + 99_999))
+    metrics["gap"] = [(0, 1.0, START_MS), (1, float("nan"), START_MS + 1), (2, -2.5, START_MS + 2)]
     batch = [Metric(key, value, stamp, step) for key, points in metrics.items()
              for step, value, stamp in points]
     for start in range(0, len(batch), 1000):
@@ -91,7 +92,7 @@ def imported(mlflow_store: SimpleNamespace, tmp_path_factory: pytest.TempPathFac
 
 def test_every_point_param_tag_status_and_time_is_imported(mlflow_store, imported):
     assert [o.status for o in imported.outcomes] == ["imported"] * 4
-    assert imported.outcomes[0].points == STEPS + 1 + STEPS // 5
+    assert imported.outcomes[0].points == STEPS + 1 + STEPS // 5 + 3
     source, run = mlflow_store.runs["finished"], imported.runs["finished"]
     assert run.experiment == "vision" and run.status == "completed"
     assert run.hyperparameters == {"lr": 0.01, "batch_size": 32, "optimizer": "adam", "decay": "1e-3",
@@ -103,7 +104,7 @@ def test_every_point_param_tag_status_and_time_is_imported(mlflow_store, importe
         history = imported.manager.get_metric_history(run.run_id, key)
         expected = sorted(points, key=lambda p: (p[0], p[2]))
         assert history.steps.tolist() == [p[0] for p in expected]
-        assert history.values.tolist() == [p[1] for p in expected]
+        np.testing.assert_array_equal(history.values, [p[1] for p in expected])
         assert np.array_equal(history.timestamps, np.array([p[2] for p in expected]) / 1000)
     statuses = {name: r.status for name, r in imported.runs.items()}
     assert statuses == {"finished": "completed", "failed": "failed", "killed": "interrupted",
@@ -129,6 +130,27 @@ def test_a_second_import_skips_every_run(mlflow_store, imported, neural):
     assert result.out.rstrip().endswith("mlflow: imported 0 runs (0 points), skipped 4 already imported, "
                                         "failed 0")
     assert len(imported.manager.list_experiments()) == 4
+
+
+def test_a_folder_store_through_the_sdk(tmp_path, monkeypatch, neural):
+    """An ``mlruns`` folder (MLflow's file store, written here with its opt-in) is read too."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    run_id = client.create_run(client.create_experiment("fs"), run_name="x").info.run_id
+    client.log_metric(run_id, "m", 1.5, step=3, timestamp=START_MS + 123)
+    client.log_metric(run_id, "m", float("nan"), step=4, timestamp=START_MS + 124)
+    client.set_terminated(run_id)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    result = neural("experiments", "import", "--from", "mlflow", tmp_path, "--store", tmp_path / "s")
+    assert result.code == 0, result.err
+    manager = ExperimentManager(base_dir=tmp_path / "s")
+    (run,) = manager.list_experiments()
+    assert (run.experiment, run.run_name, run.status) == ("fs", "x", "completed")
+    history = manager.get_metric_history(run.run_id, "m")
+    assert history.steps.tolist() == [3, 4] and history.timestamps.tolist() == [1_700_000_000.123, 1_700_000_000.124]
+    np.testing.assert_array_equal(history.values, [1.5, float("nan")])
 
 
 def test_one_experiment_through_the_cli(mlflow_store, tmp_path, neural):
