@@ -164,7 +164,10 @@ class MlflowMirror(Mirror):
 
     def _key_value(self, tag: str) -> tuple[str, str]:
         """Our tag as an MLflow tag: ``key=value`` as key and value (as an MLflow import
-        reads it), any other tag as a key with an empty value."""
+        reads it), an imported run's ``source:<system>:<id>`` as ``neural.source`` (our
+        bookkeeping, left out by an import), any other tag as a key with an empty value."""
+        if tag.startswith("source:"):
+            return "neural.source", tag[len("source:"):]
         key, _, value = tag.partition("=")
         return (self._key(key), value) if key and value else (self._key(tag), "")
 
