@@ -297,6 +297,10 @@ def sync_runs(store: Any, refs: Sequence[str], target: str,
     mirror failing on one run is that run's line, and the next runs still go."""
     _check_given(target, given)
     run_ids = list(dict.fromkeys(store.resolve_run_id(ref) for ref in refs))
+    if "log_dir" in given and len(run_ids) > 1:
+        raise ConfigError("--log-dir is one run's folder, and TensorBoard would show these runs "
+                          "as one; sync one run per command with it, or leave it out (each run "
+                          "then goes to <store>/tensorboard/<run id>)")
     with _progress_bar(total_points(store, run_ids)) as advance:
         for run_id in run_ids:
             yield _sync_one(store, run_id, target, given, advance)

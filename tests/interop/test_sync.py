@@ -163,3 +163,17 @@ def test_show_tells_how_to_resend_what_a_failed_mirror_missed(stored, neural):
     at = lines.index("  wandb: ConnectionError: down")
     assert lines[at + 1] == (f"  to send what wandb is missing: neural experiments sync "
                              f"{stored.run_id[:8]} --to wandb")
+
+
+def test_one_log_dir_for_several_runs_is_refused(tmp_path, neural):
+    """TensorBoard would show the runs of one folder as one run."""
+    first = _record(tmp_path / "store", tmp_path, steps=5)
+    second = _record(tmp_path / "store", tmp_path, steps=5)
+    result = neural("experiments", "--base-dir", first.base, "sync", first.run_id, second.run_id,
+                    "--to", "tensorboard", "--log-dir", tmp_path / "tb")
+    assert result.code == 1 and "--log-dir is one run's folder" in result.err
+    assert not (tmp_path / "tb").exists()
+    both = neural("experiments", "--base-dir", first.base, "sync", first.run_id, second.run_id,
+                  "--to", "tensorboard")
+    assert both.code == 0, both.err
+    assert all((first.base / "tensorboard" / run.run_id).is_dir() for run in (first, second))
