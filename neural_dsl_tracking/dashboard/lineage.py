@@ -141,7 +141,8 @@ def joined_curve(data: DashboardData, run: Any, key: str, drawn: DrawnSeries, fa
     step its descendant was forked at and before the descendant's first step (so the steps
     strictly increase); None when no ancestor has points to join. ``segment(ancestor, last)``
     gives an ancestor's drawn points up to step ``last`` (default: its cached series, cut):
-    a zoom passes one reading the zoomed range only."""
+    a zoom passes one reading the zoomed range only, where an ancestor may have none while an
+    older one has some."""
     segment = segment or (lambda ancestor, last: until(cached(data, ancestor, key, points), last))
     parts: list[tuple[Any, DrawnSeries, Any]] = []  # (record, its points, the RunParent forked from it)
     first = first_step(data, run, key, points)
@@ -149,12 +150,9 @@ def joined_curve(data: DashboardData, run: Any, key: str, drawn: DrawnSeries, fa
         if key not in ancestor.metrics or first is None:
             break
         last = first - 1 if link.fork_step is None else min(link.fork_step, first - 1)
-        part = segment(ancestor, last)
-        if not part.steps.size:
-            break
-        parts.append((ancestor, part, link))
+        parts.append((ancestor, segment(ancestor, last), link))
         first = first_step(data, ancestor, key, points)
-    if not parts:
+    if not any(part.steps.size for _, part, _ in parts):
         return None
     return _assembled(run, drawn, parts[::-1], x_mode)
 
@@ -175,16 +173,19 @@ def _assembled(run: Any, drawn: DrawnSeries, parts: Sequence[tuple[Any, DrawnSer
     """The joined curve of ``parts`` (oldest ancestor first) and the run's own ``drawn``.
 
     On the relative-time axis the oldest ancestor's time counts from its start and each
-    descendant's continues from its fork point. A fork point is marked when the points after
-    it are drawn too (a zoom ending before the run's own points ends at no fork)."""
+    descendant's continues from its fork point. A fork point is marked when the points on both
+    sides of it are drawn (a zoom may hold one side only, or no point of a run between)."""
     xs, bucket_xs, forks = [], [], []
     shift = 0.0  # the x at which the next segment's run start is placed
-    for (ancestor, part, link), descendant in zip(parts, [record for record, _, _ in parts[1:]] + [run]):
+    following = [(record, part) for record, part, _ in parts[1:]] + [(run, drawn)]
+    for (ancestor, part, link), (descendant, after) in zip(parts, following):
         start = ancestor.start_time.timestamp() - shift
         xs.append(x_values(part.steps, part.times, x_mode, start))
         bucket_xs.append(x_values(part.bucket_steps, part.bucket_times, x_mode, start))
+        if not part.steps.size:
+            continue
         shift = float(xs[-1][-1])
-        if descendant is not run or drawn.steps.size:
+        if after.steps.size:
             forks.append(Fork(shift, float(part.values[-1]),
                               f"{descendant.run_name} forked from {ancestor.run_name} @ {fork_point(link)}"))
     start = run.start_time.timestamp() - shift
