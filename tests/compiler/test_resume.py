@@ -175,3 +175,18 @@ def test_a_fork_the_checkpoint_does_not_fit_names_the_layer(runs: dict) -> None:
     missing = neural_run("--fork", f"{parent[:8]}@7", cwd=runs["cwd"])
     assert missing.returncode == 1 and "has checkpoints of epochs 1, 2, 3" in missing.stderr
     assert len(runs["store"].list_runs()) == count  # no run opened for either
+
+
+def test_the_recorded_config_is_taken_literally_with_the_command_line_on_top() -> None:
+    from omegaconf import OmegaConf
+
+    from neural_dsl_tracking.plugins.tracking.resume import _literal, _rebased
+
+    recorded = {"tracking": {"run_name": "cost ${oops}", "tags": ["${x}"], "resume": None},
+                "optimizer": {"lr": 0.003, "betas": [0.9, 0.999]}, "data": {"name": "digits", "scale": True}}
+    composed = {"tracking": {"run_name": None, "tags": [], "fork": "abc@2"},
+                "optimizer": {"lr": 0.01, "betas": [0.5, 0.5]}, "data": {"name": "synthetic", "samples": 10}}
+    merged = _rebased(recorded, composed, ["optimizer.lr", "tracking.fork", "data", "tracking.resume"])
+    assert merged == {"tracking": {"run_name": "cost ${oops}", "tags": ["${x}"], "fork": "abc@2"},
+                      "optimizer": {"lr": 0.01, "betas": [0.9, 0.999]}, "data": {"name": "synthetic", "samples": 10}}
+    assert OmegaConf.to_container(OmegaConf.create(_literal(merged)), resolve=True) == merged

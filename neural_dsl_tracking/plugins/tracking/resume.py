@@ -83,7 +83,7 @@ def continued_settings(config: Any, composed: dict[str, Any], settings: Callable
     keys = runtime.command_line_keys()
     if section.resume is not None:
         _check_unchanged(run, composed, keys)
-    return settings(OmegaConf.create(_rebased(run.config, composed, keys)))
+    return settings(OmegaConf.create(_literal(_rebased(run.config, composed, keys))))
 
 
 def _resolve(store: Any, ref: str, verb: str) -> str:
@@ -146,6 +146,18 @@ def _rebased(recorded: dict[str, Any], composed: dict[str, Any], keys: list[str]
         else:
             node[last] = copy.deepcopy(value)
     return merged
+
+
+def _literal(value: Any) -> Any:
+    """Recorded values as OmegaConf takes them literally: ``${`` in a string escaped (a
+    recorded config is resolved already)."""
+    if isinstance(value, str):
+        return value.replace("${", "\\${")
+    if isinstance(value, dict):
+        return {key: _literal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal(item) for item in value]
+    return value
 
 
 def find_start(store: Any, section: TrackingSpec) -> StartPoint:
