@@ -32,3 +32,18 @@ def neural(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
         return SimpleNamespace(code=code, out=out, err=err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def bench_interop():
+    """bench/interop.py as a module: the peers' writers and readers and the round trip's
+    comparison, shared by the sync tests and the bench."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "interop.py"
+    spec = importlib.util.spec_from_file_location("bench_interop", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
