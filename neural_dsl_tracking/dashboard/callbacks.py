@@ -23,7 +23,7 @@ from neural_dsl_tracking.dashboard.run_table import TableQuery, page_of, search_
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.dashboard import views
 from neural_dsl_tracking.dashboard.zoom import zoom_span
-from neural_dsl_tracking.tracking.grouping import group_keys
+from neural_dsl_tracking.tracking.grouping import AGGREGATES, aggregate_for, group_keys
 from neural_dsl_tracking.tracking.query import QueryError
 
 
@@ -234,16 +234,18 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("theme", "data"),
         Input("group-by", "value"),
         Input("group-aggregate", "value"),
+        Input("metric-aggregates", "data"),
     )
-    def render_best(selection, tab, maximised, theme, group_by, aggregate):
+    def render_best(selection, tab, maximised, theme, group_by, every, per_metric):
         if tab != "best" or theme_switched(theme):
             return no_update
         runs, chosen = selected_runs(selection)
         if not chosen:
             return views.select_hint()
         if group_by:
-            return views.grouped_best_view(data, chosen, grouping(chosen, group_by, None, None), aggregate or "last",
-                                           chosen_names(maximised, metric_keys(chosen)))
+            keys = metric_keys(chosen)
+            return views.grouped_best_view(data, chosen, grouping(chosen, group_by, None, None),
+                                           chosen_aggregates(keys, every, per_metric), chosen_names(maximised, keys))
         return views.best_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs),
                                theme_name(theme))
 
@@ -255,10 +257,11 @@ def register(app: Dash, data: DashboardData) -> None:
         Input("runs-version", "data"),
         Input("group-by", "value"),
         Input("group-aggregate", "value"),
+        Input("metric-aggregates", "data"),
         State("maximise", "value"),
         State("summary-drawn", "data"),
     )
-    def render_summary(selection, tab, _version, group_by, aggregate, maximised, drawn_version):
+    def render_summary(selection, tab, _version, group_by, every, per_metric, maximised, drawn_version):
         snapshot = data.snapshot()
         if tab != "summary" or ctx.triggered_id == "runs-version" and not snapshot.changed_since(selection or (),
                                                                                               drawn_version):
@@ -268,9 +271,32 @@ def register(app: Dash, data: DashboardData) -> None:
             return views.select_hint(), snapshot.version
         if group_by:
             chosen_grouping = grouping(chosen, group_by, None, None)
-            return views.grouped_summary_view(data, chosen, chosen_grouping, aggregate or "last"), snapshot.version
+            aggregates = chosen_aggregates(metric_keys(chosen), every, per_metric)
+            return views.grouped_summary_view(data, chosen, chosen_grouping, aggregates), snapshot.version
         return (views.summary_view(chosen, chosen_names(maximised, metric_keys(chosen)), views.run_colors(runs),
                                    snapshot), snapshot.version)
+
+    @app.callback(
+        Output("metric-aggregates", "data"),
+        Input({"type": "metric-aggregate", "key": ALL}, "value"),
+        Input("group-aggregate", "value"),
+        State("metric-aggregates", "data"),
+        prevent_initial_call=True,
+    )
+    def choose_aggregates(_values, every, per_metric):
+        """The aggregates chosen per metric: a header dropdown sets its metric's; a choice for
+        every metric (``group-aggregate``) clears them."""
+        per_metric = per_metric or {}
+        if ctx.triggered_id == "group-aggregate":
+            if not per_metric:
+                raise PreventUpdate
+            return {}
+        if not isinstance(ctx.triggered_id, dict):  # the dropdowns drawn, none changed
+            raise PreventUpdate
+        key, value = ctx.triggered_id["key"], ctx.triggered[0]["value"]
+        if value not in AGGREGATES or value == aggregate_for(key, chosen_aggregates([key], every, per_metric)):
+            raise PreventUpdate
+        return {**per_metric, key: value}
 
     @app.callback(
         Output("parallel-area", "children"),
@@ -328,6 +354,14 @@ def register(app: Dash, data: DashboardData) -> None:
             extends.append(update if update else no_update)
             changed = changed or bool(update)
         return extends, drawn if changed else no_update
+
+
+def chosen_aggregates(keys: Sequence[str], every: str | None, per_metric: dict[str, str] | None
+                      ) -> dict[str, str]:
+    """Each metric's aggregate from the controls: the one chosen for it in the grouped table's
+    header, else the one chosen for every metric; absent: by its name (``aggregate_for``)."""
+    base = dict.fromkeys(keys, every) if every in AGGREGATES else {}
+    return {**base, **{key: how for key, how in (per_metric or {}).items() if how in AGGREGATES}}
 
 
 def grouping(runs: Sequence[Any], group_by: str | None, center: str | None, band: str | None

@@ -167,9 +167,14 @@ def dashboard_page(snapshot: RunSnapshot, data: DashboardData) -> html.Div:
     )
 
 
+BY_NAME = "by name"  # each metric's aggregate by its name (grouping.aggregate_for)
+
+
 def group_controls() -> html.Div:
     """Group by (its options: the selected runs' keys), each group's line and band on the
-    Metrics tab, and the aggregate of each run's metric in the Best metrics and Summary tabs."""
+    Metrics tab, and the aggregate of each run's metric in the Best metrics and Summary tabs:
+    for every metric at once (by its name, or one aggregate), changed per metric in the grouped
+    Best metrics table's header (kept in ``metric-aggregates``)."""
     def radio(name: str, value: str, options: dict[str, str]) -> dcc.RadioItems:
         return dcc.RadioItems(id=name, value=value, inline=True,
                               options=[{"label": label, "value": key} for key, label in options.items()])
@@ -179,7 +184,11 @@ def group_controls() -> html.Div:
                    className="group-by"),
         radio("group-center", "mean", {"mean": "mean", "median": "median"}),
         radio("group-band", "minmax", {"minmax": "min–max band", "std": "±1 std band"}),
-        html.Label(["each run's metric: ", radio("group-aggregate", "last", {name: name for name in AGGREGATES})]),
+        html.Label(["each run's metric: ", radio("group-aggregate", BY_NAME, {
+            BY_NAME: "best by name", **{name: name for name in AGGREGATES}})],
+            title="for every metric (best by name: the minimum of a loss, the maximum of a score, else the "
+                  "last value); change one metric's in the grouped Best metrics table's header"),
+        dcc.Store(id="metric-aggregates", data={}),  # the aggregates chosen per metric, by metric name
     ])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
 from dash import dcc, html
@@ -27,7 +27,14 @@ from neural_dsl_tracking.dashboard.figures import (
     x_values,
 )
 from neural_dsl_tracking.dashboard.zoom import Span, group_histories, visible_series
-from neural_dsl_tracking.tracking.grouping import group_curve, group_runs, grouped_table, thinned
+from neural_dsl_tracking.tracking.grouping import (
+    AGGREGATES,
+    aggregate_for,
+    group_curve,
+    group_runs,
+    grouped_table,
+    thinned,
+)
 from neural_dsl_tracking.tracking.system_metrics import is_system_metric
 from neural_dsl_tracking.dashboard.smoothing import EmaState, smooth
 from neural_dsl_tracking.humanize import duration as format_duration, file_size
@@ -224,15 +231,15 @@ def grouped_figure(data: DashboardData, key: str, runs: Sequence[Any], grouping:
         [{"run": None, "kind": "group-counts", "counts": counts}]
 
 
-def grouped_rows(data: DashboardData, runs: Sequence[Any], grouping: Grouping, aggregate: str
+def grouped_rows(data: DashboardData, runs: Sequence[Any], grouping: Grouping, aggregates: Mapping[str, str]
                  ) -> tuple[list[str], list[dict[str, Any]]]:
     """The metrics of ``runs`` and a row per group (``grouping.grouped_table``): each metric's
-    statistics over the group of its runs' ``aggregate``."""
+    statistics over the group of its runs' aggregate (``aggregate_for(metric, aggregates)``)."""
     keys = sorted({key for run in runs for key in run.metrics})
     read = data.manager().get_metric_histories([run.run_id for run in runs], keys)
     histories = {run.run_id: {key: read[(run.run_id, key)] for key in keys if (run.run_id, key) in read}
                  for run in runs}
-    return keys, grouped_table(group_runs(runs, grouping.key), histories, keys, dict.fromkeys(keys, aggregate))
+    return keys, grouped_table(group_runs(runs, grouping.key), histories, keys, aggregates)
 
 
 def spread_text(stats: dict[str, Any]) -> str:
@@ -242,14 +249,16 @@ def spread_text(stats: dict[str, Any]) -> str:
     return f"{format_value(stats['mean'])} ± {format_value(stats['std'])}"
 
 
-def grouped_best_view(data: DashboardData, runs: Sequence[Any], grouping: Grouping, aggregate: str,
+def grouped_best_view(data: DashboardData, runs: Sequence[Any], grouping: Grouping, aggregates: Mapping[str, str],
                       maximised: Sequence[str]) -> html.Div:
-    """A row per group: its runs and, per metric, the mean ± std of its runs' ``aggregate``
-    (min to max on hover); the best group's mean per metric in bold."""
-    keys, rows = grouped_rows(data, runs, grouping, aggregate)
+    """A row per group: its runs and, per metric, the mean ± std of its runs' aggregate
+    (``aggregate_for(metric, aggregates)``, in the header, with a dropdown choosing it; min to
+    max on hover); the best group's mean per metric in bold."""
+    keys, rows = grouped_rows(data, runs, grouping, aggregates)
     directions = {key: "max" if key in maximised else "min" for key in keys}
     header = html.Tr([html.Th("group"), html.Th("runs")] + [
-        html.Th(**_framed(short_text(key), after=f" ({aggregate}){DIRECTION_ARROWS[directions[key]]}"))
+        html.Th(**_framed(short_text(key), after=f" ({aggregate_for(key, aggregates)})"
+                                                 f"{DIRECTION_ARROWS[directions[key]]}"))
         for key in keys])
     winners = {key: _winner([row["metrics"][key]["mean"] for row in rows], directions[key]) for key in keys}
     body = []
@@ -263,12 +272,25 @@ def grouped_best_view(data: DashboardData, runs: Sequence[Any], grouping: Groupi
                                  f"{format_value(stats['min'])} to {format_value(stats['max'])}, {stats['n']} runs"))
         body.append(html.Tr(cells))
     return scrolling(html.Table(className="data-table", id="grouped-table",
-                                children=[html.Thead(header), html.Tbody(body)]))
+                                children=[html.Thead([header, aggregate_choices(keys, aggregates)]),
+                                          html.Tbody(body)]))
 
 
-def grouped_summary_view(data: DashboardData, runs: Sequence[Any], grouping: Grouping, aggregate: str) -> html.Div:
-    """A card per group: its runs (by status) and each metric's mean ± std of its runs' ``aggregate``."""
-    keys, rows = grouped_rows(data, runs, grouping, aggregate)
+def aggregate_choices(keys: Sequence[str], aggregates: Mapping[str, str]) -> html.Tr:
+    """A header row with a dropdown per metric column choosing how each run's metric counts
+    (``metric-aggregate`` of the metric; the callbacks keep the choices in ``metric-aggregates``)."""
+    return html.Tr(className="aggregate-choices", children=[html.Th("each run's", colSpan=2)] + [
+        html.Th(dcc.Dropdown(id={"type": "metric-aggregate", "key": key}, options=list(AGGREGATES),
+                             value=aggregate_for(key, aggregates), clearable=False, searchable=False,
+                             style={"minWidth": "90px"}), **{"data-metric": key})
+        for key in keys])
+
+
+def grouped_summary_view(data: DashboardData, runs: Sequence[Any], grouping: Grouping,
+                         aggregates: Mapping[str, str]) -> html.Div:
+    """A card per group: its runs (by status) and each metric's mean ± std of its runs'
+    aggregate (``aggregate_for(metric, aggregates)``)."""
+    keys, rows = grouped_rows(data, runs, grouping, aggregates)
     status = {run.run_id: run.status for run in runs}
     cards = []
     for position, row in enumerate(rows):
@@ -278,7 +300,8 @@ def grouped_summary_view(data: DashboardData, runs: Sequence[Any], grouping: Gro
             html.H3(**short_text(row["group"])),
             html.P(counted(len(row["runs"]), "run") + ": "
                    + ", ".join(f"{n} {name}" for name, n in sorted(statuses.items()))),
-            html.Ul([html.Li(**_framed(short_text(key), after=f" ({aggregate}): {spread_text(row['metrics'][key])}"))
+            html.Ul([html.Li(**_framed(short_text(key), after=f" ({row['metrics'][key]['aggregate']}): "
+                                                              f"{spread_text(row['metrics'][key])}"))
                      for key in keys] or [html.Li("no metrics")], className="bests"),
         ]))
     return html.Div(className="cards", children=cards)

@@ -79,8 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grouped.add_argument("--band", choices=("minmax", "std"), default="minmax",
                          help="each group's band: min-max or +-1 std (default minmax)")
     grouped.add_argument("--aggregate", action="append", metavar="METRIC=AGG",
-                         help="how a run's metric counts in its group's row: last (default), min, max "
-                              "or mean (repeatable)")
+                         help="how a run's metric counts in its group's row: last, min, max or mean "
+                              "(repeatable; default: min for a loss, max for a score, by its name, else last)")
     compare = actions.add_parser("compare", parents=[common, grouped], help="compare runs side by side")
     compare.add_argument("runs", nargs="+", metavar="RUN")
     compare.add_argument("--metric", action="append", dest="metrics", help="metric to compare (repeatable)")
@@ -478,12 +478,13 @@ def _group_options(args: argparse.Namespace) -> Any:
 def _print_groups(runs: list[Any], metrics: list[str], group: Any, manager: Any) -> None:
     """A row per group: its runs and, per metric, the mean +- std of its runs' aggregates."""
     from neural_dsl_tracking.tracking.comparison import group_rows
+    from neural_dsl_tracking.tracking.grouping import aggregate_for
 
     read = manager.get_metric_histories([r.run_id for r in runs], metrics)
     histories = {r.run_id: {key: read[(r.run_id, key)] for key in metrics if (r.run_id, key) in read}
                  for r in runs}
     rows = group_rows(runs, histories, metrics, group)
-    head = ["GROUP", "RUNS", *[f"{m} ({group.aggregates.get(m, 'last')})" for m in metrics]]
+    head = ["GROUP", "RUNS", *[f"{m} ({aggregate_for(m, group.aggregates)})" for m in metrics]]
     _table(head, [[row["group"], len(row["runs"]),
                    *[_spread(row["metrics"][m]) for m in metrics]] for row in rows], whole_first=True)
 

@@ -63,7 +63,8 @@ def comparison_figures(records: list[RunRecord], histories: Histories,
 @dataclass(frozen=True)
 class GroupOptions:
     """How a comparison groups its runs: by ``key`` (``grouping.group_runs``), a line
-    (``center``) and band per group, and an aggregate per metric (default ``last``)."""
+    (``center``) and band per group, and an aggregate per metric (default:
+    ``grouping.aggregate_for``, the metric's best by its name, else ``last``)."""
 
     key: str
     center: str = "mean"

@@ -12,7 +12,8 @@ the minimum and maximum, or the line +- one (population) standard deviation.
 
 Per metric, each run is reduced to one number (its ``last``, ``min``, ``max`` or ``mean``
 value, NaN left aside) and the group reports the mean, standard deviation, minimum and maximum
-of those numbers over its runs.
+of those numbers over its runs. A metric without a chosen aggregate takes its best value by
+its name (``min`` for a loss, ``max`` for a score: ``values.metric_direction``), else its ``last``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import json
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from neural_dsl_tracking.dotted import flatten
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.downsample import bucket_size_for, bucketize
+from neural_dsl_tracking.tracking.values import metric_direction
 
 CENTERS = ("mean", "median")
 BANDS = ("minmax", "std")
@@ -191,16 +193,21 @@ def parse_aggregates(items: Sequence[str] | None) -> dict[str, str]:
     return chosen
 
 
+def aggregate_for(metric: str, aggregates: Mapping[str, str] | None = None) -> str:
+    """The aggregate ``metric``'s runs are reduced by: ``aggregates[metric]`` when chosen, else
+    its best by name (``min`` for loss-like names, ``max`` for score-like ones), else ``last``."""
+    return (aggregates or {}).get(metric) or metric_direction(metric) or "last"
+
+
 def grouped_table(groups: Sequence[Group], histories: dict[str, dict[str, Any]], metrics: Sequence[str],
-                  aggregates: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                  aggregates: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Per group: its label, run ids and, per metric, the statistics (``group_stats``) of its
-    runs' aggregates (``aggregates[metric]``, default ``last``)."""
-    aggregates = aggregates or {}
+    runs' aggregates (``aggregate_for(metric, aggregates)``)."""
     rows = []
     for group in groups:
         per_metric = {}
         for key in metrics:
-            how = aggregates.get(key, "last")
+            how = aggregate_for(key, aggregates)
             numbers = [run_aggregate(histories[run_id][key].values, how)
                        for run_id in group.run_ids if key in histories.get(run_id, {})]
             per_metric[key] = {"aggregate": how, **group_stats(numbers)}

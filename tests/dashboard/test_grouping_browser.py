@@ -99,3 +99,62 @@ def test_a_grouped_chart_follows_a_live_run(ui, serve, tmp_path):
         (center,) = [trace for trace in graph["traces"] if trace["kind"] == "center"]
         assert center["y"][:50] == [1.5] * 50 and center["y"][50:] == [4.0] * 30  # the finished run's span ended
     store.close()
+
+
+AGGREGATED = ("loss", "val_accuracy", "lr_scale")  # a loss, a score and a name that says neither
+
+
+def aggregated_values(index: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(100 + index)
+    return {key: rng.normal(size=20) for key in AGGREGATED}
+
+
+def test_each_metric_of_the_grouped_tables_takes_its_own_aggregate(ui, serve, tmp_path):
+    base = tmp_path / "neural_experiments"
+    store = Store(base)
+    for index in range(4):
+        run_id = store.create_run(experiment="aggregates", run_name=f"run-{index}", start_time=time.time() - 99 + index)
+        store.log_params(run_id, {"lr": 0.1 if index < 2 else 0.01})
+        store.append_metrics(run_id, {key: (np.arange(20), values, np.full(20, time.time()))
+                                      for key, values in aggregated_values(index).items()})
+        store.set_status(run_id, "completed", end_time=time.time())
+    store.close()
+
+    def group_means(key: str, how) -> list[float]:  # per group, lr 0.1 first: the mean of its runs' aggregates
+        return [np.mean([how(aggregated_values(index)[key]) for index in group]) for group in ((0, 1), (2, 3))]
+
+    def shown(key: str) -> list[float]:  # the groups' means in the table, lr 0.1 first
+        headers = ui.page.locator("#grouped-table thead tr").first.locator("th").all_inner_texts()
+        column = next(i for i, text in enumerate(headers) if text.startswith(f"{key} ("))
+        rows = [row.split("\t") for row in ui.page.locator("#grouped-table tbody tr").all_inner_texts()]
+        means = {cells[0]: float(cells[column].split(" ± ")[0]) for cells in rows}
+        return [means["lr=0.1"], means["lr=0.01"]]
+
+    with serve(create_app(data=DashboardData(base))) as url:
+        ui.open(url)
+        ui.pick("group-by", "params.lr")
+        ui.tab("Best metrics")
+        for key, name in (("loss", "min"), ("val_accuracy", "max"), ("lr_scale", "last")):  # by name
+            ui.page.wait_for_selector(f"#grouped-table th:has-text('{key} ({name})')")
+        np.testing.assert_allclose(shown("val_accuracy"), group_means("val_accuracy", np.max), rtol=1e-3)
+        np.testing.assert_allclose(shown("lr_scale"), group_means("lr_scale", lambda v: v[-1]), rtol=1e-3)
+
+        ui.page.click("#grouped-table th[data-metric='val_accuracy'] .dash-dropdown")
+        ui.page.locator(".dash-dropdown-option", has_text="mean").first.click()
+        ui.page.wait_for_selector("#grouped-table th:has-text('val_accuracy (mean)')")
+        np.testing.assert_allclose(shown("val_accuracy"), group_means("val_accuracy", np.mean), rtol=1e-3)
+        assert ui.page.locator("#grouped-table th:has-text('loss (min)')").count() == 1  # the others kept theirs
+        np.testing.assert_allclose(shown("loss"), group_means("loss", np.min), rtol=1e-3)
+        ui.screenshot("best-grouped")
+
+        ui.tab("Summary")
+        ui.page.wait_for_selector(".group-card")
+        for card in ui.page.locator(".group-card").all_inner_texts():
+            assert "val_accuracy (mean): " in card and "loss (min): " in card and "lr_scale (last): " in card
+
+        ui.tab("Best metrics")
+        ui.page.click("#group-aggregate label:has-text('last')")  # every metric at once
+        ui.page.wait_for_selector("#grouped-table th:has-text('val_accuracy (last)')")
+        assert ui.page.locator("#grouped-table th:has-text('loss (last)')").count() == 1
+        np.testing.assert_allclose(shown("loss"), group_means("loss", lambda v: v[-1]), rtol=1e-3)
+        assert not ui.page.errors

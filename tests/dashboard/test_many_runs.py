@@ -199,10 +199,12 @@ def test_the_search_box_takes_the_query_language(ui, many):
     ui.page.press("#filter-text", "Enter")
     wait_rows(ui, [name for name in names(RUNS - 1, 0) if int(name[-6:]) % 20 == 18][:PAGE])
     assert ui.page.locator("#run-count").inner_text() == f"{RUNS} runs, {RUNS // 20} shown, 5 selected"
+    ui.screenshot("query")
     ui.page.fill("#filter-text", "params.lr <")
     ui.page.press("#filter-text", "Enter")
     ui.page.wait_for_function("() => document.querySelector('#query-error').innerText.includes('^')")
     assert "the query ends too soon" in ui.page.locator("#query-error").inner_text()
+    ui.screenshot("query-error")
     wait_rows(ui, names(RUNS - 1, RUNS - PAGE))  # the search is left aside meanwhile
     ui.page.fill("#filter-text", "run-00299")  # plain words search names, as before
     ui.page.press("#filter-text", "Enter")

@@ -11,6 +11,7 @@ import pytest
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.grouping import (
+    aggregate_for,
     aligned,
     check_group_key,
     group_curve,
@@ -119,6 +120,23 @@ def test_grouped_table_aggregates_each_metric_as_chosen():
                                           "std": pytest.approx(np.std(mins)), "min": min(mins), "max": max(mins)}
 
 
+def test_a_metric_without_a_chosen_aggregate_takes_its_best_by_name_else_its_last():
+    rng = np.random.default_rng(8)
+    records = [record(str(i), 0.1) for i in range(3)]
+    metrics = ["val_loss", "val_accuracy", "lr_scale"]
+    histories = {r.run_id: {key: SimpleNamespace(values=rng.normal(size=10)) for key in metrics} for r in records}
+    (row,) = grouped_table(group_runs(records, "params.optimizer.lr"), histories, metrics, {"lr_scale": "mean"})
+    for key, name, how in (("val_loss", "min", np.min), ("val_accuracy", "max", np.max),
+                           ("lr_scale", "mean", np.mean)):
+        assert row["metrics"][key]["aggregate"] == name
+        assert row["metrics"][key]["mean"] == pytest.approx(np.mean([how(histories[r.run_id][key].values)
+                                                                     for r in records]))
+    (row,) = grouped_table(group_runs(records, "params.optimizer.lr"), histories, metrics)
+    assert row["metrics"]["lr_scale"]["aggregate"] == "last"
+    assert aggregate_for("loss") == "min" and aggregate_for("f1", {"loss": "max"}) == "max"
+    assert aggregate_for("step_time") == "last" and aggregate_for("loss", {"loss": "mean"}) == "mean"
+
+
 def test_bad_choices_are_one_message():
     with pytest.raises(TrackingError, match="band must be one of minmax, std, got 'iqr'"):
         group_curve([], band="iqr")
@@ -199,6 +217,8 @@ def test_compare_group_by_prints_a_row_per_group_and_bad_options_are_one_message
     (row,) = [line for line in lines if line.startswith("optimizer.lr=0.01")]
     assert row.split()[1] == "2" and f"{np.mean(minima):.4g} ± {np.std(minima):.2g}" in row
     assert (tmp_path / "plots" / "compare_loss.png").is_file()
+    default = neural("experiments", "compare", *ids, "--base-dir", base, "--group-by", "seed", "-o", tmp_path / "p2")
+    assert "loss (min)" in default.stdout.splitlines()[0]  # a loss's best, by its name
     for args, message in ((["--group-by", "params.momentum"], "cannot group by 'params.momentum'"),
                           (["--aggregate", "loss=min"], "--aggregate, --center and --band need --group-by"),
                           (["--group-by", "seed", "--aggregate", "loss=best"], "the aggregate of loss must be")):
