@@ -157,7 +157,6 @@ class _Session:
                  progress: Progress) -> None:
         self.store, self.run, self.target, self.dest, self.progress = store, run, target, dest, progress
         self.options = dict(options)
-        self.confirmed = Progress(**json.loads(json.dumps(progress.__dict__)))  # saved state
         self.points = self.artifacts = 0
 
     def open(self) -> Any:
@@ -165,7 +164,7 @@ class _Session:
         from neural_dsl_tracking.backends.registry import create_mirror
 
         _undo(self.progress.pending)
-        self.progress.pending = self.confirmed.pending = None
+        self.progress.pending = None
         record = self.run.record
         info = RunInfo(run_id=record.run_id, experiment=record.experiment, run_name=record.run_name,
                        tags=list(record.tags), store_dir=Path(self.store.files_dir),
@@ -286,8 +285,8 @@ def sync_run(store: Any, run_id: str, target: str, given: Mapping[str, Any],
 
 
 def total_points(store: Any, run_ids: Sequence[str]) -> int:
-    """How many metric points the runs hold (for a progress bar)."""
-    return sum(len(h) for h in store.metric_histories(list(run_ids)).values())
+    """How many metric points the runs hold (for a progress bar; from their summaries)."""
+    return sum(s.count for run_id in run_ids for s in store.metric_summaries(run_id).values())
 
 
 def sync_runs(store: Any, refs: Sequence[str], target: str,
