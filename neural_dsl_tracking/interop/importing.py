@@ -160,7 +160,7 @@ def import_one(source: SourceRun, store: Any) -> Outcome:
             remove_partial_run(store, outcome.run_id, TrackingError("an earlier import was cut short"))
             outcome.notes.append("an earlier import of this run was cut short; imported again")
         with tempfile.TemporaryDirectory(prefix="neural-import-") as scratch:
-            run = source.read(Path(scratch))
+            run = _read(source, Path(scratch))
             _write(store, source, run)
     except (OSError, ValueError, TrackingError) as error:
         outcome.status = "failed"
@@ -169,6 +169,17 @@ def import_one(source: SourceRun, store: Any) -> Outcome:
     outcome.points = run.points
     outcome.notes.extend(run.notes)
     return outcome
+
+
+def _read(source: SourceRun, scratch: Path) -> ImportedRun:
+    """``source.read``; what its system's SDK raises (a damaged record, an unreadable store)
+    becomes a TrackingError naming it, so the run fails alone."""
+    try:
+        return source.read(scratch)
+    except (OSError, ValueError, TrackingError):
+        raise
+    except Exception as error:  # noqa: BLE001 - any SDK's errors: this run cannot be read
+        raise TrackingError(f"cannot read it: {type(error).__name__}: {error}") from error
 
 
 def _write(store: Any, source: SourceRun, run: ImportedRun) -> None:
@@ -252,7 +263,8 @@ def summary_line(system: str, outcomes: Sequence[Outcome]) -> str:
     failed = sum(o.status == "failed" for o in outcomes)
     points = sum(o.points for o in done)
     return (f"{system}: imported {len(done)} run{'' if len(done) == 1 else 's'} "
-            f"({points:,} points), skipped {skipped} already imported, failed {failed}")
+            f"({points:,} point{'' if points == 1 else 's'}), skipped {skipped} already imported, "
+            f"failed {failed}")
 
 
 SOURCES = {"mlflow": "from_mlflow", "tensorboard": "from_tensorboard", "wandb": "from_wandb"}

@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import shutil
+import struct
+import subprocess
+import termios
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -133,3 +139,41 @@ def test_a_garbage_event_file_fails_that_run_only(logs, tmp_path, neural):
     assert "failed   " in result.out and "no readable TensorBoard events" in result.out
     assert "imported 1 run (80 points)" in result.out and result.out.rstrip().endswith("failed 1")
     assert [r.run_name for r in ExperimentManager(base_dir=tmp_path / "s").list_experiments()] == ["good"]
+
+
+def test_a_second_import_into_the_same_store_meanwhile_is_refused(logs, tmp_path, neural):
+    store = tmp_path / "s"
+    store.mkdir()
+    with open(store / "import.lock", "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = neural("experiments", "import", "--from", "tensorboard", logs.root, "--store", store)
+    assert result.code == 1 and result.out == ""
+    assert result.err == f"error: another import into {store} is running; wait for it to finish\n"
+    assert neural("experiments", "import", "--from", "tensorboard", logs.root, "--store", store).code == 0
+
+
+def test_a_progress_bar_on_a_terminal_only(logs, tmp_path, neural_argv):
+    command = [*neural_argv, "experiments", "import", "--from", "tensorboard", str(logs.root)]
+    env = {key: value for key, value in os.environ.items() if key != "NEURAL_NO_PROGRESS"}
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    try:
+        done = subprocess.run([*command, "--store", str(tmp_path / "a")], stdout=subprocess.PIPE,
+                              stderr=follower, env=env, timeout=120)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0
+    assert b"importing:" in shown and b"/2 [" in shown  # runs done / runs
+    piped = subprocess.run([*command, "--store", str(tmp_path / "b")], capture_output=True, env=env,
+                           timeout=120)
+    assert piped.returncode == 0 and piped.stderr == b""

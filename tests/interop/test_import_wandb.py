@@ -41,6 +41,7 @@ def wandb_dir(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
                       WANDB_CONFIG_DIR=str(tmp / "config"), WANDB_MODE="offline")
     import wandb
 
+    wandb.teardown()  # W&B reads its settings (the folders above) once per setup
     try:
         weights = os.urandom(50_000)
         (tmp / "w.bin").write_bytes(weights)
@@ -65,6 +66,7 @@ def wandb_dir(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         resumed.update(_log(run, 50, start=50))
         run.finish()
     finally:
+        wandb.teardown()
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     return SimpleNamespace(root=tmp / "wandb", windows=windows, weights=weights, first_id=first_id,
@@ -137,6 +139,29 @@ def test_a_second_import_and_one_project(wandb_dir, imported, tmp_path, neural):
                  "--store", tmp_path / "s")
     assert one.code == 0, one.err
     assert [r.run_name for r in ExperimentManager(base_dir=tmp_path / "s").list_experiments()] == ["stopped"]
+
+
+def test_a_run_the_store_refuses_fails_alone_and_leaves_nothing(tmp_path, monkeypatch, neural):
+    for key, value in {"WANDB_DIR": tmp_path, "WANDB_DATA_DIR": tmp_path / "wandb" / "data",
+                       "WANDB_CACHE_DIR": tmp_path / "cache", "WANDB_CONFIG_DIR": tmp_path / "config"}.items():
+        monkeypatch.setenv(key, str(value))
+    import wandb
+
+    wandb.teardown()  # W&B reads its settings (the folders above) once per setup
+    for name, config in (("huge", {"notes": "x" * 60_000}), ("fine", {"lr": 0.1})):
+        run = wandb.init(project="p", name=name, config=config)
+        run.log({"loss": 1.0}, step=0)
+        run.finish()
+    wandb.teardown()
+    result = neural("experiments", "import", "--from", "wandb", tmp_path / "wandb", "--store", tmp_path / "s")
+    assert result.code == 1 and result.err == ""
+    assert "note: hyperparameter 'notes': its value has 60,002 characters as JSON" in result.out
+    assert result.out.rstrip().endswith("wandb: imported 1 run (1 point), skipped 0 already imported, failed 1")
+    manager = ExperimentManager(base_dir=tmp_path / "s")
+    assert [r.run_name for r in manager.list_experiments()] == ["fine"]
+    (fine,) = manager.list_experiments()
+    stored = {path.name for path in (tmp_path / "s" / "objects").rglob("*") if path.is_file()}
+    assert stored == {v.sha256 for v in manager.list_artifact_versions(fine.run_id)}
 
 
 def test_a_truncated_run_file_imports_what_is_complete(wandb_dir, tmp_path, neural):
