@@ -195,7 +195,7 @@ def metric_chart(
                 else joined.bucket_x
             curve = replace(curve, smooth_x=bucket_x, smooth_y=smoothed)
         curves.append(curve)
-        if joined is not None:
+        if joined is not None and joined.forks:
             forks.append(fork_markers(run.run_id, colors[run.run_id],
                                       [(fork.x, fork.y, fork.text) for fork in joined.forks]))
         if live:
