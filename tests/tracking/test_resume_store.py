@@ -1,5 +1,6 @@
 """The store's side of resume and fork: dropping a run's points after a step (summaries kept
-right), a forked run's parent and fork point, a run's events, and what delete_run removes."""
+right), a forked run's parent and fork point, a run's events, and what delete_run removes;
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ def _points(store: Store, run_id: str, key: str, steps: range, scale: float = 1.
     store.append_metrics(run_id, {key: (array, array * scale, array + 1e9)})
 
 
-def test_truncate_drops_points_after_the_step_and_keeps_the_summary_right(tmp_path) -> None:
-    store = Store(tmp_path / "s")
+def test_truncate_drops_points_after_the_step_and_keeps_the_summary_right(store_kwargs) -> None:
+    store = Store(**store_kwargs)
     run = store.create_run(experiment="e", run_name="r")
     for start in range(0, 10_000, 1000):  # ten flushes: several chunks, merged and not
         _points(store, run, "batch_loss", range(start, start + 1000), scale=-1.0)
@@ -49,8 +50,8 @@ def test_truncate_drops_points_after_the_step_and_keeps_the_summary_right(tmp_pa
         (run, "batch_loss")].steps.tolist() == list(range(4300, 4331))
 
 
-def test_lineage_children_events_and_delete(tmp_path) -> None:
-    store = Store(tmp_path / "s")
+def test_lineage_children_events_and_delete(store_kwargs) -> None:
+    store = Store(**store_kwargs)
     parent = store.create_run(experiment="e", run_name="parent")
     child = store.create_run(experiment="e", run_name="child")
     other = store.create_run(experiment="e", run_name="other")
