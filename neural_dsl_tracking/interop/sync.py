@@ -221,6 +221,8 @@ class _Session:
                 self.confirm()
         record = self.run.record
         mirror.finish(record.status, record.end_time.timestamp() if record.end_time else None)
+        if self.target == "wandb":
+            _wait_for_exit_record(self.mirror.session_dir)
         progress.finished, progress.pending = record.status, None
         self._save()
 
@@ -248,6 +250,20 @@ def _batches(histories: Mapping[str, Any], sent: Mapping[str, int],
             end = cut if cut > start else end
         yield points[start:end]
         start = end
+
+
+def _wait_for_exit_record(folder: Path, timeout: float = 60.0) -> None:
+    """W&B's service finishes writing a run file after ``finish`` returns: wait (bounded) for
+    the file's exit record, the session's last, before the session counts as confirmed."""
+    from neural_dsl_tracking.interop.from_wandb import _records
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for file in folder.glob("run-*.wandb"):
+            if any(r.WhichOneof("record_type") == "exit" for r in _records(file, [])):
+                return
+        time.sleep(0.1)
+    raise TrackingError(f"W&B did not finish writing {folder} within {timeout:g} s")
 
 
 def _artifact_ref(store: Any, version: Any) -> Any:

@@ -177,3 +177,37 @@ def test_one_log_dir_for_several_runs_is_refused(tmp_path, neural):
                   "--to", "tensorboard")
     assert both.code == 0, both.err
     assert all((first.base / "tensorboard" / run.run_id).is_dir() for run in (first, second))
+
+
+def test_wandb_gets_each_step_as_one_row_at_its_own_step(stored, neural, tmp_path, monkeypatch,
+                                                          bench_interop):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    result = neural("experiments", "--base-dir", stored.base, "sync", stored.run_id, "--to", "wandb")
+    assert result.code == 0, result.err
+    [file] = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    rows = [bench_interop._wandb_items(r.history.item) for r in bench_interop.wandb_records(file)
+            if r.WhichOneof("record_type") == "history"]
+    assert [row["_step"] for row in rows] == list(range(STEPS))  # one row per step, at it
+    times = np.maximum(*[h.timestamps for h in stored.histories.values()])
+    for key, history in stored.histories.items():
+        assert [(r["step"], r[key], r["_timestamp"]) for r in rows] == list(
+            zip(history.steps.tolist(), history.values.tolist(), times.tolist()))
+
+
+def test_wandb_rows_whose_step_goes_back_keep_every_point(tmp_path, monkeypatch, bench_interop):
+    """W&B drops a row logged at a _step below its current one: such a row goes at the next
+    _step, our step in the step column."""
+    from neural_dsl_tracking.backends.base import RunInfo
+    from neural_dsl_tracking.backends.wandb import WandbMirror
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    mirror = WandbMirror(RunInfo("backwards1", "exp", store_dir=tmp_path), {"mode": "offline"})
+    mirror.start()
+    mirror.log_metrics([("loss", 0, 1.0, 10.0), ("loss", 10, 0.5, 11.0), ("loss", 20, 0.25, 12.0)])
+    mirror.log_metrics([("epoch_loss", 1, 0.7, 13.0), ("loss", 30, 0.1, 14.0)])
+    mirror.finish("completed")
+    [file] = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    rows = [bench_interop._wandb_items(r.history.item) for r in bench_interop.complete_records(file)
+            if r.WhichOneof("record_type") == "history"]
+    assert [(r["_step"], r["step"], r.get("loss", r.get("epoch_loss"))) for r in rows] == [
+        (0, 0, 1.0), (10, 10, 0.5), (20, 20, 0.25), (21, 1, 0.7), (30, 30, 0.1)]
