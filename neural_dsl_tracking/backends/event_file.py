@@ -39,6 +39,18 @@ def _crc32c() -> Callable[[bytes], int]:
         return crc32c
 
 
+def masked_crc32c() -> Callable[[bytes], int]:
+    """TFRecord's checksum of some bytes (their CRC32C, rotated and offset), computed with
+    the fastest CRC32C available: for writing records and for checking those read."""
+    crc32c = _crc32c()
+
+    def masked(data: bytes) -> int:
+        crc = crc32c(data)
+        return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF
+
+    return masked
+
+
 class EventFile:
     """One append-only event file in ``log_dir``. ``event_type`` is TensorBoard's Event proto."""
 
@@ -47,7 +59,7 @@ class EventFile:
         name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
                 f"{os.getpid()}.{next(_file_numbers)}")
         self.path = log_dir / name
-        self._crc32c = _crc32c()
+        self._masked = masked_crc32c()
         self._file = self.path.open("ab")
         self.write(event_type(wall_time=time.time(), file_version="brain.Event:2"))
         self.flush()
@@ -70,7 +82,3 @@ class EventFile:
 
     def close(self) -> None:
         self._file.close()
-
-    def _masked(self, data: bytes) -> int:
-        crc = self._crc32c(data)
-        return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from neural_dsl_tracking.backends.event_file import CRC, LENGTH, MASK_DELTA, _crc32c
+from neural_dsl_tracking.backends.event_file import CRC, LENGTH, masked_crc32c
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.interop.importing import ImportedRun, SourceRun, series, source_folder
 
@@ -137,18 +137,18 @@ def _hparams(content: bytes) -> dict[str, Any]:
 def _records(path: Path, notes: list[str]) -> Iterator[bytes]:
     """The data of each whole record of a TFRecord file; a cut-short or damaged tail is noted
     in ``notes``."""
-    crc32c = _crc32c()
+    masked = masked_crc32c()
     data = path.read_bytes()
     position, count = 0, 0
     while position < len(data):
         head = data[position:position + LENGTH.size]
         end = position + LENGTH.size + CRC.size
-        if end > len(data) or CRC.unpack_from(data, position + LENGTH.size)[0] != _masked(crc32c(head)):
+        if end > len(data) or CRC.unpack_from(data, position + LENGTH.size)[0] != masked(head):
             break
         length = LENGTH.unpack(head)[0]
         body_end = end + length
         if body_end + CRC.size > len(data) or \
-                CRC.unpack_from(data, body_end)[0] != _masked(crc32c(data[end:body_end])):
+                CRC.unpack_from(data, body_end)[0] != masked(data[end:body_end]):
             break
         yield data[end:body_end]
         position, count = body_end + CRC.size, count + 1
@@ -156,7 +156,3 @@ def _records(path: Path, notes: list[str]) -> Iterator[bytes]:
         notes.append(f"{path.name} is truncated or damaged after {count} whole records "
                      f"({len(data) - position} bytes not read); imported what is complete")
 
-
-def _masked(crc: int) -> int:
-    """TFRecord's masked CRC."""
-    return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF
