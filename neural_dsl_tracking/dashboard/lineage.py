@@ -137,9 +137,9 @@ def until(drawn: DrawnSeries, last: float) -> DrawnSeries:
 
 def joined_curve(data: DashboardData, run: Any, key: str, drawn: DrawnSeries, family: RunSnapshot,
                  x_mode: str, points: int, segment: Any = None) -> JoinedCurve | None:
-    """``drawn`` (the run's own points of ``key``) after its ancestors' points, each up to the
-    step its descendant was forked at and before the descendant's first step (so the steps
-    strictly increase); None when no ancestor has points to join. ``segment(ancestor, last)``
+    """``drawn`` (the run's own points of ``key``) after its ancestors' points, each up to its
+    descendant's fork point (``fork_cut``: so the steps strictly increase); None when no
+    ancestor has points to join. ``segment(ancestor, last)``
     gives an ancestor's drawn points up to step ``last`` (default: its cached series, cut):
     a zoom passes one reading the zoomed range only, where an ancestor may have none while an
     older one has some."""
@@ -147,14 +147,26 @@ def joined_curve(data: DashboardData, run: Any, key: str, drawn: DrawnSeries, fa
     parts: list[tuple[Any, DrawnSeries, Any]] = []  # (record, its points, the RunParent forked from it)
     first = first_step(data, run, key, points)
     for ancestor, link in ancestors(run, family):
-        if key not in ancestor.metrics or first is None:
+        last = None if first is None or key not in ancestor.metrics else fork_cut(link, first)
+        if last is None:
             break
-        last = first - 1 if link.fork_step is None else min(link.fork_step, first - 1)
         parts.append((ancestor, segment(ancestor, last), link))
         first = first_step(data, ancestor, key, points)
     if not any(part.steps.size for _, part, _ in parts):
         return None
     return _assembled(run, drawn, parts[::-1], x_mode)
+
+
+def fork_cut(link: Any, first: int) -> int | None:
+    """The parent's last step of a metric that its fork (forked at ``link``, a ``RunParent``)
+    continues from ``first``, its first step: the fork epoch for a metric logged per epoch
+    (the fork's first at the epoch after it), else the fork step (the fork's first after it);
+    None for a metric the fork does not continue (logged once at the end, like ``final_*``)."""
+    if link.fork_epoch is not None and first == link.fork_epoch + 1:
+        return link.fork_epoch
+    if link.fork_step is None or first > link.fork_step:
+        return first - 1 if link.fork_step is None else link.fork_step
+    return None
 
 
 def cached(data: DashboardData, run: Any, key: str, points: int) -> DrawnSeries:

@@ -25,12 +25,15 @@ def batch_loss(offset: float) -> np.ndarray:
     return offset + 1.0 / (1.0 + np.arange(STEPS))
 
 
-def log_run(store: Store, name: str, start: float, first_step: int, first_epoch: int, offset: float) -> str:
-    """A completed run with batch_loss from ``first_step`` and val_accuracy from ``first_epoch``."""
+def log_run(store: Store, name: str, start: float, first_step: int, first_epoch: int, offset: float,
+            epochs: int = 5) -> str:
+    """A completed run with batch_loss from ``first_step``, val_accuracy from ``first_epoch`` and
+    final_accuracy once, at step ``epochs`` (as a compiled program logs it)."""
     run_id = store.create_run(experiment="lineage", run_name=name, start_time=start)
-    steps, epochs = np.arange(first_step, STEPS), np.arange(first_epoch, 6)
+    steps, epoch = np.arange(first_step, STEPS), np.arange(first_epoch, 6)
     store.append_metrics(run_id, {"batch_loss": (steps, batch_loss(offset)[first_step:], start + steps),
-                                  "val_accuracy": (epochs, 0.5 + offset + epochs / 10, start + 20 * epochs)})
+                                  "val_accuracy": (epoch, 0.5 + offset + epoch / 10, start + 20 * epoch),
+                                  "final_accuracy": (np.array([epochs]), np.array([0.9]), np.array([start + STEPS]))})
     store.set_status(run_id, "completed", end_time=start + STEPS)
     return run_id
 
@@ -44,7 +47,7 @@ def family(tmp_path_factory):
     now = time.time() - 3600
     ids = {"origin": log_run(store, "origin", now, 0, 1, 0.0)}
     for position, (name, (parent, epoch, step)) in enumerate(FORKS.items(), start=1):
-        ids[name] = log_run(store, name, now + 200 * position, step + 1, epoch + 1, 0.1 * position)
+        ids[name] = log_run(store, name, now + 200 * position, step + 1, epoch + 1, 0.1 * position, 4 + position)
         store.set_run_parent(ids[name], ids[parent], epoch, step)
         store.add_run_event(ids[name], "forked", f"from {parent} at epoch {epoch}")
     ids["revived"] = log_run(store, "revived", now + 600, 0, 1, 0.5)
@@ -80,7 +83,7 @@ def test_join_forks_draws_a_fork_after_its_ancestors_points(ui, serve, family):
     base, ids = family
     with serve(create_app(data=DashboardData(base))) as url:
         ui.open(url)
-        ui.wait_graphs("gs => gs.length === 2")
+        ui.wait_graphs("gs => gs.length === 3")
         cell = {name: ui.page.locator("#run-table tr", has=ui.page.locator(
             "td[data-dash-column=run_name]", has_text=name)).locator("td[data-dash-column=lineage]")
             for name in ids}
@@ -90,13 +93,15 @@ def test_join_forks_draws_a_fork_after_its_ancestors_points(ui, serve, family):
 
         ui.clear_selection()
         ui.select("twig")
-        ui.wait_graphs("gs => gs.length === 2 && gs.every(g => g.traces.length === 1)")
+        ui.wait_graphs("gs => gs.length === 3 && gs.every(g => g.traces.length === 1)")
         (loss,) = [graph for graph in ui.graphs() if graph["title"] == "batch_loss"]
         assert joined_x(loss, "twig") == list(range(61, STEPS))  # its own points only
 
         ui.page.click("#join-forks input")
-        graphs = ui.wait_graphs("gs => gs.length === 2 && gs.every(g => g.traces.some(t => t.kind === 'fork'))")
+        graphs = ui.wait_graphs("gs => gs.length === 3 && gs.filter(g => g.traces.some(t => t.kind === 'fork'))"
+                                ".length === 2")
         by_title = {graph["title"]: graph for graph in graphs}
+        assert joined_x(by_title["final_accuracy"], "twig") == [6]  # logged once at its end: not joined
         steps = joined_x(by_title["batch_loss"], "twig")
         assert steps == list(range(STEPS))  # origin's 0..40, branch's 41..60, then its own
         (trace,) = [trace for trace in by_title["batch_loss"]["traces"] if trace["kind"] == "raw"]
@@ -108,7 +113,7 @@ def test_join_forks_draws_a_fork_after_its_ancestors_points(ui, serve, family):
 
         cell["twig"].click()  # adds its parent to the selection
         ui.page.wait_for_function("() => document.querySelector('#run-count').innerText.endsWith('2 selected')")
-        graphs = ui.wait_graphs("gs => gs.length === 2 && gs.every(g => g.traces.filter(t => t.kind === 'raw')"
+        graphs = ui.wait_graphs("gs => gs.length === 3 && gs.every(g => g.traces.filter(t => t.kind === 'raw')"
                                 ".length === 2)")
         loss = [graph for graph in graphs if graph["title"] == "batch_loss"][0]
         assert joined_x(loss, "branch") == list(range(STEPS))  # joined too: origin's 0..40, then its own
