@@ -59,9 +59,7 @@ def load_data(cfg: Any, io: NetworkIO, validation_split: float, seed: int, launc
 
 
 def _digits(io: NetworkIO, scale: bool) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    images, labels = load_digits(return_X_y=True)
+    images, labels = _digits_arrays()
     x = images.astype(np.float32) / (16.0 if scale else 1.0)
     shape = io.input_shape
     if io.tokens is not None or None in shape or math.prod(shape) != 64:  # type: ignore[arg-type]
@@ -72,6 +70,25 @@ def _digits(io: NetworkIO, scale: bool) -> tuple[np.ndarray, np.ndarray]:
                           f"{_shape(io.output_shape)}; give its output layer {DIGITS_CLASSES} units, or use "
                           "data=synthetic or data=npz")
     return x.reshape((len(x), *shape)), labels.astype(np.int64)  # type: ignore[arg-type]
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1797 digits (64 pixel values from 0 to 16 each) and their labels, read
+    from the file the package ships without importing it (importing scikit-learn costs a second
+    or more of CPU, in every run and in each sweep worker); through ``load_digits`` when the file
+    is not where scikit-learn keeps it."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package, does not import it
+    shipped = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if shipped is None or not shipped.is_file():
+        from sklearn.datasets import load_digits
+
+        return load_digits(return_X_y=True)
+    with gzip.open(shipped, "rt", encoding="utf-8") as rows:
+        table = np.loadtxt(rows, delimiter=",")
+    return table[:, :-1], table[:, -1].astype(int)
 
 
 def _synthetic(io: NetworkIO, samples: int, length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
