@@ -161,6 +161,7 @@ def _artifacts(client: Any, uri: str, run_id: str, scratch: Path) -> list[Import
 
     if not client.list_artifacts(run_id):
         return []
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # the import draws its own
     root = Path(download_artifacts(run_id=run_id, tracking_uri=uri, dst_path=str(scratch)))
     found = []
     for folder, _, files in os.walk(root):

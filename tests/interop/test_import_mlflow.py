@@ -155,6 +155,9 @@ def test_a_folder_store_through_the_sdk(tmp_path, monkeypatch, neural):
 
 def test_one_experiment_through_the_cli(mlflow_store, tmp_path, neural):
     result = neural("experiments", "import", "--from", "mlflow", mlflow_store.uri,
+                    "--experiment", "vision", "--store", tmp_path / "v")
+    assert result.code == 0 and result.err == ""  # no progress bar off a terminal, MLflow's neither
+    result = neural("experiments", "import", "--from", "mlflow", mlflow_store.uri,
                     "--experiment", "other", "--store", tmp_path / "s")
     assert result.code == 0, result.err
     assert "mlflow: imported 2 runs" in result.out
@@ -185,3 +188,30 @@ def test_bad_sources_are_one_clear_message(location, expected, tmp_path, neural)
     assert len(result.err.strip().splitlines()) == 1
     assert not (tmp_path / "store").exists()
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_into_sqlite_and_postgresql_redoing_a_cut_short_run(mlflow_store, store_kwargs):
+    """The same import into either store; a run left ``running`` by an import cut short (as a
+    SIGKILL leaves it: created, part written) is deleted and imported again whole."""
+    from neural_dsl_tracking.interop.importing import import_runs, source_runs
+    from neural_dsl_tracking.tracking.store import Store
+
+    runs = source_runs("mlflow", mlflow_store.uri, "vision")
+    store = Store(store_kwargs["base_dir"], store_kwargs["store"])
+    try:
+        cut = next(r for r in runs if r.label == "vision/finished")
+        store.create_run(experiment="vision", run_name="finished", run_id=cut.run_id, tags=[cut.tag])
+        store.append_metrics(cut.run_id, {"loss": (np.array([0]), np.array([9.0]), np.array([1.0]))})
+        outcomes = {o.label: o for o in import_runs(runs, store)}
+        assert outcomes["vision/finished"].notes[0] == \
+            "an earlier import of this run was cut short; imported again"
+        assert [o.status for o in import_runs(runs, store)] == ["skipped", "skipped"]
+    finally:
+        store.close()
+    manager = ExperimentManager(**store_kwargs)
+    runs = {r.run_name: r for r in manager.list_experiments()}
+    assert sorted(runs) == ["failed", "finished"] and runs["finished"].status == "completed"
+    history = manager.get_metric_history(runs["finished"].run_id, "loss")
+    assert history.steps.tolist() == sorted([p[0] for p in mlflow_store.runs["finished"].metrics["loss"]])
+    versions = manager.list_artifact_versions(runs["finished"].run_id)
+    assert {v.name: v.path.read_bytes() for v in versions} == mlflow_store.runs["finished"].artifacts
