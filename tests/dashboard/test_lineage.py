@@ -118,6 +118,10 @@ def test_join_forks_draws_a_fork_after_its_ancestors_points(ui, serve, family):
         loss = [graph for graph in graphs if graph["title"] == "batch_loss"][0]
         assert joined_x(loss, "branch") == list(range(STEPS))  # joined too: origin's 0..40, then its own
         assert sorted(trace["x"][0] for trace in loss["traces"] if trace["kind"] == "fork") == [40, 40]
+        ui.page.fill("#metric-filter", "batch")
+        ui.page.press("#metric-filter", "Enter")
+        ui.wait_graphs("gs => gs.length === 1 && gs[0].traces.some(t => t.kind === 'fork')")
+        ui.page.set_viewport_size({"width": 1200, "height": 960})  # the table and the whole chart
         ui.screenshot("metrics-forks")
 
         ui.tab("Summary")
