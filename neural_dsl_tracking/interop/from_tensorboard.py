@@ -29,6 +29,7 @@ HPARAMS_START = "_hparams_/session_start_info"
 
 def list_runs(location: str, experiment: str | None = None) -> list[SourceRun]:
     """The run folders under the log folder ``location`` (itself included)."""
+    _event_type()  # TensorBoard's protos: a missing package is one error before anything is read
     root = source_folder("TensorBoard", location)
     folders = _run_folders(root)
     if not folders:
@@ -61,10 +62,16 @@ def _reader(folder: Path, experiment: str, name: str) -> Any:
     return read
 
 
-def read_run(folder: Path, experiment: str, name: str) -> ImportedRun:
-    """Every scalar point and the hyperparameters of the event files in ``folder``."""
+def _event_type() -> Any:
+    """TensorBoard's ``Event`` proto class."""
     from tensorboard.compat.proto.event_pb2 import Event
 
+    return Event
+
+
+def read_run(folder: Path, experiment: str, name: str) -> ImportedRun:
+    """Every scalar point and the hyperparameters of the event files in ``folder``."""
+    Event = _event_type()
     points: dict[str, tuple[list, list, list]] = {}
     plugins: dict[str, str] = {}
     run = ImportedRun(experiment=experiment, run_name=name, status="completed")

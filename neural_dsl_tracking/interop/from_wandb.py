@@ -66,6 +66,7 @@ class _History:
 def list_runs(location: str, experiment: str | None = None) -> list[SourceRun]:
     """The runs under ``location`` (an offline-run folder, or a folder holding them or a
     ``wandb/`` folder), those of the project ``experiment`` only when given."""
+    _record_type()  # W&B's protos: a missing package is one error before anything is read
     root = source_folder("W&B", location)
     files = _run_files(root)
     if not files:
@@ -246,10 +247,16 @@ def _files(folder: Path) -> Iterator[ImportedArtifact]:
                 yield ImportedArtifact(f"files/{path.relative_to(folder).as_posix()}", path)
 
 
-def _records(file: Path, notes: list[str]) -> Iterator[Any]:
-    """The records of a ``.wandb`` file; a cut-short or damaged tail is noted in ``notes``."""
+def _record_type() -> Any:
+    """W&B's ``Record`` proto class."""
     from wandb.proto import wandb_internal_pb2
 
+    return wandb_internal_pb2.Record
+
+
+def _records(file: Path, notes: list[str]) -> Iterator[Any]:
+    """The records of a ``.wandb`` file; a cut-short or damaged tail is noted in ``notes``."""
+    record_type = _record_type()
     data = file.read_bytes()
     if data[:len(MAGIC)] != MAGIC:
         notes.append(f"{file.name} is not a W&B run file (it does not start with {MAGIC!r})")
@@ -268,7 +275,7 @@ def _records(file: Path, notes: list[str]) -> Iterator[Any]:
         position += RECORD_HEADER.size + length
         pending = body if kind in (FULL, FIRST) else pending + body
         if kind in (FULL, LAST):
-            yield wandb_internal_pb2.Record.FromString(pending)
+            yield record_type.FromString(pending)
             pending, count = b"", count + 1
     if position < len(data.rstrip(b"\x00")) or pending:
         notes.append(f"{file.name} is truncated or damaged after {count} whole records; "
