@@ -13,6 +13,7 @@ from neural_dsl_tracking.tracking.db import StoreAbsent
 from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
     MetricHistory,
+    ModelFacts,
     RunModel,
     RunRecord,
     SweepRecord,
@@ -190,6 +191,12 @@ class ExperimentManager:
         """The recorded models of runs given by full id, by run id (runs without one left out)."""
         store = self._open()
         return {} if store is None else store.run_models(list(run_ids))
+
+    def model_facts(self, run_ids: Iterable[str] | None = None) -> dict[str, ModelFacts]:
+        """The size and fingerprint of the recorded models of runs given by full id (of every
+        run when None), by run id, without their specs."""
+        store = self._open()
+        return {} if store is None else store.model_facts(None if run_ids is None else list(run_ids))
 
     def fingerprint_twins(self, run_ids: Iterable[str]) -> dict[str, str]:
         """For each run (full ids) whose fingerprint another run shares: the oldest such run."""

@@ -39,10 +39,13 @@ def model_cells(model: RunModel | None, twins: dict[str, str]) -> list[str]:
     another run has the same fingerprint)."""
     if model is None:
         return ["-", "-", "-"]
-    mark = (model.fingerprint or "-")[:8]
-    if model.run_id in twins:
-        mark += f" same as {twins[model.run_id][:8]}"
-    return [quantity(model.params), quantity(model.macs), mark]
+    return [quantity(model.params), quantity(model.macs), fingerprint_mark(model.fingerprint, twins.get(model.run_id))]
+
+
+def fingerprint_mark(fingerprint: str | None, twin: str | None) -> str:
+    """A run table's fingerprint cell: the fingerprint's first 8 characters (``-`` when none),
+    then ``same as 3f2a91c0`` when ``twin`` (``oldest_twins``) shares it."""
+    return (fingerprint or "-")[:8] + (f" same as {twin[:8]}" if twin else "")
 
 
 def print_layers(spec: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from neural_dsl_tracking.errors import TrackingError
 from neural_dsl_tracking.tracking.db import redact
@@ -206,6 +206,35 @@ class RunModel:
     params: int | None
     macs: int | None
     fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """A run's model without its spec, for listing many runs: total parameters,
+    multiply-accumulates per sample and fingerprint (each None when not recorded)."""
+
+    params: int | None
+    macs: int | None
+    fingerprint: str | None
+
+
+def oldest_twins(fingerprints: dict[str, str | None], oldest_first: Iterable[tuple[str, str | None]]
+                 ) -> dict[str, str]:
+    """The rule ``ls``, ``show`` and the dashboard mark runs with ("same as 3f2a91c0"): for each
+    run of ``fingerprints`` (run id -> its fingerprint) whose fingerprint another run shares, the
+    oldest such other run. ``oldest_first``: (run id, fingerprint) of the runs to look among,
+    oldest first (by start time, then run id)."""
+    firsts: dict[str, list[str]] = {}  # fingerprint -> its two oldest runs
+    for run_id, fingerprint in oldest_first:
+        found = firsts.setdefault(fingerprint, []) if fingerprint else None
+        if found is not None and len(found) < 2 and run_id not in found:
+            found.append(run_id)
+    twins = {}
+    for run_id, fingerprint in fingerprints.items():
+        others = [other for other in firsts.get(fingerprint or "", ()) if other != run_id]
+        if others:
+            twins[run_id] = others[0]
+    return twins
 
 
 def jsonable(value: Any) -> Any:

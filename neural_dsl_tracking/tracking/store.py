@@ -34,6 +34,7 @@ from neural_dsl_tracking.tracking.records import (
     ArtifactVersion,
     MetricHistory,
     MetricSummary,
+    ModelFacts,
     RUN_EVENT_KINDS,
     RunEvent,
     RunModel,
@@ -41,6 +42,7 @@ from neural_dsl_tracking.tracking.records import (
     RunRecord,
     SweepRecord,
     TrialRecord,
+    oldest_twins,
 )
 from neural_dsl_tracking.tracking.query import Query, order_sql, param_number
 from neural_dsl_tracking.tracking.schema import SCHEMA_VERSION, installed_version, migrate
@@ -665,21 +667,23 @@ class Store:
     def fingerprint_twins(self, run_ids: Sequence[str]) -> dict[str, str]:
         """For each of ``run_ids`` that shares its fingerprint with another run of the store,
         the oldest such other run's id."""
-        models = self.run_models(run_ids)
-        prints = sorted({m.fingerprint for m in models.values() if m.fingerprint})
-        groups: dict[str, list[str]] = {}
+        wanted = {rid: facts.fingerprint for rid, facts in self.model_facts(run_ids).items()}
+        prints = sorted({fingerprint for fingerprint in wanted.values() if fingerprint})
+        sharing: list[tuple[str, str]] = []  # (run id, fingerprint), oldest first per fingerprint
         for start in range(0, len(prints), _RUNS_PER_QUERY):
             batch = prints[start:start + _RUNS_PER_QUERY]
-            for fingerprint, rid in self.db.read(lambda cur: cur.all(
-                    "SELECT m.fingerprint, r.run_id FROM run_models m JOIN runs r ON r.run_id = m.run_id "
-                    f"WHERE m.fingerprint IN ({_marks(batch)}) ORDER BY r.start_time, r.run_id", batch)):
-                groups.setdefault(fingerprint, []).append(rid)
-        twins = {}
-        for rid, model in models.items():
-            others = [other for other in groups.get(model.fingerprint or "", []) if other != rid]
-            if others:
-                twins[rid] = others[0]
-        return twins
+            sharing += self.db.read(lambda cur: cur.all(
+                "SELECT r.run_id, m.fingerprint FROM run_models m JOIN runs r ON r.run_id = m.run_id "
+                f"WHERE m.fingerprint IN ({_marks(batch)}) ORDER BY r.start_time, r.run_id", batch))
+        return oldest_twins(wanted, sharing)
+
+    def model_facts(self, run_ids: Sequence[str] | None = None) -> dict[str, ModelFacts]:
+        """The size and fingerprint of the recorded models of ``run_ids`` (of every run when
+        None: one query), by run id, without their specs."""
+        sql = "SELECT run_id, params, macs, fingerprint FROM run_models"
+        rows = (self.db.read(lambda cur: cur.all(sql)) if run_ids is None
+                else self._rows_of_runs(sql + " WHERE run_id IN ({})", run_ids))
+        return {rid: ModelFacts(params, macs, fingerprint) for rid, params, macs, fingerprint in rows}
 
     # ---- metrics ----------------------------------------------------------------------
     def append_metrics(self, run_id: str, series: dict[str, Series]) -> None:
