@@ -158,6 +158,7 @@ class _Session:
         self.store, self.run, self.target, self.dest, self.progress = store, run, target, dest, progress
         self.options = dict(options)
         self.points = self.artifacts = 0
+        self.present: set[tuple[str, int, float]] = set()  # points the destination already has
 
     def open(self) -> Any:
         from neural_dsl_tracking.backends.base import RunInfo
@@ -165,6 +166,8 @@ class _Session:
 
         _undo(self.progress.pending)
         self.progress.pending = None
+        if self.target == "tensorboard" and not self.progress.metrics:
+            self.present = _tensorboard_points(Path(self.dest))
         record = self.run.record
         info = RunInfo(run_id=record.run_id, experiment=record.experiment, run_name=record.run_name,
                        tags=list(record.tags), store_dir=Path(self.store.files_dir),
@@ -207,10 +210,12 @@ class _Session:
             progress.params = self.run.digest
             self.confirm()
         for points in _batches(self.run.histories, progress.metrics, mirror.metrics_per_call):
-            mirror.log_metrics(points)
+            new = [p for p in points if (p[0], p[1], p[3]) not in self.present] if self.present else points
+            if new:
+                mirror.log_metrics(new)
             for key, _step, _value, _time in points:
                 progress.metrics[key] = progress.metrics.get(key, 0) + 1
-            self.points += len(points)
+            self.points += len(new)
             self.confirm()
             report(len(points))
         for version in self.run.versions:
@@ -250,6 +255,21 @@ def _batches(histories: Mapping[str, Any], sent: Mapping[str, int],
             end = cut if cut > start else end
         yield points[start:end]
         start = end
+
+
+def _tensorboard_points(log_dir: Path) -> set[tuple[str, int, float]]:
+    """(tag, step, wall time) of the scalars already in ``log_dir``: what the run's TensorBoard
+    mirror sent during training, not to be written twice by a first sync there."""
+    from neural_dsl_tracking.interop.from_tensorboard import EVENT_FILE, read_run
+
+    if not log_dir.is_dir() or not any(p.name.startswith(EVENT_FILE) for p in log_dir.iterdir()):
+        return set()
+    try:
+        run = read_run(log_dir, "", "")
+    except TrackingError:
+        return set()
+    return {(key, step, time) for key, (steps, _values, times) in run.metrics.items()
+            for step, time in zip(steps.tolist(), times.tolist())}
 
 
 def _wait_for_exit_record(folder: Path, timeout: float = 60.0) -> None:

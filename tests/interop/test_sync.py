@@ -211,3 +211,29 @@ def test_wandb_rows_whose_step_goes_back_keep_every_point(tmp_path, monkeypatch,
             if r.WhichOneof("record_type") == "history"]
     assert [(r["_step"], r["step"], r.get("loss", r.get("epoch_loss"))) for r in rows] == [
         (0, 0, 1.0), (10, 10, 0.5), (20, 20, 0.25), (21, 1, 0.7), (30, 30, 0.1)]
+
+
+def test_a_run_its_tensorboard_mirror_partly_wrote_gets_the_rest_only(tmp_path, neural):
+    """The mirror's event file cut short (it fell behind); a sync to the same folder adds the
+    points missing, not again those the mirror wrote."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from neural_dsl_tracking.interop.from_tensorboard import read_run
+
+    log_dir = tmp_path / "tb"
+    run = _record(tmp_path / "store", tmp_path, backend=["local", "tensorboard"],
+                  backend_options={"tensorboard": {"log_dir": str(log_dir)}}, steps=400)
+    [written] = log_dir.glob("events.out.tfevents.*")
+    with open(written, "r+b") as handle:  # keep about the first half of what it wrote
+        handle.truncate(written.stat().st_size // 2)
+    kept = sum(len(steps) for steps, _, _ in read_run(log_dir, "", "").metrics.values())
+    assert 0 < kept < 800
+    result = neural("experiments", "--base-dir", run.base, "sync", run.run_id, "--to", "tensorboard",
+                    "--log-dir", log_dir)
+    assert result.code == 0, result.err
+    assert f"sent to tensorboard: {800 - kept:,} points" in result.out
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    for key, history in run.histories.items():
+        assert sorted((e.step, e.wall_time) for e in events.Scalars(key)) == sorted(
+            zip(history.steps.tolist(), history.timestamps.tolist()))
