@@ -237,3 +237,19 @@ def test_a_run_its_tensorboard_mirror_partly_wrote_gets_the_rest_only(tmp_path, 
     for key, history in run.histories.items():
         assert sorted((e.step, e.wall_time) for e in events.Scalars(key)) == sorted(
             zip(history.steps.tolist(), history.timestamps.tolist()))
+
+
+def test_progress_is_kept_in_either_store(store_kwargs, neural, tmp_path):
+    """SQLite and PostgreSQL: the second sync finds the first one's progress."""
+    tracker = ExperimentTracker("pg", **store_kwargs, auto_visualize=False, system_metrics=0)
+    for step in range(50):
+        tracker.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    tracker.finish()
+    where = ["--base-dir", store_kwargs["base_dir"]]
+    if store_kwargs["store"]:
+        where += ["--store", store_kwargs["store"]]
+    sync = ("sync", tracker.run_id, "--to", "tensorboard", "--log-dir", tmp_path / "tb")
+    first = neural("experiments", *where, *sync)
+    assert first.code == 0 and "sent to tensorboard: 50 points" in first.out, first.err
+    again = neural("experiments", *where, *sync)
+    assert again.code == 0 and "up to date in tensorboard" in again.out, again.err
