@@ -127,7 +127,7 @@ def read_run(folders: list[_Folder], roots: tuple[Path, ...]) -> ImportedRun:
     """One run from its folders, in order."""
     run = ImportedRun(experiment=folders[0].project, run_name=None, status="crashed")
     config: dict[str, Any] = {}
-    history, summary, exit_code, runtime = _History(), {}, None, None
+    history, ours, exit_code, runtime = _History(), None, None, None
     for folder in folders:
         for record in _records(folder.file, run.notes):
             kind = record.WhichOneof("record_type")
@@ -138,7 +138,7 @@ def read_run(folders: list[_Folder], roots: tuple[Path, ...]) -> ImportedRun:
             elif kind == "history":
                 _take_history(record.history.item, history)
             elif kind == "summary":
-                summary.update(_items(record.summary.update))
+                ours = _our_status(record.summary.update) or ours
             elif kind == "artifact":
                 run.artifacts.extend(_artifact(record.artifact, roots, run.notes))
             elif kind == "exit":
@@ -151,7 +151,7 @@ def read_run(folders: list[_Folder], roots: tuple[Path, ...]) -> ImportedRun:
         plural = "s that are" if history.skipped > 1 else " that is"
         run.notes.append(f"skipped {history.skipped} history value{plural} not a number "
                          "(media, text, tables)")
-    run.status = _status(exit_code, summary.get("neural_status"))
+    run.status = _status(exit_code, ours)
     if runtime is not None and run.start_time is not None:
         run.end_time = max(run.start_time + runtime, run.last_time() or 0.0)
     return run
@@ -180,21 +180,37 @@ def _key(item: Any) -> str:
 
 
 def _take_history(items: Any, history: _History) -> None:
-    """The numeric values of one history row at its ``_step`` and ``_timestamp``."""
-    row = _items(items)
-    step = row.pop("_step", history.rows)
-    stamp = row.pop("_timestamp", 0.0)
-    history.rows += 1
-    for key, value in row.items():
-        if key.startswith("_"):
+    """The numeric values of one history row at its ``_step`` and ``_timestamp`` (a JSON
+    number's text is read with ``float``: W&B writes a value per item, most of them numbers)."""
+    row: list[tuple[str, float]] = []
+    step, stamp = history.rows, 0.0
+    for item in items:
+        key = item.key or ".".join(item.nested_key)
+        try:
+            number = float(item.value_json)
+        except ValueError:  # text, a bool, null, media, a table
+            history.skipped += not key.startswith("_")
             continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            steps, values, times = history.columns.setdefault(key, ([], [], []))
-            steps.append(int(step))
-            values.append(float(value))
-            times.append(float(stamp))
-        else:
-            history.skipped += 1
+        if key == "_step":
+            step = int(item.value_json)
+        elif key == "_timestamp":
+            stamp = number
+        elif not key.startswith("_"):
+            row.append((key, number))
+    history.rows += 1
+    for key, number in row:
+        steps, values, times = history.columns.setdefault(key, ([], [], []))
+        steps.append(step)
+        values.append(number)
+        times.append(stamp)
+
+
+def _our_status(items: Any) -> str | None:
+    """The ``neural_status`` our W&B mirror writes into the summary, if this update has it."""
+    for item in items:  # a status is JSON text: numbers (most values) are passed over at once
+        if item.value_json.startswith('"') and _key(item) == "neural_status":
+            return json.loads(item.value_json)
+    return None
 
 
 def _status(exit_code: int | None, ours: Any) -> str:

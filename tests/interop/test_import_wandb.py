@@ -151,6 +151,7 @@ def test_a_run_the_store_refuses_fails_alone_and_leaves_nothing(tmp_path, monkey
     for name, config in (("huge", {"notes": "x" * 60_000}), ("fine", {"lr": 0.1})):
         run = wandb.init(project="p", name=name, config=config)
         run.log({"loss": 1.0}, step=0)
+        run.summary["neural_status"] = "pruned"  # as our W&B mirror records our exact status
         run.finish()
     wandb.teardown()
     result = neural("experiments", "import", "--from", "wandb", tmp_path / "wandb", "--store", tmp_path / "s")
@@ -160,6 +161,7 @@ def test_a_run_the_store_refuses_fails_alone_and_leaves_nothing(tmp_path, monkey
     manager = ExperimentManager(base_dir=tmp_path / "s")
     assert [r.run_name for r in manager.list_experiments()] == ["fine"]
     (fine,) = manager.list_experiments()
+    assert fine.status == "pruned"  # not the exit code's completed
     stored = {path.name for path in (tmp_path / "s" / "objects").rglob("*") if path.is_file()}
     assert stored == {v.sha256 for v in manager.list_artifact_versions(fine.run_id)}
 
