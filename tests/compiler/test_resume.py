@@ -192,3 +192,26 @@ def test_the_recorded_config_is_taken_literally_with_the_command_line_on_top() -
     assert merged == {"tracking": {"run_name": "cost ${oops}", "tags": ["${x}"], "fork": "abc@2"},
                       "optimizer": {"lr": 0.01, "betas": [0.9, 0.999]}, "data": {"name": "synthetic", "samples": 10}}
     assert OmegaConf.to_container(OmegaConf.create(_literal(merged)), resolve=True) == merged
+
+
+def test_a_resume_refuses_a_network_that_is_not_the_runs(runs: dict) -> None:
+    """The run recorded its network with activation tanh in dense_1; the file says relu: the
+    shapes fit, the computation is another."""
+    store, reference = runs["store"], runs["reference"]
+    model = store.run_models([reference])[reference]
+    spec = {**model.spec, "layers": [{**layer, "params": {**layer["params"], "activation": "tanh"}}
+                                     if layer["name"] == "dense_1" else layer for layer in model.spec["layers"]]}
+    other = store.create_run(experiment="digits-cnn", run_name="tanh", status="interrupted",
+                             config=store.get_run(reference).config)
+    store.set_run_model(other, spec, params=model.params, macs=model.macs)
+    checkpoint = store.find_artifact_version(reference, "checkpoint", -1)
+    with store.objects.stage(checkpoint.path) as content:
+        store.add_artifact_version(other, "checkpoint", content, filename="checkpoint-epoch3.pt",
+                                   metadata=checkpoint.metadata, aliases=())
+
+    refused = neural_run("--resume", "tanh", cwd=runs["cwd"])
+    assert refused.returncode == 1
+    assert f"cannot resume run {other[:8]}: this network is not the one it trained, from layer dense_1" in refused.stderr
+    assert "activation='tanh'" in refused.stderr and "activation='relu'" in refused.stderr
+    assert f"--fork {other[:8]}" in refused.stderr and "Traceback" not in refused.stderr
+    assert store.get_run(other).status == "interrupted" and store.get_run(other).events == ()

@@ -53,7 +53,7 @@ class TrackingHooks:
         with out.block(f"if {call('completed_twin', SECTION, Expr('run_fingerprint'), Expr('LAUNCH_DIR'))} is not None"):
             out.line("return {}")
         opened = call("open_run", SECTION, Expr("composed"), Expr("model"), launch_dir=Expr("LAUNCH_DIR"),
-                      source_file=Expr("SOURCE_FILE"))
+                      source_file=Expr("SOURCE_FILE"), model_spec=Expr("model_spec"))
         out.line(f"tracker, start_state = {opened}")
         out.line(call(attr(TRACKER, "log_model_spec"), Expr("model_spec"), Expr("run_fingerprint")))
         out.line(call(attr(TRACKER, "log_hyperparameters"), call("runtime.flatten", Expr("composed"))))
@@ -104,16 +104,16 @@ class TrackingHooks:
 
 
 def open_run(section: TrackingSpec, composed: dict[str, Any], model: Any, *, launch_dir: Path,
-             source_file: Path) -> tuple[Any, dict[str, Any] | None]:
+             source_file: Path, model_spec: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any] | None]:
     """The run's tracker and the training state to continue from: None for a new run; for
     ``resume`` (the run reopened) or ``fork`` (a new run), the checkpoint's, checked to fit
-    ``model`` before the run is opened."""
+    ``model`` (a resume: ``model_spec`` to be the run's network) before the run is opened."""
     from neural_dsl_tracking.plugins.tracking.resume import load_start, open_store, record_start
 
     if section.resume is None and section.fork is None:
         return open_tracker(section, composed, launch_dir=launch_dir, source_file=source_file), None
     with open_store(section, launch_dir) as store:
-        start, state = load_start(store, section, model)
+        start, state = load_start(store, section, model, model_spec)
     tracker = open_tracker(section, composed, launch_dir=launch_dir, source_file=source_file,
                            run_id=start.run_id if section.resume is not None else None)
     try:

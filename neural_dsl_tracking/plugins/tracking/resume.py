@@ -183,19 +183,55 @@ def find_start(store: Any, section: TrackingSpec) -> StartPoint:
                       {str(k): int(v) for k, v in chosen.metadata.get("metric_steps", {}).items()}, chosen.path)
 
 
-def load_start(store: Any, section: TrackingSpec, model: Any) -> tuple[StartPoint, dict[str, Any]]:
-    """The start point and its training state, checked to fit ``model``."""
+def load_start(store: Any, section: TrackingSpec, model: Any,
+               model_spec: dict[str, Any] | None = None) -> tuple[StartPoint, dict[str, Any]]:
+    """The start point and its training state, checked to fit ``model`` (and for a resume,
+    ``model_spec`` to be the network the run recorded)."""
     import torch
 
     from neural_dsl_tracking.compiler import runtime
 
     start = find_start(store, section)
+    if section.resume is not None and model_spec is not None:
+        _check_same_network(store, start.run_id, model_spec)
     state = torch.load(start.path, map_location="cpu", weights_only=True)
     mismatch = runtime.state_mismatch(model, state)
     if mismatch is not None:
         raise ConfigError(f"cannot {_verb(section)} run {start.run_id[:8]} from its checkpoint of epoch "
                           f"{start.epoch}: the checkpoint does not fit this network: {mismatch}")
     return start, state
+
+
+LAYER_FACTS = ("type", "depth", "params", "input", "output")
+"""What makes two layers the same computation (as the fingerprint counts them)."""
+
+
+def _check_same_network(store: Any, run_id: str, model_spec: dict[str, Any]) -> None:
+    """A ConfigError naming the first layer where ``model_spec`` differs from the network the
+    run recorded (a run without a recorded model passes)."""
+    import json
+
+    from neural_dsl_tracking.tracking.store import to_json
+
+    recorded = store.run_models([run_id]).get(run_id)
+    if recorded is None:
+        return
+    ours, theirs = (json.loads(to_json([{key: layer.get(key) for key in ("name", *LAYER_FACTS)}
+                                        for layer in spec.get("layers", [])]))
+                    for spec in (model_spec, recorded.spec))
+    for here, there in zip([*ours, None], [*theirs, None]):
+        if here != there:
+            raise ConfigError(
+                f"cannot resume run {run_id[:8]}: this network is not the one it trained, from layer "
+                f"{_layer(here or there)} on ({_layer(there)} in the run, {_layer(here)} here); a resume "
+                f"trains the run's network: to train this one from its checkpoint, fork it: --fork {run_id[:8]}")
+
+
+def _layer(layer: dict[str, Any] | None) -> str:
+    if layer is None:
+        return "none"
+    params = ", ".join(f"{key}={value!r}" for key, value in (layer.get("params") or {}).items())
+    return f"{layer.get('name')} {layer.get('type')}({params})"
 
 
 def record_start(tracker: Any, section: TrackingSpec, start: StartPoint) -> None:
