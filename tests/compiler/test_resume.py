@@ -215,3 +215,25 @@ def test_a_resume_refuses_a_network_that_is_not_the_runs(runs: dict) -> None:
     assert "activation='tanh'" in refused.stderr and "activation='relu'" in refused.stderr
     assert f"--fork {other[:8]}" in refused.stderr and "Traceback" not in refused.stderr
     assert store.get_run(other).status == "interrupted" and store.get_run(other).events == ()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--resume", "abc", "--multirun"], "--resume continues one run: it does not apply to --sweep, --multirun"),
+    (["--fork=abc", "--skip-if-done"], "--fork continues one run"),
+    (["--resume", "a", "--fork", "b"], "--resume and --fork cannot be used together"),
+    (["--resume"], "--resume needs a run: its id, id prefix or name"),
+])
+def test_resume_and_fork_flags_that_cannot_apply(tmp_path: Path, args: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "run", str(DIGITS), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "build").exists()  # refused before compiling
+
+
+def test_resume_needs_a_tracking_block(tmp_path: Path) -> None:
+    source = tmp_path / "plain.neural"
+    source.write_text(DIGITS.read_text().split("  tracking <")[0] + "}\n")
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "run", str(source), "--resume", "abc"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "--resume: network DigitsCNN has no tracking block" in done.stderr
