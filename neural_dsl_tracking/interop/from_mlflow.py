@@ -81,12 +81,16 @@ def list_runs(location: str, experiment: str | None = None) -> list[SourceRun]:
     """The runs of the store at ``location`` (of the experiment named ``experiment`` only)."""
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(location)
     if uri.startswith("file:"):  # MLflow 3 opens its (read-only here) folder store only when asked
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    client = MlflowClient(tracking_uri=uri)
-    experiments = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        experiments = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+    except MlflowException as error:  # an out-of-date schema, a damaged store
+        raise TrackingError(f"cannot import from MLflow at {location}: {error.message}") from None
     if experiment is not None:
         chosen = [e for e in experiments if e.name == experiment]
         if not chosen:

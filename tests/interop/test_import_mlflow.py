@@ -215,3 +215,15 @@ def test_into_sqlite_and_postgresql_redoing_a_cut_short_run(mlflow_store, store_
     assert history.steps.tolist() == sorted([p[0] for p in mlflow_store.runs["finished"].metrics["loss"]])
     versions = manager.list_artifact_versions(runs["finished"].run_id)
     assert {v.name: v.path.read_bytes() for v in versions} == mlflow_store.runs["finished"].artifacts
+
+
+def test_a_store_of_another_mlflow_version_is_one_clear_message(mlflow_store, tmp_path, neural):
+    old = tmp_path / "old.db"
+    old.write_bytes((mlflow_store.root / "mlflow.db").read_bytes())
+    with sqlite3.connect(old) as db:
+        db.execute("UPDATE alembic_version SET version_num = '451aebb31d03'")  # an MLflow 1.x schema
+    result = neural("experiments", "import", "--from", "mlflow", old, "--store", tmp_path / "s")
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith(f"error: cannot import from MLflow at {old}: Detected out-of-date database schema")
+    assert "mlflow db upgrade" in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
