@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from neural_dsl_tracking.errors import ConfigError
+from neural_dsl_tracking.errors import ConfigError, TrackingError
 from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec, fork_point
 
 RESUMABLE = ("crashed", "interrupted", "failed")
@@ -87,8 +87,7 @@ def continued_settings(config: Any, composed: dict[str, Any], settings: Callable
 
 
 def _resolve(store: Any, ref: str, verb: str) -> str:
-    from neural_dsl_tracking.errors import TrackingError
-
+    """The full id of the run ``ref`` names; a ConfigError saying what the resume or fork lacks."""
     try:
         return store.resolve_run_id(ref)
     except TrackingError as error:
