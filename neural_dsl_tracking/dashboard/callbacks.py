@@ -117,7 +117,7 @@ def register(app: Dash, data: DashboardData) -> None:
         found, error = searched_ids(data, text or "")
         query = replace(table_query(runs, experiments, statuses, tags, "" if error else text, main, maximised, sort_by,
                                     0 if changed & PAGE_RESETS else page), ids=found)
-        shown = shown_runs(runs, query, data.search_text)
+        shown = shown_runs(snapshot, query, data.search_text)
         # the page the table shows once this answer lands: ticks there (or the swap of rows
         # itself, which ticks the page's selected runs) change only the runs of this page
         on_page = [run.run_id for run in page_of(shown, query)[2]]

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
@@ -51,6 +51,7 @@ class RunSnapshot:
     by_id: dict[str, Any]
     version: int
     changed: dict[str, int]
+    models: dict[str, Any] = field(default_factory=dict)  # run id -> its ModelFacts (runs with a model)
 
     def changed_since(self, run_ids: Iterable[str], version: int | None) -> bool:
         """Whether any of ``run_ids`` changed (or vanished) after ``version`` (None: never seen)."""
@@ -68,6 +69,17 @@ class RunSnapshot:
             if run.parent is not None:
                 found.setdefault(run.parent.run_id, []).append(run.run_id)
         return found
+
+    @cached_property
+    def twins(self) -> dict[str, str]:
+        """For each run whose model fingerprint another run shares, the oldest such run
+        (``oldest_twins``, the rule of ``neural experiments ls``): made once per snapshot."""
+        from neural_dsl_tracking.tracking.records import oldest_twins
+
+        printed = sorted((run for run in self.runs if run.run_id in self.models),
+                         key=lambda run: (run.start_time, run.run_id))
+        return oldest_twins({run_id: facts.fingerprint for run_id, facts in self.models.items()},
+                            ((run.run_id, self.models[run.run_id].fingerprint) for run in printed))
 
 
 @dataclass(frozen=True)
@@ -117,19 +129,21 @@ def _newest_first(run: Any) -> tuple[float, str]:
     return -run.start_time.timestamp(), run.run_id
 
 
-def _snapshot(runs: list[Any], old: RunSnapshot | None) -> RunSnapshot:
+def _snapshot(runs: list[Any], old: RunSnapshot | None, models: dict[str, Any]) -> RunSnapshot:
     """A snapshot of ``runs``, one version after ``old``, if any run differs from it."""
     by_id = {run.run_id: run for run in runs}
+    models = {run_id: facts for run_id, facts in models.items() if run_id in by_id}  # ModelFacts by run id
     if old is None:
-        return RunSnapshot(runs, by_id, 0, dict.fromkeys(by_id, 0))
+        return RunSnapshot(runs, by_id, 0, dict.fromkeys(by_id, 0), models)
     differing = [run_id for run_id, run in by_id.items()
-                 if old.by_id.get(run_id) is not run and old.by_id.get(run_id) != run]
+                 if (old.by_id.get(run_id) is not run and old.by_id.get(run_id) != run)
+                 or old.models.get(run_id) != models.get(run_id)]
     if not differing and len(by_id) == len(old.by_id):
-        return RunSnapshot(runs, by_id, old.version, old.changed)
+        return RunSnapshot(runs, by_id, old.version, old.changed, old.models)
     version = old.version + 1
     changed = {run_id: old.changed.get(run_id, version) for run_id in by_id}
     changed.update(dict.fromkeys(differing, version))
-    return RunSnapshot(runs, by_id, version, changed)
+    return RunSnapshot(runs, by_id, version, changed, models)
 
 
 def _redact(location: str) -> str:
@@ -225,7 +239,7 @@ class DashboardData:
             return
         self._token = token
         if old is None or previous is None:
-            self._snapshot = _snapshot(manager.list_experiments(), None)
+            self._snapshot = _snapshot(manager.list_experiments(), None, manager.model_facts())
             return
         changed = {run.run_id: run for run in manager.list_experiments(changed_after=previous[1])}
         for run in old.runs:  # a live run whose last write carried an older clock than the newest
@@ -234,9 +248,11 @@ class DashboardData:
         merged = {**old.by_id, **changed}
         added = any(run_id not in old.by_id for run_id in changed)
         if token is None or len(merged) != token[0] or (token[2] != previous[2] and not added):
-            self._snapshot = _snapshot(manager.list_experiments(), old)  # a run deleted or imported
+            # a run deleted or imported
+            self._snapshot = _snapshot(manager.list_experiments(), old, manager.model_facts())
         else:
-            self._snapshot = _snapshot(sorted(merged.values(), key=_newest_first), old)
+            models = {**old.models, **manager.model_facts(changed)} if changed else old.models
+            self._snapshot = _snapshot(sorted(merged.values(), key=_newest_first), old, models)
 
     def search_text(self, run: Any) -> str:
         """``tables.search_text(run)``, computed once per record of the run."""

@@ -118,7 +118,7 @@ def dashboard_page(snapshot: RunSnapshot, data: DashboardData) -> html.Div:
     direction = "max" if main in maximised else "min"
     selection = [run.run_id for run in runs[:DEFAULT_SELECTION]]
     query = TableQuery(main=main, direction=direction)
-    table = table_view(snapshot, shown_runs(runs, query, data.search_text), query, selection)
+    table = table_view(snapshot, shown_runs(snapshot, query, data.search_text), query, selection)
     live = any(run.status == "running" for run in runs)
     experiments = sorted({run.experiment for run in runs})
     tags = sorted({tag for run in runs for tag in run.tags})

@@ -19,7 +19,7 @@ from dash import dash_table
 from dash.dash_table.Format import Format, Scheme
 
 from neural_dsl_tracking.dashboard.data import RunSnapshot
-from neural_dsl_tracking.dashboard.lineage import lineage_cell, lineage_lines
+from neural_dsl_tracking.dashboard.lineage import lineage_cell, lineage_lines, run_name
 from neural_dsl_tracking.dashboard.tables import (
     TEXT_CHARS,
     best_value,
@@ -29,9 +29,12 @@ from neural_dsl_tracking.dashboard.tables import (
     shortened,
 )
 from neural_dsl_tracking.humanize import duration as format_duration
+from neural_dsl_tracking.humanize import quantity
+from neural_dsl_tracking.tracking.model_view import fingerprint_mark
 from neural_dsl_tracking.tracking.values import RUN_STATUSES
 
 PAGE_SIZE = 50
+MODEL_COLUMNS = ("params", "macs", "fingerprint")  # the cells of a run's recorded model (ModelFacts' fields)
 NON_FINITE = ("-inf", "inf", "nan")  # best values shown as text; they sort with the missing ones
 
 
@@ -63,20 +66,34 @@ def run_rows(runs: Sequence[Any], main: str | None, direction: str, family: RunS
             "start": format_time(run.start_time),
             "duration": format_duration(run.duration),
             "best": _number(best_value(run.metrics, main, direction) if main else None),
+            **_model_cells(family.models.get(run.run_id), family.twins.get(run.run_id)),
         }
         for run in runs
     ]
 
 
+def _model_cells(facts: Any, twin: str | None) -> dict[str, str]:
+    """A run's params, MACs and fingerprint cells (``1.2M``, ``38.3K``, ``9ae62d52 same as
+    3f2a91c0``, as ``neural experiments ls`` prints them); blank for a run that recorded no model."""
+    if facts is None:
+        return dict.fromkeys(MODEL_COLUMNS, "")
+    return {"params": quantity(facts.params, ""), "macs": quantity(facts.macs, ""),
+            "fingerprint": fingerprint_mark(facts.fingerprint, twin) if facts.fingerprint else ""}
+
+
 def run_tooltips(runs: Sequence[Any], family: RunSnapshot) -> list[dict[str, Any]]:
-    """The run table's hover text, row by row: the full names that ``run_rows`` cut, and the
-    run's lineage in full (parent and fork point, forks, resumes: ``lineage_lines``)."""
+    """The run table's hover text, row by row: the full names that ``run_rows`` cut, the
+    run's lineage in full (parent and fork point, forks, resumes: ``lineage_lines``) and the
+    name and id of the run it has the same fingerprint as."""
     tips = []
     for run in runs:
         tip = {column: {"value": text, "type": "text"} for column, text in _names(run).items() if len(text) > TEXT_CHARS}
         lines = lineage_lines(run, family)
         if lines:
             tip["lineage"] = {"value": "; ".join(lines), "type": "text"}
+        twin = family.twins.get(run.run_id)
+        if twin is not None:
+            tip["fingerprint"] = {"value": f"the same fingerprint as {run_name(twin, family)} ({twin})", "type": "text"}
         tips.append(tip)
     return tips
 
@@ -148,21 +165,32 @@ def _sort_value(run: Any, column: str, main: str | None, direction: str) -> Any:
     return getattr(run, column, None)
 
 
-def sorted_runs(runs: Sequence[Any], query: TableQuery) -> list[Any]:
+def _model_sort_value(facts: Any, column: str) -> Any:
+    """What a model column sorts by: the number of parameters or MACs, the whole fingerprint
+    (so twins sit together); None for a run without it."""
+    return None if facts is None else getattr(facts, column)
+
+
+def sorted_runs(runs: Sequence[Any], query: TableQuery, models: dict[str, Any] | None = None) -> list[Any]:
     """``runs`` in the order of the query's first sort column (missing values last either
-    way), else as given (newest first)."""
+    way), else as given (newest first); ``models``: the runs' ``ModelFacts`` by run id, which
+    the params, MACs and fingerprint columns sort by."""
     if not query.sort_by:
         return list(runs)
     column, order = query.sort_by[0]
-    keyed = [(_sort_value(run, column, query.main, query.direction), run) for run in runs]
+    if column in MODEL_COLUMNS:
+        models = models or {}
+        keyed = [(_model_sort_value(models.get(run.run_id), column), run) for run in runs]
+    else:
+        keyed = [(_sort_value(run, column, query.main, query.direction), run) for run in runs]
     present = sorted((pair for pair in keyed if pair[0] is not None), key=lambda pair: pair[0],
                      reverse=order == "desc")
     return [run for _, run in present] + [run for value, run in keyed if value is None]
 
 
-def shown_runs(runs: Sequence[Any], query: TableQuery, text_of: Callable[[Any], str]) -> list[Any]:
-    """Every run the query's filters leave, in its order (all pages)."""
-    return sorted_runs([run for run in runs if matches(run, query, text_of)], query)
+def shown_runs(snapshot: RunSnapshot, query: TableQuery, text_of: Callable[[Any], str]) -> list[Any]:
+    """Every run of ``snapshot`` the query's filters leave, in its order (all pages)."""
+    return sorted_runs([run for run in snapshot.runs if matches(run, query, text_of)], query, snapshot.models)
 
 
 def page_of(shown: Sequence[Any], query: TableQuery) -> tuple[int, int, list[Any]]:
@@ -210,6 +238,9 @@ def run_table(view: dict[str, Any]) -> dash_table.DataTable:
         {"name": "lineage", "id": "lineage"},
         {"name": "best", "id": "best", "type": "numeric",
          "format": Format(precision=6, scheme=Scheme.decimal_or_exponent)},
+        {"name": "params", "id": "params"},
+        {"name": "MACs", "id": "macs"},
+        {"name": "fingerprint", "id": "fingerprint"},
     ]
     return dash_table.DataTable(
         id="run-table",

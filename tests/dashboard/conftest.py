@@ -249,6 +249,17 @@ class Ui:
         """Run names shown in the table."""
         return self.page.locator("#run-table td[data-dash-column=run_name]").all_inner_texts()
 
+    def wait_rows(self, expected: list[str]) -> None:
+        """Wait until the table shows the runs ``expected``, in that order."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function("names => Array.from(document.querySelectorAll("
+                                        "'#run-table td[data-dash-column=run_name]')).map(td => td.innerText).join() "
+                                        "=== names.join()", arg=expected, timeout=10_000)
+        except PlaywrightTimeout:
+            assert self.rows() == expected
+
     def clear_selection(self) -> None:
         self.page.click("#clear-selection")
         self.page.wait_for_function("() => document.querySelectorAll('#run-table input[type=checkbox]:checked').length === 0")

@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from neural_dsl_tracking.dashboard import data as data_module
 from neural_dsl_tracking.dashboard.app import create_app
@@ -139,16 +138,6 @@ def table_responses(page) -> list[str]:
     return bodies
 
 
-def wait_rows(ui, expected: list[str]) -> None:
-    """Wait until the table shows the runs ``expected``, in that order."""
-    try:
-        ui.page.wait_for_function("names => Array.from(document.querySelectorAll("
-                                  "'#run-table td[data-dash-column=run_name]')).map(td => td.innerText).join() === "
-                                  "names.join()", arg=expected, timeout=10_000)
-    except PlaywrightTimeout:
-        assert ui.rows() == expected
-
-
 def tick(ui) -> None:
     """A live tick now (the page's interval waits 15 s when nothing runs)."""
     ui.page.evaluate("() => window.dash_clientside.set_props('live-tick', {n_intervals: Date.now()})")
@@ -165,9 +154,9 @@ def test_the_table_holds_one_page_and_pages_on_the_server(ui, many):
     assert ui.page.locator("#run-count").inner_text() == f"{RUNS} runs, 5 selected"
     assert layouts and layouts[0] < 100_000, layouts  # one page of rows, not 3,000
     ui.page.click("#run-table .next-page")
-    wait_rows(ui, names(RUNS - PAGE - 1, RUNS - 2 * PAGE))
+    ui.wait_rows(names(RUNS - PAGE - 1, RUNS - 2 * PAGE))
     ui.page.click("#run-table .previous-page")
-    wait_rows(ui, names(RUNS - 1, RUNS - PAGE))
+    ui.wait_rows(names(RUNS - 1, RUNS - PAGE))
     assert rows and all(body.count('"run_name"') <= PAGE for body in rows)
     assert ui.page.errors == []
 
@@ -178,17 +167,17 @@ def test_sorting_and_filtering_run_on_the_server(ui, many):
     by_best = sorted(records, key=lambda run: run.metrics["loss"]["min"])
     ui.open(many.url)
     ui.page.locator("#run-table th[data-dash-column=best] .column-header--sort").click()
-    wait_rows(ui, [run.run_name for run in by_best[:PAGE]])
+    ui.wait_rows([run.run_name for run in by_best[:PAGE]])
     ui.page.fill("#filter-text", "run-0012")
     ui.page.press("#filter-text", "Enter")
     matching = [run.run_name for run in by_best if run.run_name.startswith("run-0012")]
     assert len(matching) == 100
-    wait_rows(ui, matching[:PAGE])
+    ui.wait_rows(matching[:PAGE])
     assert ui.page.locator("#run-count").inner_text() == f"{RUNS} runs, 100 shown, 5 selected"
     ui.page.click("#run-table .next-page")
-    wait_rows(ui, matching[PAGE:])
+    ui.wait_rows(matching[PAGE:])
     ui.pick("filter-status", "failed")  # runs 8, 18, 28... of the bulk store
-    wait_rows(ui, [name for name in matching if int(name[-6:]) % 10 == 8][:PAGE])
+    ui.wait_rows([name for name in matching if int(name[-6:]) % 10 == 8][:PAGE])
     assert ui.page.errors == []
 
 
@@ -197,7 +186,7 @@ def test_the_search_box_takes_the_query_language(ui, many):
     ui.open(many.url)
     ui.page.fill("#filter-text", "params.lr < 0.005 and status = failed")  # runs 18, 38, 58...
     ui.page.press("#filter-text", "Enter")
-    wait_rows(ui, [name for name in names(RUNS - 1, 0) if int(name[-6:]) % 20 == 18][:PAGE])
+    ui.wait_rows([name for name in names(RUNS - 1, 0) if int(name[-6:]) % 20 == 18][:PAGE])
     assert ui.page.locator("#run-count").inner_text() == f"{RUNS} runs, {RUNS // 20} shown, 5 selected"
     ui.screenshot("query")
     ui.page.fill("#filter-text", "params.lr <")
@@ -205,10 +194,10 @@ def test_the_search_box_takes_the_query_language(ui, many):
     ui.page.wait_for_function("() => document.querySelector('#query-error').innerText.includes('^')")
     assert "the query ends too soon" in ui.page.locator("#query-error").inner_text()
     ui.screenshot("query-error")
-    wait_rows(ui, names(RUNS - 1, RUNS - PAGE))  # the search is left aside meanwhile
+    ui.wait_rows(names(RUNS - 1, RUNS - PAGE))  # the search is left aside meanwhile
     ui.page.fill("#filter-text", "run-00299")  # plain words search names, as before
     ui.page.press("#filter-text", "Enter")
-    wait_rows(ui, names(2999, 2990))
+    ui.wait_rows(names(2999, 2990))
     assert ui.page.locator("#query-error").inner_text() == ""
     assert ui.page.errors == []
 
@@ -220,15 +209,15 @@ def test_a_selection_spans_pages_and_reaches_the_other_tabs(ui, many):
     ui.clear_selection()
     ui.select(first)
     ui.page.click("#run-table .next-page")
-    wait_rows(ui, names(RUNS - PAGE - 1, RUNS - 2 * PAGE))
+    ui.wait_rows(names(RUNS - PAGE - 1, RUNS - 2 * PAGE))
     ui.select(later)
     ui.page.wait_for_function("() => document.querySelector('#run-count').innerText.endsWith('2 selected')")
     ui.page.click("#run-table .previous-page")  # the table clears its ticks on a page turn; they come back
-    wait_rows(ui, names(RUNS - 1, RUNS - PAGE))
+    ui.wait_rows(names(RUNS - 1, RUNS - PAGE))
     sort = ui.page.locator("#run-table th[data-dash-column=start] .column-header--sort")
     for _ in range(2):  # oldest first, then newest first: the first page again
         sort.click()
-    wait_rows(ui, names(RUNS - 1, RUNS - PAGE))
+    ui.wait_rows(names(RUNS - 1, RUNS - PAGE))
     ui.page.wait_for_timeout(500)  # let the table's own clearing come and go
     checked = ui.page.locator("#run-table tr", has=ui.page.locator("input[type=checkbox]:checked"))
     assert checked.locator("td[data-dash-column=run_name]").all_inner_texts() == [first]
