@@ -76,7 +76,8 @@ def read_run(folder: Path, experiment: str, name: str) -> ImportedRun:
     plugins: dict[str, str] = {}
     run = ImportedRun(experiment=experiment, run_name=name, status="completed")
     times: list[float] = []
-    files = sorted(p for p in folder.iterdir() if p.name.startswith(EVENT_FILE) and p.is_file())
+    files = sorted(p for p in folder.iterdir()
+                   if p.name.startswith(EVENT_FILE) and p.is_file() and not p.is_symlink())
     for path in files:
         for data in _records(path, run.notes):
             try:

@@ -134,10 +134,13 @@ def test_a_garbage_event_file_fails_that_run_only(logs, tmp_path, neural):
     shutil.copytree(logs.root / "run_b", source / "good")
     (source / "bad").mkdir()
     (source / "bad" / "events.out.tfevents.1.host.1.0").write_bytes(b"\x00garbage" * 50)
+    (source / "link").mkdir()  # an event file elsewhere, linked in: not read
+    (event_file,) = (logs.root / "exp" / "run_a").glob("events.out.tfevents.*")
+    (source / "link" / event_file.name).symlink_to(event_file)
     result = neural("experiments", "import", "--from", "tensorboard", source, "--store", tmp_path / "s")
     assert result.code == 1
     assert "failed   " in result.out and "no readable TensorBoard events" in result.out
-    assert "imported 1 run (80 points)" in result.out and result.out.rstrip().endswith("failed 1")
+    assert "imported 1 run (80 points)" in result.out and result.out.rstrip().endswith("failed 2")
     assert [r.run_name for r in ExperimentManager(base_dir=tmp_path / "s").list_experiments()] == ["good"]
 
 
