@@ -131,6 +131,8 @@ def test_a_resume_refuses_settings_that_change_results(runs: dict) -> None:
     assert changed.returncode == 1
     assert "cannot resume run" in changed.stderr and "optimizer.lr is 0.01 here and 0.003 in the run" in changed.stderr
     assert "Traceback" not in changed.stderr
+    unknown = neural_run("--fork", "nosuch@2", cwd=runs["cwd"])
+    assert unknown.returncode == 1 and "cannot fork: no run 'nosuch' in the experiment store" in unknown.stderr
     missing = neural_run("--resume", "stopped", "train.epochs=5", cwd=runs["cwd"])  # epochs may grow
     assert missing.returncode == 1
     assert f"cannot resume run {crashed[:8]}: it has no checkpoint" in missing.stderr
