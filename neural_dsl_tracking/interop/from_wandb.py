@@ -91,10 +91,11 @@ def list_runs(location: str, experiment: str | None = None) -> list[SourceRun]:
 
 
 def _run_files(root: Path) -> list[Path]:
-    """The ``run-*.wandb`` files of the offline-run folders at or under ``root``."""
+    """The ``run-*.wandb`` files of the offline-run folders at or under ``root`` (a linked
+    file or run folder, such as a link to another run's folder, is left out)."""
     for base in (root, root / "wandb"):
         here = sorted(base.glob("run-*.wandb"))
-        found = here or sorted(base.glob("*run-*/run-*.wandb"))
+        found = here or [f for f in sorted(base.glob("*run-*/run-*.wandb")) if not f.parent.is_symlink()]
         if found:
             return [f for f in found if f.is_file() and not f.is_symlink()]
     return []

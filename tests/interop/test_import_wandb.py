@@ -131,6 +131,17 @@ def test_artifacts_and_saved_files_are_stored_byte_for_byte(wandb_dir, imported)
             assert stored.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_a_linked_run_folder_is_not_read_twice(wandb_dir, tmp_path, neural):
+    source = tmp_path / "w"
+    (folder,) = wandb_dir.root.glob(f"offline-run-*-{wandb_dir.first_id}")
+    shutil.copytree(folder, source / folder.name)
+    (source / "offline-run-99999999_000000-again").symlink_to(source / folder.name)
+    result = neural("experiments", "import", "--from", "wandb", source, "--store", tmp_path / "s")
+    assert result.code == 0, result.err
+    (run,) = ExperimentManager(base_dir=tmp_path / "s").list_experiments()
+    assert run.metrics["loss"]["count"] == STEPS
+
+
 def test_a_second_import_and_one_project(wandb_dir, imported, tmp_path, neural):
     again = neural("experiments", "import", "--from", "wandb", wandb_dir.root, "--base-dir", imported.base)
     assert again.code == 0, again.err
