@@ -130,7 +130,8 @@ def _newest_first(run: Any) -> tuple[float, str]:
 
 
 def _snapshot(runs: list[Any], old: RunSnapshot | None, models: dict[str, Any]) -> RunSnapshot:
-    """A snapshot of ``runs``, one version after ``old``, if any run differs from it."""
+    """A snapshot of ``runs``, one version after ``old``, if any run differs from it. A run
+    counts as changed when it gained or lost a fork too (its fork count changed)."""
     by_id = {run.run_id: run for run in runs}
     models = {run_id: facts for run_id, facts in models.items() if run_id in by_id}  # ModelFacts by run id
     if old is None:
@@ -142,8 +143,19 @@ def _snapshot(runs: list[Any], old: RunSnapshot | None, models: dict[str, Any]) 
         return RunSnapshot(runs, by_id, old.version, old.changed, old.models)
     version = old.version + 1
     changed = {run_id: old.changed.get(run_id, version) for run_id in by_id}
-    changed.update(dict.fromkeys(differing, version))
+    gone = [run_id for run_id in old.by_id if run_id not in by_id]
+    changed.update(dict.fromkeys(differing + _refathered(differing + gone, by_id, old.by_id), version))
     return RunSnapshot(runs, by_id, version, changed, models)
+
+
+def _refathered(run_ids: list[str], now: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """The runs of ``now`` that gained or lost a fork among ``run_ids`` (runs added, gone or
+    changed): the parents, before and now, of those whose parent is not the one it was."""
+    def parent(run: Any) -> str | None:
+        return None if run is None or run.parent is None else run.parent.run_id
+
+    moved = [(parent(before.get(run_id)), parent(now.get(run_id))) for run_id in run_ids]
+    return [found for pair in moved if pair[0] != pair[1] for found in pair if found in now]
 
 
 def _redact(location: str) -> str:
@@ -262,13 +274,14 @@ class DashboardData:
         return cached[1]
 
     def query_ids(self, query: Any) -> frozenset[str]:
-        """Ids of the runs a query of the query language matches (``ExperimentManager.query_runs``,
-        in SQL); kept for the snapshot version, so paging and sorting do not ask again."""
+        """Ids of the runs a query of the query language matches (``ExperimentManager.query_run_ids``,
+        in SQL, without reading the runs); kept for the snapshot version, so paging and sorting
+        do not ask again."""
         version = self.snapshot().version
         key = (query.text, version)
         cached = self._query_ids
         if cached is None or cached[0] != key:
-            cached = self._query_ids = (key, frozenset(run.run_id for run in self.manager().query_runs(query)))
+            cached = self._query_ids = (key, frozenset(self.manager().query_run_ids(query)))
         return cached[1]
 
     def _reread(self, run_id: str) -> list[Any]:

@@ -12,7 +12,7 @@ import pytest
 
 from neural_dsl_tracking.dashboard import views
 from neural_dsl_tracking.dashboard.app import create_app
-from neural_dsl_tracking.dashboard.data import DashboardData
+from neural_dsl_tracking.dashboard.data import REFRESH_SECONDS, DashboardData
 from neural_dsl_tracking.dashboard.lineage import lineage_cell, lineage_lines
 from neural_dsl_tracking.dashboard.run_table import TableQuery, run_tooltips, sorted_runs
 from neural_dsl_tracking.tracking.store import Store
@@ -190,4 +190,21 @@ def test_a_live_forks_joined_line_is_extended(ui, serve, tmp_path):
         (trace,) = [trace for graph in graphs for trace in graph["traces"] if trace["name"] == "live-fork"]
         assert trace["x"] == list(range(56)) and trace["y"][-5:] == [0.25] * 5
         assert not ui.page.errors
+    store.close()
+
+
+def test_a_parent_counts_as_changed_when_a_fork_arrives(tmp_path):
+    """The Summary card of a parent is drawn again on the tick that brings a new fork of it
+    (it redraws the cards of the selected runs that changed), so its fork count follows."""
+    base = tmp_path / "neural_experiments"
+    store = Store(base)
+    parent = log_run(store, "origin", time.time() - 600, 0, 1, 0.0)
+    log_run(store, "later", time.time() - 500, 0, 1, 0.0)  # the parent's record is not the newest: not read again
+    data = DashboardData(base)
+    before = data.snapshot()
+    fork = log_run(store, "fork", time.time() - 300, 41, 3, 0.1)
+    store.set_run_parent(fork, parent, 2, 40)
+    time.sleep(REFRESH_SECONDS + 0.1)
+    after = data.snapshot()
+    assert after.forks == {parent: [fork]} and after.changed_since([parent], before.version)
     store.close()
