@@ -98,6 +98,12 @@ class ExperimentManager:
             return []
         return store.query_runs(query, order=order, limit=limit, offset=offset, crash_after=self.crash_after)
 
+    def query_run_ids(self, query: Query | None = None) -> list[str]:
+        """The ids of the runs matching a parsed query (None: every run), newest first, without
+        reading the runs (``query_runs`` reads them)."""
+        store = self._open()
+        return [] if store is None else store.query_run_ids(query, crash_after=self.crash_after)
+
     def count_runs(self, query: Query | None = None) -> int:
         """How many runs match ``query`` (None: every run; 0 when there is no store)."""
         store = self._open()

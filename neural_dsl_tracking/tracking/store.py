@@ -398,6 +398,18 @@ class Store:
         """The runs matching ``query`` (every run when None), sorted by ``order`` (a field of
         the query language, ``-`` before it for descending; ties newest first), ``limit``
         of them from ``offset``."""
+        crash_after = crash_after_default() if crash_after is None else crash_after
+        ids = self.query_run_ids(query, order=order, limit=limit, offset=offset, crash_after=crash_after)
+        found: dict[str, RunRecord] = {}
+        for start in range(0, len(ids), _RUNS_PER_QUERY):
+            batch = ids[start:start + _RUNS_PER_QUERY]
+            found.update((r.run_id, r) for r in self._records(f"r.run_id IN ({_marks(batch)})",
+                                                               tuple(batch), crash_after))
+        return [found[run_id] for run_id in ids if run_id in found]
+
+    def query_run_ids(self, query: Query | None = None, *, order: str = "-start", limit: int | None = None,
+                      offset: int = 0, crash_after: float | None = None) -> list[str]:
+        """The ids of the runs ``query_runs`` gives, in its order, without reading the runs."""
         if (limit is not None and limit < 0) or offset < 0:
             raise TrackingError(f"limit and offset must be >= 0, got limit={limit!r}, offset={offset!r}")
         crash_after = crash_after_default() if crash_after is None else crash_after
@@ -406,14 +418,8 @@ class Store:
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         if limit is None and offset:
             page = f" LIMIT -1 OFFSET {int(offset)}" if self.db.dialect == "sqlite" else f" OFFSET {int(offset)}"
-        ids = [row[0] for row in self.db.read(lambda cur: cur.all(
+        return [row[0] for row in self.db.read(lambda cur: cur.all(
             f"SELECT r.run_id FROM runs r WHERE {where} ORDER BY {terms}{page}", [*args, *order_args]))]
-        found: dict[str, RunRecord] = {}
-        for start in range(0, len(ids), _RUNS_PER_QUERY):
-            batch = ids[start:start + _RUNS_PER_QUERY]
-            found.update((r.run_id, r) for r in self._records(f"r.run_id IN ({_marks(batch)})",
-                                                               tuple(batch), crash_after))
-        return [found[run_id] for run_id in ids if run_id in found]
 
     def count_runs(self, query: Query | None = None, crash_after: float | None = None) -> int:
         """How many runs match ``query`` (every run when None)."""

@@ -119,3 +119,13 @@ def test_a_model_recorded_after_the_run_was_seen_reaches_the_table(store_kwargs)
         assert (row["params"], row["macs"], row["fingerprint"]) == ("1.2M", "3.0K", "aaaaaaaa")
     finally:
         tracker.finish("completed")
+
+
+def test_the_search_box_reads_only_the_ids_of_the_runs_a_query_matches(models):
+    from neural_dsl_tracking.tracking.query import parse_query
+
+    base_dir, ids = models
+    query = parse_query("model.params > 1e5")
+    manager = ExperimentManager(base_dir)
+    assert manager.query_run_ids(query) == [run.run_id for run in manager.query_runs(query)] == [ids["mid"], ids["big"]]
+    assert DashboardData(base_dir).query_ids(query) == {ids["mid"], ids["big"]}
