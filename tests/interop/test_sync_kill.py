@@ -45,6 +45,13 @@ def _sync_command(run: SimpleNamespace, *args: str) -> list[str]:
             "sync", run.run_id, *args]
 
 
+def _env() -> dict[str, str]:
+    """The sync's environment: as a shell's, without the W&B service this test process may
+    have started (inherited, it would outlive the killed sync and hold its run id)."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    return {**env, "NEURAL_NO_PROGRESS": "1"}
+
+
 def _sent(base: Path) -> tuple[int, bool]:
     """Points confirmed so far by the running sync, and whether it has finished."""
     import json
@@ -64,8 +71,7 @@ def _kill_midway(command: list[str], base: Path, total: int, timeout: float = 60
                  midway: Callable[[], bool] | None = None) -> int:
     """Start ``command``, SIGKILL it once some but not all points are confirmed (or once
     ``midway()`` says so); returns how many were confirmed then."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "NEURAL_NO_PROGRESS": "1"})
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -84,8 +90,7 @@ def _kill_midway(command: list[str], base: Path, total: int, timeout: float = 60
 
 
 def _finish(command: list[str]) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "NEURAL_NO_PROGRESS": "1"})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=_env())
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     return result.stdout
 
