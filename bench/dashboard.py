@@ -82,7 +82,9 @@ def bulk_store(base_dir: Path, runs: int, steps: int = BULK_STEPS, start: float 
 
     Run ``i`` is ``run-{i:06d}`` in experiment ``exp-{i % 10}``, started at ``start + i``,
     tagged ``bench``, ``even``/``odd`` and ``group-{i % 100}``; its final loss grows with
-    ``i % 97``.
+    ``i % 97``. Nine runs in ten have a model (its spec left empty): ``100,000 + 25,000 *
+    (i % 101)`` parameters, ``1M * (1 + i % 7)`` MACs, two Dense layers and ``i % 4`` Conv2D,
+    and the fingerprint of ``i % 5000`` (so runs ``i`` and ``i + 5000`` are twins).
     """
     from neural_dsl_tracking.tracking.query import param_number
     from neural_dsl_tracking.tracking.store import FLOAT_DTYPE, STEP_DTYPE, Store, to_json
@@ -92,7 +94,7 @@ def bulk_store(base_dir: Path, runs: int, steps: int = BULK_STEPS, start: float 
 
     def rows(first: int, last: int) -> dict[str, list[tuple]]:
         table: dict[str, list[tuple]] = {"runs": [], "run_tags": [], "params": [], "metric_chunks": [],
-                                         "metric_summary": []}
+                                         "metric_summary": [], "run_models": [], "run_layer_counts": []}
         for index in range(first, last):
             run_id, began = f"{index:08x}{'0' * 24}", start + index
             table["runs"].append((run_id, f"exp-{index % BULK_EXPERIMENTS}", f"run-{index:06d}",
@@ -103,6 +105,11 @@ def bulk_store(base_dir: Path, runs: int, steps: int = BULK_STEPS, start: float 
             texts = [(key, to_json(value)) for key, value in
                      (("lr", lr), ("batch_size", 32 << index % 3), ("optimizer", ("adam", "sgd")[index % 2]))]
             table["params"] += [(run_id, key, text, param_number(text)) for key, text in texts]
+            if index % 10 != 9:
+                table["run_models"].append((run_id, "{}", 100_000 + 25_000 * (index % 101),
+                                            1_000_000 * (1 + index % 7), f"{index % 5000:08x}"))
+                table["run_layer_counts"] += [(run_id, "Dense", 2)] + ([(run_id, "Conv2D", index % 4)]
+                                                                       if index % 4 else [])
             times = began + steps_array.astype(FLOAT_DTYPE)
             decay = 1 + (index * 7919 % 1000) / 200 * np.arange(steps) / steps
             series = {"loss": np.exp(-decay) + (index % 97) / 1000, "accuracy": 1 - 0.9 * np.exp(-decay),
@@ -118,6 +125,7 @@ def bulk_store(base_dir: Path, runs: int, steps: int = BULK_STEPS, start: float 
 
     columns = {"runs": "run_id, experiment, run_name, status, start_time, end_time, heartbeat",
                "run_tags": "run_id, tag", "params": "run_id, key, value, num",
+               "run_models": "run_id, spec, params, macs, fingerprint", "run_layer_counts": "run_id, layer_type, n",
                "metric_chunks": "run_id, key, seq, n_points, steps, vals, times",
                "metric_summary": "run_id, key, n_points, latest, latest_step, latest_time, min_value, "
                                  "max_value, max_step, value_sum, n_values"}
@@ -136,14 +144,18 @@ def bulk_store(base_dir: Path, runs: int, steps: int = BULK_STEPS, start: float 
         store.close()
 
 
-def store_matches(base_dir: Path, runs: int, steps: int) -> bool:
+def store_matches(base_dir: Path, runs: int, steps: int, models: bool = False) -> bool:
+    """Whether ``base_dir`` holds ``runs`` runs of ``steps`` points per metric (and recorded
+    models, with ``models``: ``bulk_store``'s)."""
     if not (base_dir / "store.db").is_file():
         return False
     from neural_dsl_tracking.tracking import ExperimentManager
 
-    records = ExperimentManager(base_dir).list_experiments()
+    manager = ExperimentManager(base_dir)
+    records = manager.list_experiments()
     return len(records) == runs and all(
-        record.metrics.get(key, {}).get("count") == steps for record in records for key in KEYS)
+        record.metrics.get(key, {}).get("count") == steps for record in records for key in KEYS
+    ) and (not models or bool(manager.model_facts()))
 
 
 def chromium_cpu_seconds() -> float:
@@ -242,7 +254,7 @@ def time_cold(browser, base_dir: Path, runs: int) -> tuple[float, int, float, fl
 
 MANY_RUNS = 1000  # from this many --runs, the bench measures a store of many small runs instead
 MANY_TARGETS = {"first row, server CPU": 1.0, "first row": 3.0, "filter": 0.3, "query": 0.3, "sort": 0.3,
-                "idle tick, main thread": 0.05}
+                "sort by params": 0.3, "model query": 0.3, "idle tick, main thread": 0.05}
 TABLE_ROWS_JS = "() => Array.from(document.querySelectorAll('#run-table td[data-dash-column=run_name]'))" \
                 ".map(td => td.innerText).join()"
 
@@ -283,12 +295,15 @@ def measure_many(browser, base_dir: Path, runs: int) -> dict[str, float]:
         page.wait_for_timeout(1000)
         changed = f"before => ({TABLE_ROWS_JS})() !== before"
         sort = page.locator("#run-table th[data-dash-column=best] .column-header--sort")
+        by_params = page.locator("#run-table th[data-dash-column=params] .column-header--sort")
         def search(text: str):
             return lambda: (page.fill("#filter-text", text), page.press("#filter-text", "Enter"))
 
         for name, act in (("filter", search("run-0012")), ("clear filter", search("")),
                           ("query", search("params.lr < 0.005 and status = failed")), ("clear query", search("")),
-                          ("sort", sort.click), ("next page", lambda: page.click("#run-table .next-page"))):
+                          ("sort", sort.click), ("next page", lambda: page.click("#run-table .next-page")),
+                          ("sort by params", by_params.click), ("model query", search("model.params > 1e6")),
+                          ("clear model query", search(""))):
             figures[name], figures[f"{name}, server CPU"] = timed_change(page, act, changed)
         page.wait_for_timeout(1000)
         page.evaluate("() => { performance.setResourceTimingBufferSize(100000); performance.clearResourceTimings(); }")
@@ -321,7 +336,7 @@ def bench_many(base_dir: Path, runs: int) -> None:
     """Build (or reuse) a store of ``runs`` small runs and print the dashboard's figures on it."""
     from playwright.sync_api import sync_playwright
 
-    if not store_matches(base_dir, runs, BULK_STEPS):
+    if not store_matches(base_dir, runs, BULK_STEPS, models=True):
         shutil.rmtree(base_dir, ignore_errors=True)
         started = time.perf_counter()
         bulk_store(base_dir, runs, BULK_STEPS)

@@ -1,8 +1,8 @@
 """Query language speed: typical queries over a 100,000-run SQLite store, and `ls` at 10,000 runs.
 
 Builds the stores in a temporary folder (or --dir) in bulk through the store's own tables
-(``bench/dashboard.py``'s ``bulk_store``: 3 params, 3 tags and 3 metrics per run), adds a
-model to nine runs in ten (parameters, MACs, fingerprint, Conv2D/Dense counts) and the
+(``bench/dashboard.py``'s ``bulk_store``: 3 params, 3 tags and 3 metrics per run, a model
+for nine runs in ten: parameters, MACs, fingerprint, Conv2D/Dense counts), adds the
 metric sums the means need, then times each query as ``ls`` and the dashboard use it: the
 first page of 50 runs newest first (``Store.query_runs``) and the number matching
 (``Store.count_runs``), each the median of 5 in one process after one warm-up call. Then
@@ -47,27 +47,14 @@ QUERIES = [
 ]
 
 
-def add_models_and_means(base_dir: Path, runs: int) -> None:
-    """Models for nine runs in ten (Conv2D count 0-3, parameters 100k-2.6M), the sums of the
-    bulk series (min and max averaged: the bench needs a mean, not the true one) and the
-    numeric parameters' numbers (bulk_store writes the rows, not what log_params adds)."""
+def add_means(base_dir: Path) -> None:
+    """The sums of the bulk series (min and max averaged: the bench needs a mean, not the true
+    one) and the numeric parameters' numbers (bulk_store writes the rows, not what log_params adds)."""
     from neural_dsl_tracking.tracking.store import Store
 
     store = Store(base_dir)
-    models, counts = [], []
-    for index in range(runs):
-        if index % 10 == 9:
-            continue
-        run_id = f"{index:08x}{'0' * 24}"
-        convs = index % 4
-        models.append((run_id, "{}", 100_000 + 25_000 * (index % 101), 1_000_000 * (1 + index % 7),
-                       f"{index % 5000:08x}"))
-        counts += [(run_id, "Dense", 2)] + ([(run_id, "Conv2D", convs)] if convs else [])
 
     def write(cur) -> None:
-        cur.executemany("INSERT INTO run_models (run_id, spec, params, macs, fingerprint) "
-                        "VALUES (?, ?, ?, ?, ?)", models)
-        cur.executemany("INSERT INTO run_layer_counts (run_id, layer_type, n) VALUES (?, ?, ?)", counts)
         cur.execute("UPDATE metric_summary SET n_values = n_points, "
                     "value_sum = (min_value + max_value) / 2 * n_points")
         cur.execute("UPDATE params SET num = CAST(value AS REAL) WHERE key IN ('lr', 'batch_size')")
@@ -82,7 +69,7 @@ def add_models_and_means(base_dir: Path, runs: int) -> None:
 def build(base_dir: Path, runs: int) -> float:
     started = time.perf_counter()
     bulk_store(base_dir, runs, start=START)
-    add_models_and_means(base_dir, runs)
+    add_means(base_dir)
     return time.perf_counter() - started
 
 
