@@ -87,7 +87,7 @@ def test_the_table_shows_sorts_and_filters_the_models(ui, serve, models):
         ui.page.press("#filter-text", "Enter")
         ui.wait_rows(["mid", "big"])
         assert ui.page.locator("#run-count").inner_text().startswith("6 runs, 2 shown")
-        ui.page.fill("#filter-text", f"model.fingerprint = '{TWIN}'")
+        ui.page.fill("#filter-text", "model.fingerprint ~ 'ffffffff*'")
         ui.page.press("#filter-text", "Enter")
         ui.wait_rows(["twin-b", "twin-a"])
         assert ui.page.locator("#query-error").inner_text() == ""
