@@ -19,10 +19,12 @@ STEPS = 1500
 
 def _record(base: Path, tmp: Path, *, tags=("baseline", "team=vision"), backend="local",
             backend_options=None, steps: int = STEPS) -> SimpleNamespace:
-    """A finished run in the store at ``base``: params, two metrics, two versions of an artifact."""
+    """A finished run in the store at ``base``: params, two metrics, two versions of an
+    artifact; its config records the mirrors' options, as a compiled run's does."""
     tracker = ExperimentTracker("sync-exp", base_dir=str(base), tags=list(tags), backend=backend,
                                 backend_options=backend_options, auto_visualize=False,
-                                system_metrics=0, run_name="first")
+                                system_metrics=0, run_name="first",
+                                config={"tracking": dict(backend_options or {})})
     tracker.log_hyperparameters({"lr": 0.01, "optimizer": {"name": "adam", "betas": [0.9, 0.99]}})
     for step in range(steps):
         tracker.log_metrics({"loss": 1.0 / (step + 1), "val/acc": step / steps}, step=step)
@@ -41,6 +43,13 @@ def _record(base: Path, tmp: Path, *, tags=("baseline", "team=vision"), backend=
         store.close()
     return SimpleNamespace(run_id=tracker.run_id, record=record, histories=histories,
                            artifacts=contents, base=base)
+
+
+@pytest.fixture(autouse=True)
+def in_empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs from an empty folder: a default store of a mirror would land there."""
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +122,13 @@ def test_a_run_its_mlflow_mirror_already_has_gets_no_point_twice(tmp_path, neura
     run = _record(tmp_path / "store", tmp_path, backend=["local", "mlflow"],
                   backend_options={"mlflow": {"tracking_uri": uri}}, steps=300)
     result = neural("experiments", "--base-dir", run.base, "sync", run.run_id, "--to", "mlflow")
-    assert result.code == 0, result.err  # the run's own tracking_uri was used
+    assert result.code == 0, result.err
+    assert "sent to mlflow: 600 points" in result.out  # sent again, to the run's own tracking_uri
     client = MlflowClient(tracking_uri=uri)
     [mirrored] = client.search_runs([client.get_experiment_by_name("sync-exp").experiment_id])
     assert len(client.get_metric_history(mirrored.info.run_id, "loss")) == 300
+    assert mirrored.info.end_time == round(run.record.end_time.timestamp() * 1000)  # the sync's
+    assert not list(tmp_path.glob("cwd/*"))  # nothing went to MLflow's default store
 
 
 @pytest.mark.parametrize("args, message", [
