@@ -173,7 +173,8 @@ def _next_job(plan: SweepPlan, store: Store) -> TrialJob | None:
     def failed(number: int) -> None:
         _mark_failed(store, plan.sweep_id, number)
 
-    trial = claim(store, plan.settings, plan.spec.trials, plan.distributions, failed)
+    runs_here = plan.spec.launcher == "local" and plan.spec.parallel == 1  # see launch_local.local_launcher
+    trial = claim(store, plan.settings, plan.spec.trials, plan.distributions, failed, runs_here=runs_here)
     if trial is None:
         return None
     return TrialJob(program=plan.program, config=plan.config, values=spaces.config_values(trial.params),

@@ -171,11 +171,13 @@ def _quiet() -> Iterator[None]:
 
 
 def claim(store: Store, settings: StudySettings, wanted: int, distributions: dict[str, Any],
-          on_failed: Callable[[int], None]) -> Any | None:
+          on_failed: Callable[[int], None], *, runs_here: bool = False) -> Any | None:
     """A new trial when fewer than ``wanted`` are finished or running, else None.
 
     Under the sweep's lock: the running trials of vanished workers are failed first
-    (``on_failed(number)`` for each), then the count, then Optuna's ``ask``.
+    (``on_failed(number)`` for each), then the count, then Optuna's ``ask``. The trial is
+    recorded as this process's; when it ``runs_here`` (at once, in this process) its first
+    heartbeat is recorded with that, in the same transaction.
     """
     from optuna.trial import TrialState
 
@@ -190,7 +192,7 @@ def claim(store: Store, settings: StudySettings, wanted: int, distributions: dic
             return None
         with _quiet():
             trial = study.ask(distributions)
-        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())  # noqa: SLF001
+        _record_worker(study, trial._trial_id, first_beat=runs_here)  # noqa: SLF001
         _claimed.clear()
         _claimed[(os.getpid(), trial._trial_id)] = trial  # noqa: SLF001
         return trial
@@ -207,6 +209,20 @@ def _state_counts(study: Any) -> dict[str, int]:
     storage = study._storage  # noqa: SLF001 - Optuna's cache around the RDBStorage
     with getattr(storage, "_backend", storage).engine.connect() as connection:
         return Counter({state.name: count for state, count in connection.execute(query)})
+
+
+def _record_worker(study: Any, trial_id: int, first_beat: bool) -> None:
+    """Record this process as the trial's worker and, with ``first_beat``, the trial's first
+    heartbeat, in one transaction (two of Optuna's would cost twice as much)."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    backend = getattr(study._storage, "_backend", study._storage)  # noqa: SLF001 - Optuna's cache around the RDBStorage
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        backend._set_trial_attr_without_commit(session, models.TrialSystemAttributeModel,  # noqa: SLF001
+                                               trial_id, WORKER_ATTR, this_worker())
+        if first_beat:
+            session.add(models.TrialHeartbeatModel(trial_id=trial_id))
 
 
 _claimed: dict[tuple[int, int], Any] = {}
@@ -280,11 +296,13 @@ def _claim_lock(store: Store, study_name: str) -> Iterator[None]:
 
 
 class Heartbeat:
-    """Records a trial's heartbeat every :data:`HEARTBEAT` seconds while the block runs."""
+    """Records a trial's heartbeat every :data:`HEARTBEAT` seconds while the block runs, the
+    first as it starts unless ``beaten`` (the claim in this process recorded it)."""
 
-    def __init__(self, settings: StudySettings, trial_id: int) -> None:
+    def __init__(self, settings: StudySettings, trial_id: int, beaten: bool = False) -> None:
         self._storage = _storage(settings.storage)
         self._trial_id = trial_id
+        self._beaten = beaten
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="neural-sweep-heartbeat", daemon=True)
 
@@ -297,6 +315,8 @@ class Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
+        if self._beaten:
+            self._stop.wait(HEARTBEAT)
         while not self._stop.is_set():
             try:
                 self._storage.record_heartbeat(self._trial_id)

@@ -76,10 +76,11 @@ class TrialResult:
 def run_trial(job: TrialJob) -> TrialResult:
     """Train the trial's configuration, tell Optuna how it ended, record it in the sweep."""
     trial = _optuna_trial(job)
-    if job.claimed_by != this_worker():
+    claimed_here = job.claimed_by == this_worker()  # the claim recorded the worker and the first beat
+    if not claimed_here:
         trial.study._storage.set_trial_system_attr(job.trial_id, WORKER_ATTR, this_worker())  # noqa: SLF001
     active = ActiveTrial(trial, job.objective, last_epoch=job.study.epochs)
-    with Heartbeat(job.study, job.trial_id):
+    with Heartbeat(job.study, job.trial_id, beaten=claimed_here):
         try:
             state, message = _train(job, active), ""
         except TrialPruned:
