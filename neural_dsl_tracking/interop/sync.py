@@ -54,6 +54,7 @@ class SyncResult:
     points: int
     artifacts: int
     up_to_date: bool
+    destination: str
 
 
 # ---- options ------------------------------------------------------------------------------
@@ -83,11 +84,14 @@ def _validated(target: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def destination(target: str, options: Mapping[str, Any], run: Any, files_dir: Path) -> str:
-    """Where ``run`` goes, as one string (the progress table's key)."""
+    """Where ``run`` goes, as one string (the progress table's key, printed: no password)."""
     if target == "mlflow":
         from neural_dsl_tracking.backends.mlflow import tracking_uri
+        from neural_dsl_tracking.tracking.db import redact
 
-        return f"{tracking_uri(options)} experiment={options.get('experiment') or run.experiment}"
+        uri = tracking_uri(options)
+        uri = redact(uri) if "://" in uri else uri
+        return f"{uri} experiment={options.get('experiment') or run.experiment}"
     if target == "wandb":
         root = Path(os.environ.get("WANDB_DIR") or files_dir).resolve()
         return (f"{root} project={options.get('project') or run.experiment} "
@@ -313,11 +317,11 @@ def sync_run(store: Any, run_id: str, target: str, given: Mapping[str, Any],
     dest = destination(target, options, run.record, Path(store.files_dir))
     progress = load_progress(store, run_id, target, dest)
     if not run.pending_work(progress):
-        return SyncResult(run_id, 0, 0, True)
+        return SyncResult(run_id, 0, 0, True, dest)
     session = _Session(store, run, target, options, dest, progress)
     session.open()
     session.send(report)
-    return SyncResult(run_id, session.points, session.artifacts, False)
+    return SyncResult(run_id, session.points, session.artifacts, False, dest)
 
 
 def total_points(store: Any, run_ids: Sequence[str]) -> int:
@@ -369,9 +373,9 @@ def _sync_one(store: Any, run_id: str, target: str, given: Mapping[str, Any],
         return (f"{run_id[:8]}  {target} failed: {describe_error(error)}; what it confirmed is "
                 "kept: run the same command again to continue"), False
     if result.up_to_date:
-        return f"{run_id[:8]}  up to date in {target}", True
+        return f"{run_id[:8]}  up to date in {target} ({result.destination})", True
     return (f"{run_id[:8]}  sent to {target}: {result.points:,} points, "
-            f"{result.artifacts} artifact version(s)"), True
+            f"{result.artifacts} artifact version(s) ({result.destination})"), True
 
 
 @contextmanager

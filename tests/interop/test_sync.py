@@ -96,6 +96,7 @@ def test_mlflow_gets_params_points_tags_times_status_and_artifact_bytes(stored, 
     result = neural("experiments", "--base-dir", stored.base, "sync", stored.run_id,
                     "--to", "mlflow", "--tracking-uri", uri, "--experiment", "elsewhere")
     assert result.code == 0, result.err
+    assert result.out.rstrip().endswith(f"({uri} experiment=elsewhere)")  # where it went
     client = MlflowClient(tracking_uri=uri)
     [run] = client.search_runs([client.get_experiment_by_name("elsewhere").experiment_id])
     assert run.info.run_name == "first" and run.info.status == "FINISHED"
