@@ -106,40 +106,34 @@ def _exit_without_collecting() -> None:
 
 def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str | None, source: str,
            network: str | None) -> None:
-    from neural_dsl_tracking.plugins.sweep.launch_local import local_launcher
     from neural_dsl_tracking.plugins.sweep.runner import drive, prepare
 
-    launchers: list = []  # (launch, close)
-
-    def start_local(spec) -> None:  # type: ignore[no-untyped-def]
-        if spec.launcher == "local":  # the workers start while the sweep is recorded
-            launchers.append(local_launcher(spec.parallel))
-
+    plan, store = prepare(train_py, overrides, trials=trials, resume=resume, source=source)
+    spec = plan.spec
+    print(f"sweep {plan.name} ({plan.sweep_id[:8]}): {spec.trials} trials of {', '.join(plan.distributions)}; "
+          f"{spec.sampler} sampler, {spec.pruner} pruner, {spec.parallel} at once; "
+          f"{spec.direction} {spec.objective}", flush=True)
+    again = ["neural", "sweep", source, *(["--network", network] if network else []), *overrides]
+    print(f"resume or join it: {shlex.join([*again, '--resume', plan.sweep_id[:8]])}", flush=True)
+    launch, close = _launcher(plan)
     try:
-        plan, store = prepare(train_py, overrides, trials=trials, resume=resume, source=source,
-                              on_checked=start_local)
-        spec = plan.spec
-        print(f"sweep {plan.name} ({plan.sweep_id[:8]}): {spec.trials} trials of {', '.join(plan.distributions)}; "
-              f"{spec.sampler} sampler, {spec.pruner} pruner, {spec.parallel} at once; "
-              f"{spec.direction} {spec.objective}", flush=True)
-        again = ["neural", "sweep", source, *(["--network", network] if network else []), *overrides]
-        print(f"resume or join it: {shlex.join([*again, '--resume', plan.sweep_id[:8]])}", flush=True)
-        if not launchers:
-            launchers.append(_ray_launcher(plan))
-        drive(plan, store, launchers[0][0], lambda result: _print_trial(result, spec.objective or ""))
+        drive(plan, store, launch, lambda result: _print_trial(result, spec.objective or ""))
     finally:
-        for _, close in launchers:
-            close()
+        close()
     _print_summary(store, plan)
 
 
-def _ray_launcher(plan):  # type: ignore[no-untyped-def]
-    """(launch, close) for Ray tasks."""
-    try:
-        from neural_dsl_tracking.plugins.sweep.launch_ray import ray_launcher
-    except ImportError as error:
-        raise ConfigError(f"sweep.launcher=ray: the Ray launcher is not available ({error})") from None
-    return ray_launcher(plan)
+def _launcher(plan):  # type: ignore[no-untyped-def]
+    """(launch, close) for the sweep's launcher."""
+    if plan.spec.launcher == "ray":
+        try:
+            from neural_dsl_tracking.plugins.sweep.launch_ray import ray_launcher
+        except ImportError as error:
+            raise ConfigError(f"sweep.launcher=ray: the Ray launcher is not available ({error})") from None
+        return ray_launcher(plan)
+    from neural_dsl_tracking.plugins.sweep.launch_local import local_launcher
+
+    return local_launcher(plan.spec.parallel)
 
 
 def _print_trial(result, objective: str) -> None:  # type: ignore[no-untyped-def]

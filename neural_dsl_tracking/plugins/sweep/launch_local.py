@@ -17,7 +17,6 @@ import ctypes
 import multiprocessing
 import os
 import signal
-import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable
 
@@ -32,13 +31,11 @@ def in_process(job: TrialJob) -> "Future[TrialResult]":
 
 
 class LocalProcesses:
-    """``workers`` processes (forked from the driver) taking trials, started at once: each
-    warms up (see ``_warm_up``) while the driver goes on (recording the sweep)."""
+    """``workers`` processes (forked from the driver) taking trials."""
 
     def __init__(self, workers: int) -> None:
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                          initializer=_start_worker, initargs=(os.getpid(),))
-        self._pool.submit(_nothing)  # a fork pool forks all its workers at the first submit
 
     def __call__(self, job: TrialJob) -> "Future[TrialResult]":
         return self._pool.submit(run_trial, job)
@@ -49,22 +46,9 @@ class LocalProcesses:
 
 
 def _start_worker(driver: int) -> None:
-    """A new worker: the default stop signals, an end with the driver, then the warm-up."""
+    """A new worker: the default stop signals, and an end with the driver."""
     _default_signals()
     _end_with(driver)
-    _warm_up()
-
-
-def _warm_up() -> None:
-    """Import what the first trial of the driver's program would: ``torch._dynamo``, which
-    PyTorch imports at a program's first optimizer (about a second of CPU). The driver has
-    PyTorch imported (with the program) and does not train, so it never imports it itself."""
-    if "torch" in sys.modules:
-        import torch._dynamo  # noqa: F401
-
-
-def _nothing() -> None:
-    """A task that does nothing."""
 
 
 def _end_with(driver: int) -> None:

@@ -53,12 +53,9 @@ class SweepPlan:
 
 
 def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
-            resume: str | None = None, source: str | None = None,
-            on_checked: Callable[[SweepSpec], None] | None = None) -> tuple[SweepPlan, Store]:
+            resume: str | None = None, source: str | None = None) -> tuple[SweepPlan, Store]:
     """Compose, check and record the sweep (or find the one ``resume`` names); ``source``
-    (the user's file) names the file in messages and is the sweep's recorded source.
-    ``on_checked(spec)`` is called once the config is checked, before the sweep is recorded
-    (the launcher can start its workers meanwhile)."""
+    (the user's file) names the file in messages and is the sweep's recorded source."""
     from omegaconf import OmegaConf
 
     cfg = _compose(program, overrides)
@@ -72,12 +69,10 @@ def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
         raise ConfigError(f"{source or _source(program)}: the network has no sweep block, whose hooks report "
                           "each epoch's objective to the search; add one (e.g. sweep < trials: 20 >)")
     check_composed(spec, config.loss)
-    space = _space(composed, overrides)
-    grid = spaces.grid(space) if spec.sampler == "grid" else None
-    if on_checked is not None:
-        on_checked(spec)
     store_args = _store_args(tracking.store)
     store = Store(store_args["base_dir"] or "neural_experiments", store_args["store"])
+    space = _space(composed, overrides)
+    grid = spaces.grid(space) if spec.sampler == "grid" else None
     if resume is not None:
         sweep = store.get_sweep(store.resolve_sweep_id(resume))
         if sweep.space != _recorded(space):
