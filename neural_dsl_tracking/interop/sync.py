@@ -164,7 +164,8 @@ class _Session:
         self.points = self.artifacts = 0
         self.present: set[tuple[str, int, float]] = set()  # points the destination already has
 
-    def open(self) -> Any:
+    def open(self) -> None:
+        """Undo what a killed session left unconfirmed, then start the mirror."""
         from neural_dsl_tracking.backends.base import RunInfo
         from neural_dsl_tracking.backends.registry import create_mirror
 
@@ -186,7 +187,6 @@ class _Session:
         self.mirror = mirror
         self.progress.pending = self._pending()
         self._save()
-        return mirror
 
     def _pending(self) -> dict[str, Any] | None:
         """What undoes this session's unconfirmed part if it is killed."""
@@ -208,6 +208,7 @@ class _Session:
         save_progress(self.store, self.run.record.run_id, self.target, self.dest, self.progress)
 
     def send(self, report: Callable[[int], None]) -> None:
+        """Everything not sent yet, then the final status; ``report(points)`` after each batch."""
         mirror, progress = self.mirror, self.progress
         if self.run.digest != progress.params and self.run.params:
             mirror.log_params(self.run.params)
