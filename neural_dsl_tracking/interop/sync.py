@@ -370,6 +370,9 @@ def _sync_one(store: Any, run_id: str, target: str, given: Mapping[str, Any],
         result = sync_run(store, run_id, target, given, advance)
     except (ConfigError, TrackingError) as error:
         return f"{run_id[:8]}  not sent: {error}", False
+    except ImportError as error:
+        return (f"{run_id[:8]}  not sent: {target} needs its package ({error}); "
+                f"pip install 'neural-dsl-tracking[{target}]'"), False
     except Exception as error:  # noqa: BLE001 - the SDK's own errors: one line, the next run goes
         return (f"{run_id[:8]}  {target} failed: {describe_error(error)}; what it confirmed is "
                 "kept: run the same command again to continue"), False

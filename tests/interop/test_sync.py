@@ -5,6 +5,9 @@ time, params, tags, status and times, every artifact version's bytes; nothing se
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -266,3 +269,18 @@ def test_progress_is_kept_in_either_store(store_kwargs, neural, tmp_path):
     assert first.code == 0 and "sent to tensorboard: 50 points" in first.out, first.err
     again = neural("experiments", *where, *sync)
     assert again.code == 0 and "up to date in tensorboard" in again.out, again.err
+
+
+def test_a_missing_sdk_is_one_line_and_the_exit_status(stored, tmp_path):
+    """Without the target's package (hidden from a real subprocess), one line names it."""
+    hide = tmp_path / "hide"
+    (hide / "mlflow").mkdir(parents=True)
+    (hide / "mlflow" / "__init__.py").write_text("raise ImportError('No module named mlflow')\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "neural_dsl_tracking", "experiments", "--base-dir", str(stored.base),
+         "sync", stored.run_id, "--to", "mlflow", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(hide)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "not sent: mlflow needs its package" in result.stderr
+    assert "pip install 'neural-dsl-tracking[mlflow]'" in result.stderr
