@@ -17,6 +17,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable
 
@@ -34,6 +35,7 @@ class LocalProcesses:
     """``workers`` processes (forked from the driver) taking trials."""
 
     def __init__(self, workers: int) -> None:
+        _warm_up()
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                          initializer=_start_worker, initargs=(os.getpid(),))
 
@@ -43,6 +45,14 @@ class LocalProcesses:
     def close(self) -> None:
         """Wait for the trials started, then stop the workers."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _warm_up() -> None:
+    """Import in the driver, once, what each worker's first trial would import on its own:
+    ``torch._dynamo``, which PyTorch imports at a program's first optimizer (about a second of
+    CPU per process). The workers inherit it; it starts no thread."""
+    if "torch" in sys.modules:
+        import torch._dynamo  # noqa: F401
 
 
 def _start_worker(driver: int) -> None:
