@@ -139,7 +139,7 @@ def import_runs(runs: Sequence[SourceRun], store: Any, *, progress: bool = True)
     """Import ``runs`` into ``store`` one by one (a progress bar on a terminal's stderr);
     a run that cannot be read or written is a ``failed`` outcome with the reason."""
     outcomes: list[Outcome] = []
-    with _store_lock(store), _progress(len(runs), progress) as advance:
+    with store_lock(store), _progress(len(runs), progress) as advance:
         for source in runs:
             outcomes.append(import_one(source, store))
             advance(outcomes[-1].points)
@@ -223,15 +223,16 @@ def _batches(metrics: dict[str, Series]) -> Iterator[dict[str, Series]]:
 
 
 @contextmanager
-def _store_lock(store: Any) -> Iterator[None]:
-    """Hold the store's import lock, or a TrackingError when another import holds it."""
+def store_lock(store: Any, action: str = "import") -> Iterator[None]:
+    """Hold the store's lock for ``action`` (``import``, ``sync``: a file ``<action>.lock`` in
+    its folder), or a TrackingError when another process holds it."""
     folder = Path(store.files_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "import.lock", "a+b") as handle:
+    with open(folder / f"{action}.lock", "a+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise TrackingError(f"another import into {folder} is running; "
+            raise TrackingError(f"another {action} into {folder} is running; "
                                 "wait for it to finish") from None
         yield
 

@@ -341,7 +341,9 @@ def sync_runs(store: Any, refs: Sequence[str], target: str,
         raise ConfigError("--log-dir is one run's folder, and TensorBoard would show these runs "
                           "as one; sync one run per command with it, or leave it out (each run "
                           "then goes to <store>/tensorboard/<run id>)")
-    with _progress_bar(total_points(store, run_ids)) as advance:
+    from neural_dsl_tracking.interop.importing import store_lock
+
+    with store_lock(store, "sync"), _progress_bar(total_points(store, run_ids)) as advance:
         for run_id in run_ids:
             yield _sync_one(store, run_id, target, given, advance)
 

@@ -284,3 +284,24 @@ def test_a_missing_sdk_is_one_line_and_the_exit_status(stored, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "not sent: mlflow needs its package" in result.stderr
     assert "pip install 'neural-dsl-tracking[mlflow]'" in result.stderr
+
+
+def test_one_sync_at_a_time_per_store(stored, tmp_path):
+    """A second sync while one runs is refused (it would send the same points again)."""
+    first = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from neural_dsl_tracking.interop.importing import "
+         "store_lock; from neural_dsl_tracking.tracking.store import Store; "
+         f"store = Store({str(stored.base)!r}, create=False)\n"
+         "with store_lock(store, 'sync'):\n    print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "locked"
+        second = subprocess.run(
+            [sys.executable, "-m", "neural_dsl_tracking", "experiments", "--base-dir", str(stored.base),
+             "sync", stored.run_id, "--to", "tensorboard", "--log-dir", str(tmp_path / "tb")],
+            capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1 and "another sync into" in second.stderr, second.stderr
+        assert not (tmp_path / "tb").exists()
+    finally:
+        first.kill()
+        first.wait(10)
