@@ -10,7 +10,9 @@ whether parallel trials scale.
     timed apart as it runs once per sweep), whose "program" makes the tracking calls a compiled
     program makes (open the run, log its hyperparameters, source and config, log the epoch's
     metrics and report the objective, finish the run; no model to save). Printed: each
-    loop's wall and CPU time and the difference per trial (target <= 20 ms).
+    loop's wall and CPU time and the difference per trial, each judged against the target
+    (<= 20 ms): the wall figure as the issue states it, the CPU figure as the one a loaded
+    machine does not inflate.
 (b) The search pays. ``neural run examples/cnn_hpo.neural`` (its compiled defaults: each
     HPO(...)'s first value) against ``neural sweep`` of the same file, ``--hpo-trials`` TPE
     trials (seed 0) without pruning: the sweep's best val_accuracy must be at least the
@@ -201,10 +203,11 @@ def bookkeeping(trials: int, spin_ms: float) -> bool:
     print(f"    ratio                 {ours[0] / bare[0]:.2f} wall, {ours[1] / bare[1]:.2f} CPU")
     print(f"    preparing the sweep   {setup[0]:7.2f} s          once, not in the figures above "
           f"({setup[1]:.2f} s CPU; {setup[1] / trials * 1000:.1f} ms CPU a trial if spread over them)")
-    met = added[0] <= 20
-    print(f"    added per trial       {added[0]:6.1f} ms wall, {added[1]:.1f} ms CPU   "
-          f"(target <= 20 ms: {'met' if met else 'MISSED'})", flush=True)
-    return met
+    verdicts = [f"{figure:.1f} ms {kind} (target <= 20 ms: {'met' if figure <= 20 else 'MISSED'})"
+                for kind, figure in zip(("wall", "CPU"), added)]
+    print(f"    added per trial       {'; '.join(verdicts)}", flush=True)
+    print("    (both figures judged: the wall one counts other jobs' load, the CPU one does not)", flush=True)
+    return all(figure <= 20 for figure in added)
 
 
 # ---------------------------------------------------------------- (b), (c) real sweeps
@@ -212,14 +215,26 @@ def bookkeeping(trials: int, spin_ms: float) -> bool:
 
 def _neural(cwd: Path, *args: str) -> tuple[float, str]:
     """(seconds, stdout) of ``neural ARGS`` in ``cwd``; exits on failure."""
+    seconds, _, stdout = _timed_neural(cwd, *args)
+    return seconds, stdout
+
+
+def _timed_neural(cwd: Path, *args: str) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process and its workers, stdout) of ``neural ARGS`` in
+    ``cwd``; exits on failure."""
+    import resource
+
     env = {**os.environ, "NEURAL_NO_PROGRESS": "1", "HYDRA_FULL_ERROR": "0"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise SystemExit(f"neural {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return seconds, done.stdout
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, cpu, done.stdout
 
 
 def _last_val_accuracy(store: Path) -> float:
@@ -264,12 +279,12 @@ def _tpe_sweep(root: Path, pruner: str, trials: int, epochs: int) -> tuple[float
 
 def parallel_speedup(trials: int, epochs: int) -> bool:
     """Part (c); True when 2 workers finish the fixed sweep >= 1.6x faster than 1."""
-    walls = {}
+    walls, cpus = {}, {}
     with tempfile.TemporaryDirectory(prefix="neural-bench-sweep-") as tmp:
         root = Path(tmp)
         _neural(root, "compile", str(EXAMPLE))  # the sweeps below reuse the compiled program
         for workers in (1, 2):
-            walls[workers], _ = _neural(
+            walls[workers], cpus[workers], _ = _timed_neural(
                 root, "sweep", str(EXAMPLE), f"train.epochs={epochs}", f"tracking.store={root / f'p{workers}'}",
                 f"sweep.trials={trials}", "sweep.sampler=random", "sweep.pruner=none", "sweep.seed=0",
                 f"sweep.parallel={workers}", "execution.threads=1")
@@ -278,6 +293,8 @@ def parallel_speedup(trials: int, epochs: int) -> bool:
     print(f"(c) fixed sweep ({trials} trials of {EXAMPLE.name}, {epochs} epochs, random sampler, 1 torch thread "
           f"per trial) on {os.cpu_count()} CPUs: 1 worker {walls[1]:.1f} s, 2 workers {walls[2]:.1f} s: "
           f"{speedup:.2f}x   (target >= 1.6x: {'met' if met else 'MISSED'})", flush=True)
+    print(f"    CPU of the processes (the neural sweep process and its workers): 1 worker {cpus[1]:.1f} s, "
+          f"2 workers {cpus[2]:.1f} s", flush=True)
     return met
 
 
