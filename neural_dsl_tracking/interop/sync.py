@@ -311,12 +311,15 @@ def _undo(pending: Mapping[str, Any] | None) -> None:
 
 
 def sync_run(store: Any, run_id: str, target: str, given: Mapping[str, Any],
-             report: Callable[[int], None] = lambda n: None) -> SyncResult:
-    """Send what ``target`` does not have yet of the stored run ``run_id``."""
+             report: Callable[[int], None] = lambda n: None, *, again: bool = False) -> SyncResult:
+    """Send what ``target`` does not have yet of the stored run ``run_id`` (``again``: forget
+    what was sent there before, as when it was deleted at the destination)."""
     run = _read_run(store, run_id)
     options = target_options(target, given, run.record.config)
     dest = destination(target, options, run.record, Path(store.files_dir))
     progress = load_progress(store, run_id, target, dest)
+    if again:
+        progress = Progress(pending=progress.pending)
     if not run.pending_work(progress):
         return SyncResult(run_id, 0, 0, True, dest)
     session = _Session(store, run, target, options, dest, progress)
@@ -330,8 +333,8 @@ def total_points(store: Any, run_ids: Sequence[str]) -> int:
     return sum(s.count for run_id in run_ids for s in store.metric_summaries(run_id).values())
 
 
-def sync_runs(store: Any, refs: Sequence[str], target: str,
-              given: Mapping[str, Any]) -> Iterator[tuple[str, bool]]:
+def sync_runs(store: Any, refs: Sequence[str], target: str, given: Mapping[str, Any], *,
+              again: bool = False) -> Iterator[tuple[str, bool]]:
     """Sync each run ``refs`` names to ``target``; yields a line per run and whether it went.
     Bad input (an unknown run, target or option) is an error before anything is sent; a
     mirror failing on one run is that run's line, and the next runs still go."""
@@ -345,7 +348,7 @@ def sync_runs(store: Any, refs: Sequence[str], target: str,
 
     with store_lock(store, "sync"), _progress_bar(total_points(store, run_ids)) as advance:
         for run_id in run_ids:
-            yield _sync_one(store, run_id, target, given, advance)
+            yield _sync_one(store, run_id, target, given, advance, again)
 
 
 def _check_given(target: str, given: Mapping[str, Any]) -> None:
@@ -364,12 +367,12 @@ def _check_given(target: str, given: Mapping[str, Any]) -> None:
 
 
 def _sync_one(store: Any, run_id: str, target: str, given: Mapping[str, Any],
-              advance: Callable[[int], None]) -> tuple[str, bool]:
+              advance: Callable[[int], None], again: bool) -> tuple[str, bool]:
     """One run's line: what was sent, or why not."""
     from neural_dsl_tracking.backends.base import describe_error
 
     try:
-        result = sync_run(store, run_id, target, given, advance)
+        result = sync_run(store, run_id, target, given, advance, again=again)
     except (ConfigError, TrackingError) as error:
         return f"{run_id[:8]}  not sent: {error}", False
     except ImportError as error:

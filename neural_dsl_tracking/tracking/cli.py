@@ -138,6 +138,9 @@ def _register_sync(actions: argparse._SubParsersAction, common: argparse.Argumen
     sync.add_argument("runs", nargs="+", metavar="RUN", help="run id, unique id prefix, or name")
     sync.add_argument("--to", required=True, metavar="TARGET", dest="target",
                       help=f"where to send them: {', '.join(MIRRORS)}")
+    sync.add_argument("--again", action="store_true",
+                      help="send everything again, forgetting what was sent there before "
+                           "(after deleting it at the destination)")
     owners: dict[str, list[str]] = {}
     for target, (_module, _cls, keys) in MIRRORS.items():
         for key in keys:
@@ -531,7 +534,7 @@ def _sync(args: argparse.Namespace) -> int:
     store = Store(args.base_dir, args.store, create=False)
     failed = 0
     try:
-        for line, ok in sync_runs(store, args.runs, args.target, given):
+        for line, ok in sync_runs(store, args.runs, args.target, given, again=args.again):
             print(printable(line), file=sys.stdout if ok else sys.stderr)
             failed += not ok
     finally:

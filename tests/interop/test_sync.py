@@ -305,3 +305,16 @@ def test_one_sync_at_a_time_per_store(stored, tmp_path):
     finally:
         first.kill()
         first.wait(10)
+
+
+def test_again_sends_what_was_deleted_at_the_destination(stored, neural, tmp_path):
+    import shutil
+
+    sync = ("experiments", "--base-dir", stored.base, "sync", stored.run_id, "--to", "tensorboard",
+            "--log-dir", tmp_path / "tb")
+    assert neural(*sync).code == 0
+    shutil.rmtree(tmp_path / "tb")
+    assert "up to date in tensorboard" in neural(*sync).out  # the store cannot see the deletion
+    again = neural(*sync, "--again")
+    assert again.code == 0 and f"sent to tensorboard: {2 * STEPS:,} points" in again.out
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
