@@ -142,6 +142,13 @@ def write_wandb(root: Path, runs: int, steps: int) -> Path:
     return root / "wandb"
 
 
+def wandb_env(root: Path) -> dict[str, str]:
+    """W&B's folders for a measurement under ``root`` (its staging and cache would otherwise
+    go to the home directory)."""
+    return {"WANDB_DIR": str(root / "peer"), "WANDB_DATA_DIR": str(root / "wandb-data"),
+            "WANDB_CACHE_DIR": str(root / "wandb-cache"), "WANDB_CONFIG_DIR": str(root / "wandb-config")}
+
+
 WRITERS: dict[str, Callable[[Path, int, int], Any]] = {
     "mlflow": write_mlflow, "tensorboard": write_tensorboard, "wandb": write_wandb}
 
@@ -371,7 +378,7 @@ def main() -> None:
           f"{'sync':>14}{'round trip':>12}")
     for peer in args.peers.split(","):
         root = Path(tempfile.mkdtemp(prefix=f"interop-{peer}-"))
-        os.environ["WANDB_DIR"] = str(root / "peer")
+        os.environ.update(wandb_env(root))
         try:
             f = measure(peer, root, args.runs, args.steps)
         finally:

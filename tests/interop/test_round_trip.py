@@ -13,7 +13,8 @@ RUNS, STEPS = 10, 10_000
 
 @pytest.mark.parametrize("peer", ["mlflow", "tensorboard", "wandb"])
 def test_every_run_comes_back_identical(peer, tmp_path, monkeypatch, bench_interop):
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "peer"))
+    for name, value in bench_interop.wandb_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("NEURAL_NO_PROGRESS", "1")
     figures = bench_interop.measure(peer, tmp_path, RUNS, STEPS)
     assert figures.points == RUNS * len(bench_interop.KEYS) * STEPS
