@@ -197,6 +197,8 @@ def test_one_log_dir_for_several_runs_is_refused(tmp_path, neural):
 
 def test_wandb_gets_each_step_as_one_row_at_its_own_step(stored, neural, tmp_path, monkeypatch,
                                                           bench_interop):
+    for name, value in bench_interop.wandb_env(tmp_path).items():  # staging, cache: not in ~
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     result = neural("experiments", "--base-dir", stored.base, "sync", stored.run_id, "--to", "wandb")
     assert result.code == 0, result.err
@@ -216,6 +218,8 @@ def test_wandb_rows_whose_step_goes_back_keep_every_point(tmp_path, monkeypatch,
     from neural_dsl_tracking.backends.base import RunInfo
     from neural_dsl_tracking.backends.wandb import WandbMirror
 
+    for name, value in bench_interop.wandb_env(tmp_path).items():  # staging, cache: not in ~
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     mirror = WandbMirror(RunInfo("backwards1", "exp", store_dir=tmp_path), {"mode": "offline"})
     mirror.start()

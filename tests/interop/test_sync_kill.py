@@ -137,6 +137,8 @@ def test_mlflow_sync_killed_midway_ends_with_every_point_once(tmp_path):
 def test_wandb_sync_killed_midway_ends_with_every_point_once(tmp_path, monkeypatch, bench_interop):
     """A W&B session is confirmed whole: the killed session's folder goes, the next sync
     sends the run again as the same run id, and the offline runs hold every point once."""
+    for name, value in bench_interop.wandb_env(tmp_path).items():  # staging, cache: not in ~
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-out"))
     run = _big_run(tmp_path / "store", 20_000)
     command = _sync_command(run, "--to", "wandb")
