@@ -285,9 +285,9 @@ def _show(args: argparse.Namespace) -> int:
         print("\nmirror failures:")
         for backend, message in run.mirror_failures:
             print(f"  {printable(backend)}: {printable(message)}")
-        for backend in dict.fromkeys(backend for backend, _ in run.mirror_failures):
-            print(f"  to send what {printable(backend)} is missing: neural experiments sync "
-                  f"{run.run_id[:8]} --to {printable(backend)}")
+        for backend in _failed_mirrors(run.mirror_failures):
+            print(f"  to send what {backend} is missing: neural experiments sync "
+                  f"{run.run_id[:8]} --to {backend}")
     return 0
 
 
@@ -307,6 +307,15 @@ def _lineage_fields(manager: Any, run: Any) -> list[tuple[str, str]]:
     if run.children:
         fields.append(("forks", ", ".join(child[:8] for child in run.children)))
     return fields
+
+
+def _failed_mirrors(failures: list[tuple[str, str]]) -> list[str]:
+    """The mirrors named by a run's failures, once each (a failure at finish may name several:
+    ``mlflow, wandb``)."""
+    from neural_dsl_tracking.backends.registry import MIRRORS
+
+    named = (name for backend, _ in failures for name in backend.split(", "))
+    return [name for name in dict.fromkeys(named) if name in MIRRORS]
 
 
 def _run_or_sweep(manager: Any, ref: str) -> Any:

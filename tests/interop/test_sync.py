@@ -172,13 +172,15 @@ def test_show_tells_how_to_resend_what_a_failed_mirror_missed(stored, neural):
     store = Store(str(stored.base), create=False)
     try:
         store.record_mirror_failure(stored.run_id, "wandb", "ConnectionError: down")
+        store.record_mirror_failure(stored.run_id, "mlflow, wandb", "at finish: not sent: ...")
+        store.record_mirror_failure(stored.run_id, "mirrors", "not started: no backends package")
     finally:
         store.close()
     shown = neural("experiments", "--base-dir", stored.base, "show", stored.run_id)
     lines = shown.out.splitlines()
     at = lines.index("  wandb: ConnectionError: down")
-    assert lines[at + 1] == (f"  to send what wandb is missing: neural experiments sync "
-                             f"{stored.run_id[:8]} --to wandb")
+    assert lines[at + 3:] == [f"  to send what {name} is missing: neural experiments sync "
+                              f"{stored.run_id[:8]} --to {name}" for name in ("wandb", "mlflow")]
 
 
 def test_one_log_dir_for_several_runs_is_refused(tmp_path, neural):
