@@ -97,6 +97,7 @@ def _finish(command: list[str]) -> str:
 
 def test_tensorboard_sync_killed_midway_ends_with_every_point_once(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
 
     run = _big_run(tmp_path / "store", 40_000)
     log_dir = tmp_path / "tb"
@@ -106,13 +107,18 @@ def test_tensorboard_sync_killed_midway_ends_with_every_point_once(tmp_path):
     assert f"{3 * 40_000 - confirmed:,} points" in out  # only what was not confirmed
     assert len(list(log_dir.glob("events.out.tfevents.*"))) == 2  # the killed one, cut back
 
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
     for key, (steps, values, times) in run.series.items():
         got = events.Scalars(key)
         assert [e.step for e in got] == steps.tolist()
         assert [e.value for e in got] == values.astype(np.float32).tolist()
         assert [e.wall_time for e in got] == times.tolist()
+    # the params went in the killed session; the HParams summary at the end still has them
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        events.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+    assert {k: v.number_value for k, v in start.hparams.items()} == {"lr": 0.1, "epochs": 3}
+    assert start.start_time_secs == 1.7e9  # the run's own start
 
 
 def test_mlflow_sync_killed_midway_ends_with_every_point_once(tmp_path):
