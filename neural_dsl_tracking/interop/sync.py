@@ -41,6 +41,7 @@ class Progress:
 
     params: str | None = None  # digest of the parameters sent
     metrics: dict[str, int] = field(default_factory=dict)  # points sent, per key
+    tails: dict[str, list[float]] = field(default_factory=dict)  # [step, time] of the last one
     artifacts: dict[str, int] = field(default_factory=dict)  # last version sent, per name
     finished: str | None = None  # the status sent at finish
     pending: dict[str, Any] | None = None  # a session not confirmed yet: what to undo
@@ -218,8 +219,9 @@ class _Session:
             new = [p for p in points if (p[0], p[1], p[3]) not in self.present] if self.present else points
             if new:
                 mirror.log_metrics(new)
-            for key, _step, _value, _time in points:
+            for key, step, _value, time_ in points:
                 progress.metrics[key] = progress.metrics.get(key, 0) + 1
+                progress.tails[key] = [step, time_]
             self.points += len(new)
             self.confirm()
             report(len(points))
@@ -320,12 +322,31 @@ def sync_run(store: Any, run_id: str, target: str, given: Mapping[str, Any],
     progress = load_progress(store, run_id, target, dest)
     if again:
         progress = Progress(pending=progress.pending)
+    _check_prefixes(run, progress)
     if not run.pending_work(progress):
         return SyncResult(run_id, 0, 0, True, dest)
     session = _Session(store, run, target, options, dest, progress)
     session.open()
     session.send(report)
     return SyncResult(run_id, session.points, session.artifacts, False, dest)
+
+
+def _check_prefixes(run: _Run, progress: Progress) -> None:
+    """TrackingError when a series no longer starts with the points sent of it (a run resumed
+    from an earlier checkpoint drops the points after it): the cursors would skip new points
+    and the destination keeps the dropped ones."""
+    for key, sent in progress.metrics.items():
+        history = run.histories.get(key)
+        tail = progress.tails.get(key)
+        if not sent or tail is None:
+            continue
+        if history is None or len(history) < sent or \
+                [int(history.steps[sent - 1]), float(history.timestamps[sent - 1])] != tail:
+            raise TrackingError(
+                f"metric {key!r} of run {run.record.run_id[:8]} changed since it was sent there "
+                "(points were dropped, as when a run resumes from an earlier checkpoint): the "
+                "destination still has them; sync it to a fresh destination, or delete it "
+                "there and sync again with --again")
 
 
 def total_points(store: Any, run_ids: Sequence[str]) -> int:

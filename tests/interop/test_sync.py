@@ -324,3 +324,23 @@ def test_again_sends_what_was_deleted_at_the_destination(stored, neural, tmp_pat
     again = neural(*sync, "--again")
     assert again.code == 0 and f"sent to tensorboard: {2 * STEPS:,} points" in again.out
     assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+
+
+def test_a_series_rewritten_since_it_was_sent_is_refused(tmp_path, neural):
+    """A resumed run drops its points after the checkpoint and logs new ones: the destination
+    keeps the dropped points, so sync says so instead of sending the new ones after them."""
+    run = _record(tmp_path / "store", tmp_path, steps=100)
+    sync = ("experiments", "--base-dir", run.base, "sync", run.run_id, "--to", "tensorboard")
+    assert neural(*sync, "--log-dir", tmp_path / "tb").code == 0
+    store = Store(str(run.base), create=False)
+    try:
+        store.truncate_metrics(run.run_id, {"loss": 59})
+        steps = np.arange(60, 130)
+        store.append_metrics(run.run_id, {"loss": (steps, steps / 1000.0, 2e9 + steps)})
+    finally:
+        store.close()
+    refused = neural(*sync, "--log-dir", tmp_path / "tb")
+    assert refused.code == 1
+    assert "metric 'loss' of run" in refused.err and "changed since it was sent there" in refused.err
+    fresh = neural(*sync, "--log-dir", tmp_path / "tb2")
+    assert fresh.code == 0 and "sent to tensorboard: 230 points" in fresh.out, fresh.err
