@@ -109,6 +109,7 @@ def tensorboard_default(files_dir: Path, run_id: str) -> Path:
 
 # ---- progress in the store -----------------------------------------------------------------
 def load_progress(store: Any, run_id: str, target: str, dest: str) -> Progress:
+    """What ``dest`` of ``target`` has of the run (nothing yet: an empty Progress)."""
     row = store.db.read(lambda cur: cur.one(
         "SELECT state FROM sync_progress WHERE run_id = ? AND target = ? AND destination = ?",
         (run_id, target, dest)))
@@ -116,6 +117,7 @@ def load_progress(store: Any, run_id: str, target: str, dest: str) -> Progress:
 
 
 def save_progress(store: Any, run_id: str, target: str, dest: str, progress: Progress) -> None:
+    """Record ``progress`` as what ``dest`` of ``target`` has of the run (one write)."""
     state = json.dumps(progress.__dict__, sort_keys=True)
     store.db.write(lambda cur: cur.execute(
         "INSERT INTO sync_progress (run_id, target, destination, state, updated_at) "
