@@ -234,7 +234,8 @@ def read_wandb(wandb_dir: Path) -> dict[str, Snapshot]:
             if kind == "run":
                 names.setdefault(record.run.run_id, record.run.display_name)
                 snap = snapshots.setdefault(names[record.run.run_id], Snapshot())
-                snap.tags.update(dict.fromkeys((t for t in record.run.tags if not t.startswith("source:")), ""))
+                tags = [t for t in record.run.tags if not t.startswith("source:")]  # the import's
+                snap.tags.update(dict.fromkeys(tags, ""))
                 snap.params.update(_wandb_items(record.run.config.update))
             elif kind == "config":
                 snap.params.update(_wandb_items(record.config.update))
