@@ -29,6 +29,8 @@ from neural_dsl_tracking.backends.base import (
 )
 
 STEP = "step"
+MAX_TAG = 64
+"""W&B refuses a run whose tags are longer (the whole ``wandb.init``)."""
 MODEL_NAMES = ("model", "checkpoint")
 
 
@@ -56,12 +58,15 @@ class WandbMirror(Mirror):
             dir=str(files_dir),
             id=_clean(self.run.run_id, allowed=r"\w\-"),
             name=self.run.run_name,
-            tags=list(self.run.tags) or None,
+            tags=[tag for tag in self.run.tags if len(tag) <= MAX_TAG] or None,
             resume="allow",
             reinit="create_new",
             settings=settings,
         )
         self._run.define_metric(STEP)
+        too_long = [tag for tag in self.run.tags if len(tag) > MAX_TAG]
+        if too_long:  # e.g. an imported run's source:tensorboard:<folder path>
+            self._run.summary["neural_long_tags"] = too_long
         self._defined: set[str] = set()
         self._last_step = 0
         self._next_step = 0  # W&B's own step (``_step``) of the next row

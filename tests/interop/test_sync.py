@@ -344,3 +344,24 @@ def test_a_series_rewritten_since_it_was_sent_is_refused(tmp_path, neural):
     assert "metric 'loss' of run" in refused.err and "changed since it was sent there" in refused.err
     fresh = neural(*sync, "--log-dir", tmp_path / "tb2")
     assert fresh.code == 0 and "sent to tensorboard: 230 points" in fresh.out, fresh.err
+
+
+def test_a_tag_longer_than_wandb_takes_goes_to_the_summary(tmp_path, neural, monkeypatch,
+                                                          bench_interop):
+    """W&B refuses a run with a tag over 64 characters (an imported TensorBoard run's source
+    tag names its folder's path): the run goes, that tag in the summary."""
+    for name, value in bench_interop.wandb_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    long_tag = "source:tensorboard:" + "/very/long/log/folder" * 4
+    run = _record(tmp_path / "store", tmp_path, tags=("short", long_tag), steps=5)
+    result = neural("experiments", "--base-dir", run.base, "sync", run.run_id, "--to", "wandb")
+    assert result.code == 0, result.err
+    [file] = (tmp_path / "peer" / "wandb").glob("offline-run-*/run-*.wandb")
+    records = bench_interop.complete_records(file)
+    [started] = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert list(started.tags) == ["short"]
+    summary = {}
+    for r in records:
+        if r.WhichOneof("record_type") == "summary":
+            summary.update(bench_interop._wandb_items(r.summary.update))
+    assert summary["neural_long_tags"] == [long_tag]
