@@ -94,10 +94,15 @@ def destination(target: str, options: Mapping[str, Any], run: Any, files_dir: Pa
         uri = redact(uri) if "://" in uri else uri
         return f"{uri} experiment={options.get('experiment') or run.experiment}"
     if target == "wandb":
-        root = Path(os.environ.get("WANDB_DIR") or files_dir).resolve()
+        root = wandb_root(files_dir)
         return (f"{root} project={options.get('project') or run.experiment} "
                 f"entity={options.get('entity') or '-'} mode={options.get('mode') or 'offline'}")
     return str(Path(options.get("log_dir") or tensorboard_default(files_dir, run.run_id)).resolve())
+
+
+def wandb_root(files_dir: Path) -> Path:
+    """The folder whose ``wandb/`` the W&B mirror writes to: ``WANDB_DIR``, else the store's."""
+    return Path(os.environ.get("WANDB_DIR") or files_dir).resolve()
 
 
 def tensorboard_default(files_dir: Path, run_id: str) -> Path:
@@ -174,8 +179,11 @@ class _Session:
 
         _undo(self.progress.pending)
         self.progress.pending = None
-        if self.target == "tensorboard" and not self.progress.metrics:
-            self.present = _tensorboard_points(Path(self.dest))
+        if not self.progress.metrics:  # what the run's own mirror wrote there, if it did
+            if self.target == "tensorboard":
+                self.present = _tensorboard_points(Path(self.dest))
+            elif self.target == "wandb":
+                self.present = _wandb_points(wandb_root(self.store.files_dir), self.run.record.run_id)
         record = self.run.record
         info = RunInfo(run_id=record.run_id, experiment=record.experiment, run_name=record.run_name,
                        tags=list(record.tags), store_dir=Path(self.store.files_dir),
@@ -200,6 +208,12 @@ class _Session:
             return {"truncate": str(path), "size": size}
         return None
 
+    def _identity(self, point: tuple[str, int, float, float]) -> tuple[str, int, float]:
+        """How a point is recognised at the destination: TensorBoard keeps each point's wall
+        time, W&B one time per row, so there its value."""
+        key, step, value, time_ = point
+        return (key, step, value) if self.target == "wandb" else (key, step, time_)
+
     def confirm(self) -> None:
         """The mirror has everything sent so far (W&B: only when its session ends)."""
         if self.target == "wandb":
@@ -218,7 +232,7 @@ class _Session:
             progress.params = self.run.digest
             self.confirm()
         for points in _batches(self.run.histories, progress.metrics, mirror.metrics_per_call):
-            new = [p for p in points if (p[0], p[1], p[3]) not in self.present] if self.present else points
+            new = [p for p in points if self._identity(p) not in self.present] if self.present else points
             if new:
                 mirror.log_metrics(new)
             for key, step, _value, time_ in points:
@@ -279,6 +293,24 @@ def _tensorboard_points(log_dir: Path) -> set[tuple[str, int, float]]:
         return set()
     return {(key, step, time) for key, (steps, _values, times) in run.metrics.items()
             for step, time in zip(steps.tolist(), times.tolist())}
+
+
+def _wandb_points(root: Path, run_id: str) -> set[tuple[str, int, float]]:
+    """(key, step, value) of the history the run's W&B mirror already wrote offline under
+    ``root`` (its ``step`` column, else W&B's ``_step``), not to be written twice."""
+    from neural_dsl_tracking.interop.from_wandb import _records
+
+    found: set[tuple[str, int, float]] = set()
+    for file in sorted(root.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")):
+        for record in _records(file, []):
+            if record.WhichOneof("record_type") != "history":
+                continue
+            row = {(item.key or ".".join(item.nested_key)): json.loads(item.value_json)
+                   for item in record.history.item}
+            step = row.get("step", row.get("_step"))
+            found.update((key, int(step), float(value)) for key, value in row.items()
+                         if not key.startswith("_") and key != "step" and isinstance(value, (int, float)))
+    return found
 
 
 def _wait_for_exit_record(folder: Path, timeout: float = 60.0) -> None:

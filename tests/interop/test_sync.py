@@ -365,3 +365,27 @@ def test_a_tag_longer_than_wandb_takes_goes_to_the_summary(tmp_path, neural, mon
         if r.WhichOneof("record_type") == "summary":
             summary.update(bench_interop._wandb_items(r.summary.update))
     assert summary["neural_long_tags"] == [long_tag]
+
+
+def test_a_run_its_wandb_mirror_partly_wrote_gets_the_rest_only(tmp_path, neural, monkeypatch,
+                                                                bench_interop):
+    """The mirror's offline run file cut short (it fell behind); a sync to the same W&B folder
+    adds the points missing, not again those the mirror wrote."""
+    for name, value in bench_interop.wandb_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    run = _record(tmp_path / "store", tmp_path, backend=["local", "wandb"],
+                  backend_options={"wandb": {"mode": "offline"}}, steps=400)
+    [written] = (tmp_path / "peer" / "wandb").glob("offline-run-*/run-*.wandb")
+    bench_interop.complete_records(written)
+    with open(written, "r+b") as handle:  # keep about the first half of what it wrote
+        handle.truncate(written.stat().st_size // 2)
+    kept = sum(r.WhichOneof("record_type") == "history" for r in bench_interop.wandb_records(written))
+    assert 0 < kept < 400
+    result = neural("experiments", "--base-dir", run.base, "sync", run.run_id, "--to", "wandb")
+    assert result.code == 0, result.err
+    assert f"sent to wandb: {2 * (400 - kept):,} points" in result.out
+    [back] = bench_interop.read_wandb(tmp_path / "peer" / "wandb").values()
+    for key, history in run.histories.items():
+        if key in back.metrics:
+            assert sorted((p[0], p[1]) for p in back.metrics[key]) == sorted(
+                zip(history.steps.tolist(), history.values.tolist()))
