@@ -9,8 +9,9 @@ ignored, the program being on its way out already. The tracker's own SIGTERM han
 to this one: it closes the open runs ``interrupted``, and a SIGTERM landing inside a store
 write waits until the write is over, so the exception is never raised inside one.
 
-``neural run`` passes those signals on to the program it starts and ends as it ended.
-Only the standard library here: ``neural run`` imports this module.
+``neural run`` passes those signals on to the program it starts and ends as it ended; killed
+by SIGKILL, it cannot, and the program gets SIGTERM from Linux (``PR_SET_PDEATHSIG``).
+Only the standard library here (and ``child_process``): ``neural run`` imports this module.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator, NoReturn
+
+from neural_dsl_tracking.child_process import end_with_parent
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """What ``neural run`` passes on to the program (a scheduler, ``timeout`` or ``kill`` signal it only)."""
@@ -108,7 +111,10 @@ def run_forwarding(command: list[str]) -> int:
     taken = [signum for signum in FORWARDED if signal.getsignal(signum) not in (signal.SIG_IGN, None)]
     previous = {signum: signal.signal(signum, forward) for signum in taken}
     try:
-        started.append(subprocess.Popen(command))
+        parent = os.getpid()
+        # SIGKILLed, `neural run` cannot pass anything on: the program then gets SIGTERM from
+        # Linux and closes its run `interrupted` instead of training on, orphaned
+        started.append(subprocess.Popen(command, preexec_fn=lambda: end_with_parent(signal.SIGTERM, parent)))
         while pending:
             started[0].send_signal(pending.pop(0))
         code = started[0].wait()

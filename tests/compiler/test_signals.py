@@ -263,3 +263,22 @@ def test_ctrl_c_on_neural_run_lets_the_program_close_its_run(tmp_path):
     assert [run.status for run in _runs(tmp_path)] == ["interrupted"], context
     assert returncode == 130 and "Traceback" not in stderr, context
     assert stderr.endswith("interrupted\n") and stderr.count("interrupted") == 1, context
+
+
+def test_sigkill_to_neural_run_stops_the_program_and_closes_its_run(tmp_path):
+    """`neural run` SIGKILLed (an OOM killer, `kill -9 PID`) cannot pass anything on: the program
+    gets SIGTERM from Linux and closes its run `interrupted` instead of training on, orphaned."""
+    command = [sys.executable, "-m", "neural_dsl_tracking", "run", str(DIGITS), *_arguments(tmp_path, epochs=50)]
+    process = _start(command, tmp_path, _environment(tmp_path), start_new_session=True)
+    try:
+        _wait_for_line(process, "epoch 1/")
+        child = _training_process(process.pid)
+        process.kill()
+        process.wait(timeout=60)
+        _assert_gone(child, timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever outlived a failure
+    (run,) = _runs(tmp_path)
+    assert run.status == "interrupted"
+    assert _work_folders(tmp_path) == []

@@ -13,7 +13,6 @@ A launcher is a callable ``job -> Future[TrialResult]``; the driver waits on the
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -21,6 +20,7 @@ import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable
 
+from neural_dsl_tracking.child_process import end_with_parent
 from neural_dsl_tracking.plugins.sweep.trial import TrialJob, TrialResult, run_trial
 
 
@@ -56,27 +56,14 @@ def _warm_up() -> None:
 
 
 def _start_worker(driver: int) -> None:
-    """A new worker: the default stop signals, and an end with the driver."""
+    """A new worker: the default stop signals, and an end with the driver. A SIGKILLed driver
+    otherwise leaves its workers training, then blocked on the trial queue for ever (each forked
+    worker holds the queue's other end, so none sees it close). SIGKILL, since a trial handles
+    SIGTERM and the worker would then wait on the queue; its trial, left running, is failed by
+    the next claim (its process is gone) and its run reads crashed, as when a one-process sweep
+    is killed."""
     _default_signals()
-    _end_with(driver)
-
-
-def _end_with(driver: int) -> None:
-    """Have Linux SIGKILL this worker when the driver ends. A SIGKILLed driver otherwise leaves
-    its workers training, then blocked on the trial queue for ever (each forked worker holds the
-    queue's other end, so none sees it close). SIGKILL, since a trial handles SIGTERM and the
-    worker would then wait on the queue; its trial, left running, is failed by the next claim
-    (its process is gone) and its run reads crashed, as when a one-process sweep is killed."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the workers end when their trial queue does
-        return
-    if os.getppid() != driver:  # the driver ended before the request
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
+    end_with_parent(signal.SIGKILL, driver)
 
 
 def _default_signals() -> None:
