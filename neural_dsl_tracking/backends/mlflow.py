@@ -61,6 +61,7 @@ class MlflowMirror(Mirror):
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         self._max_value = MAX_PARAM_VAL_LENGTH
+        _create_sqlite_store(uri)
         self._client = MlflowClient(tracking_uri=uri)
         self._keys: dict[str, str] = {}
         experiment_id = self._experiment_id(uri)
@@ -193,13 +194,31 @@ def tracking_uri(options: Mapping[str, Any]) -> str:
     return mlflow.get_tracking_uri()
 
 
+def _sqlite_database(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0]).resolve()
+
+
 def _artifact_root(uri: str) -> str | None:
     """Artifacts of a new experiment in a SQLite store go next to the database, not into
     the current directory; servers and other stores keep their own default."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    database = Path(uri[len("sqlite:///") :].split("?", 1)[0])
-    return (database.resolve().parent / "mlartifacts").as_uri()
+    database = _sqlite_database(uri)
+    return None if database is None else (database.parent / "mlartifacts").as_uri()
+
+
+def _create_sqlite_store(uri: str) -> None:
+    """Create a new SQLite store with its artifact root next to the database. Left to
+    ``MlflowClient``, the store MLflow creates gives its ``Default`` experiment the current
+    directory's ``./mlruns``, where a run mirrored or synced to experiment ``Default`` would
+    then write its artifacts."""
+    database = _sqlite_database(uri)
+    if database is None or database.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(uri, _artifact_root(uri))
 
 
 @contextmanager

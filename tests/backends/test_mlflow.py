@@ -218,3 +218,15 @@ def test_server_stopped_mid_run(tmp_path, failures, caplog, own_mlflow_server):
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert failures and failures[0][0] == "mlflow"
     assert unsent and unsent[0].startswith("mlflow: not sent: 10 metric points, the run's end")
+
+
+def test_a_new_sqlite_store_keeps_the_default_experiments_artifacts_next_to_it(tmp_path, failures, png_file,
+                                                                               in_empty_cwd):
+    """MLflow's own Default experiment of a store the mirror creates: its artifacts go next to
+    the database as a created experiment's do, never into the current directory's ./mlruns."""
+    uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    (tmp_path / "new").mkdir()
+    unsent, _ = mirror_a_run(uri, tmp_path / "store", failures, png_file, experiment="Default")
+    assert unsent == [] and failures == []
+    assert list((tmp_path / "new" / "mlartifacts").rglob("ckpt.pt"))
+    assert list(in_empty_cwd.iterdir()) == []
