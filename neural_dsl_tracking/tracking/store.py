@@ -453,7 +453,7 @@ class Store:
             cur.execute("UPDATE sweep_trials SET run_id = NULL WHERE run_id = ?", (run_id,))
             for table in ("artifact_aliases", "artifact_versions", "metric_chunks",
                           "metric_summary", "params", "run_tags", "mirror_failures", "run_models",
-                          "run_layer_counts", "run_lineage", "run_events", "runs"):
+                          "run_layer_counts", "run_lineage", "run_events", "sync_progress", "runs"):
                 cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             return shas
 

@@ -389,3 +389,16 @@ def test_a_run_its_wandb_mirror_partly_wrote_gets_the_rest_only(tmp_path, neural
         if key in back.metrics:
             assert sorted((p[0], p[1]) for p in back.metrics[key]) == sorted(
                 zip(history.steps.tolist(), history.values.tolist()))
+
+
+def test_deleting_a_run_forgets_what_was_sent_of_it(tmp_path, neural):
+    """A deleted run's sync progress goes with it: a run recorded again under the same id (an
+    import of the same source run) is sent again, not taken as up to date."""
+    run = _record(tmp_path / "store", tmp_path, steps=20)
+    sent = neural("experiments", "--base-dir", run.base, "sync", run.run_id, "--to", "tensorboard",
+                  "--log-dir", tmp_path / "tb")
+    assert sent.code == 0, sent.err
+    assert [row[0] for row in _progress_rows(run.base)] == [run.run_id]
+    deleted = neural("experiments", "--base-dir", run.base, "rm", run.run_id)
+    assert deleted.code == 0, deleted.err
+    assert _progress_rows(run.base) == []
