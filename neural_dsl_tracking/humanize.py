@@ -69,6 +69,11 @@ def wants_color(stream: TextIO) -> bool:
     return bool(isatty and isatty())
 
 
+def shows_progress() -> bool:
+    """Whether to draw a progress bar: stderr is a terminal and ``NEURAL_NO_PROGRESS`` is unset."""
+    return sys.stderr.isatty() and not os.environ.get("NEURAL_NO_PROGRESS")
+
+
 def status_text(status: str, width: int = 0, stream: TextIO | None = None) -> str:
     """A run status left-aligned in ``width`` columns, in its colour (completed green, running
     blue, failed red, crashed and interrupted yellow, pruned magenta) when ``stream`` (stdout

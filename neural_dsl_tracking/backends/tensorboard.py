@@ -34,6 +34,10 @@ from neural_dsl_tracking.backends.base import (
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def default_log_dir(store_dir: str | Path, run_id: str) -> Path:
+    """Where a run's events go when ``log_dir`` is not set: ``<store>/tensorboard/<run id>``."""
+    return Path(store_dir) / "tensorboard" / safe_name(run_id)
+
 class TensorboardMirror(Mirror):
     """Mirror to a TensorBoard log directory."""
 
@@ -43,8 +47,7 @@ class TensorboardMirror(Mirror):
         from tensorboard.compat.proto.event_pb2 import Event
         from tensorboard.compat.proto.summary_pb2 import Summary
 
-        default = Path(self.run.store_dir) / "tensorboard" / safe_name(self.run.run_id)
-        self.log_dir = Path(self.options.get("log_dir") or default)
+        self.log_dir = Path(self.options.get("log_dir") or default_log_dir(self.run.store_dir, self.run.run_id))
         self._event, self._summary = Event, Summary
         self._file = EventFile(self.log_dir, Event)
         self._config: dict[str, Any] = {}

@@ -34,6 +34,10 @@ MAX_TAG = 64
 MODEL_NAMES = ("model", "checkpoint")
 
 
+def files_root(store_dir: str | Path) -> Path:
+    """The folder whose ``wandb/`` a run's files go to: ``WANDB_DIR``, else the store's."""
+    return Path(os.environ.get("WANDB_DIR") or store_dir).resolve()
+
 class WandbMirror(Mirror):
     """Mirror to Weights & Biases."""
 
@@ -48,7 +52,7 @@ class WandbMirror(Mirror):
             x_save_requirements=False,
             silent=True,
         )
-        files_dir = Path(os.environ.get("WANDB_DIR") or self.run.store_dir)
+        files_dir = files_root(self.run.store_dir)
         files_dir.mkdir(parents=True, exist_ok=True)
         self._wandb = wandb
         self._run = wandb.init(

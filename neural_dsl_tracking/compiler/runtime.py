@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import random
 import secrets
 import shutil
@@ -35,7 +34,7 @@ from neural_dsl_tracking.compiler.data import NetworkIO, Splits, check_arrays, l
 from neural_dsl_tracking.compiler.losses import has_accuracy
 from neural_dsl_tracking.compiler.runconfig import validate_run_config
 from neural_dsl_tracking.errors import ConfigError, NeuralError
-from neural_dsl_tracking.humanize import file_size
+from neural_dsl_tracking.humanize import file_size, shows_progress
 from neural_dsl_tracking.limits import MAX_INT64, machine_memory
 from neural_dsl_tracking.resources import configs_dir
 
@@ -663,7 +662,7 @@ class EpochProgress:
 
     def __init__(self, iterable: Any, total: int, description: str) -> None:
         self._bar = None
-        if sys.stderr.isatty() and not os.environ.get("NEURAL_NO_PROGRESS"):
+        if shows_progress():
             from tqdm import tqdm
 
             self._bar = tqdm(iterable, total=total, desc=description, unit="batch", leave=False,

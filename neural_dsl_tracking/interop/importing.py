@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import math
-import os
 import sys
 import tempfile
 import uuid
@@ -31,6 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from neural_dsl_tracking.errors import TrackingError
+from neural_dsl_tracking.humanize import shows_progress
 from neural_dsl_tracking.tracking.values import MAX_NAME
 
 SOURCE_NAMESPACE = uuid.UUID("0c7f2f7e-4b1e-4d5e-9a57-6e657572616c")
@@ -240,7 +240,7 @@ def store_lock(store: Any, action: str = "import") -> Iterator[None]:
 @contextmanager
 def _progress(total: int, wanted: bool) -> Iterator[Callable[[int], None]]:
     """A runs progress bar (with points) on stderr when it is a terminal, else nothing."""
-    if not (wanted and total > 1 and sys.stderr.isatty() and not os.environ.get("NEURAL_NO_PROGRESS")):
+    if not (wanted and total > 1 and shows_progress()):
         yield lambda points: None
         return
     from tqdm import tqdm

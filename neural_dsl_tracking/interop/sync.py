@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,10 +29,16 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+from neural_dsl_tracking.backends.base import ArtifactRef, RunInfo, describe_error
+from neural_dsl_tracking.backends.mlflow import tracking_uri
+from neural_dsl_tracking.backends.registry import MIRRORS, checked_options, create_mirror
+from neural_dsl_tracking.backends.tensorboard import default_log_dir
+from neural_dsl_tracking.backends.wandb import files_root
 from neural_dsl_tracking.errors import ConfigError, TrackingError
+from neural_dsl_tracking.humanize import shows_progress
 
-TARGETS = ("mlflow", "wandb", "tensorboard")
-"""Where runs can be sent (the mirrors of ``backends.registry.MIRRORS``)."""
+TARGETS = tuple(MIRRORS)
+"""Where runs can be sent: every mirror."""
 
 
 @dataclass
@@ -71,7 +77,6 @@ def _validated(target: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` of mirror ``target`` checked by the tracking block's own model."""
     from pydantic import ValidationError
 
-    from neural_dsl_tracking.backends.registry import checked_options
     from neural_dsl_tracking.plugins.tracking.spec import TrackingSpec
 
     checked_options(target, options)
@@ -87,48 +92,28 @@ def _validated(target: str, options: Mapping[str, Any]) -> dict[str, Any]:
 def destination(target: str, options: Mapping[str, Any], run: Any, files_dir: Path) -> str:
     """Where ``run`` goes, as one string (the progress table's key, printed: no password)."""
     if target == "mlflow":
-        from neural_dsl_tracking.backends.mlflow import tracking_uri
         from neural_dsl_tracking.tracking.db import redact
 
         uri = tracking_uri(options)
         uri = redact(uri) if "://" in uri else uri
         return f"{uri} experiment={options.get('experiment') or run.experiment}"
     if target == "wandb":
-        root = wandb_root(files_dir)
+        root = files_root(files_dir)
         return (f"{root} project={options.get('project') or run.experiment} "
                 f"entity={options.get('entity') or '-'} mode={options.get('mode') or 'offline'}")
-    return str(Path(options.get("log_dir") or tensorboard_default(files_dir, run.run_id)).resolve())
-
-
-def wandb_root(files_dir: Path) -> Path:
-    """The folder whose ``wandb/`` the W&B mirror writes to: ``WANDB_DIR``, else the store's."""
-    return Path(os.environ.get("WANDB_DIR") or files_dir).resolve()
-
-
-def tensorboard_default(files_dir: Path, run_id: str) -> Path:
-    """The TensorBoard mirror's default folder for a run."""
-    from neural_dsl_tracking.backends.base import safe_name
-
-    return Path(files_dir) / "tensorboard" / safe_name(run_id)
+    return str(Path(options.get("log_dir") or default_log_dir(files_dir, run.run_id)).resolve())
 
 
 # ---- progress in the store -----------------------------------------------------------------
 def load_progress(store: Any, run_id: str, target: str, dest: str) -> Progress:
     """What ``dest`` of ``target`` has of the run (nothing yet: an empty Progress)."""
-    row = store.db.read(lambda cur: cur.one(
-        "SELECT state FROM sync_progress WHERE run_id = ? AND target = ? AND destination = ?",
-        (run_id, target, dest)))
-    return Progress(**json.loads(row[0])) if row else Progress()
+    state = store.sync_state(run_id, target, dest)
+    return Progress(**json.loads(state)) if state else Progress()
 
 
 def save_progress(store: Any, run_id: str, target: str, dest: str, progress: Progress) -> None:
     """Record ``progress`` as what ``dest`` of ``target`` has of the run (one write)."""
-    state = json.dumps(progress.__dict__, sort_keys=True)
-    store.db.write(lambda cur: cur.execute(
-        "INSERT INTO sync_progress (run_id, target, destination, state, updated_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, target, destination) "
-        "DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-        (run_id, target, dest, state, time.time())))
+    store.set_sync_state(run_id, target, dest, json.dumps(progress.__dict__, sort_keys=True))
 
 
 # ---- one run ------------------------------------------------------------------------------
@@ -174,8 +159,6 @@ class _Session:
 
     def open(self) -> None:
         """Undo what a killed session left unconfirmed, then start the mirror."""
-        from neural_dsl_tracking.backends.base import RunInfo
-        from neural_dsl_tracking.backends.registry import create_mirror
 
         _undo(self.progress.pending)
         self.progress.pending = None
@@ -183,7 +166,7 @@ class _Session:
             if self.target == "tensorboard":
                 self.present = _tensorboard_points(Path(self.dest))
             elif self.target == "wandb":
-                self.present = _wandb_points(wandb_root(self.store.files_dir), self.run.record.run_id)
+                self.present = _wandb_points(files_root(self.store.files_dir), self.run.record.run_id)
         record = self.run.record
         info = RunInfo(run_id=record.run_id, experiment=record.experiment, run_name=record.run_name,
                        tags=list(record.tags), store_dir=Path(self.store.files_dir),
@@ -328,8 +311,6 @@ def _wait_for_exit_record(folder: Path, timeout: float = 60.0) -> None:
 
 
 def _artifact_ref(store: Any, version: Any) -> Any:
-    from neural_dsl_tracking.backends.base import ArtifactRef
-
     return ArtifactRef(path=store.objects.verify_version(version), name=version.name,
                        version=version.version, sha256=version.sha256, aliases=tuple(version.aliases),
                        original_name=version.metadata.get("filename"))
@@ -408,8 +389,6 @@ def sync_runs(store: Any, refs: Sequence[str], target: str, given: Mapping[str, 
 
 def _check_given(target: str, given: Mapping[str, Any]) -> None:
     """ConfigError for an unknown target, an option of another mirror or a bad value."""
-    from neural_dsl_tracking.backends.registry import MIRRORS
-
     if target not in TARGETS:
         raise ConfigError(f"unknown sync target {target!r}; expected one of: {', '.join(TARGETS)}")
     keys = MIRRORS[target][2]
@@ -424,8 +403,6 @@ def _check_given(target: str, given: Mapping[str, Any]) -> None:
 def _sync_one(store: Any, run_id: str, target: str, given: Mapping[str, Any],
               advance: Callable[[int], None], again: bool) -> tuple[str, bool]:
     """One run's line: what was sent, or why not."""
-    from neural_dsl_tracking.backends.base import describe_error
-
     try:
         result = sync_run(store, run_id, target, given, advance, again=again)
     except (ConfigError, TrackingError) as error:
@@ -445,9 +422,7 @@ def _sync_one(store: Any, run_id: str, target: str, given: Mapping[str, Any],
 @contextmanager
 def _progress_bar(total: int) -> Iterator[Callable[[int], None]]:
     """A points progress bar on stderr when it is a terminal, else nothing."""
-    import sys
-
-    if total < 10_000 or not sys.stderr.isatty() or os.environ.get("NEURAL_NO_PROGRESS"):
+    if total < 10_000 or not shows_progress():
         yield lambda points: None
         return
     from tqdm import tqdm

@@ -633,6 +633,23 @@ class Store:
 
         return self.db.write(body)
 
+    # ---- sync progress ------------------------------------------------------------------
+    def sync_state(self, run_id: str, target: str, destination: str) -> str | None:
+        """What ``neural experiments sync`` recorded as sent of a run to ``destination`` of
+        ``target`` (its JSON state), or None."""
+        row = self.db.read(lambda cur: cur.one(
+            "SELECT state FROM sync_progress WHERE run_id = ? AND target = ? AND destination = ?",
+            (run_id, target, destination)))
+        return row[0] if row else None
+
+    def set_sync_state(self, run_id: str, target: str, destination: str, state: str) -> None:
+        """Record ``state`` (JSON) as what ``destination`` of ``target`` has of a run."""
+        self.db.write(lambda cur: cur.execute(
+            "INSERT INTO sync_progress (run_id, target, destination, state, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, target, destination) "
+            "DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            (run_id, target, destination, state, time.time())))
+
     # ---- models -----------------------------------------------------------------------
     def set_run_model(self, run_id: str, spec: dict[str, Any], *, params: int | None = None,
                       macs: int | None = None, fingerprint: str | None = None) -> None:
