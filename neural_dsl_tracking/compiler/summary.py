@@ -22,6 +22,8 @@ from typing import Any
 from neural_dsl_tracking.compiler.codegen import CodeWriter, Expr, lit, mapping
 from neural_dsl_tracking.compiler.shapes import Dim, Sym
 
+LAYER_FACTS = ("type", "depth", "params", "input", "output")
+"""What makes two layers the same computation: what the fingerprint hashes of each layer."""
 CORE_NEUTRAL_SECTIONS = ("hpo",)
 """The core's config sections that cannot change a run's results (the search spaces); plugins
 say the same of theirs with ``Plugin.changes_results``."""
@@ -191,7 +193,7 @@ def fingerprint(spec: dict[str, Any], composed: dict[str, Any], launch_dir: Path
     config without the settings that cannot change results, the data source's identity (its
     file's content for ``npz``) and the versions of the training stack."""
     model = {"input": spec["input"], "output": spec["output"],
-             "layers": [{k: layer[k] for k in ("type", "depth", "params", "input", "output")}
+             "layers": [{k: layer[k] for k in LAYER_FACTS}
                         for layer in spec["layers"]]}
     neutral = {*CORE_NEUTRAL_SECTIONS, "data", *neutral_plugin_sections()}
     config = {key: value for key, value in composed.items() if key not in neutral}

@@ -201,15 +201,12 @@ def load_start(store: Any, section: TrackingSpec, model: Any,
     return start, state
 
 
-LAYER_FACTS = ("type", "depth", "params", "input", "output")
-"""What makes two layers the same computation (as the fingerprint counts them)."""
-
-
 def _check_same_network(store: Any, run_id: str, model_spec: dict[str, Any]) -> None:
     """A ConfigError naming the first layer where ``model_spec`` differs from the network the
     run recorded (a run without a recorded model passes)."""
     import json
 
+    from neural_dsl_tracking.compiler.summary import LAYER_FACTS
     from neural_dsl_tracking.tracking.store import to_json
 
     recorded = store.run_models([run_id]).get(run_id)
