@@ -58,8 +58,7 @@ def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
     (the user's file) names the file in messages and is the sweep's recorded source."""
     from omegaconf import OmegaConf
 
-    cfg = _compose(program, overrides)
-    config, composed = load_program(str(program)).settings(cfg)
+    cfg, (config, composed) = _compose(program, overrides)
     tracking = getattr(config, "tracking", None)
     if tracking is None:
         raise ConfigError(f"{source or _source(program)}: a sweep records each trial as a tracked run; add a "
@@ -206,10 +205,10 @@ def best_checkpoint(store: Store, sweep: Any) -> Any | None:
 # ---------------------------------------------------------------- helpers
 
 
-def _compose(program: Path, overrides: list[str]) -> Any:
-    """The program's config with the user's overrides, checked as ``neural run`` checks them."""
-    from hydra import compose, initialize_config_dir
-
+def _compose(program: Path, overrides: list[str]) -> tuple[Any, tuple[Any, dict[str, Any]]]:
+    """The program's config with the user's overrides, checked as ``neural run`` checks them,
+    and what the program's ``settings`` made of it (the run config, the composed config as
+    plain data): the config the check composed, not composed a second time."""
     from neural_dsl_tracking.compiler import runtime
     from neural_dsl_tracking.resources import configs_dir
 
@@ -217,11 +216,11 @@ def _compose(program: Path, overrides: list[str]) -> Any:
     if flags:
         raise ConfigError(f"{flags[0]}: a sweep takes overrides (KEY=VALUE), not program flags")
     search = f"hydra.searchpath=[{configs_dir().resolve().as_uri()}]"
-    conf_dir = program.parent / "conf"
     module = load_program(str(program))
-    runtime.preflight(conf_dir, list(overrides), search, check=module.settings)
-    with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
-        return compose(config_name="config", overrides=[search, *overrides])
+    checked: list[tuple[Any, tuple[Any, dict[str, Any]]]] = []
+    runtime.preflight(program.parent / "conf", list(overrides), search,
+                      check=lambda cfg: checked.append((cfg, module.settings(cfg))))
+    return checked[-1]
 
 
 def _space(composed: dict[str, Any], overrides: list[str]) -> dict[str, dict[str, Any]]:
