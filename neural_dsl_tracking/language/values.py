@@ -94,6 +94,11 @@ def bind_arguments(
     return bound
 
 
+def _is_search_space(value: Value) -> bool:
+    """Whether ``value`` is ``HPO(...)`` or one of its expressions (``range(...)``, ...)."""
+    return value.kind == "call" and value.data.name in ("HPO", *HPO_KINDS)
+
+
 class ValueReader:
     """Converts syntax values to spec values, reporting problems to ``sink``."""
 
@@ -118,13 +123,22 @@ class ValueReader:
             return None if computed is None else computed.data
         kind = value.kind
         if kind in ("tuple", "list"):
-            return [self.param(item) for item in value.data]
+            return [self._item(item) for item in value.data]
         if kind == "call":
             call: Call = value.data
             if call.name == "HPO":
                 return self.hpo(value)
             return self.call(call)
         return value.data  # number (in range: see parser), string, name, bool, null
+
+    def _item(self, value: Value) -> ParamValue:
+        """An item of a tuple or list: any value but a search space (nothing searches it there)."""
+        if value.kind == "call" and value.data.name == "HPO":
+            self.sink.error(value.pos, "HPO(...) must be a setting's whole value, not an item of a tuple "
+                                       "or list; search the whole value instead, "
+                                       "e.g. HPO(choice((0.9, 0.999), (0.8, 0.99)))")
+            return None
+        return self.param(value)
 
     def call(self, call: Call) -> CallValue:
         args: list[ParamValue] = []
@@ -174,10 +188,12 @@ class ValueReader:
                 self.sink.error(argument.pos, "choice(...) takes only the options, without names")
                 continue
             option = argument.value
-            if option.kind == "call" and option.data.name in HPO_KINDS:
-                options.append(self._hpo_expression(option))
-            else:
-                options.append(self.param(option))
+            if _is_search_space(option):
+                self.sink.error(option.pos, "choice(...): an option cannot be a search space itself "
+                                            "(nothing would search it); list the values instead, "
+                                            "e.g. choice(128, 256, 384, 512)")
+                return None
+            options.append(self.param(option))
         if not call.arguments:
             self.sink.error(value.pos, "choice(...) needs at least one option")
         return ChoiceHPO(options=options)

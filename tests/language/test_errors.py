@@ -229,6 +229,34 @@ def test_bad_hpo_bounds() -> None:
     assert "log_range(...): needs 0 < low < high" in message
 
 
+@pytest.mark.parametrize("option", ["range(8, 16, step=8)", "HPO(choice(8, 16))", "log_range(8, 64)"])
+def test_a_search_space_inside_a_choice_is_refused_at_the_option(option: str) -> None:
+    # It passed the check, then compile, run and sweep died with a YAML traceback.
+    error = error_of(f"network N {{\n input: (4)\n layers: Dense(HPO(choice(32, {option})))\n}}\n")
+    message = str(error)
+    assert "choice(...): an option cannot be a search space itself" in message, message
+    assert "RangeHPO" not in message and "ChoiceHPO" not in message and "LogRangeHPO" not in message
+    assert len(error.diagnostics) == 1, message
+    assert_points_at(error, 3, 31, width=len(option))
+
+
+def test_a_search_space_inside_an_optimizer_choice_is_refused() -> None:
+    error = error_of("network N { input: (4) layers: Dense(4)\n"
+                     "optimizer: Adam(learning_rate=HPO(choice(0.1, log_range(0.01, 0.1)))) }")
+    assert "choice(...): an option cannot be a search space itself" in str(error)
+    assert_points_at(error, 2, 47, width=len("log_range(0.01, 0.1)"))
+
+
+def test_a_search_space_inside_a_tuple_is_refused() -> None:
+    # betas=(HPO(...), 0.999) passed the check, then compile died with a YAML traceback.
+    error = error_of("network N { input: (4) layers: Dense(4)\n"
+                     "optimizer: Adam(learning_rate=0.01, betas=(HPO(choice(0.9, 0.8)), 0.999)) }")
+    message = str(error)
+    assert "HPO(...) must be a setting's whole value, not an item of a tuple or list" in message, message
+    assert len(error.diagnostics) == 1, message
+    assert_points_at(error, 2, 44, width=len("HPO(choice(0.9, 0.8))"))
+
+
 def test_unknown_optimizer_and_schedule() -> None:
     message = str(error_of("network N { input: (4) layers: Dense(4) optimizer: Adamw2 }"))
     assert "unknown optimizer 'Adamw2'; did you mean 'AdamW'?" in message
