@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_parser.add_argument(SKIP_IF_DONE, action="store_true",
                             help="do not train a run whose fingerprint a completed run of its store has; "
                                  "say which run instead")
+    run_parser.add_argument("--store", metavar="STORE",
+                            help="the experiment store the run is recorded in: a folder or a PostgreSQL URL "
+                                 "(the same as tracking.store=STORE)")
     run_parser.add_argument("--resume", metavar="RUN",
                             help="continue a crashed, interrupted or failed run from its latest checkpoint "
                                  "(the network's tracking block records them: checkpoint_every)")
@@ -163,8 +166,9 @@ def _take_option(args: argparse.Namespace, rest: list[str], flag: str, needs: st
 
 
 def _take_options(args: argparse.Namespace) -> list[str]:
-    """The program's arguments, without ``--network``, ``--resume`` and ``--fork`` (ours)."""
+    """The program's arguments, without ``--network``, ``--store``, ``--resume`` and ``--fork`` (ours)."""
     rest = _take_option(args, list(args.overrides), "--network", "the name of a network of the file")
+    rest = _take_option(args, rest, "--store", "a store: a folder or a PostgreSQL URL")
     rest = _take_option(args, rest, "--resume", "a run: its id, id prefix or name")
     return _take_option(args, rest, "--fork", "a run: RUN or RUN@EPOCH")
 
@@ -183,18 +187,26 @@ def _continuing(args: argparse.Namespace, extra: list[str], optuna: bool) -> lis
             or SKIP_IF_DONE in extra:
         raise CompileError(f"--{flag} continues one run: it does not apply to --sweep, --multirun "
                            f"or {SKIP_IF_DONE}")
+    return [*extra, _tracking_setting(args, flag)]
+
+
+def _tracking_setting(args: argparse.Namespace, flag: str) -> str:
+    """The override ``tracking.<flag>='<value>'`` that the option ``--<flag>`` stands for; a
+    CompileError when the network has no tracking block to take it."""
     _, spec = _load(args.file, args.network)
     if "tracking" not in spec.plugins:
         raise CompileError(f"--{flag}: network {spec.name} has no tracking block, so its runs and "
                            "checkpoints are not recorded")
     quoted = "'" + getattr(args, flag).replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return [*extra, f"tracking.{flag}={quoted}"]
+    return f"tracking.{flag}={quoted}"
 
 
 def run_run(args: argparse.Namespace) -> int:
     extra = _take_options(args)
     optuna = args.sweep or "--sweep" in extra
     extra = _continuing(args, extra, optuna)
+    if args.store is not None:
+        extra.append(_tracking_setting(args, "store"))
     if args.skip_if_done or SKIP_IF_DONE in extra:
         from neural_dsl_tracking.compiler.summary import SKIP_IF_DONE_ENV
 

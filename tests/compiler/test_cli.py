@@ -153,3 +153,59 @@ def test_a_full_disk_leaves_the_previous_program_whole(small_disk: Path, fill_di
     assert err.startswith(f"error: cannot write the program into {out}: [Errno 28] No space left on device")
     assert _program_files(out) == before
     assert sorted(p.name for p in out.iterdir()) == ["conf", "source.neural", "train.py"]
+
+
+TRACKED = """network Small {
+  input: (8, 8, 1)
+  layers: Flatten() Dense(HPO(choice(8, 16))) Output(10, "softmax")
+  loss: "sparse_categorical_crossentropy"
+  train { epochs: 1 }
+  tracking < monitor: val_accuracy; mode: max >
+  sweep < trials: 1; pruner: none >
+}
+"""
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_run_store_option_records_the_run_there(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # neural sweep and neural experiments take --store; neural run passed it to Hydra, which
+    # read the store's path as a broken override ("Error parsing override 'elsewhere'").
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEURAL_NO_PROGRESS", "1")
+    (tmp_path / "small.neural").write_text(TRACKED)
+    store = ["--store", "my store"]
+    args = [*store, "small.neural"] if where == "before" else ["small.neural", *store]
+    assert main(["run", *args, "execution.threads=1"]) == 0, capsys.readouterr().err
+    manager = ExperimentManager(store=str(tmp_path / "my store"))
+    assert [run.status for run in manager.list_experiments()] == ["completed"]
+    manager.close()
+    assert not (tmp_path / "neural_experiments").exists()
+
+
+def test_run_sweep_takes_the_store_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from neural_dsl_tracking.tracking import ExperimentManager
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEURAL_NO_PROGRESS", "1")
+    (tmp_path / "small.neural").write_text(TRACKED)
+    assert main(["run", "--sweep", "small.neural", "--store", "swept", "execution.threads=1"]) == 0, \
+        capsys.readouterr().err
+    manager = ExperimentManager(store=str(tmp_path / "swept"))
+    (sweep,) = manager.list_sweeps()
+    assert [trial.state for trial in sweep.trials] == ["complete"]
+    manager.close()
+
+
+def test_run_store_option_without_a_tracking_block_is_one_message(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(CORPUS / "tiny.neural"), "--store", "somewhere"]) == 1
+    assert capsys.readouterr().err == ("error: --store: network Tiny has no tracking block, so its runs "
+                                       "and checkpoints are not recorded\n")
+    assert main(["run", str(CORPUS / "tiny.neural"), "--store"]) == 1
+    assert "--store needs" in capsys.readouterr().err
