@@ -159,46 +159,61 @@ def preflight(conf_dir: Path, overrides: list[str], search: str, multirun: bool 
     """Compose and ``check`` the config of every job and report problems clearly.
 
     Without ``multirun`` that is one job; with it, every combination of the swept values,
-    as Hydra's basic sweeper will run them.
+    as Hydra's basic sweeper will run them. Each override must name a setting the config has
+    (or add one with ``+``); Hydra refuses a job with one that does not, and only then is the
+    config composed with the group overrides alone, to say which key is wrong and what is
+    there: a job that composes is composed once.
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    from hydra import initialize_config_dir
 
     parsed = _parse_overrides(overrides)
     settings = [o for o in parsed if not (o.key_or_group == "hydra" or o.key_or_group.startswith("hydra."))]
-    single = [_first_value(o) for o in settings]
     jobs = _sweep_jobs(settings) if multirun else [_single_job(settings)]
-    groups = [line for line, o in zip(single, settings) if _is_group(o.key_or_group)]
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
-        try:
-            base = compose(config_name="config", overrides=[search, *groups])
-        except (HydraException, OmegaConfBaseException) as error:
-            raise ConfigError(_first_line(error)) from None
-        except ValueError as error:  # e.g. data=3: Hydra wants a group option's name
-            raise ConfigError(f"{' '.join(groups)}: {_first_line(error)}") from None
-        known = OmegaConf.to_container(base, resolve=False)
-        for override in settings:
-            key = override.key_or_group
-            if override.is_add() or override.is_force_add():
-                continue
-            _check_key(key, known, override.is_delete())
         swept = {o.get_key_element() for o in settings if o.is_sweep_override()}
         for number, job in enumerate(jobs, 1):
             values = " ".join(line for line in job if line.partition("=")[0] in swept)
             where = f"sweep job {number} of {len(jobs)} ({values}): " if len(jobs) > 1 else ""
-            _check_job(job, number - 1, search, check, where)
+            _check_job(job, number - 1, search, check, where, settings if number == 1 else [])
 
 
-def _check_job(job: list[str], num: int, search: str, check: Callable[[Any], Any] | None, where: str) -> None:
-    """Compose job ``num`` from its overrides and ``check`` it; a problem is a ConfigError starting ``where``."""
+def _check_keys(settings: list[Any], search: str) -> None:
+    """Each override (not adding) names a key of the config composed with the group overrides
+    alone, or a group; else a ConfigError naming it and what exists there."""
+    from hydra import compose
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    groups = [_first_value(o) for o in settings if _is_group(o.key_or_group)]
+    try:
+        base = compose(config_name="config", overrides=[search, *groups])
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(_first_line(error)) from None
+    except ValueError as error:  # e.g. data=3: Hydra wants a group option's name
+        raise ConfigError(f"{' '.join(groups)}: {_first_line(error)}") from None
+    known = OmegaConf.to_container(base, resolve=False)
+    for override in settings:
+        if not (override.is_add() or override.is_force_add()):
+            _check_key(override.key_or_group, known, override.is_delete())
+
+
+def _check_job(job: list[str], num: int, search: str, check: Callable[[Any], Any] | None, where: str,
+               settings: list[Any]) -> None:
+    """Compose job ``num`` from its overrides and ``check`` it; a problem is a ConfigError
+    starting ``where``, or, when it does not compose because one of ``settings`` (the parsed
+    overrides) names a key or group the config does not have, the ConfigError saying so."""
     from hydra import compose
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         config = compose(config_name="config", overrides=[search, *job], return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        if settings:
+            _check_keys(settings, search)
+        raise ConfigError(where + _first_line(error)) from None
+    try:
         if check is not None:
             check(_job_config(config, num))
     except (HydraException, OmegaConfBaseException, ValueError) as error:
