@@ -10,6 +10,11 @@ Each read keeps three downsampled variants (``max_points``, half, a quarter). A 
 overlaying many runs uses a smaller one so it stays under ``CHART_POINT_BUDGET`` points:
 with 100 runs, 1,000 points per series, which is still the minimum and maximum of every
 bucket, about one bucket per pixel column of a chart, so no spike is lost.
+
+A read of a long series (more than ``RAW_POINTS`` points) also gives it a fine level
+(``FineLevels``: min and max per ~``len / FINE_POINTS`` points), which a wide zoom is bucketed
+from: built from the arrays already read, on a background thread, so the first zoom after the
+overview (or after the server's warm-up) reads nothing again and need not build it.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -37,6 +43,11 @@ CHART_POINT_BUDGET = 100_000  # points drawn per chart before series get fewer p
 RUNS_PER_READ = 8  # runs per bulk store read: about 60 MB of arrays with 3 x 100k-point series each
 DRAW_THREADS = 2  # numpy releases the GIL while downsampling
 REFRESH_SECONDS = 0.5  # the store is asked whether its runs changed at most this often
+RAW_POINTS = 32_768  # a zoom holding up to this many points of a series reads them from the store
+FINE_POINTS = 65_536  # a longer series is zoomed from its fine level: buckets of about len / FINE_POINTS points
+FINE_SERIES = 32  # fine levels kept (about 1.6 MB each)
+FINE_PENDING_POINTS = 16_000_000  # points of series read and waiting for their fine level (24 bytes each)
+FINE_IDLE_SECONDS = 0.05  # fine levels are built once no request has read the store for this long
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,132 @@ def draw(steps: np.ndarray, values: np.ndarray, times: np.ndarray, bucket_size: 
     ]
 
 
+SeriesKey = tuple[str, str, int]  # (run id, metric key, points stored)
+
+
+class FineLevels:
+    """The fine levels of long series, by (run id, key, points stored): each series bucketed to
+    about ``FINE_POINTS`` points (every bucket's min and max kept), which a wide zoom is
+    bucketed from.
+
+    A long series read for the overview is ``offer``-ed: its arrays wait in a queue (at most
+    ``FINE_PENDING_POINTS`` points) for one background thread, which builds their levels once
+    no request has read for ``FINE_IDLE_SECONDS`` (``reading``): builds running beside the
+    request's own reads slowed them by about their length (they share the GIL, and on a busy
+    machine the cores: the overview of 10 x 1,000,000 points took 60-80 ms longer, about the
+    ten builds' time). ``get`` returns a kept level,
+    waits for one being built, builds a queued one itself from the arrays held (no read), and
+    only for a series never offered reads the store. The last ``FINE_SERIES`` levels used are
+    kept, one per series (the last built replaces the others).
+    """
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[SeriesKey, DrawnSeries] = OrderedDict()
+        self._queued: OrderedDict[SeriesKey, Any] = OrderedDict()  # histories waiting for a build
+        self._queued_points = 0
+        self._building: dict[SeriesKey, threading.Event] = {}  # set once built (or failed)
+        self._reads = 0  # requests reading now
+        self._read_at = 0.0  # when the last of them ended (time.monotonic)
+        self._changed = threading.Condition()
+        self._worker: threading.Thread | None = None
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Around a request's store reads: no build starts meanwhile, nor ``FINE_IDLE_SECONDS`` after."""
+        with self._changed:
+            self._reads += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._reads -= 1
+                self._read_at = time.monotonic()
+                self._changed.notify_all()
+
+    def offer(self, series: SeriesKey, history: Any, evict: bool = True) -> None:
+        """Queue ``history`` (just read) for the build of ``series``' fine level, unless it is
+        short, kept, queued or being built, the queue holds its budget of points, or, with
+        ``evict`` false, the levels kept and to come already reach ``FINE_SERIES``."""
+        points = len(history)
+        with self._changed:
+            known = series in self._kept or series in self._queued or series in self._building
+            coming = len(self._kept) + len(self._queued) + len(self._building)
+            if points <= RAW_POINTS or known or self._queued_points + points > FINE_PENDING_POINTS \
+                    or not evict and coming >= FINE_SERIES:
+                return
+            self._queued[series] = history
+            self._queued_points += points
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="fine-levels", daemon=True)
+                self._worker.start()
+            self._changed.notify_all()
+
+    def get(self, series: SeriesKey, read: Callable[[], Any]) -> DrawnSeries:
+        """The fine level of ``series``: kept; being built, waited for; queued, built now from
+        the arrays held; else built from ``read()`` (the series' whole history)."""
+        with self._changed:
+            found = self._kept.get(series)
+            if found is not None:
+                self._kept.move_to_end(series)
+                return found
+            building = self._building.get(series)
+            history = self._take(series) if building is None else None
+        if building is not None:
+            building.wait()
+            return self.get(series, read)
+        return self._build(series, history if history is not None else read())
+
+    def _take(self, series: SeriesKey) -> Any:
+        """The queued history of ``series`` (None if none), now being built (the lock is held)."""
+        history = self._queued.pop(series, None)
+        if history is not None:
+            self._queued_points -= len(history)
+            self._building[series] = threading.Event()
+        return history
+
+    def _work(self) -> None:
+        """The background thread: build the queued levels, oldest first, while no request reads;
+        end when the queue is empty."""
+        while True:
+            with self._changed:
+                while self._queued and (wait := self._idle_wait()) > 0:
+                    self._changed.wait(wait)
+                if not self._queued:
+                    self._worker = None
+                    return
+                series = next(iter(self._queued))
+                history = self._take(series)
+            self._build(series, history)
+
+    def _idle_wait(self) -> float:
+        """Seconds until builds may start (the lock is held)."""
+        return FINE_IDLE_SECONDS if self._reads else self._read_at + FINE_IDLE_SECONDS - time.monotonic()
+
+    def _build(self, series: SeriesKey, history: Any) -> DrawnSeries:
+        """Bucket ``history`` to the fine level and keep it in the step that ends its build (a
+        failed build just ends: a ``get`` waiting for it reads the store)."""
+        fine: DrawnSeries | None = None
+        try:
+            fine = draw(history.steps, history.values, history.timestamps,
+                        bucket_size_for(len(history), FINE_POINTS))[0]
+            return fine
+        finally:
+            with self._changed:
+                if fine is not None:
+                    self._keep(series, fine)
+                building = self._building.pop(series, None)
+                if building is not None:
+                    building.set()
+
+    def _keep(self, series: SeriesKey, fine: DrawnSeries) -> None:
+        """Keep ``fine`` in place of any other level of the same series (the lock is held)."""
+        for stale in [kept for kept in self._kept if kept[:2] == series[:2]]:
+            del self._kept[stale]
+        self._kept[series] = fine
+        while len(self._kept) > FINE_SERIES:
+            self._kept.popitem(last=False)
+
+
 def _newest_first(run: Any) -> tuple[float, str]:
     """The store's order: newest start first, then by run id."""
     return -run.start_time.timestamp(), run.run_id
@@ -192,6 +329,7 @@ class DashboardData:
         self._cache: OrderedDict[tuple[str, str, int], dict[int, DrawnSeries]] = OrderedDict()
         self._cached_key: dict[tuple[str, str], tuple[str, str, int]] = {}  # (run, metric) -> its cache key
         self._cached_bytes = 0
+        self._fine = FineLevels()
         self._lock = threading.Lock()
         self._crash_after = crash_after
         self._chart_budget = chart_budget
@@ -308,7 +446,8 @@ class DashboardData:
     def series(self, run_id: str, key: str, count: int, points: int | None = None) -> DrawnSeries:
         """The series of ``key`` downsampled to ``points`` (a level; default the largest).
 
-        ``count`` (points stored) keys the cache: one store read serves every level.
+        ``count`` (points stored) keys the cache: one store read serves every level, and a
+        long series' fine level (``FineLevels.offer``).
         """
         points = points or self.levels[0]
         cache_key = (run_id, key, int(count))
@@ -317,13 +456,19 @@ class DashboardData:
             if cached is not None:
                 self._cache.move_to_end(cache_key)
                 return cached[points]
-        return self._keep(cache_key, self.manager().get_metric_history(run_id, key))[points]
+        with self._fine.reading():
+            history = self.manager().get_metric_history(run_id, key)
+            self._fine.offer(cache_key, history)
+            return self._keep(cache_key, history)[points]
 
-    def prefetch(self, wanted: Iterable[tuple[str, str, int]]) -> int:
+    def prefetch(self, wanted: Iterable[tuple[str, str, int]], warming: bool = False) -> int:
         """Read and downsample the (run id, key, count) series not cached yet, in bulk.
 
         A few runs per store query; the series of one batch are downsampled on a thread
-        pool while the next batch is read. Returns how many series were read.
+        pool while the next batch is read, and a long one's fine level is queued for its
+        background build (``FineLevels.offer``; in the order wanted, so the first are built
+        first). Returns how many series were read. ``warming`` (the server's warm-up, newest
+        runs first): their fine levels evict none kept, so the newest runs keep theirs.
         """
         with self._lock:
             missing = [(run_id, key, int(count)) for run_id, key, count in wanted
@@ -333,14 +478,17 @@ class DashboardData:
             counts.setdefault(run_id, {})[key] = count
         runs = list(counts)
         done = 0
-        with ThreadPoolExecutor(max_workers=DRAW_THREADS) as pool:
+        with self._fine.reading(), ThreadPoolExecutor(max_workers=DRAW_THREADS) as pool:
             in_flight: list[Future] = []
             for start in range(0, len(runs), RUNS_PER_READ):
                 batch = runs[start:start + RUNS_PER_READ]
                 keys = sorted({key for run_id in batch for key in counts[run_id]})
                 histories = self.manager().get_metric_histories(batch, keys)
-                drawing = [pool.submit(self._keep, (run_id, key, counts[run_id][key]), history)
-                           for (run_id, key), history in histories.items() if key in counts[run_id]]
+                read = [((run_id, key, count), histories[run_id, key]) for run_id in batch  # in the order wanted
+                        for key, count in counts[run_id].items() if (run_id, key) in histories]
+                for cache_key, history in read:
+                    self._fine.offer(cache_key, history, evict=not warming)
+                drawing = [pool.submit(self._keep, cache_key, history) for cache_key, history in read]
                 for future in in_flight:  # at most two batches of arrays in memory
                     future.result()
                 in_flight = drawing
@@ -349,7 +497,7 @@ class DashboardData:
                 future.result()
         return done
 
-    def _keep(self, cache_key: tuple[str, str, int], history: Any) -> dict[int, DrawnSeries]:
+    def _keep(self, cache_key: SeriesKey, history: Any) -> dict[int, DrawnSeries]:
         """Downsample a history to every level and cache the variants."""
         drawn = draw(history.steps, history.values, history.timestamps,
                      bucket_size_for(len(history), self.max_points), len(LEVEL_DIVISORS))
@@ -357,12 +505,17 @@ class DashboardData:
         self._remember(cache_key, variants)
         return variants
 
+    def fine_level(self, run_id: str, key: str, count: int) -> DrawnSeries:
+        """The series of ``key`` bucketed to about ``FINE_POINTS`` points (``FineLevels.get``):
+        built from the overview's read when there was one, else read from the store now."""
+        return self._fine.get((run_id, key, int(count)), lambda: self.manager().get_metric_history(run_id, key))
+
     def points_after(self, run_id: str, key: str, after_step: int | None) -> tuple[np.ndarray, ...]:
         """Points logged at a step after ``after_step`` (all when None): steps, values, times."""
         history = self.manager().get_metric_history(run_id, key, after_step=after_step)
         return history.steps, history.values, history.timestamps
 
-    def _remember(self, cache_key: tuple[str, str, int], variants: dict[int, DrawnSeries]) -> None:
+    def _remember(self, cache_key: SeriesKey, variants: dict[int, DrawnSeries]) -> None:
         """Cache ``variants``, replacing an older read of the same series and evicting the least
         recently used past the byte budget: constant work per series, whatever the cache holds."""
         with self._lock:
@@ -383,15 +536,16 @@ class DashboardData:
 
     def warm(self, stop: threading.Event | None = None) -> int:
         """Read and downsample every series ahead of the first page, newest runs first, until the
-        cache is full; returns how many."""
+        cache is full (the fine levels of the newest long series too, up to ``FINE_SERIES``);
+        returns how many."""
         done = 0
         runs = self.runs()
         for start in range(0, len(runs), RUNS_PER_READ):
             if stop is not None and stop.is_set() or self._cached_bytes >= self._cache_bytes:
                 break  # stopped, or the cache is full: reading on would evict the newest runs' series
-            done += self.prefetch((run.run_id, key, summary.get("count", 0))
-                                  for run in runs[start:start + RUNS_PER_READ]
-                                  for key, summary in run.metrics.items())
+            done += self.prefetch([(run.run_id, key, summary.get("count", 0))
+                                   for run in runs[start:start + RUNS_PER_READ]
+                                   for key, summary in run.metrics.items()], warming=True)
         return done
 
     # -- artifacts -----------------------------------------------------------------------

@@ -5,30 +5,25 @@ relative-time and wall-time axes), read from only the store chunks holding them 
 as the overview is (min and max per bucket), so zooming in ends at the raw points. Resetting
 the zoom draws the overview again. A range of a long series holding more than ``RAW_POINTS``
 points is bucketed from the series' fine level instead (its min and max per
-``len / FINE_POINTS`` points, read once), so every spike stays and a wide zoom need not read
-the whole series again.
+``len / FINE_POINTS`` points: ``DashboardData.fine_level``, built in the background from the
+overview's read of the series, or read by the first zoom that needs it when there was none),
+so every spike stays and a wide zoom need not read the whole series again.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Sequence
-from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from neural_dsl_tracking.dashboard.data import DashboardData, DrawnSeries, draw
+from neural_dsl_tracking.dashboard.data import RAW_POINTS, DashboardData, DrawnSeries, draw
 from neural_dsl_tracking.tracking.downsample import bucket_size_for
 
 Span = tuple[float, float]  # the x-range shown, low to high, in the axis's units (steps, s, or ms: x_values)
 Window = tuple[str, tuple[float, float]]  # what a run reads for a span: ("steps" | "times", (low, high))
-RAW_POINTS = 32_768  # a zoom holding up to this many points of a series reads them from the store
-FINE_POINTS = 65_536  # a longer series is zoomed from its buckets of about len / FINE_POINTS points
-FINE_SERIES = 32  # fine levels kept (about 1.6 MB each)
-_fine: WeakKeyDictionary[DashboardData, OrderedDict[tuple[str, str, int], DrawnSeries]] = WeakKeyDictionary()
 
 
 def zoom_span(relayout: dict[str, Any] | None, x_mode: str = "step") -> Span | None | bool:
@@ -78,13 +73,13 @@ def visible_series(data: DashboardData, runs: Sequence[Any], key: str, span: Spa
                    x_mode: str = "step") -> dict[str, DrawnSeries]:
     """Each run's points of ``key`` in ``span`` (on the ``x_mode`` axis), bucketed to about
     ``points`` points: read from the store when the range holds at most ``RAW_POINTS`` points,
-    else from the series' fine level (``fine_level``), which keeps every extreme."""
+    else from the series' fine level (``DashboardData.fine_level``), which keeps every extreme."""
     drawn: dict[str, DrawnSeries] = {}
     raw: dict[Window, list[str]] = {}
     for run in runs:
         window = read_window(run, span, x_mode)
         count = int(run.metrics.get(key, {}).get("count", 0))
-        fine = fine_level(data, run.run_id, key, count) if count > RAW_POINTS else None
+        fine = data.fine_level(run.run_id, key, count) if count > RAW_POINTS else None
         inside = None if fine is None else _inside(getattr(fine, window[0]), window[1])
         if inside is None or np.count_nonzero(inside) * fine.bucket_size <= 2 * RAW_POINTS:
             raw.setdefault(window, []).append(run.run_id)
@@ -104,22 +99,6 @@ def visible_series(data: DashboardData, runs: Sequence[Any], key: str, span: Spa
 def _inside(column: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
     """Which entries of ``column`` lie from ``bounds[0]`` to ``bounds[1]``."""
     return (column >= bounds[0]) & (column <= bounds[1])
-
-
-def fine_level(data: DashboardData, run_id: str, key: str, count: int) -> DrawnSeries:
-    """The series bucketed to about ``FINE_POINTS`` points (each bucket's min and max kept),
-    read once per stored length and kept for the last ``FINE_SERIES`` series zoomed."""
-    cache = _fine.setdefault(data, OrderedDict())
-    found = cache.get((run_id, key, count))
-    if found is None:
-        history = data.manager().get_metric_history(run_id, key)
-        found = draw(history.steps, history.values, history.timestamps,
-                     bucket_size_for(len(history), FINE_POINTS))[0]
-        cache[(run_id, key, count)] = found
-        while len(cache) > FINE_SERIES:
-            cache.popitem(last=False)
-    cache.move_to_end((run_id, key, count))
-    return found
 
 
 def group_histories(data: DashboardData, run_ids: Sequence[str], key: str,
