@@ -38,6 +38,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d|w)")
 _DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FINGERPRINT_START = re.compile(r"[0-9a-f]{1,63}")  # shorter than a whole one: ls shows 8, show 16
 MAX_DEPTH = 20
 """How deep ``not``, ``and`` and ``or`` may nest within brackets (SQLite's parser overflows
 from about 30 levels of brackets)."""
@@ -643,9 +644,17 @@ class _Compiler:
         if kind == "model.layers":
             return self.layers(node)
         column, first = kind.split(".", 1)[1], len(self.args)
-        inner = (self.text(column, op, value.value) if kind == "model.fingerprint"
+        inner = (self.fingerprint(op, value.value) if kind == "model.fingerprint"
                  else self.number(column, op, value.value))
         return self.member("run_models", "run_id", inner, first)
+
+    def fingerprint(self, op: str, value: str) -> str:
+        """The model's fingerprint compared with ``value``; with ``=`` and ``!=``, hex shorter
+        than a whole fingerprint (as ``ls`` and ``show`` print it) stands for its start."""
+        if op == "~" or not _FINGERPRINT_START.fullmatch(value):
+            return self.text("fingerprint", op, value)
+        starts = self.glob("fingerprint", [value, "*"])
+        return starts if op == "=" else f"NOT {starts}"
 
     def aggregate(self, aggregate: str) -> str:
         sql = _AGGREGATE_SQL[aggregate]

@@ -128,6 +128,12 @@ CASES = [
     ("model.layers.Dense != 2", {"ResNet-B", "mlp-1"}),
     ("model.fingerprint = aaaa1111", {"resnet-a", "sweep-7"}),
     ("model.fingerprint ~ 'bbbb*'", {"ResNet-B"}),
+    # hex shorter than a whole fingerprint (ls prints 8 characters, show 16) is its start
+    ("model.fingerprint = aaaa", {"resnet-a", "sweep-7"}),
+    ("model.fingerprint != aaaa", {"ResNet-B", "mlp-1"}),
+    ("model.fingerprint in (aaaa, 'bbbb2222')", {"resnet-a", "ResNet-B", "sweep-7"}),
+    ("model.fingerprint = aaaa11110", set()),
+    ("model.fingerprint = 'aaaa*'", set()),
     # and, or, not, parentheses, keywords in any case
     ("(status = completed or status = failed) and params.optimizer.type = adam", {"resnet-a", "mlp-1"}),
     ("status = completed or status = failed and params.optimizer.type = adam",
