@@ -149,8 +149,9 @@ class FineLevels:
     request's own reads slowed them by about their length (they share the GIL, and on a busy
     machine the cores: the overview of 10 x 1,000,000 points took 60-80 ms longer, about the
     ten builds' time). ``get`` returns a kept level,
-    waits for one being built, builds a queued one itself from the arrays held (no read), and
-    only for a series never offered reads the store. The last ``FINE_SERIES`` levels used are
+    waits for one being built, builds a queued one itself from the arrays held (no read; the
+    background thread then starts on the others at once, so a zoom of many runs has two
+    builders), and only for a series never offered reads the store. The last ``FINE_SERIES`` levels used are
     kept, one per series (the last built replaces the others).
     """
 
@@ -161,6 +162,7 @@ class FineLevels:
         self._building: dict[SeriesKey, threading.Event] = {}  # set once built (or failed)
         self._reads = 0  # requests reading now
         self._read_at = 0.0  # when the last of them ended (time.monotonic)
+        self._asked = False  # a zoom is waiting for queued levels: build now (until the next read)
         self._changed = threading.Condition()
         self._worker: threading.Thread | None = None
 
@@ -169,6 +171,7 @@ class FineLevels:
         """Around a request's store reads: no build starts meanwhile, nor ``FINE_IDLE_SECONDS`` after."""
         with self._changed:
             self._reads += 1
+            self._asked = False
         try:
             yield
         finally:
@@ -205,6 +208,9 @@ class FineLevels:
                 return found
             building = self._building.get(series)
             history = self._take(series) if building is None else None
+            if history is not None and self._queued:  # the others are wanted soon: the thread builds them meanwhile
+                self._asked = True
+                self._changed.notify_all()
         if building is not None:
             building.wait()
             return self.get(series, read)
@@ -234,6 +240,8 @@ class FineLevels:
 
     def _idle_wait(self) -> float:
         """Seconds until builds may start (the lock is held)."""
+        if self._asked:
+            return 0.0
         return FINE_IDLE_SECONDS if self._reads else self._read_at + FINE_IDLE_SECONDS - time.monotonic()
 
     def _build(self, series: SeriesKey, history: Any) -> DrawnSeries:
@@ -460,6 +468,12 @@ class DashboardData:
             history = self.manager().get_metric_history(run_id, key)
             self._fine.offer(cache_key, history)
             return self._keep(cache_key, history)[points]
+
+    def overview(self, run_id: str, key: str, count: int) -> DrawnSeries | None:
+        """The series at the largest level if it is cached (None if not): nothing is read."""
+        with self._lock:
+            cached = self._cache.get((run_id, key, int(count)))
+        return None if cached is None else cached[self.levels[0]]
 
     def prefetch(self, wanted: Iterable[tuple[str, str, int]], warming: bool = False) -> int:
         """Read and downsample the (run id, key, count) series not cached yet, in bulk.

@@ -72,14 +72,16 @@ def read_window(run: Any, span: Span, x_mode: str) -> Window:
 def visible_series(data: DashboardData, runs: Sequence[Any], key: str, span: Span, points: int,
                    x_mode: str = "step") -> dict[str, DrawnSeries]:
     """Each run's points of ``key`` in ``span`` (on the ``x_mode`` axis), bucketed to about
-    ``points`` points: read from the store when the range holds at most ``RAW_POINTS`` points,
-    else from the series' fine level (``DashboardData.fine_level``), which keeps every extreme."""
+    ``points`` points: read from the store when the range holds at most ``RAW_POINTS`` points
+    (told by the series' cached overview when there is one, else by its fine level), else from
+    the series' fine level (``DashboardData.fine_level``), which keeps every extreme."""
     drawn: dict[str, DrawnSeries] = {}
     raw: dict[Window, list[str]] = {}
     for run in runs:
         window = read_window(run, span, x_mode)
         count = int(run.metrics.get(key, {}).get("count", 0))
-        fine = data.fine_level(run.run_id, key, count) if count > RAW_POINTS else None
+        long = count > RAW_POINTS and _may_hold(data.overview(run.run_id, key, count), window) > RAW_POINTS
+        fine = data.fine_level(run.run_id, key, count) if long else None
         inside = None if fine is None else _inside(getattr(fine, window[0]), window[1])
         if inside is None or np.count_nonzero(inside) * fine.bucket_size <= 2 * RAW_POINTS:
             raw.setdefault(window, []).append(run.run_id)
@@ -94,6 +96,17 @@ def visible_series(data: DashboardData, runs: Sequence[Any], key: str, span: Spa
                 size = bucket_size_for(len(history), points)
                 drawn[run_id] = draw(history.steps, history.values, history.timestamps, size)[0]
     return drawn
+
+
+def _may_hold(overview: DrawnSeries | None, window: Window) -> float:
+    """At most how many points of a series ``window`` holds, from its ``overview``'s buckets
+    (those whose points may lie in it, times their size); infinity without an overview."""
+    if overview is None:
+        return math.inf
+    column, (low, high) = window
+    last = overview.bucket_steps if column == "steps" else overview.bucket_times  # each bucket's last point
+    after = np.concatenate([[-np.inf], last[:-1]])  # the previous bucket's last point
+    return float(np.count_nonzero((last >= low) & (after <= high))) * overview.bucket_size
 
 
 def _inside(column: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:

@@ -115,6 +115,19 @@ def test_a_wide_zoom_after_the_overview_reads_no_series_again(counted, x_mode):
         assert decoded(trace["y"]).max() == 1e6 and decoded(trace["y"]).min() == -1e6
 
 
+@pytest.mark.parametrize("x_mode", ["step", "wall"])
+def test_a_narrow_zoom_after_the_overview_needs_no_fine_level(counted, monkeypatch, x_mode):
+    monkeypatch.setattr(data_module, "FINE_PENDING_POINTS", 0)  # no fine level comes from the overview
+    data = counted()
+    chart(data, None)
+    data.manager().whole_reads.clear()
+    low, high = SPIKE - 5_000, SPIKE + 5_000  # 10,001 points: read from the store, every one
+    span = (low, high) if x_mode == "step" else (wall_time(low) * 1000.0, wall_time(high) * 1000.0)
+    zoomed = chart(data, span, x_mode)
+    assert data.manager().whole_reads == []
+    assert all(decoded(trace["y"]).max() == 1e6 for trace in zoomed["data"])
+
+
 def test_the_fine_levels_are_built_in_the_background_after_the_overview(counted):
     data = counted()
     chart(data, None)
