@@ -144,7 +144,8 @@ class FineLevels:
     bucketed from.
 
     A long series read for the overview is ``offer``-ed: its arrays wait in a queue (at most
-    ``FINE_PENDING_POINTS`` points) for one background thread, which builds their levels once
+    ``FINE_PENDING_POINTS`` points; a series read in bulk holds its batch's arrays until built)
+    for one background thread, which builds their levels once
     no request has read for ``FINE_IDLE_SECONDS`` (``reading``): builds running beside the
     request's own reads slowed them by about their length (they share the GIL, and on a busy
     machine the cores: the overview of 10 x 1,000,000 points took 60-80 ms longer, about the
