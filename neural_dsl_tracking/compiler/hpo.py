@@ -1,7 +1,8 @@
 """HPO expressions at compile time: the default a program runs with, and the search space.
 
 ``HPO(choice(a, b))`` defaults to ``a``, ``HPO(range(start, stop, step))`` to ``start``,
-``HPO(log_range(low, high))`` to the geometric middle ``sqrt(low * high)``. The space
+``HPO(log_range(low, high))`` to the geometric middle ``sqrt(low * high)``, rounded when both
+bounds are whole numbers (the search then draws integers: ``Dense(HPO(log_range(8, 64)))``). The space
 goes into the generated config under ``hpo:`` keyed by the setting's config path.
 """
 
@@ -25,7 +26,10 @@ def hpo_default(value: ChoiceHPO | RangeHPO | LogRangeHPO) -> Any:
         return value.options[0]
     if isinstance(value, RangeHPO):
         return _tidy(value.start)
-    return _tidy(math.sqrt(value.low * value.high))
+    middle = math.sqrt(value.low * value.high)
+    if all(isinstance(_tidy(bound), int) for bound in (value.low, value.high)):
+        return round(middle)
+    return _tidy(middle)
 
 
 def hpo_space(value: ChoiceHPO | RangeHPO | LogRangeHPO) -> dict[str, Any]:

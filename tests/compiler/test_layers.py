@@ -238,6 +238,30 @@ def test_hpo_defaults_and_search_space(tmp_path: Path) -> None:
     assert config["hpo"]["search_method"] == "bayesian"
 
 
+def test_an_integer_log_range_defaults_to_an_integer() -> None:
+    # docs/sweeps.md searches log_range(8, 64) as IntDistribution(8, 64, log=True); the compiled
+    # default was the geometric middle 22.627..., refused: "units must be a positive integer".
+    text = """network L {
+      input: (8, 8, 1)
+      layers:
+        Conv2D(filters=HPO(log_range(4, 32)), kernel_size=(3, 3))
+        Flatten()
+        Dense(HPO(log_range(8, 64)))
+        Output(10, "softmax")
+      optimizer: Adam(learning_rate=HPO(log_range(1e-4, 1e-2)))
+      train { epochs: HPO(log_range(1, 4)) batch_size: HPO(log_range(16, 256)) }
+    }"""
+    config = compile_program(parse_text(text, "l.neural").networks[0], "l.neural").config
+    assert config["model"]["conv2d_1"]["filters"] == 11  # sqrt(4 * 32) = 11.31
+    assert config["model"]["dense_1"]["units"] == 23  # sqrt(8 * 64) = 22.63
+    assert (config["train"]["epochs"], config["train"]["batch_size"]) == (2, 64)
+    assert all(isinstance(value, int) for value in (config["model"]["conv2d_1"]["filters"],
+                                                    config["model"]["dense_1"]["units"],
+                                                    config["train"]["epochs"], config["train"]["batch_size"]))
+    assert config["optimizer"]["lr"] == pytest.approx(1e-3)
+    assert config["hpo"]["space"]["model.dense_1.units"]["low"] == 8
+
+
 def test_schedule_and_optimizer_parameters_reach_the_config() -> None:
     text = """network S {
       input: (4,)
