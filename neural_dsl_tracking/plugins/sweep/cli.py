@@ -14,7 +14,9 @@ import gc
 import shlex
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from neural_dsl_tracking.errors import ConfigError
 from neural_dsl_tracking.tracking.cli import _positive  # the same check as ls --limit
@@ -83,8 +85,8 @@ def sweep(train_py: Path, overrides: list[str], *, trials: int | None = None, re
     _exit_without_collecting()
     stopped = ""
     try:
-        with signals.stop_signals_handled():
-            _sweep(train_py, overrides, trials, resume, source, network)
+        with signals.stop_signals_handled(), _collecting_from_the_trials() as trials_start:
+            _sweep(train_py, overrides, trials, resume, source, network, trials_start)
     except signals.Terminated:
         stopped = "terminated"
     except KeyboardInterrupt:
@@ -104,8 +106,30 @@ def _exit_without_collecting() -> None:
     atexit.register(gc.freeze)
 
 
+@contextmanager
+def _collecting_from_the_trials() -> Iterator[Callable[[], None]]:
+    """Python's cyclic garbage collector off while the sweep starts (importing PyTorch, Optuna
+    and Hydra with it on costs about 0.4 s more CPU, in collections that free almost nothing),
+    until the call this yields: it freezes the objects made so far (never scanned again, and
+    shared as they are with the workers forked after it) and turns collection on for the
+    trials. Collection is as it was when the block ends, however it ends."""
+    enabled = gc.isenabled()
+
+    def trials_start() -> None:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+    gc.disable()
+    try:
+        yield trials_start
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str | None, source: str,
-           network: str | None) -> None:
+           network: str | None, trials_start: Callable[[], None]) -> None:
     from neural_dsl_tracking.plugins.sweep.runner import drive, prepare
 
     plan, store = prepare(train_py, overrides, trials=trials, resume=resume, source=source)
@@ -116,6 +140,7 @@ def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str
     again = ["neural", "sweep", source, *(["--network", network] if network else []), *overrides]
     print(f"resume or join it: {shlex.join([*again, '--resume', plan.sweep_id[:8]])}", flush=True)
     launch, close = _launcher(plan)
+    trials_start()
     try:
         drive(plan, store, launch, lambda result: _print_trial(result, spec.objective or ""))
     finally:

@@ -35,7 +35,6 @@ class LocalProcesses:
     """``workers`` processes (forked from the driver) taking trials."""
 
     def __init__(self, workers: int) -> None:
-        _warm_up()
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                          initializer=_start_worker, initargs=(os.getpid(),))
 
@@ -48,9 +47,10 @@ class LocalProcesses:
 
 
 def _warm_up() -> None:
-    """Import in the driver, once, what each worker's first trial would import on its own:
-    ``torch._dynamo``, which PyTorch imports at a program's first optimizer (about a second of
-    CPU per process). The workers inherit it; it starts no thread."""
+    """Import in the driver, once, what the first trial of each process would import on its
+    own: ``torch._dynamo``, which PyTorch imports at a program's first optimizer (about a
+    second of CPU per process), here while the sweep starts (with no garbage collection, see
+    ``cli._collecting_from_the_trials``). Forked workers inherit it; it starts no thread."""
     if "torch" in sys.modules:
         import torch._dynamo  # noqa: F401
 
@@ -77,6 +77,7 @@ def _default_signals() -> None:
 
 def local_launcher(parallel: int) -> tuple[Callable[[TrialJob], "Future[TrialResult]"], Callable[[], None]]:
     """(launch, close) for ``parallel`` trials at once on this machine."""
+    _warm_up()
     if parallel == 1:
         return in_process, lambda: None
     pool = LocalProcesses(parallel)
