@@ -319,17 +319,24 @@ def _failed_mirrors(failures: list[tuple[str, str]]) -> list[str]:
 
 
 def _run_or_sweep(manager: Any, ref: str) -> Any:
-    """The run ``ref`` names, else the sweep; one error when it names neither."""
+    """The run or the sweep ``ref`` names; one error when it names neither, or both."""
     from neural_dsl_tracking.tracking.store import NotFound
 
-    try:
-        return manager.get_experiment(ref)
-    except NotFound:
+    def found(get: Callable[[str], Any]) -> Any:
         try:
-            return manager.get_sweep(ref)
+            return get(ref)
         except NotFound:
-            where = _where(str(manager.store_location or manager.base_dir))
-            raise TrackingError(f"no run or sweep {ref!r} in the experiment store {where}") from None
+            return None
+
+    run = found(manager.get_experiment)
+    sweep = found(manager.get_sweep) if run is None or run.run_id != ref.strip() else None
+    where = _where(str(manager.store_location or manager.base_dir))
+    if run is not None and sweep is not None:
+        raise TrackingError(f"{ref!r} is ambiguous in {where}: it matches run {run.run_id[:12]} and sweep "
+                            f"{sweep.sweep_id[:12]}; give more of the id")
+    if run is None and sweep is None:
+        raise TrackingError(f"no run or sweep {ref!r} in the experiment store {where}")
+    return run or sweep
 
 
 def _json_or_none(args: argparse.Namespace, manager: Any, items: list, noun: str,

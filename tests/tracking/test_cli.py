@@ -58,6 +58,25 @@ def test_show_prints_params_metrics_artifacts(store):
     assert "ckpt" in out and "best, latest" in out
 
 
+def test_show_of_a_start_shared_by_a_run_and_a_sweep_is_ambiguous(store):
+    # show took the run and said nothing of the sweep whose id starts the same way.
+    from neural_dsl_tracking.tracking.store import Store
+
+    db = Store(str(store))
+    run_id = db.list_runs()[0].run_id
+    sweep_id = run_id[:3] + "0" * 29 if run_id[3] != "0" else run_id[:3] + "1" * 29
+    db.create_sweep(experiment="cli", objective="loss", direction="minimize", sampler="tpe", pruner="none",
+                    space={}, study_storage="sqlite://", study_name="s", requested_trials=1, sweep_id=sweep_id)
+    db.close()
+    shared = neural("experiments", "show", run_id[:3], "--base-dir", store)
+    assert shared.returncode == 1
+    assert shared.stderr == (f"error: {run_id[:3]!r} is ambiguous in {store}: it matches run {run_id[:12]} and "
+                             f"sweep {sweep_id[:12]}; give more of the id\n")
+    assert f"run        {run_id}" in neural("experiments", "show", run_id[:4], "--base-dir", store).stdout
+    assert f"sweep      {sweep_id}" in neural("experiments", "show", sweep_id[:4], "--base-dir", store).stdout
+    assert f"run        {run_id}" in neural("experiments", "show", run_id, "--base-dir", store).stdout
+
+
 def test_show_prints_mirror_failures(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "neural_dsl_tracking.backends", None)
     with pytest.warns(RuntimeWarning):
