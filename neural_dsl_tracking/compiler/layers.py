@@ -403,6 +403,20 @@ def emit_rnn(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Te
     return Tensor(out, "last")
 
 
+def check_heads(em: "ModelEmitter", layer: "LayerSpec", name: str, heads: int, width: int,
+                key_dim: int | None = None) -> None:
+    """Every ``num_heads`` the layer may get (its value, or each of its search space) fits
+    ``width`` features: divides it, or times ``key_dim`` makes it."""
+    options = em.searched(name, "num_heads", heads)
+    searched = " (a value of its search space)" if len(options) > 1 else ""
+    for option in options:
+        if key_dim is None and width % option:
+            raise em.shape_error(layer, f"num_heads={option}{searched} must divide its {width} input features")
+        if key_dim is not None and option * key_dim != width:
+            raise em.shape_error(layer, f"num_heads * key_dim = {option} * {key_dim}{searched} must equal its "
+                                        f"{width} input features (PyTorch's attention keeps the width)")
+
+
 def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tensor) -> Tensor:
     """TransformerEncoder, and TransformerDecoder as a decoder-only (causal) block: there is
     no encoder output to attend to in one sequence of layers. ``num_layers`` stacks them."""
@@ -414,8 +428,7 @@ def emit_transformer(em: "ModelEmitter", layer: "LayerSpec", name: str, x: Tenso
         raise em.shape_error(layer, f"d_model={d_model}, but its input has {value_of(features)} features "
                        f"(put Dense({d_model}) before it, or make d_model match)")
     heads = em.param(layer, name, "num_heads")
-    if value_of(features) % value_of(heads):
-        raise em.shape_error(layer, f"num_heads={value_of(heads)} must divide its {value_of(features)} input features")
+    check_heads(em, layer, name, value_of(heads), value_of(features))
     count = em.param(layer, name, "num_layers")
     if layer.children:
         if count != 1:

@@ -27,6 +27,8 @@ from neural_dsl_tracking.language.layers import ENCODINGS, LAYERS as LANGUAGE_LA
 from neural_dsl_tracking.language.spec import LayerSpec, ModelSpec
 
 CHOICES = {"encoding": ENCODINGS, "merge_mode": MERGE_MODES}
+MAX_CHECKED = 10_000
+"""The most values of a searched integer setting checked against its layer's input, one by one."""
 """Parameter kinds that take one of a few strings."""
 
 SEQUENCE_LAYERS = ("LSTM", "GRU", "SimpleRNN", "TransformerEncoder", "TransformerDecoder", "MultiHeadAttention",
@@ -205,6 +207,21 @@ class ModelEmitter:
             result = Sym(reference, value) if spec.kind == "width" else reference
         self.shared.resolved[key] = result
         return result
+
+    def searched(self, name: str, pname: str, default: Any) -> list[Any]:
+        """Every value a search may give ``pname`` of layer ``name`` (read by ``param`` first):
+        a choice's options, an integer range's integers (up to ``MAX_CHECKED``); ``[default]``
+        when it is not searched or its space is continuous or larger."""
+        space = self.shared.hpo.get(f"model.{name}.{pname}")
+        if space is None:
+            return [default]
+        if space["type"] == "choice":
+            return list(space["values"])
+        low, high = (space["start"], space["stop"]) if space["type"] == "range" else (space["low"], space["high"])
+        step = space.get("step") or 1
+        if not all(isinstance(v, int) for v in (low, high, step)) or (high - low) // step >= MAX_CHECKED:
+            return [default]
+        return list(range(low, high + 1, step))
 
     def _check(self, layer: LayerSpec, pname: str, kind: str, value: Any) -> Any:
         def bad(expected: str) -> CompileError:

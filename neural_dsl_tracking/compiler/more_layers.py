@@ -18,6 +18,7 @@ from neural_dsl_tracking.compiler.layers import (
     _require_rank,
     _with_activation,
     attention_masks,
+    check_heads,
     conv_window,
     spatial_rank,
 )
@@ -40,13 +41,7 @@ def emit_multi_head_attention(em: "ModelEmitter", layer: "LayerSpec", name: str,
     x, features = _sequence(em, layer, x)
     heads = em.param(layer, name, "num_heads")
     key_dim = em.param(layer, name, "key_dim")
-    width = value_of(features)
-    if key_dim is None:
-        if width % value_of(heads):
-            raise em.shape_error(layer, f"num_heads={value_of(heads)} must divide its {width} input features")
-    elif value_of(heads) * key_dim != width:
-        raise em.shape_error(layer, f"num_heads * key_dim = {value_of(heads)} * {key_dim} must equal its {width} "
-                       "input features (PyTorch's attention keeps the width)")
+    check_heads(em, layer, name, value_of(heads), value_of(features), key_dim)
     em.module(name, call("nn.MultiheadAttention", code_of(features), code_of(heads),
                          dropout=em.param(layer, name, "dropout"), bias=em.param(layer, name, "use_bias"),
                          batch_first=True), x.shape, x.shape)

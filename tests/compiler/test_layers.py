@@ -262,6 +262,33 @@ def test_an_integer_log_range_defaults_to_an_integer() -> None:
     assert config["hpo"]["space"]["model.dense_1.units"]["low"] == 8
 
 
+@pytest.mark.parametrize(("layer", "message"), [
+    ("TransformerEncoder(num_heads=HPO(choice(2, 3)), ff_dim=16)",
+     "num_heads=3 (a value of its search space) must divide its 8 input features"),
+    ("TransformerEncoder(num_heads=HPO(range(2, 8, step=2)), ff_dim=16)",
+     "num_heads=6 (a value of its search space) must divide its 8 input features"),
+    ("MultiHeadAttention(num_heads=HPO(choice(4, 5)))",
+     "num_heads=5 (a value of its search space) must divide its 8 input features"),
+    ("MultiHeadAttention(num_heads=HPO(choice(2, 4)), key_dim=4)",
+     "num_heads * key_dim = 4 * 4 (a value of its search space) must equal its 8 input features"),
+])
+def test_every_searched_number_of_heads_must_fit(layer: str, message: str) -> None:
+    # Only the default was checked: a sweep's trials with num_heads=3 failed in training
+    # ("embed_dim must be divisible by num_heads") although neural check said ok.
+    text = f"network T {{\n input: (8, 8)\n layers:\n  {layer}\n  GlobalAveragePooling1D()\n  Output(10)\n}}\n"
+    with pytest.raises(CompileError) as caught:
+        compile_program(parse_text(text, "t.neural").networks[0], "t.neural")
+    assert message in str(caught.value) and str(caught.value).startswith("t.neural:4:3:")
+
+
+def test_searched_heads_that_all_fit_compile() -> None:
+    text = ("network T {\n input: (8, 8)\n layers:\n  TransformerEncoder(num_heads=HPO(choice(2, 4, 8)), "
+            "ff_dim=16)\n  MultiHeadAttention(num_heads=HPO(range(1, 2)))\n  GlobalAveragePooling1D()\n"
+            "  Output(10)\n}\n")
+    config = compile_program(parse_text(text, "t.neural").networks[0], "t.neural").config
+    assert config["hpo"]["space"]["model.transformer_encoder_1.num_heads"]["values"] == [2, 4, 8]
+
+
 def test_schedule_and_optimizer_parameters_reach_the_config() -> None:
     text = """network S {
       input: (4,)
