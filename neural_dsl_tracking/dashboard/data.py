@@ -200,22 +200,28 @@ class FineLevels:
             self._changed.notify_all()
 
     def get(self, series: SeriesKey, read: Callable[[], Any]) -> DrawnSeries:
-        """The fine level of ``series``: kept; being built, waited for; queued, built now from
-        the arrays held; else built from ``read()`` (the series' whole history)."""
-        with self._changed:
-            found = self._kept.get(series)
-            if found is not None:
-                self._kept.move_to_end(series)
-                return found
-            building = self._building.get(series)
-            history = self._take(series) if building is None else None
-            if history is not None and self._queued:  # the others are wanted soon: the thread builds them meanwhile
-                self._asked = True
-                self._changed.notify_all()
-        if building is not None:
-            building.wait()
-            return self.get(series, read)
-        return self._build(series, history if history is not None else read())
+        """The fine level of ``series``: kept; queued, built now from the arrays held; being
+        built, waited for (building other runs' queued levels of the same key meanwhile: a
+        zoom of many runs wants them next); else built from ``read()`` (the whole history)."""
+        while True:
+            with self._changed:
+                found = self._kept.get(series)
+                if found is not None:
+                    self._kept.move_to_end(series)
+                    return found
+                building = self._building.get(series)
+                wanted = series if building is None else next(  # another run's: the same chart's
+                    (other for other in self._queued if other[1] == series[1]), None)
+                history = None if wanted is None else self._take(wanted)
+                if self._queued:  # wanted soon: the background thread builds them meanwhile
+                    self._asked = True
+                    self._changed.notify_all()
+            if building is None:
+                return self._build(series, history if history is not None else read())
+            if history is not None:
+                self._build(wanted, history)
+            else:
+                building.wait()
 
     def _take(self, series: SeriesKey) -> Any:
         """The queued history of ``series`` (None if none), now being built (the lock is held)."""

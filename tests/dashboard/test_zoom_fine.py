@@ -204,6 +204,34 @@ def test_a_zoom_waits_for_a_build_in_progress_and_gets_what_a_synchronous_one_dr
     assert got[0].values.max() == 1e6 and got[0].values.min() == -1e6
 
 
+class NamedHistory(MetricHistory):
+    """A real history that notes which thread builds from it."""
+
+    builders: list[str] = []
+
+    def __getattribute__(self, name):
+        if name == "values":
+            NamedHistory.builders.append(threading.current_thread().name)
+        return super().__getattribute__(name)
+
+
+def test_a_zoom_waiting_for_one_build_builds_the_other_runs_queued_levels_meanwhile():
+    levels, started, release = FineLevels(), threading.Event(), threading.Event()
+    levels.offer(("run-0", "loss", STEPS), HeldHistory(0, started, release))
+    assert started.wait(10)  # the background thread is building run-0's
+    other = history(1)
+    levels.offer(("run-1", "loss", STEPS), NamedHistory(other.key, other.steps, other.values, other.timestamps))
+    waiter = threading.Thread(target=lambda: levels.get(("run-0", "loss", STEPS), never_read), name="zoom")
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while not NamedHistory.builders and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    waiter.join(10)
+    assert NamedHistory.builders == ["zoom"]
+    assert same(levels.get(("run-1", "loss", STEPS), never_read), fine_of(other))
+
+
 def test_a_zoom_builds_a_queued_level_itself_from_the_arrays_read():
     levels = FineLevels()
     with levels.reading():  # a request reading: the background thread waits
