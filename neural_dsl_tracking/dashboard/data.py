@@ -145,15 +145,15 @@ class FineLevels:
 
     A long series read for the overview is ``offer``-ed: its arrays wait in a queue (at most
     ``FINE_PENDING_POINTS`` points; a series read in bulk holds its batch's arrays until built)
-    for one background thread, which builds their levels once
-    no request has read for ``FINE_IDLE_SECONDS`` (``reading``): builds running beside the
-    request's own reads slowed them by about their length (they share the GIL, and on a busy
-    machine the cores: the overview of 10 x 1,000,000 points took 60-80 ms longer, about the
-    ten builds' time). ``get`` returns a kept level,
-    waits for one being built, builds a queued one itself from the arrays held (no read; the
-    background thread then starts on the others at once, so a zoom of many runs has two
-    builders), and only for a series never offered reads the store. The last ``FINE_SERIES`` levels used are
-    kept, one per series (the last built replaces the others).
+    for one background thread, which builds their levels once no request has read for
+    ``FINE_IDLE_SECONDS`` (``reading``): builds running beside the request's own reads slowed
+    them by about their length (they share the GIL, and on a busy machine the cores: the
+    overview of 10 x 1,000,000 points took 60-80 ms longer, about the ten builds' time).
+    ``get`` returns a kept level, builds a queued one itself from the arrays held (no read;
+    the background thread then starts on the others at once, so a zoom of many runs has two
+    builders), waits for one being built, and reads the store only for a series never
+    offered. The last ``FINE_SERIES`` levels used are kept, one per series (the last built
+    replaces the others).
     """
 
     def __init__(self) -> None:
@@ -233,17 +233,22 @@ class FineLevels:
 
     def _work(self) -> None:
         """The background thread: build the queued levels, oldest first, while no request reads;
-        end when the queue is empty."""
-        while True:
+        end when the queue is empty (or a build failed: the next ``offer`` starts another)."""
+        try:
+            while True:
+                with self._changed:
+                    while self._queued and (wait := self._idle_wait()) > 0:
+                        self._changed.wait(wait)
+                    if not self._queued:
+                        self._worker = None
+                        return
+                    series = next(iter(self._queued))
+                    history = self._take(series)
+                self._build(series, history)
+        finally:
             with self._changed:
-                while self._queued and (wait := self._idle_wait()) > 0:
-                    self._changed.wait(wait)
-                if not self._queued:
+                if self._worker is threading.current_thread():
                     self._worker = None
-                    return
-                series = next(iter(self._queued))
-                history = self._take(series)
-            self._build(series, history)
 
     def _idle_wait(self) -> float:
         """Seconds until builds may start (the lock is held)."""

@@ -93,7 +93,7 @@ def wide_span(x_mode: str) -> tuple[float, float]:
     return (low, high) if x_mode == "step" else (wall_time(low) * 1000.0, wall_time(high) * 1000.0)
 
 
-def wait_for_builds(data: DashboardData) -> None:
+def wait_for_builds() -> None:
     """Until the background builds ended (at most 10 s)."""
     deadline = time.monotonic() + 10
     while any(thread.name == "fine-levels" for thread in threading.enumerate()):
@@ -131,7 +131,7 @@ def test_a_narrow_zoom_after_the_overview_needs_no_fine_level(counted, monkeypat
 def test_the_fine_levels_are_built_in_the_background_after_the_overview(counted):
     data = counted()
     chart(data, None)
-    wait_for_builds(data)
+    wait_for_builds()
     data.manager().whole_reads.clear()
     for run in data.runs():  # kept by the background thread (it ended with its queue empty)
         fine = data.fine_level(run.run_id, "loss", STEPS)
@@ -143,7 +143,7 @@ def test_the_warm_up_builds_the_newest_series_fine_levels_only_up_to_the_cap(cou
     monkeypatch.setattr(data_module, "FINE_SERIES", 2)
     data = counted()
     data.warm()
-    wait_for_builds(data)
+    wait_for_builds()
     newest, oldest = data.runs()[:2], data.runs()[2]
     data.manager().whole_reads.clear()
     zoomed = chart(data, wide_span("step"))
@@ -220,6 +220,7 @@ def test_a_zoom_waiting_for_one_build_builds_the_other_runs_queued_levels_meanwh
     levels.offer(("run-0", "loss", STEPS), HeldHistory(0, started, release))
     assert started.wait(10)  # the background thread is building run-0's
     other = history(1)
+    NamedHistory.builders.clear()
     levels.offer(("run-1", "loss", STEPS), NamedHistory(other.key, other.steps, other.values, other.timestamps))
     waiter = threading.Thread(target=lambda: levels.get(("run-0", "loss", STEPS), never_read), name="zoom")
     waiter.start()
@@ -229,6 +230,7 @@ def test_a_zoom_waiting_for_one_build_builds_the_other_runs_queued_levels_meanwh
     release.set()
     waiter.join(10)
     assert NamedHistory.builders == ["zoom"]
+    NamedHistory.builders.clear()
     assert same(levels.get(("run-1", "loss", STEPS), never_read), fine_of(other))
 
 
@@ -259,6 +261,31 @@ def test_the_queue_and_the_kept_levels_are_capped(monkeypatch):
     levels.get(("run-2", "loss", STEPS), read(2))
     levels.get(("run-0", "loss", STEPS), read(0))
     assert reads == [2, 0]
+
+
+class BrokenHistory(MetricHistory):
+    """A history whose values cannot be had (as when memory runs out building from them)."""
+
+    def __getattribute__(self, name):
+        if name == "values":
+            raise MemoryError("no memory for the build")
+        return super().__getattribute__(name)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_after_a_failed_background_build_a_zoom_reads_and_the_next_offer_is_built():
+    levels, reads = FineLevels(), []
+    broken = history(0)
+    levels.offer(("run-0", "loss", STEPS), BrokenHistory(broken.key, broken.steps, broken.values, broken.timestamps))
+    wait_for_builds()
+    assert same(levels.get(("run-0", "loss", STEPS), lambda: reads.append(0) or history(0)), fine_of(history(0)))
+    assert reads == [0]
+    NamedHistory.builders.clear()
+    other = history(1)
+    levels.offer(("run-1", "loss", STEPS), NamedHistory(other.key, other.steps, other.values, other.timestamps))
+    wait_for_builds()
+    assert NamedHistory.builders == ["fine-levels"]  # a new background thread built it
+    assert same(levels.get(("run-1", "loss", STEPS), never_read), fine_of(other))
 
 
 def test_a_short_series_gets_no_fine_level():
