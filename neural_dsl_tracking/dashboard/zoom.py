@@ -6,8 +6,9 @@ as the overview is (min and max per bucket), so zooming in ends at the raw point
 the zoom draws the overview again. A range of a long series holding more than ``RAW_POINTS``
 points is bucketed from the series' fine level instead (its min and max per
 ``len / FINE_POINTS`` points: ``DashboardData.fine_level``, built in the background from the
-overview's read of the series, or read by the first zoom that needs it when there was none),
-so every spike stays and a wide zoom need not read the whole series again.
+overview's read of the series, or from the same arrays by a zoom that comes first, and read
+only when there was no such read), so every spike stays and a wide zoom need not read the
+whole series again. Whether a range is that wide is told from the series' cached overview.
 """
 
 from __future__ import annotations
