@@ -12,8 +12,12 @@ from .conftest import environment, write_network
 SWEEP = """
 import atexit, gc, sys
 from neural_dsl_tracking.cli import main
-atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0, flush=True))  # runs last
-sys.exit(main(["sweep", "model.neural", "sweep.timeout=0.000001"]))
+before_exit = []
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > before_exit[0], flush=True))  # runs last
+code = main(["sweep", "model.neural", "sweep.timeout=0.000001"])
+made_after_the_sweep = [[number] for number in range(1000)]  # frozen at exit or never
+before_exit.append(gc.get_freeze_count())  # the sweep froze its startup's objects already
+sys.exit(code)
 """
 
 
