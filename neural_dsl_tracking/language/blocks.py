@@ -154,7 +154,8 @@ def _report(error: Any, plugin: Plugin, data: BlockData, sink: DiagnosticSink) -
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", ctx.get("expected", ""))
         value = str(error.get("input"))
-        hint = did_you_mean(value, allowed)
+        # a spec may name the value meant (one spelt as elsewhere in the language, see SweepSpec)
+        hint = f"; did you mean '{ctx['meant']}'?" if "meant" in ctx else did_you_mean(value, allowed)
         listed = ", ".join(allowed)
         what = f"unknown {key} {got}" if key == "backend" else f"'{key}' cannot be {got}"
         sink.error(pos, f"{what}{hint} (known: {listed})")

@@ -8,9 +8,10 @@ Hydra-composed run config (``sweep.trials=50`` on the command line), like Tracki
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from neural_dsl_tracking.limits import MAX_INT64
 from neural_dsl_tracking.tracking.values import metric_direction
@@ -21,6 +22,14 @@ Direction = Literal["minimize", "maximize"]
 
 SEARCH_METHODS: dict[str, Sampler] = {"random": "random", "bayesian": "tpe", "grid": "grid"}
 """``train { search_method: ... }`` as the original language spells it -> the sampler."""
+
+SPELT_ELSEWHERE: dict[str, dict[str, str]] = {
+    "direction": {"max": "maximize", "min": "minimize"},
+    "sampler": {"bayesian": "tpe"},
+}
+"""A value as another part of the language spells it (the tracking block's ``mode``,
+``search_method``) -> the value this block means by it: refused, naming the one meant."""
+_LITERALS = {"direction": Direction, "sampler": Sampler}
 
 DEFAULT_OBJECTIVE = "val_loss"
 MAX_TRIALS = 1_000_000
@@ -47,6 +56,20 @@ class SweepSpec(BaseModel):
     """The Ray cluster's ``HOST:PORT`` (``launcher: ray``); None: a local Ray."""
     timeout: float | None = Field(None, gt=0)
     """Seconds after which no new trial starts; None: no limit."""
+
+    @field_validator("sampler", "direction", mode="before")
+    @classmethod
+    def _spelt_here(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse a value spelt as elsewhere in the language (:data:`SPELT_ELSEWHERE`) as
+        pydantic refuses an unknown one, naming the value meant (``meant``, which the
+        messages of a block and of an override offer as "did you mean")."""
+        meant = SPELT_ELSEWHERE[info.field_name].get(value) if isinstance(value, str) else None
+        if meant is None:
+            return value
+        quoted = [repr(option) for option in get_args(_LITERALS[info.field_name])]
+        expected = f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+        raise PydanticCustomError("literal_error", "Input should be {expected}; did you mean '{meant}'?",
+                                  {"expected": expected, "meant": meant})
 
     @field_validator("objective", "address")
     @classmethod
