@@ -8,6 +8,7 @@ Hydra-composed run config (``sweep.trials=50`` on the command line), like Tracki
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -53,7 +54,8 @@ class SweepSpec(BaseModel):
     seed: int | None = Field(None, ge=0, le=MAX_INT64)
     launcher: Literal["local", "ray"] = "local"
     address: str | None = None
-    """The Ray cluster's ``HOST:PORT`` (``launcher: ray``); None: a local Ray."""
+    """The Ray cluster's address (``launcher: ray``), one of :data:`RAY_ADDRESS_FORMS`;
+    None: a local Ray."""
     timeout: float | None = Field(None, gt=0)
     """Seconds after which no new trial starts; None: no limit."""
 
@@ -77,6 +79,53 @@ class SweepSpec(BaseModel):
         if value is not None and not value.strip():
             raise ValueError("must not be empty text")
         return value
+
+    @field_validator("address")
+    @classmethod
+    def _ray_address(cls, value: str | None) -> str | None:
+        problem = None if value is None else ray_address_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem}: a Ray cluster's address is {RAY_ADDRESS_FORMS}")
+        return value
+
+
+RAY_ADDRESS_FORMS = "HOST:PORT (head:6379, an IPv6 host in brackets: [fd00::5]:6379), ray://HOST:PORT or auto"
+"""The addresses ``ray.init(address=...)`` connects to (``local`` aside: it starts a new Ray)."""
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?")
+
+
+def ray_address_problem(address: str) -> str | None:
+    """What keeps Ray from connecting to ``address`` (``has no port``...), or None."""
+    if address == "auto":
+        return None
+    if address == "local":
+        return "local starts a new Ray: leave the address out to run Ray on this machine"
+    scheme, found, rest = address.partition("://")
+    if found and scheme != "ray":
+        return f"{scheme}:// is not a Ray address (ray:// is the Ray client's)"
+    host, colon, port = (rest if found else address).rpartition(":")
+    if not colon or not port.isdigit():
+        return "has no port"
+    if not host:
+        return "has no host"
+    if not 1 <= int(port) <= 65535:
+        return f"port {int(port)} is not from 1 to 65535"
+    return _host_problem(host, port)
+
+
+def _host_problem(host: str, port: str) -> str | None:
+    """What is wrong with the ``host`` of ``host:port``: a name, IPv4, or IPv6 in brackets."""
+    import ipaddress
+
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{host} is not an IPv6 address"
+        return None
+    if ":" in host:
+        return f"an IPv6 host goes in brackets ([{host}]:{port})"
+    return None if _HOST_NAME.fullmatch(host) else f"{host!r} is not a host name or IP address"
 
 
 def direction_of(objective: str) -> Direction | None:
