@@ -534,6 +534,12 @@ class Store:
         self.db.write(body)
         return sweep_id
 
+    def set_requested_trials(self, sweep_id: str, trials: int) -> None:
+        """Make ``trials`` the number of trials the sweep runs in all (``--resume --trials N``)."""
+        count = _trial_count(trials)
+        self.db.write(lambda cur: cur.execute("UPDATE sweeps SET requested_trials = ? WHERE sweep_id = ?",
+                                              (count, sweep_id)))
+
     def record_trial(self, sweep_id: str, number: int, *, state: str, run_id: str | None = None,
                      value: float | None = None, params: dict[str, Any] | None = None) -> None:
         """Add trial ``number`` of a sweep, or update it: its state, and the run id, value and

@@ -77,9 +77,11 @@ def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
         if sweep.space != _recorded(space):
             raise ConfigError(f"sweep {sweep.name}: the network's search space is not the one the sweep "
                               "started with; resume it with the same file and overrides, or start a new sweep")
+        target = _resumed_target(trials, overrides, spec.trials, sweep.requested_trials, grid)
+        if target != sweep.requested_trials:
+            store.set_requested_trials(sweep.sweep_id, target)
         spec = spec.model_copy(update={"objective": sweep.objective, "direction": sweep.direction,
-                                       "sampler": sweep.sampler, "pruner": sweep.pruner,
-                                       "trials": trials or sweep.requested_trials})
+                                       "sampler": sweep.sampler, "pruner": sweep.pruner, "trials": target})
         settings = StudySettings(sweep.study_storage, sweep.study_name, sweep.direction, sweep.sampler,
                                  sweep.pruner, _joining_seed(spec.seed), config.train.epochs, grid)
         sweep_id, name = sweep.sweep_id, sweep.name
@@ -109,6 +111,15 @@ def _create(store: Store, settings: StudySettings, spec: SweepSpec, sweep_id: st
                        study_name=settings.study_name, requested_trials=spec.trials, sweep_id=sweep_id,
                        source_file=str(source), source_sha256=hash_regular_file(source, "source file"))
     return store.get_sweep(sweep_id).name
+
+
+def _resumed_target(trials: int | None, overrides: list[str], composed: int, recorded: int,
+                    grid: dict[str, list[Any]] | None) -> int:
+    """The resumed sweep's number of trials: ``--trials``, else a ``sweep.trials=`` override,
+    else the recorded one (the compiled block's ``trials`` does not change it)."""
+    if trials is None and "sweep.trials" not in _overridden(overrides):
+        return recorded
+    return _grid_trials(trials or composed, grid)
 
 
 def _joining_seed(seed: int | None) -> int | None:
@@ -226,7 +237,7 @@ def _compose(program: Path, overrides: list[str]) -> tuple[Any, tuple[Any, dict[
 def _space(composed: dict[str, Any], overrides: list[str]) -> dict[str, dict[str, Any]]:
     """The searched part of ``hpo.space``: without repeat counts and settings the user fixed."""
     everything = (composed.get("hpo") or {}).get("space") or {}
-    fixed = {line.partition("=")[0].lstrip("+~") for line in overrides}
+    fixed = _overridden(overrides)
     for path in everything:
         if path.startswith(spaces.REPEAT_PREFIX):
             print(f"note: {path[len(spaces.REPEAT_PREFIX):]}: a repeat count is not searched "
@@ -236,6 +247,11 @@ def _space(composed: dict[str, Any], overrides: list[str]) -> dict[str, dict[str
         raise ConfigError("nothing to search: the network has no HPO(...) expression"
                           + (" that the overrides leave free" if everything else ""))
     return searched
+
+
+def _overridden(overrides: list[str]) -> set[str]:
+    """The config keys the overrides set (``+key=``, ``~key`` and ``key=`` alike)."""
+    return {line.partition("=")[0].lstrip("+~") for line in overrides}
 
 
 def _recorded(space: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
