@@ -23,6 +23,7 @@ import errno
 import fcntl
 import os
 import socket
+import sys
 import threading
 import warnings
 import zlib
@@ -33,6 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from neural_dsl_tracking.plugins.sweep import space as spaces
 from neural_dsl_tracking.tracking.db import SQLITE_FILE
 from neural_dsl_tracking.tracking.store import Store
 
@@ -44,6 +46,8 @@ WORKER_ATTR = "neural:worker"
 """Optuna system attribute of a trial: ``host:pid`` of the process running it."""
 MEDIAN_STARTUP_TRIALS = 2
 """Trials the median pruner lets finish before it compares (Optuna's default is 5)."""
+GRID_ATTEMPTS = 2
+"""Trials a grid point gets at most: one that failed is tried once more, then left."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def _storage_of(url: str, pid: int) -> Any:
     """:func:`_storage` of process ``pid`` (the inherited ones stay referenced, never closed here)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _optuna_logs_as_notes()
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     with _quiet():
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT,
@@ -88,6 +92,23 @@ def _storage_of(url: str, pid: int) -> Any:
     if url.startswith("sqlite"):
         _like_the_store(storage.engine)
     return storage
+
+
+@lru_cache(maxsize=1)
+def _optuna_logs_as_notes() -> None:
+    """Optuna's warnings (and worse) as one ``note: optuna: ...`` line each on stderr, not its
+    own ``[W date] ...`` lines; its info lines (each trial told) left out."""
+    import logging
+
+    import optuna
+
+    class Notes(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(f"note: optuna: {' '.join(record.getMessage().split())}", file=sys.stderr)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()
+    logging.getLogger("optuna").addHandler(Notes())
 
 
 def _like_the_store(engine: Any) -> None:
@@ -115,11 +136,48 @@ def sampler(settings: StudySettings) -> Any:
 
 @lru_cache(maxsize=1)
 def _grid_sampler() -> type:
-    """Optuna's GridSampler, except that the last grid point's ``tell`` does not call
-    ``study.stop()`` (which only works inside ``optimize``); the claims stop at the grid's size."""
+    """Optuna's GridSampler, telling grid points by their values, not by Optuna's grid ids
+    (which index the grid as the seed shuffled it, and a process resuming or joining a sweep
+    has a seed of its own). A trial takes a point with no finished or running trial, a point
+    whose trial failed (a crash, a killed worker) only after every untried one, and at most
+    :data:`GRID_ATTEMPTS` times: never a point already done, so Optuna never re-evaluates
+    one. The last point's ``tell`` does not call ``study.stop()`` (which only works inside
+    ``optimize``); the claims end when no point is left (:func:`claim`)."""
     import optuna
 
     class GridSampler(optuna.samplers.GridSampler):
+        def before_trial(self, study: Any, trial: Any) -> None:
+            if "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs:
+                return
+            grid_id, failed = self.points_left(study)[0]  # the claim, under its lock, saw one left
+            if failed:
+                point = dict(zip(self._param_names, self._all_grids[grid_id]))
+                values = " ".join(spaces.overrides(spaces.config_values(point)))
+                print(f"note: trial {trial.number} tries {values} again (trial {failed[-1]} failed there); "
+                      f"a grid point is tried at most {GRID_ATTEMPTS} times", file=sys.stderr)
+            storage = study._storage  # noqa: SLF001 - as Optuna's own before_trial records the point
+            storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)  # noqa: SLF001
+            storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)  # noqa: SLF001
+
+        def points_left(self, study: Any) -> list[tuple[int, list[int]]]:
+            """(grid id, numbers of its failed trials) of each point a new trial may take,
+            untried ones first, each group in the grid's order."""
+            from optuna.trial import TrialState
+
+            failed: dict[tuple[Any, ...], list[int]] = {}
+            taken: set[tuple[Any, ...]] = set()
+            for past in study._storage.get_all_trials(study._study_id, deepcopy=False):  # noqa: SLF001
+                if not all(name in past.params for name in self._param_names):
+                    continue  # the trial being created
+                point = tuple(past.params[name] for name in self._param_names)
+                if past.state == TrialState.FAIL:
+                    failed.setdefault(point, []).append(past.number)
+                elif past.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+                    taken.add(point)
+            left = [(grid_id, failed.get(point, [])) for grid_id, point in enumerate(self._all_grids)
+                    if point not in taken and len(failed.get(point, [])) < GRID_ATTEMPTS]
+            return sorted(left, key=lambda item: len(item[1]))
+
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
             return None
 
@@ -190,6 +248,8 @@ def claim(store: Store, settings: StudySettings, wanted: int, distributions: dic
             on_failed(number)
         if counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] - len(failed) >= wanted:
             return None
+        if settings.sampler == "grid" and not study.sampler.points_left(study):
+            return None  # every point done, or failed GRID_ATTEMPTS times
         with _quiet():
             trial = study.ask(distributions)
         _record_worker(study, trial._trial_id, first_beat=runs_here)  # noqa: SLF001
