@@ -46,3 +46,15 @@ def test_an_override_says_which_value_is_meant(tmp_path: Path, monkeypatch: pyte
     assert "sweep.direction='max': Input should be 'minimize' or 'maximize'; did you mean 'maximize'?\n" in err
     assert "sweep.sampler='bayesian': Input should be 'tpe', 'random' or 'grid'; did you mean 'tpe'?\n" in err
     assert "Traceback" not in err and not (tmp_path / "runs" / "runs").exists()
+
+
+@pytest.mark.parametrize(("method", "meant"), [("tpe", "bayesian"), ("bayes", "bayesian"), ("randomized", "random")])
+def test_a_search_method_spelt_as_a_sampler_or_misspelt_gets_the_one_meant(method: str, meant: str) -> None:
+    from neural_dsl_tracking.compiler.build import check_network
+    from neural_dsl_tracking.errors import CompileError
+
+    text = NET.format(setting="").replace("  sweep <", f'  train {{ search_method: "{method}" }}\n  sweep <')
+    with pytest.raises(CompileError) as info:
+        check_network(parse_text(text, "m.neural").network(), "m.neural", text)
+    assert (f"train search_method '{method}' is not a way the sweep searches; did you mean '{meant}'? "
+            "(known: random, bayesian, grid)") in str(info.value)

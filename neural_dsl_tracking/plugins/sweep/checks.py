@@ -27,10 +27,7 @@ def check_sweep(spec: SweepSpec, network: ModelSpec, program: ProgramInfo) -> li
     problems = _objective(spec, network, program) or _direction(spec, network)
     if spec.sampler == "grid":
         problems += _grid(network)
-    method = network.train.search_method
-    if method is not None and method.lower() not in SEARCH_METHODS:
-        problems.append((_where(network, "sweep", ""), f"train search_method {method!r} is not a way the "
-                         f"sweep searches (known: {', '.join(SEARCH_METHODS)})"))
+    problems += _search_method(network)
     if spec.address is not None and spec.launcher != "ray":
         problems.append((_where(network, "sweep", "address"),
                          "address is the Ray cluster's HOST:PORT, used only with launcher: ray"))
@@ -96,6 +93,17 @@ def _direction(spec: SweepSpec, network: ModelSpec) -> list[Problem]:
     pos, origin = _source(network, "direction", "mode")
     return [(pos, f"direction {spec.direction}{origin} does not fit the objective '{objective}' "
                   f"({_BETTER[fitting]}); write direction: {fitting}")]
+
+
+def _search_method(network: ModelSpec) -> list[Problem]:
+    """An unknown ``train { search_method }``, with the one meant (``"tpe"``: ``"bayesian"``)."""
+    method = network.train.search_method
+    if method is None or method.lower() in SEARCH_METHODS:
+        return []
+    meant = {sampler: name for name, sampler in SEARCH_METHODS.items()}.get(method.lower())
+    hint = f"; did you mean '{meant}'?" if meant else did_you_mean(method, SEARCH_METHODS)
+    return [(_where(network, "sweep", ""), f"train search_method {method!r} is not a way the sweep "
+                                            f"searches{hint} (known: {', '.join(SEARCH_METHODS)})")]
 
 
 def _grid(network: ModelSpec) -> list[Problem]:
