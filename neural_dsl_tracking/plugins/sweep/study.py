@@ -6,7 +6,8 @@ store's in the same database; Optuna's tables (``studies``, ``trials``, ``trial_
 ``version_info``, ``alembic_version``) sit beside the store's, none of whose names they
 take. Trials are claimed one at a time under a lock (a file lock next to an embedded
 store, an advisory lock on PostgreSQL): the claim counts the trials finished or running
-and asks Optuna for a new one only while that is below the requested number, so several
+and asks Optuna for a new one only while that is below the requested number (and, for a
+grid, while a point is left to try: see :func:`_grid_sampler`), so several
 processes (``neural sweep --resume`` twice, ``parallel: N``, Ray tasks) split the trials
 between them, and no trial number is given twice.
 
