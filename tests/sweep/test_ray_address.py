@@ -5,6 +5,7 @@ before any sweep is recorded."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,12 @@ def test_an_overridden_address_is_refused_before_the_sweep_is_recorded(tmp_path:
     assert done.stderr.startswith("error: invalid setting in the run configuration:\n"
                                   "  sweep.address='nohost': has no port: a Ray cluster's address is HOST:PORT")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_ray_address_from_the_environment_is_checked_the_same_way(tmp_path: Path) -> None:
+    write_network(tmp_path, "runs")
+    env = {**os.environ, "RAY_ADDRESS": "nohost"}
+    done = subprocess.run([sys.executable, "-m", "neural_dsl_tracking", "sweep", "model.neural", "--launcher", "ray"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "error: RAY_ADDRESS='nohost': has no port: a Ray cluster's address is HOST:PORT" in done.stderr

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from neural_dsl_tracking.errors import ConfigError
+from neural_dsl_tracking.plugins.sweep.spec import RAY_ADDRESS_FORMS, ray_address_problem
 from neural_dsl_tracking.plugins.sweep.trial import TrialJob, TrialResult, run_trial
 
 CONNECT_TIMEOUT = 5.0
@@ -69,13 +70,15 @@ def _connect(ray: Any, address: str | None, parallel: int) -> None:
 
 
 def _check_reachable(address: str) -> None:
-    """Refuse a ``HOST:PORT`` whose port does not answer (``auto`` and ``ray://`` addresses are
-    left to Ray)."""
+    """Refuse an address Ray cannot connect to (the sweep block's rule, ``spec.ray_address_problem``,
+    which the block's address has passed and ``RAY_ADDRESS`` passes here), or a ``HOST:PORT`` whose
+    port does not answer (``auto`` and ``ray://`` addresses are left to Ray)."""
+    problem = ray_address_problem(address)
+    if problem is not None:
+        raise ConfigError(f"RAY_ADDRESS={address!r}: {problem}: a Ray cluster's address is {RAY_ADDRESS_FORMS}")
     if address == "auto" or "://" in address:
         return
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"sweep.address={address!r}: a Ray cluster's address is HOST:PORT (e.g. head:6379)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
     except OSError as error:
