@@ -139,23 +139,23 @@ def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str
           f"{spec.direction} {spec.objective}", flush=True)
     again = ["neural", "sweep", source, *(["--network", network] if network else []), *overrides]
     print(f"resume or join it: {shlex.join([*again, '--resume', plan.sweep_id[:8]])}", flush=True)
-    launch, close = _launcher(plan)
+    launch, close, interrupt = _launcher(plan)
     trials_start()
     try:
-        drive(plan, store, launch, lambda result: _print_trial(result, spec.objective or ""))
+        drive(plan, store, launch, lambda result: _print_trial(result, spec.objective or ""), interrupt)
     finally:
         close()
     _print_summary(store, plan)
 
 
 def _launcher(plan):  # type: ignore[no-untyped-def]
-    """(launch, close) for the sweep's launcher."""
+    """(launch, close, interrupt) for the sweep's launcher (see ``runner.drive``)."""
     if plan.spec.launcher == "ray":
         try:
             from neural_dsl_tracking.plugins.sweep.launch_ray import ray_launcher
         except ImportError as error:
             raise ConfigError(f"sweep.launcher=ray: the Ray launcher is not available ({error})") from None
-        return ray_launcher(plan)
+        return (*ray_launcher(plan), None)
     from neural_dsl_tracking.plugins.sweep.launch_local import local_launcher
 
     return local_launcher(plan.spec.parallel)

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Future, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -137,12 +137,36 @@ def _grid_trials(trials: int, grid: dict[str, list[Any]] | None) -> int:
     return size
 
 
-def drive(plan: SweepPlan, store: Store, launch: Launcher,
-          report: Callable[[TrialResult], None]) -> list[TrialResult]:
+def drive(plan: SweepPlan, store: Store, launch: Launcher, report: Callable[[TrialResult], None],
+          interrupt: Callable[[], None] | None = None) -> list[TrialResult]:
     """Claim trials and launch them, ``parallel`` at once, until none is left to claim (or the
-    timeout passed); a NeuralError when :data:`FAILURES_IN_A_ROW` trials failed one after the other."""
-    deadline = math.inf if plan.spec.timeout is None else time.monotonic() + plan.spec.timeout
+    timeout passed); a NeuralError when :data:`FAILURES_IN_A_ROW` trials failed one after the other.
+
+    Stopped (a KeyboardInterrupt: Ctrl-C, SIGTERM), it calls ``interrupt`` (which stops the
+    trials the launcher runs elsewhere), reports how the trials running ended, and raises again."""
     pending: set[Future[TrialResult]] = set()
+    try:
+        return _drive(plan, store, launch, report, pending)
+    except KeyboardInterrupt:
+        if interrupt is not None and pending:
+            interrupt()
+            _report_stopped(pending, report)
+        raise
+
+
+def _report_stopped(pending: set[Future[TrialResult]], report: Callable[[TrialResult], None]) -> None:
+    """Wait for the interrupted trials to end and report each (a worker gone reports nothing)."""
+    for future in as_completed(pending):
+        try:
+            report(future.result())
+        except (BrokenExecutor, CancelledError):
+            pass
+
+
+def _drive(plan: SweepPlan, store: Store, launch: Launcher, report: Callable[[TrialResult], None],
+           pending: set[Future[TrialResult]]) -> list[TrialResult]:
+    """:func:`drive`'s loop; ``pending`` holds the trials launched and not yet reported."""
+    deadline = math.inf if plan.spec.timeout is None else time.monotonic() + plan.spec.timeout
     results: list[TrialResult] = []
     while True:
         while len(pending) < plan.spec.parallel and time.monotonic() < deadline and not _failing(results):
@@ -155,8 +179,9 @@ def drive(plan: SweepPlan, store: Store, launch: Launcher,
                 raise NeuralError(f"sweep {plan.name}: {FAILURES_IN_A_ROW} trials in a row failed, the last with: "
                                   f"{results[-1].message}; fix that, then resume with --resume {plan.sweep_id[:8]}")
             return results
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        done = wait(pending, return_when=FIRST_COMPLETED).done
         for future in done:
+            pending.discard(future)
             try:
                 result = future.result()
             except BrokenExecutor as error:

@@ -73,8 +73,12 @@ class TrialResult:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def run_trial(job: TrialJob) -> TrialResult:
-    """Train the trial's configuration, tell Optuna how it ended, record it in the sweep."""
+def run_trial(job: TrialJob, *, raise_interrupt: bool = True) -> TrialResult:
+    """Train the trial's configuration, tell Optuna how it ended, record it in the sweep.
+
+    A KeyboardInterrupt (Ctrl-C, SIGTERM) during training fails the trial (``interrupted``),
+    then is raised again; with ``raise_interrupt`` False (a worker whose driver stops the
+    sweep) the trial's result is returned instead."""
     trial = _optuna_trial(job)
     claimed_here = job.claimed_by == this_worker()  # the claim recorded the worker and the first beat
     if not claimed_here:
@@ -88,11 +92,18 @@ def run_trial(job: TrialJob) -> TrialResult:
         except NeuralError as error:
             state, message = "failed", str(error)
         except KeyboardInterrupt:
-            _finish(job, active, "failed", "interrupted")
-            raise
+            result = _finish(job, active, "failed", "interrupted")
+            if raise_interrupt:
+                raise
+            return result
         except Exception as error:  # noqa: BLE001 - a trial's crash fails the trial, not the sweep
             state, message = "failed", f"{type(error).__name__}: {error}"
     return _finish(job, active, state, message)
+
+
+def interrupted(job: TrialJob) -> TrialResult:
+    """Fail a claimed trial that was stopped before its training began (``interrupted``)."""
+    return _finish(job, ActiveTrial(None, job.objective), "failed", "interrupted")
 
 
 def _train(job: TrialJob, active: ActiveTrial) -> str:
