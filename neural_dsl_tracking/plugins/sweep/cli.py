@@ -58,7 +58,6 @@ def _options() -> argparse.ArgumentParser:
 def run_sweep_command(args: argparse.Namespace) -> int:
     """``neural sweep``: compile, then sweep."""
     from neural_dsl_tracking.compiler.cli import compile_cached
-    from neural_dsl_tracking.plugins.sweep.space import override_value
 
     args, overrides = _options().parse_known_args(args.overrides, namespace=args)
     flags = [arg for arg in overrides if arg.startswith("-")]
@@ -66,27 +65,45 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"neural sweep: unknown option {flags[0]} (options: --trials, --store, --resume, "
                           "--network, --launcher, --address; the rest are KEY=VALUE overrides)")
     train_py = compile_cached(args.file, args.network)
+    settings, options = _option_overrides(args)
+    return sweep(train_py, [*overrides, *settings], trials=args.trials, resume=args.resume, source=args.file,
+                 network=args.network, hint=[*overrides, *options])
+
+
+def _option_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The overrides ``--store``, ``--launcher`` and ``--address`` stand for, and the options
+    as the resume hint repeats them (a store folder made absolute, so the hint works anywhere)."""
+    from neural_dsl_tracking.plugins.sweep.space import override_value
+    from neural_dsl_tracking.tracking.db import is_database_url
+
+    overrides: list[str] = []
+    options: list[str] = []
     if args.store:
-        overrides.append(f"tracking.store={override_value(args.store)}")
+        store = args.store if is_database_url(args.store) else str(Path(args.store).expanduser().absolute())
+        overrides.append(f"tracking.store={override_value(store)}")
+        options += ["--store", store]
     if args.launcher:
         overrides.append(f"sweep.launcher={args.launcher}")
+        options += ["--launcher", args.launcher]
     if args.address:
         overrides.append(f"sweep.address={override_value(args.address)}")
-    return sweep(train_py, overrides, trials=args.trials, resume=args.resume, source=args.file,
-                 network=args.network)
+        options += ["--address", args.address]
+    return overrides, options
 
 
 def sweep(train_py: Path, overrides: list[str], *, trials: int | None = None, resume: str | None = None,
-          source: str = "FILE", network: str | None = None) -> int:
+          source: str = "FILE", network: str | None = None, hint: list[str] | None = None) -> int:
     """Run the sweep of a compiled program in this process; returns the exit code. ``source``
-    and ``network`` (the user's file and ``--network``) go into the resume hint."""
+    and ``network`` (the user's file and ``--network``) go into the resume hint, with ``hint``
+    (the overrides and options as the user gave them; default: ``overrides``)."""
     from neural_dsl_tracking.compiler import signals
 
     _exit_without_collecting()
+    again = [source, *(["--network", network] if network else []), *(overrides if hint is None else hint)]
     stopped = ""
     try:
         with signals.stop_signals_handled(), _collecting_from_the_trials() as trials_start:
-            _sweep(train_py, overrides, trials, resume, source, network, trials_start)
+            _sweep(train_py, overrides, trials, resume, source, again, trials_start)
     except signals.Terminated:
         stopped = "terminated"
     except KeyboardInterrupt:
@@ -129,7 +146,7 @@ def _collecting_from_the_trials() -> Iterator[Callable[[], None]]:
 
 
 def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str | None, source: str,
-           network: str | None, trials_start: Callable[[], None]) -> None:
+           again: list[str], trials_start: Callable[[], None]) -> None:
     from neural_dsl_tracking.plugins.sweep.runner import drive, prepare
 
     plan, store = prepare(train_py, overrides, trials=trials, resume=resume, source=source)
@@ -137,8 +154,8 @@ def _sweep(train_py: Path, overrides: list[str], trials: int | None, resume: str
     print(f"sweep {plan.name} ({plan.sweep_id[:8]}): {spec.trials} trials of {', '.join(plan.distributions)}; "
           f"{spec.sampler} sampler, {spec.pruner} pruner, {spec.parallel} at once; "
           f"{spec.direction} {spec.objective}", flush=True)
-    again = ["neural", "sweep", source, *(["--network", network] if network else []), *overrides]
-    print(f"resume or join it: {shlex.join([*again, '--resume', plan.sweep_id[:8]])}", flush=True)
+    print(f"resume or join it: {shlex.join(['neural', 'sweep', *again, '--resume', plan.sweep_id[:8]])}",
+          flush=True)
     launch, close, interrupt = _launcher(plan)
     trials_start()
     try:
