@@ -195,11 +195,15 @@ def _optuna_trial(job: TrialJob) -> Any:
     return claimed_trial(job.trial_id) or optuna.trial.Trial(open_study(job.study), job.trial_id)
 
 
-@lru_cache(maxsize=4)
 def load_program(train_py: str) -> ModuleType:
-    """The compiled program imported as a module (its ``__main__`` block does not run)."""
-    path = Path(train_py)
-    name = f"neural_sweep_program_{abs(hash(str(path.resolve())))}"
+    """The compiled program imported as a module (its ``__main__`` block does not run), once
+    per file: a relative path (``build/.cache/...``) names another file in another folder."""
+    return _load_program(Path(train_py).resolve())
+
+
+@lru_cache(maxsize=4)
+def _load_program(path: Path) -> ModuleType:
+    name = f"neural_sweep_program_{abs(hash(str(path)))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise NeuralError(f"cannot load the compiled program {path}")
