@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Future, as_completed, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,6 +50,8 @@ class SweepPlan:
     spec: SweepSpec
     store: dict[str, str | None]
     threads: int | None
+    started: float = field(default_factory=time.monotonic)
+    """When the sweep was prepared (``time.monotonic``): its ``timeout`` counts from here."""
 
 
 def prepare(program: Path, overrides: list[str], *, trials: int | None = None,
@@ -166,7 +168,7 @@ def _report_stopped(pending: set[Future[TrialResult]], report: Callable[[TrialRe
 def _drive(plan: SweepPlan, store: Store, launch: Launcher, report: Callable[[TrialResult], None],
            pending: set[Future[TrialResult]]) -> list[TrialResult]:
     """:func:`drive`'s loop; ``pending`` holds the trials launched and not yet reported."""
-    deadline = math.inf if plan.spec.timeout is None else time.monotonic() + plan.spec.timeout
+    deadline = math.inf if plan.spec.timeout is None else plan.started + plan.spec.timeout
     results: list[TrialResult] = []
     while True:
         while len(pending) < plan.spec.parallel and time.monotonic() < deadline and not _failing(results):
